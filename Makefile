@@ -1,0 +1,107 @@
+# quoterd build. `make` builds everything into build/; `make test` runs
+# every test; `make run` serves the bundled sample quotes; SANITIZE=1
+# builds into build-san/ with AddressSanitizer and UBSan.
+
+SANITIZE ?= 0
+ifeq ($(SANITIZE),1)
+BUILD ?= build-san
+SANFLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+else
+BUILD ?= build
+SANFLAGS =
+endif
+
+CC ?= cc
+PKGS = grpc libprotobuf-c lmdb
+# Recursively expanded: pkg-config runs only once `make deps` has run.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS = $(shell pkg-config --libs $(PKGS))
+IMPORT_LIBS = $(shell pkg-config --libs libprotobuf-c lmdb)
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
+
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -D_GNU_SOURCE $(CFLAGS) $(SANFLAGS) \
+	-Isrc/common -Isrc/store -Isrc/worker -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
+ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
+
+GEN = $(BUILD)/gen/quote_service.pb-c.c
+GEN_H = $(GEN:.c=.h)
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c
+STORE = src/store/store.c
+MASTER = $(wildcard src/master/*.c)
+WORKER = $(wildcard src/worker/*.c)
+
+IMPORT_OBJS = $(call obj,tools/quotes-import.c src/common/utf8.c) $(BUILD)/obj/gen.o
+QUOTERD_OBJS = $(call obj,$(MASTER) $(WORKER) $(STORE) $(COMMON)) $(BUILD)/obj/gen.o
+QUOTE_OBJS = $(call obj,src/client/quote.c) $(BUILD)/obj/gen.o
+
+PROGS = $(BUILD)/quotes-import $(BUILD)/quoterd $(BUILD)/quote
+UNIT_TESTS = $(BUILD)/tests/test_store $(BUILD)/tests/test_utf8 \
+	$(BUILD)/tests/test_rng $(BUILD)/tests/test_quotes_import \
+	$(BUILD)/tests/test_config
+
+.PHONY: all deps test unit-test integration-test run bench clean format
+all: $(PROGS)
+
+deps:
+	@sh scripts/deps.sh
+
+$(GEN): proto/quote_service.proto
+	@mkdir -p $(@D)
+	protoc-c --c_out=$(@D) -Iproto $<
+$(GEN_H): $(GEN)
+
+$(BUILD)/obj/gen.o: $(GEN)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c $(GEN_H)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/quotes-import: $(IMPORT_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(IMPORT_LIBS)
+$(BUILD)/quoterd: $(QUOTERD_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BUILD)/quote: $(QUOTE_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/test_store: $(call obj,tests/test_store.c $(STORE) $(COMMON))
+$(BUILD)/tests/test_utf8: $(call obj,tests/test_utf8.c src/common/utf8.c)
+$(BUILD)/tests/test_rng: $(call obj,tests/test_rng.c src/common/rng.c)
+$(BUILD)/tests/test_quotes_import: $(call obj,tests/test_quotes_import.c $(STORE) $(COMMON)) $(BUILD)/obj/gen.o
+$(BUILD)/tests/test_config: $(call obj,tests/test_config.c src/common/config.c src/common/log.c)
+$(BUILD)/tests/%:
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
+
+# Tests find the programs and data through these.
+TEST_ENV = QUOTERD_BUILD=$(abspath $(BUILD)) QUOTERD_SRC=$(CURDIR)
+
+test: deps
+	@$(MAKE) --no-print-directory unit-test integration-test
+
+unit-test: $(PROGS) $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do \
+		echo "== $$t"; $(TEST_ENV) $$t; done
+
+integration-test: $(PROGS)
+	$(TEST_ENV) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/quotes-import -o $(BUILD)/quotes.mdb etc/quotes.txt
+	exec $(BUILD)/quoterd -c etc/quoterd.conf --db $(BUILD)/quotes.mdb \
+		--listen 127.0.0.1:5050 --pidfile $(BUILD)/quoterd.pid
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,725 @@
+/*
+ * quotes-import: compiles quote files into a quoterd database offline.
+ *
+ * The whole input is parsed and checked before anything is written; the
+ * database is then built in a temporary file beside OUT, synced, and
+ * renamed over OUT, so OUT is either the old database or the complete new
+ * one, never a mix, and a failed import leaves it untouched.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "quote_service.pb-c.h"
+#include "store_format.h"
+#include "utf8.h"
+
+#define PROG "quotes-import"
+#define MAX_LINE (64 * 1024)
+#define MAX_REPORTED 20 /* bad lines reported one by one */
+
+enum format { FORMAT_TEXT, FORMAT_FORTUNE };
+
+struct quote {
+	const char *text;
+	const char *author;
+	uint32_t textlen;
+	uint32_t authorlen;
+	uint32_t seq; /* input order, kept within an author */
+	bool owned;   /* text was allocated (joined fortune lines) */
+};
+
+struct import {
+	enum format format;
+	bool skip_invalid;
+	bool quiet;
+	bool progress; /* stderr is a terminal */
+	struct quote *quotes;
+	size_t nquotes, cap;
+	char **buffers; /* whole inputs; quotes point into them */
+	size_t nbuffers;
+	size_t bad;        /* invalid lines or entries */
+	size_t unsigned_;  /* fortune entries without attribution */
+	struct timespec start;
+};
+
+/* The temporary file, removed if a signal ends the import. */
+static char tmp_path[PATH_MAX];
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: " PROG " [-o OUT] [-f text|fortune] [--skip-invalid] [-q] "
+	    "INPUT...\n"
+	    "  -o, --output OUT     database to write (default quotes.mdb)\n"
+	    "  -f, --format FORMAT  text: one quote~author a line (default)\n"
+	    "                       fortune: Unix fortune files, '-- author'\n"
+	    "      --skip-invalid   import the valid lines, skip the others\n"
+	    "  -q, --quiet          no summary or progress\n"
+	    "  INPUT of - reads standard input\n");
+}
+
+static double
+elapsed(const struct import *im)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - im->start.tv_sec) +
+	    (double)(now.tv_nsec - im->start.tv_nsec) / 1e9;
+}
+
+static void
+bad_input(struct import *im, const char *file, size_t line, const char *fmt,
+    ...)
+{
+	va_list ap;
+
+	im->bad++;
+	if (im->bad > MAX_REPORTED)
+		return;
+	fprintf(stderr, PROG ": %s:%zu: ", file, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static bool
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' ||
+	    c == '\f';
+}
+
+static void
+trim(const char **s, size_t *len)
+{
+	while (*len > 0 && is_space(**s)) {
+		(*s)++;
+		(*len)--;
+	}
+	while (*len > 0 && is_space((*s)[*len - 1]))
+		(*len)--;
+}
+
+/*
+ * Records a checked quote. Both strings are NUL-terminated in place, as
+ * protobuf-c wants: the byte after each is trailing white space, the '~',
+ * a line end or the NUL that read_all() leaves after the input, all of
+ * which the parser has already passed.
+ */
+static int
+add_quote(struct import *im, char *text, size_t textlen, char *author,
+    size_t authorlen, bool owned)
+{
+	struct quote *q;
+
+	if (im->nquotes == im->cap) {
+		size_t cap = im->cap ? im->cap * 2 : 4096;
+		struct quote *n = realloc(im->quotes, cap * sizeof(*n));
+
+		if (n == NULL)
+			return -1;
+		im->quotes = n;
+		im->cap = cap;
+	}
+	if (im->nquotes >= UINT32_MAX) {
+		errno = EOVERFLOW;
+		return -1;
+	}
+	q = &im->quotes[im->nquotes];
+	q->text = text;
+	q->textlen = (uint32_t)textlen;
+	q->author = author;
+	q->authorlen = (uint32_t)authorlen;
+	q->seq = (uint32_t)im->nquotes;
+	q->owned = owned;
+	text[textlen] = '\0';
+	author[authorlen] = '\0';
+	im->nquotes++;
+	return 0;
+}
+
+/*
+ * Checks one quote and author, already trimmed. Returns the reason it is
+ * refused, or NULL.
+ */
+static const char *
+check_quote(const char *text, size_t textlen, const char *author,
+    size_t authorlen)
+{
+	if (textlen == 0)
+		return "empty quote";
+	if (authorlen == 0)
+		return "empty author";
+	if (!utf8_valid(text, textlen) || !utf8_valid(author, authorlen))
+		return "invalid UTF-8";
+	if (memchr(text, '\0', textlen) || memchr(author, '\0', authorlen))
+		return "NUL byte in line";
+	/* LMDB's largest key, with its default build. */
+	if (authorlen > 511)
+		return "author name longer than 511 bytes";
+	return NULL;
+}
+
+static void
+show_progress(struct import *im, const char *file, size_t done, size_t total)
+{
+	if (!im->progress || im->quiet || elapsed(im) < 1.0)
+		return;
+	fprintf(stderr, "\r" PROG ": %s: %3zu%% read, %zu quotes", file,
+	    total ? done * 100 / total : 100, im->nquotes);
+}
+
+static int
+parse_text(struct import *im, const char *file, const char *buf, size_t len)
+{
+	const char *p = buf, *end = buf + len;
+	size_t lineno = 0;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *eol = nl ? nl : end;
+		const char *text = p, *author, *tilde;
+		size_t linelen = (size_t)(eol - p), textlen, authorlen;
+		const char *why;
+
+		lineno++;
+		p = nl ? nl + 1 : end;
+		if ((lineno & 0xffff) == 0)
+			show_progress(im, file, (size_t)(p - buf), len);
+		if (linelen > MAX_LINE) {
+			bad_input(im, file, lineno, "line longer than %d bytes",
+			    MAX_LINE);
+			continue;
+		}
+		trim(&text, &linelen);
+		if (linelen == 0)
+			continue;
+		/* Split at the last '~': quotes may contain one, names not. */
+		tilde = NULL;
+		for (const char *c = text + linelen; c > text; c--)
+			if (c[-1] == '~') {
+				tilde = c - 1;
+				break;
+			}
+		if (tilde == NULL) {
+			bad_input(im, file, lineno, "no '~' between quote and "
+			    "author");
+			continue;
+		}
+		textlen = (size_t)(tilde - text);
+		author = tilde + 1;
+		authorlen = (size_t)(text + linelen - author);
+		trim(&text, &textlen);
+		trim(&author, &authorlen);
+		if ((why = check_quote(text, textlen, author, authorlen))) {
+			bad_input(im, file, lineno, "%s", why);
+			continue;
+		}
+		if (add_quote(im, (char *)text, textlen, (char *)author,
+		    authorlen, false))
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * One fortune entry: lines [first, first + n). The attribution is the
+ * last non-blank line if it starts with "--"; the quote is the lines
+ * before it, with their line breaks, less any carriage returns.
+ */
+static int
+fortune_entry(struct import *im, const char *file, size_t lineno,
+    const char *start, const char *end)
+{
+	const char *last = end, *author, *text = start;
+	size_t authorlen, textlen, n;
+	const char *why;
+	char *copy;
+
+	textlen = (size_t)(end - start);
+	trim(&text, &textlen);
+	if (textlen == 0)
+		return 0;
+	end = text + textlen;
+	for (last = end; last > text && last[-1] != '\n'; last--)
+		;
+	author = last;
+	authorlen = (size_t)(end - last);
+	trim(&author, &authorlen);
+	if (last == text || authorlen < 2 || author[0] != '-' ||
+	    author[1] != '-') {
+		im->unsigned_++;
+		return 0;
+	}
+	author += 2;
+	authorlen -= 2;
+	trim(&author, &authorlen);
+	textlen = (size_t)(last - text);
+	trim(&text, &textlen);
+	if ((why = check_quote(text, textlen, author, authorlen))) {
+		bad_input(im, file, lineno, "%s", why);
+		return 0;
+	}
+	if ((copy = malloc(textlen + 1)) == NULL)
+		return -1;
+	n = 0;
+	for (size_t i = 0; i < textlen; i++)
+		if (text[i] != '\r')
+			copy[n++] = text[i];
+	if (add_quote(im, copy, n, (char *)author, authorlen, true)) {
+		free(copy);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+parse_fortune(struct import *im, const char *file, const char *buf,
+    size_t len)
+{
+	const char *p = buf, *end = buf + len, *entry = buf;
+	size_t lineno = 0, entryline = 1;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *eol = nl ? nl : end;
+		size_t linelen = (size_t)(eol - p);
+
+		lineno++;
+		if (linelen > MAX_LINE) {
+			bad_input(im, file, lineno, "line longer than %d bytes",
+			    MAX_LINE);
+		} else if (linelen >= 1 && p[0] == '%' &&
+		    (linelen == 1 || (linelen == 2 && p[1] == '\r'))) {
+			if (fortune_entry(im, file, entryline, entry, p))
+				return -1;
+			entry = nl ? nl + 1 : end;
+			entryline = lineno + 1;
+		}
+		p = nl ? nl + 1 : end;
+		if ((lineno & 0xffff) == 0)
+			show_progress(im, file, (size_t)(p - buf), len);
+	}
+	return fortune_entry(im, file, entryline, entry, end);
+}
+
+static char *
+read_all(int fd, size_t *len)
+{
+	size_t cap = 1 << 16, n = 0;
+	struct stat st;
+	char *buf, *nbuf;
+	ssize_t r;
+
+	/* One byte more than the input, for a terminating NUL. */
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		cap = (size_t)st.st_size + 1;
+	if ((buf = malloc(cap)) == NULL)
+		return NULL;
+	for (;;) {
+		if (n + 1 >= cap) {
+			cap *= 2;
+			if ((nbuf = realloc(buf, cap)) == NULL)
+				goto fail;
+			buf = nbuf;
+		}
+		r = read(fd, buf + n, cap - n);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			goto fail;
+		}
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+fail:
+	free(buf);
+	return NULL;
+}
+
+static int
+read_input(struct import *im, const char *path)
+{
+	const char *name = strcmp(path, "-") == 0 ? "(stdin)" : path;
+	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY);
+	char **nbufs, *buf;
+	size_t len, off = 0;
+	int rc;
+
+	if (fd < 0) {
+		fprintf(stderr, PROG ": %s: %s\n", name, strerror(errno));
+		return -1;
+	}
+	buf = read_all(fd, &len);
+	if (buf == NULL) {
+		fprintf(stderr, PROG ": %s: %s\n", name, strerror(errno));
+		if (fd != STDIN_FILENO)
+			close(fd);
+		return -1;
+	}
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if ((nbufs = realloc(im->buffers,
+	    (im->nbuffers + 1) * sizeof(*nbufs))) == NULL) {
+		free(buf);
+		return -1;
+	}
+	im->buffers = nbufs;
+	im->buffers[im->nbuffers++] = buf;
+	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+		off = 3;
+	if (im->format == FORMAT_TEXT)
+		rc = parse_text(im, name, buf + off, len - off);
+	else
+		rc = parse_fortune(im, name, buf + off, len - off);
+	if (rc != 0)
+		fprintf(stderr, PROG ": %s: %s\n", name, strerror(errno));
+	return rc;
+}
+
+static int
+compare_quotes(const void *va, const void *vb)
+{
+	const struct quote *a = va, *b = vb;
+	size_t n = a->authorlen < b->authorlen ? a->authorlen : b->authorlen;
+	int c = memcmp(a->author, b->author, n);
+
+	/* The same order as LMDB's default key comparison, so that authors
+	 * can be appended to their database in this order. */
+	if (c != 0)
+		return c;
+	if (a->authorlen != b->authorlen)
+		return a->authorlen < b->authorlen ? -1 : 1;
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static bool
+same_author(const struct quote *a, const struct quote *b)
+{
+	return a->authorlen == b->authorlen &&
+	    memcmp(a->author, b->author, a->authorlen) == 0;
+}
+
+static int
+put_author(MDB_txn *txn, MDB_dbi authors, MDB_dbi byindex,
+    const struct quote *q, const struct store_author *rec)
+{
+	MDB_val key = {q->authorlen, (void *)q->author};
+	MDB_val val = {sizeof(*rec), (void *)rec};
+	int rc;
+
+	if ((rc = mdb_put(txn, authors, &key, &val, MDB_APPEND)) != 0)
+		return rc;
+	key.mv_size = sizeof(rec->index);
+	key.mv_data = (void *)&rec->index;
+	val.mv_size = sizeof(*rec) + q->authorlen;
+	if ((rc = mdb_put(txn, byindex, &key, &val,
+	    MDB_APPEND | MDB_RESERVE)) != 0)
+		return rc;
+	memcpy(val.mv_data, rec, sizeof(*rec));
+	memcpy((char *)val.mv_data + sizeof(*rec), q->author, q->authorlen);
+	return 0;
+}
+
+/* Writes every quote, sorted by author, into the open environment. */
+static int
+write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
+{
+	MDB_txn *txn = NULL;
+	MDB_dbi meta, authors, byindex, quotes;
+	struct store_meta m;
+	struct store_author rec = {0};
+	MDB_val key, val;
+	size_t i;
+	uint32_t qi;
+	int rc;
+
+	if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_dbi_open(txn, STORE_DB_META, MDB_CREATE, &meta)) ||
+	    (rc = mdb_dbi_open(txn, STORE_DB_AUTHORS, MDB_CREATE, &authors)) ||
+	    (rc = mdb_dbi_open(txn, STORE_DB_BYINDEX,
+	    MDB_CREATE | MDB_INTEGERKEY, &byindex)) ||
+	    (rc = mdb_dbi_open(txn, STORE_DB_QUOTES,
+	    MDB_CREATE | MDB_INTEGERKEY, &quotes)))
+		goto fail;
+
+	*nauthors = 0;
+	for (i = 0; i < im->nquotes; i++) {
+		struct quote *q = &im->quotes[i];
+		Quotes__QuoteReply reply = QUOTES__QUOTE_REPLY__INIT;
+
+		if (i > 0 && !same_author(q, q - 1)) {
+			if ((rc = put_author(txn, authors, byindex, q - 1,
+			    &rec)) != 0)
+				goto fail;
+			rec.index++;
+			rec.first = (uint32_t)i;
+			rec.count = 0;
+			(*nauthors)++;
+		}
+		rec.count++;
+
+		/* The parser NUL-terminated both strings in place. */
+		reply.quote = (char *)q->text;
+		reply.author = (char *)q->author;
+		qi = (uint32_t)i;
+		key.mv_size = sizeof(qi);
+		key.mv_data = &qi;
+		val.mv_size = quotes__quote_reply__get_packed_size(&reply);
+		rc = mdb_put(txn, quotes, &key, &val, MDB_APPEND | MDB_RESERVE);
+		if (rc != 0)
+			goto fail;
+		quotes__quote_reply__pack(&reply, val.mv_data);
+	}
+	if ((rc = put_author(txn, authors, byindex, &im->quotes[i - 1],
+	    &rec)) != 0)
+		goto fail;
+	(*nauthors)++;
+
+	memset(&m, 0, sizeof(m));
+	memcpy(m.magic, STORE_MAGIC, sizeof(STORE_MAGIC));
+	m.version = STORE_FORMAT_VERSION;
+	m.nquotes = im->nquotes;
+	m.nauthors = *nauthors;
+	m.created = (uint64_t)time(NULL);
+	key.mv_size = sizeof(STORE_META_KEY) - 1;
+	key.mv_data = (void *)STORE_META_KEY;
+	val.mv_size = sizeof(m);
+	val.mv_data = &m;
+	if ((rc = mdb_put(txn, meta, &key, &val, 0)) != 0)
+		goto fail;
+	return mdb_txn_commit(txn);
+fail:
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static void
+on_signal(int sig)
+{
+	if (tmp_path[0] != '\0')
+		unlink(tmp_path);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static int
+fsync_dir(const char *path)
+{
+	char copy[PATH_MAX];
+	int fd, rc;
+
+	snprintf(copy, sizeof(copy), "%s", path);
+	if ((fd = open(dirname(copy), O_RDONLY | O_DIRECTORY)) < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* Builds the database in a temporary file and renames it over out. */
+static int
+write_output(struct import *im, const char *out, uint64_t *nauthors,
+    uint64_t *size)
+{
+	char dir[PATH_MAX];
+	MDB_env *env = NULL;
+	struct stat st;
+	size_t bytes = 0;
+	mode_t mask;
+	int fd, rc;
+
+	snprintf(dir, sizeof(dir), "%s", out);
+	if ((size_t)snprintf(tmp_path, sizeof(tmp_path), "%s/.%s.XXXXXX",
+	    dirname(dir), basename((char *)out)) >= sizeof(tmp_path)) {
+		fprintf(stderr, PROG ": %s: path too long\n", out);
+		return -1;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	if ((fd = mkstemp(tmp_path)) < 0) {
+		fprintf(stderr, PROG ": %s: %s\n", tmp_path, strerror(errno));
+		tmp_path[0] = '\0';
+		return -1;
+	}
+	/* mkstemp makes the file private; a database is for every reader
+	 * the umask allows, as any new file would be. */
+	mask = umask(0);
+	umask(mask);
+	if (fchmod(fd, 0644 & ~mask) != 0) {
+		rc = errno;
+		close(fd);
+		goto fail_rc;
+	}
+	close(fd);
+
+	for (size_t i = 0; i < im->nquotes; i++)
+		bytes += im->quotes[i].textlen + 2 * im->quotes[i].authorlen +
+		    64;
+	if ((rc = mdb_env_create(&env)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(env, STORE_MAXDBS)) != 0 ||
+	    (rc = mdb_env_set_mapsize(env, 2 * bytes + (64 << 20))) != 0 ||
+	    (rc = mdb_env_open(env, tmp_path,
+	    MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC, 0644)) != 0)
+		goto fail_rc;
+	if ((rc = write_db(im, env, nauthors)) != 0)
+		goto fail_rc;
+	/* MDB_NOSYNC skipped the per-commit syncs; one sync now makes the
+	 * whole file durable before it can be renamed into place. */
+	if ((rc = mdb_env_sync(env, 1)) != 0)
+		goto fail_rc;
+	mdb_env_close(env);
+	env = NULL;
+	if (stat(tmp_path, &st) != 0 || rename(tmp_path, out) != 0) {
+		rc = errno;
+		goto fail_rc;
+	}
+	tmp_path[0] = '\0';
+	if (fsync_dir(out) != 0) {
+		fprintf(stderr, PROG ": %s: syncing directory: %s\n", out,
+		    strerror(errno));
+		return -1;
+	}
+	*size = (uint64_t)st.st_size;
+	return 0;
+fail_rc:
+	fprintf(stderr, PROG ": %s: %s\n", out, mdb_strerror(rc));
+	if (env != NULL)
+		mdb_env_close(env);
+	unlink(tmp_path);
+	tmp_path[0] = '\0';
+	return -1;
+}
+
+static void
+free_import(struct import *im)
+{
+	for (size_t i = 0; i < im->nquotes; i++)
+		if (im->quotes[i].owned)
+			free((char *)im->quotes[i].text);
+	free(im->quotes);
+	for (size_t i = 0; i < im->nbuffers; i++)
+		free(im->buffers[i]);
+	free(im->buffers);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+	    {"output", required_argument, NULL, 'o'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"skip-invalid", no_argument, NULL, 'S'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
+	struct import im = {0};
+	const char *out = "quotes.mdb";
+	uint64_t nauthors = 0, size = 0;
+	int ch, status = 1;
+
+	clock_gettime(CLOCK_MONOTONIC, &im.start);
+	im.progress = isatty(STDERR_FILENO);
+	while ((ch = getopt_long(argc, argv, "o:f:qh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'o':
+			out = optarg;
+			break;
+		case 'f':
+			if (strcmp(optarg, "text") == 0) {
+				im.format = FORMAT_TEXT;
+			} else if (strcmp(optarg, "fortune") == 0) {
+				im.format = FORMAT_FORTUNE;
+			} else {
+				fprintf(stderr, PROG ": unknown format '%s'\n",
+				    optarg);
+				usage(stderr);
+				return 2;
+			}
+			break;
+		case 'S':
+			im.skip_invalid = true;
+			break;
+		case 'q':
+			im.quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind == argc) {
+		fprintf(stderr, PROG ": no input files\n");
+		usage(stderr);
+		return 2;
+	}
+	if (*out == '\0') {
+		fprintf(stderr, PROG ": empty output path\n");
+		usage(stderr);
+		return 2;
+	}
+
+	for (int i = optind; i < argc; i++)
+		if (read_input(&im, argv[i]) != 0)
+			goto done;
+	if (im.progress && !im.quiet && elapsed(&im) >= 1.0)
+		fputc('\n', stderr);
+	if (im.bad > MAX_REPORTED)
+		fprintf(stderr, PROG ": ... and %zu more invalid lines\n",
+		    im.bad - MAX_REPORTED);
+	if (im.bad > 0 && !im.skip_invalid) {
+		fprintf(stderr,
+		    PROG ": %zu invalid line%s, %s not written "
+		    "(--skip-invalid imports the rest)\n",
+		    im.bad, im.bad == 1 ? "" : "s", out);
+		goto done;
+	}
+	if (im.nquotes == 0) {
+		fprintf(stderr, PROG ": no quotes to import, %s not written\n",
+		    out);
+		goto done;
+	}
+	qsort(im.quotes, im.nquotes, sizeof(*im.quotes), compare_quotes);
+	if (write_output(&im, out, &nauthors, &size) != 0)
+		goto done;
+	if (!im.quiet) {
+		printf(PROG ": wrote %s: %zu quotes, %" PRIu64 " authors, "
+		    "%zu skipped", out, im.nquotes, nauthors,
+		    im.bad + im.unsigned_);
+		if (im.unsigned_ > 0)
+			printf(" (%zu without attribution)", im.unsigned_);
+		printf(", %.1f MiB, %.2f s\n", (double)size / (1 << 20),
+		    elapsed(&im));
+	}
+	status = 0;
+done:
+	free_import(&im);
+	return status;
+}
