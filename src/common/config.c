@@ -1,0 +1,238 @@
+/*
+ * Parsing and validation of quoterd.conf. Every value is checked here, so
+ * a bad setting fails before anything is forked, with the file and line.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void
+config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->listen, sizeof(c->listen), "0.0.0.0:5050");
+	snprintf(c->database, sizeof(c->database),
+	    "/var/lib/quoterd/quotes.mdb");
+	c->workers = 0;
+	c->log_level = LOG_LEVEL_INFO;
+	c->shutdown_timeout = 10;
+	c->max_request_size = 4096;
+	c->requested_calls = 128;
+}
+
+static int
+parse_int(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+set_string(char *dst, size_t size, const char *value, const char *key,
+    char *err, size_t errlen)
+{
+	if (*value == '\0' || strlen(value) >= size) {
+		snprintf(err, errlen, "%s: %s", key,
+		    *value ? "too long" : "empty value");
+		return -1;
+	}
+	memcpy(dst, value, strlen(value) + 1);
+	return 0;
+}
+
+/* Accepts HOST:PORT, [IPV6]:PORT and unix:PATH. */
+static int
+check_listen(const char *v, char *err, size_t errlen)
+{
+	const char *colon;
+	long port;
+
+	if (strncmp(v, "unix:", 5) == 0) {
+		if (v[5] == '\0')
+			goto bad;
+		return 0;
+	}
+	colon = strrchr(v, ':');
+	if (colon == NULL || colon == v)
+		goto bad;
+	if (v[0] == '[' && colon[-1] != ']')
+		goto bad;
+	if (parse_int(colon + 1, 1, 65535, &port) != 0)
+		goto bad;
+	return 0;
+bad:
+	snprintf(err, errlen,
+	    "listen: '%s' is not HOST:PORT, [IPV6]:PORT or unix:PATH", v);
+	return -1;
+}
+
+int
+config_set(struct config *c, const char *key, const char *value, char *err,
+    size_t errlen)
+{
+	long v;
+
+	if (strcmp(key, "listen") == 0) {
+		if (check_listen(value, err, errlen) != 0)
+			return -1;
+		return set_string(c->listen, sizeof(c->listen), value, key,
+		    err, errlen);
+	}
+	if (strcmp(key, "database") == 0)
+		return set_string(c->database, sizeof(c->database), value, key,
+		    err, errlen);
+	if (strcmp(key, "pidfile") == 0) {
+		/* "none" turns a pidfile from the config file off. */
+		if (strcmp(value, "none") == 0) {
+			c->pidfile[0] = '\0';
+			return 0;
+		}
+		return set_string(c->pidfile, sizeof(c->pidfile), value, key,
+		    err, errlen);
+	}
+	if (strcmp(key, "workers") == 0) {
+		if (strcmp(value, "auto") == 0) {
+			c->workers = 0;
+			return 0;
+		}
+		if (parse_int(value, 1, 1024, &v) != 0) {
+			snprintf(err, errlen,
+			    "workers: '%s' is not auto or 1..1024", value);
+			return -1;
+		}
+		c->workers = (int)v;
+		return 0;
+	}
+	if (strcmp(key, "log_level") == 0) {
+		if (log_parselevel(value, &c->log_level) != 0) {
+			snprintf(err, errlen,
+			    "log_level: '%s' is not error, warn, info or debug",
+			    value);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "shutdown_timeout") == 0) {
+		if (parse_int(value, 0, 3600, &v) != 0) {
+			snprintf(err, errlen,
+			    "shutdown_timeout: '%s' is not 0..3600 seconds",
+			    value);
+			return -1;
+		}
+		c->shutdown_timeout = (int)v;
+		return 0;
+	}
+	if (strcmp(key, "max_request_size") == 0) {
+		if (parse_int(value, 64, 4 << 20, &v) != 0) {
+			snprintf(err, errlen,
+			    "max_request_size: '%s' is not 64..4194304 bytes",
+			    value);
+			return -1;
+		}
+		c->max_request_size = (int)v;
+		return 0;
+	}
+	if (strcmp(key, "requested_calls") == 0) {
+		if (parse_int(value, 1, 65536, &v) != 0) {
+			snprintf(err, errlen,
+			    "requested_calls: '%s' is not 1..65536", value);
+			return -1;
+		}
+		c->requested_calls = (int)v;
+		return 0;
+	}
+	snprintf(err, errlen, "unknown key '%s'", key);
+	return -1;
+}
+
+static char *
+strip(char *s)
+{
+	char *end;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	end = s + strlen(s);
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t' ||
+	    end[-1] == '\n' || end[-1] == '\r'))
+		*--end = '\0';
+	return s;
+}
+
+int
+config_load(struct config *c, const char *path, char *err, size_t errlen)
+{
+	char line[CONFIG_PATH_MAX + 64], why[256];
+	char *key, *value, *eq, *hash;
+	unsigned lineno = 0;
+	FILE *f;
+	int rc = 0;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			snprintf(err, errlen, "%s:%u: line too long", path,
+			    lineno);
+			rc = -1;
+			break;
+		}
+		/* Values are paths and addresses: '#' starts a comment
+		 * only at the start of a line or after white space. */
+		for (hash = line; (hash = strchr(hash, '#')) != NULL; hash++)
+			if (hash == line || hash[-1] == ' ' ||
+			    hash[-1] == '\t') {
+				*hash = '\0';
+				break;
+			}
+		key = strip(line);
+		if (*key == '\0')
+			continue;
+		if ((eq = strchr(key, '=')) == NULL) {
+			snprintf(err, errlen, "%s:%u: expected key = value",
+			    path, lineno);
+			rc = -1;
+			break;
+		}
+		*eq = '\0';
+		key = strip(key);
+		value = strip(eq + 1);
+		if (config_set(c, key, value, why, sizeof(why)) != 0) {
+			snprintf(err, errlen, "%s:%u: %s", path, lineno, why);
+			rc = -1;
+			break;
+		}
+	}
+	if (rc == 0 && ferror(f)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		rc = -1;
+	}
+	fclose(f);
+	return rc;
+}
+
+int
+config_workers(const struct config *c)
+{
+	long n;
+
+	if (c->workers > 0)
+		return c->workers;
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (int)(n > 1024 ? 1024 : n) : 1;
+}

@@ -1,0 +1,38 @@
+/*
+ * quoterd's configuration: built-in defaults, then the `key = value`
+ * file, then command-line flags, each overriding the one before.
+ */
+#ifndef QUOTERD_CONFIG_H
+#define QUOTERD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "log.h"
+
+#define CONFIG_PATH_MAX 4096
+
+struct config {
+	char listen[256];
+	char database[CONFIG_PATH_MAX];
+	char pidfile[CONFIG_PATH_MAX]; /* empty: none */
+	int workers;                   /* 0: one per online CPU */
+	enum log_level log_level;
+	int shutdown_timeout;  /* seconds a graceful stop may take */
+	int max_request_size;  /* bytes of a request message */
+	int requested_calls;   /* calls each worker keeps requested */
+};
+
+void config_defaults(struct config *c);
+/*
+ * Applies one setting. On error returns -1 with a reason in err; the
+ * same keys serve the file and the flags.
+ */
+int config_set(struct config *c, const char *key, const char *value,
+    char *err, size_t errlen);
+/* Reads a config file; on error returns -1 with "FILE:LINE: reason". */
+int config_load(struct config *c, const char *path, char *err, size_t errlen);
+/* Number of workers to start: the setting, or the online CPU count. */
+int config_workers(const struct config *c);
+
+#endif

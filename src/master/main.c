@@ -1,0 +1,285 @@
+/*
+ * quoterd's entry point: flags and config file, the checks that must pass
+ * before anything is forked (--test stops after them), --signal, and then
+ * the master.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "master.h"
+#include "store.h"
+
+#ifndef QUOTERD_VERSION
+#define QUOTERD_VERSION "0.1.0"
+#endif
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: quoterd [-c FILE] [--db PATH] [--listen ADDR] "
+	    "[--workers N|auto]\n"
+	    "               [--pidfile PATH] [--daemon] [--test] "
+	    "[--signal reload|stop|quit]\n"
+	    "               [-v|-q] [--version] [--help]\n"
+	    "  -c, --config FILE    settings file (key = value); flags "
+	    "override it\n"
+	    "      --db PATH        database written by quotes-import\n"
+	    "      --listen ADDR    HOST:PORT to serve on (default "
+	    "0.0.0.0:5050)\n"
+	    "      --workers N|auto worker processes (default auto: one per "
+	    "CPU)\n"
+	    "      --pidfile PATH   write and lock the master's pid here\n"
+	    "      --daemon         detach from the terminal\n"
+	    "  -t, --test           check configuration and database, then "
+	    "exit\n"
+	    "  -s, --signal SIG     send reload, stop or quit to the running "
+	    "master\n"
+	    "  -v, --verbose        log debug messages\n"
+	    "  -q, --quiet          log warnings and errors only\n");
+}
+
+/* Sends sig to the master named in the pidfile. */
+static int
+send_signal(const struct config *c, const char *name)
+{
+	int sig, fd;
+	char buf[32];
+	ssize_t n;
+	long pid;
+
+	if (strcmp(name, "stop") == 0)
+		sig = SIGTERM;
+	else if (strcmp(name, "quit") == 0)
+		sig = SIGQUIT;
+	else if (strcmp(name, "reload") == 0)
+		sig = SIGHUP;
+	else {
+		fprintf(stderr, "quoterd: unknown signal '%s'\n", name);
+		usage(stderr);
+		return 2;
+	}
+	if (c->pidfile[0] == '\0') {
+		fprintf(stderr, "quoterd: --signal needs a pidfile "
+				"(--pidfile or the config file)\n");
+		return 1;
+	}
+	if ((fd = open(c->pidfile, O_RDONLY | O_CLOEXEC)) < 0) {
+		fprintf(stderr, "quoterd: %s: %s\n", c->pidfile,
+		    strerror(errno));
+		return 1;
+	}
+	/* The running master holds an exclusive lock on its pidfile. */
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+		fprintf(stderr, "quoterd: %s: no quoterd is running\n",
+		    c->pidfile);
+		close(fd);
+		return 1;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	pid = strtol(buf, NULL, 10);
+	if (pid <= 1) {
+		fprintf(stderr, "quoterd: %s: no pid in file\n", c->pidfile);
+		return 1;
+	}
+	if (kill((pid_t)pid, sig) != 0) {
+		fprintf(stderr, "quoterd: pid %ld: %s\n", pid,
+		    strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Binds the listen address once, as the workers will (SO_REUSEPORT), so
+ * that an address in use fails here with its reason instead of in every
+ * worker.
+ */
+static int
+check_listen(const char *listen, char *err, size_t errlen)
+{
+	struct addrinfo hints, *res = NULL;
+	char host[256];
+	const char *colon = strrchr(listen, ':');
+	size_t hostlen;
+	int fd, rc, one = 1;
+
+	if (strncmp(listen, "unix:", 5) == 0)
+		return 0;
+	hostlen = (size_t)(colon - listen);
+	if (listen[0] == '[') {
+		listen++;
+		hostlen -= 2;
+	}
+	if (hostlen >= sizeof(host))
+		hostlen = sizeof(host) - 1;
+	memcpy(host, listen, hostlen);
+	host[hostlen] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	if ((rc = getaddrinfo(host, colon + 1, &hints, &res)) != 0) {
+		snprintf(err, errlen, "%s: %s", host, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		rc = -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	freeaddrinfo(res);
+	return rc;
+}
+
+int
+main(int argc, char *argv[])
+{
+	enum { OPT_DB = 256, OPT_LISTEN, OPT_WORKERS, OPT_PIDFILE, OPT_DAEMON,
+		OPT_VERSION };
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"db", required_argument, NULL, OPT_DB},
+	    {"listen", required_argument, NULL, OPT_LISTEN},
+	    {"workers", required_argument, NULL, OPT_WORKERS},
+	    {"pidfile", required_argument, NULL, OPT_PIDFILE},
+	    {"daemon", no_argument, NULL, OPT_DAEMON},
+	    {"test", no_argument, NULL, 't'},
+	    {"signal", required_argument, NULL, 's'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"version", no_argument, NULL, OPT_VERSION},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
+	/* Flags are applied after the file, whatever their order. */
+	struct {
+		const char *key, *value;
+	} flags[16];
+	struct config c;
+	const char *config_path = NULL, *signame = NULL;
+	int nflags = 0, test = 0, daemonize = 0, ch, rc;
+	char err[CONFIG_PATH_MAX + 128];
+	struct store *store;
+
+	log_init("master", LOG_LEVEL_INFO);
+	while ((ch = getopt_long(argc, argv, "c:ts:vqh", longopts, NULL)) !=
+	    -1) {
+		const char *key = NULL, *value = optarg;
+
+		switch (ch) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case OPT_DB:
+			key = "database";
+			break;
+		case OPT_LISTEN:
+			key = "listen";
+			break;
+		case OPT_WORKERS:
+			key = "workers";
+			break;
+		case OPT_PIDFILE:
+			key = "pidfile";
+			break;
+		case OPT_DAEMON:
+			daemonize = 1;
+			break;
+		case 't':
+			test = 1;
+			break;
+		case 's':
+			signame = optarg;
+			break;
+		case 'v':
+			key = "log_level";
+			value = "debug";
+			break;
+		case 'q':
+			key = "log_level";
+			value = "warn";
+			break;
+		case OPT_VERSION:
+			printf("quoterd %s\n", QUOTERD_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+		if (key != NULL && nflags < (int)(sizeof(flags) /
+		    sizeof(flags[0]))) {
+			flags[nflags].key = key;
+			flags[nflags++].value = value;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "quoterd: unexpected argument '%s'\n",
+		    argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	config_defaults(&c);
+	if (config_path != NULL &&
+	    config_load(&c, config_path, err, sizeof(err)) != 0) {
+		fprintf(stderr, "quoterd: %s\n", err);
+		return 1;
+	}
+	for (int i = 0; i < nflags; i++) {
+		if (config_set(&c, flags[i].key, flags[i].value, err,
+		    sizeof(err)) != 0) {
+			fprintf(stderr, "quoterd: %s\n", err);
+			usage(stderr);
+			return 2;
+		}
+	}
+	log_setlevel(c.log_level);
+	if (signame != NULL)
+		return send_signal(&c, signame);
+
+	if (strncmp(c.listen, "unix:", 5) == 0 && config_workers(&c) > 1) {
+		fprintf(stderr, "quoterd: listen %s: a Unix socket takes one "
+				"worker only\n", c.listen);
+		return 1;
+	}
+	/* Refuse a bad database now rather than in every worker. */
+	if ((rc = store_open(c.database, &store)) != 0) {
+		fprintf(stderr, "quoterd: %s: %s\n", c.database,
+		    store_strerror(rc));
+		return 1;
+	}
+	if (test) {
+		printf("quoterd: configuration ok: %s: %llu quotes, %llu "
+		       "authors\n", c.database,
+		    (unsigned long long)store_nquotes(store),
+		    (unsigned long long)store_nauthors(store));
+		store_close(store);
+		return 0;
+	}
+	store_close(store);
+	if (check_listen(c.listen, err, sizeof(err)) != 0) {
+		fprintf(stderr, "quoterd: cannot listen on %s: %s\n", c.listen,
+		    err);
+		return 1;
+	}
+	return master_run(&c, daemonize);
+}
