@@ -1,0 +1,163 @@
+/*
+ * Tests for src/common/config.c: defaults, every key's validation, the
+ * file syntax and its FILE:LINE errors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char err[512];
+
+/* Writes text to a temporary file; returns its malloc'd path. */
+static char *
+write_file(const char *text)
+{
+	char *path = strdup("/tmp/quoterd-config-XXXXXX");
+	int fd;
+
+	assert_non_null(path);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+static int
+load(struct config *c, const char *text)
+{
+	char *path = write_file(text);
+	int rc;
+
+	config_defaults(c);
+	rc = config_load(c, path, err, sizeof(err));
+	unlink(path);
+	free(path);
+	return rc;
+}
+
+static void
+test_defaults(void **state)
+{
+	struct config c;
+
+	(void)state;
+	config_defaults(&c);
+	assert_string_equal(c.listen, "0.0.0.0:5050");
+	assert_int_equal(c.workers, 0);
+	assert_true(config_workers(&c) >= 1);
+	assert_int_equal(c.max_request_size, 4096);
+	assert_string_equal(c.pidfile, "");
+}
+
+static void
+test_file_sets_every_key(void **state)
+{
+	struct config c;
+
+	(void)state;
+	assert_int_equal(load(&c, "# comment\n\n"
+				  "listen = 127.0.0.1:7000  # trailing\n"
+				  "workers=3\n"
+				  "\tdatabase = /tmp/x#y.mdb\n"
+				  "pidfile = /run/q.pid\n"
+				  "log_level = debug\n"
+				  "shutdown_timeout = 0\n"
+				  "max_request_size = 1024\n"
+				  "requested_calls = 16\n"),
+	    0);
+	assert_string_equal(c.listen, "127.0.0.1:7000");
+	assert_int_equal(c.workers, 3);
+	assert_int_equal(config_workers(&c), 3);
+	/* '#' inside a value is not a comment. */
+	assert_string_equal(c.database, "/tmp/x#y.mdb");
+	assert_string_equal(c.pidfile, "/run/q.pid");
+	assert_int_equal(c.log_level, LOG_LEVEL_DEBUG);
+	assert_int_equal(c.shutdown_timeout, 0);
+	assert_int_equal(c.max_request_size, 1024);
+	assert_int_equal(c.requested_calls, 16);
+}
+
+static void
+test_file_errors_name_line(void **state)
+{
+	struct config c;
+
+	(void)state;
+	assert_int_equal(load(&c, "workers = 2\nbogus = 1\n"), -1);
+	assert_non_null(strstr(err, ":2: unknown key 'bogus'"));
+	assert_int_equal(load(&c, "\n\nlisten\n"), -1);
+	assert_non_null(strstr(err, ":3: expected key = value"));
+	assert_int_equal(load(&c, "workers = many\n"), -1);
+	assert_non_null(strstr(err, ":1: workers: 'many'"));
+}
+
+static void
+test_missing_file(void **state)
+{
+	struct config c;
+
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(config_load(&c, "/nonexistent/quoterd.conf", err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "No such file or directory"));
+}
+
+static void
+test_values_validated(void **state)
+{
+	static const char *const bad[][2] = {
+	    {"listen", "nocolon"}, {"listen", "host:0"},
+	    {"listen", "host:65536"}, {"listen", ":5050"},
+	    {"listen", "host:12x"}, {"listen", "unix:"},
+	    {"listen", "[::1:5050"}, {"workers", "0"}, {"workers", "-1"},
+	    {"workers", "1025"}, {"workers", ""}, {"log_level", "loud"},
+	    {"shutdown_timeout", "-1"}, {"shutdown_timeout", "3601"},
+	    {"max_request_size", "63"}, {"max_request_size", "4194305"},
+	    {"requested_calls", "0"}, {"database", ""}, {"pidfile", ""},
+	};
+	static const char *const good[][2] = {
+	    {"listen", "[::1]:5050"}, {"listen", "unix:/tmp/q.sock"},
+	    {"listen", "localhost:1"}, {"workers", "auto"},
+	    {"workers", "1024"}, {"pidfile", "none"},
+	    {"log_level", "error"},
+	};
+	struct config c;
+
+	(void)state;
+	config_defaults(&c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(config_set(&c, bad[i][0], bad[i][1], err,
+		    sizeof(err)), -1);
+		assert_non_null(strstr(err, bad[i][0]));
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_int_equal(config_set(&c, good[i][0], good[i][1], err,
+		    sizeof(err)), 0);
+	assert_string_equal(c.pidfile, "");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_file_sets_every_key),
+	    cmocka_unit_test(test_file_errors_name_line),
+	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_values_validated),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
