@@ -1,0 +1,418 @@
+"""Harness for the quoterd integration tests (after redis's
+tests/support/server.tcl).
+
+Programs come from $QUOTERD_BUILD (default <repo>/build), the proto from
+$QUOTERD_SRC (default <repo>). Everything listens on 127.0.0.1 only.
+
+- free_port(): a port nothing listens on (bind :0, read it, close).
+- Corpus / make_corpus(): a generated quote file, compiled with
+  quotes-import into a database; `corpus` is the shared standard one.
+- pb: Python stubs generated from proto/quote_service.proto at test time.
+- Daemon / `quoterd` fixture: starts quoterd with its stderr in a file,
+  waits for readiness by polling GetQuote, lists workers, stops it; at
+  teardown kills whatever it started (found by an environment tag that
+  forked workers inherit) and fails the test on any sanitizer report.
+- run_quote(): runs the C client `quote`, bounded.
+
+Every wait here is bounded; polls sleep POLL seconds between tries.
+"""
+
+import importlib
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+
+SRC = Path(os.environ.get("QUOTERD_SRC") or Path(__file__).resolve().parents[2])
+BUILD = Path(os.environ.get("QUOTERD_BUILD") or SRC / "build")
+QUOTERD = BUILD / "quoterd"
+QUOTE = BUILD / "quote"
+IMPORT = BUILD / "quotes-import"
+
+POLL = 0.05
+READY_TIMEOUT = 15.0
+EXIT_TIMEOUT = 15.0
+
+SANITIZER_MARKERS = (
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "runtime error:",
+    "SUMMARY: UndefinedBehaviorSanitizer",
+)
+
+# grpc (Python and C core) honours proxy variables; tests talk to loopback.
+_PROXY_VARS = {"http_proxy", "https_proxy", "grpc_proxy", "all_proxy", "no_proxy"}
+CHANNEL_OPTIONS = [
+    ("grpc.enable_http_proxy", 0),
+    # A private subchannel per channel: a fresh channel really reconnects
+    # instead of sharing another channel's connection or backoff.
+    ("grpc.use_local_subchannel_pool", 1),
+]
+
+LOG_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (error|warn|info|debug) "
+    r"\[(\d+)\] (master|worker \d+): "
+)
+
+
+def child_env(**extra):
+    env = {k: v for k, v in os.environ.items() if k.lower() not in _PROXY_VARS}
+    env.update(extra)
+    return env
+
+
+def sanitizer_reports(text):
+    return [m for m in SANITIZER_MARKERS if m in text]
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(pred, timeout, what):
+    """Polls pred() until truthy; returns its value or fails after timeout.
+    what: a description, or a callable giving one at failure time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            what = what() if callable(what) else what
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(POLL)
+
+
+# ---------------------------------------------------------------- processes
+
+def proc_stat(pid):
+    """(state, ppid, starttime) of pid, or None if it does not exist."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # comm may hold spaces and parentheses: fields start after the last ')'.
+    rest = data[data.rindex(")") + 2:].split()
+    return rest[0], int(rest[1]), int(rest[19])
+
+
+def children_of(ppid):
+    """Pids of the live (non-zombie) direct children of ppid."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        st = proc_stat(int(d))
+        if st and st[1] == ppid and st[0] != "Z":
+            out.append(int(d))
+    return sorted(out)
+
+
+def process_alive(pid, starttime=None):
+    st = proc_stat(pid)
+    if st is None or st[0] == "Z":
+        return False
+    return starttime is None or st[2] == starttime
+
+
+def pids_with_env(tag):
+    """Live processes whose initial environment holds tag."""
+    needle = tag.encode()
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            env = Path(f"/proc/{d}/environ").read_bytes()
+        except OSError:
+            continue
+        if needle in env and process_alive(int(d)):
+            out.append(int(d))
+    return out
+
+
+# ------------------------------------------------------------------- corpus
+
+AUTHORS = [
+    "Søren Kierkegaard", "Zoë Ångström", "Ada Lovelace", "Grace Hopper",
+    "Alan Turing", "Edsger Dijkstra", "Donald Knuth", "Barbara Liskov",
+    "Ken Thompson", "Dennis Ritchie", "Rob Pike", "Margaret Hamilton",
+    "Frances Allen", "Niklaus Wirth", "Tony Hoare", "John McCarthy",
+    "李白", "Fyodor Dostoyevsky", "Mark Twain", "Oscar Wilde",
+]
+
+
+class Corpus:
+    """A quote file, its database, and what the database should serve."""
+
+    def __init__(self, directory, authors):
+        self.authors = authors  # author -> list of quotes
+        self.pairs = {(q, a) for a, qs in authors.items() for q in qs}
+        directory.mkdir(parents=True, exist_ok=True)
+        self.txt = directory / "quotes.txt"
+        self.db = directory / "quotes.mdb"
+        self.txt.write_text(
+            "".join(f"{q}~{a}\n" for a, qs in authors.items() for q in qs),
+            encoding="utf-8")
+        r = subprocess.run([str(IMPORT), "-q", "-o", str(self.db), str(self.txt)],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"quotes-import failed: {r.stderr}"
+
+
+def make_corpus(directory, authors=None, seed=1):
+    """~20 authors with 1..5 quotes each (every count present), unless
+    authors (name -> number of quotes) is given."""
+    rng = random.Random(seed)
+    if authors is None:
+        authors = {a: (i % 5) + 1 for i, a in enumerate(AUTHORS)}
+    words = ["time", "code", "truth", "love", "bugs", "proof", "life",
+             "machines", "silence", "wit", "ünïcödé", "~approx~"]
+    content = {}
+    for a, n in authors.items():
+        content[a] = [
+            f"Quote {i} of {a}: {' '.join(rng.choice(words) for _ in range(6))}."
+            for i in range(n)
+        ]
+    return Corpus(directory, content)
+
+
+@pytest.fixture(scope="session")
+def binaries():
+    missing = [str(p) for p in (QUOTERD, QUOTE, IMPORT) if not os.access(p, os.X_OK)]
+    if missing:
+        pytest.fail(f"not built: {', '.join(missing)} (run make)")
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory, binaries):
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+# ------------------------------------------------------------------- stubs
+
+@pytest.fixture(scope="session")
+def pb(tmp_path_factory):
+    """(quote_service_pb2, quote_service_pb2_grpc), generated now."""
+    out = tmp_path_factory.mktemp("stubs")
+    proto = SRC / "proto"
+    subprocess.run(
+        ["/usr/bin/python3", "-m", "grpc_tools.protoc", f"-I{proto}",
+         f"--python_out={out}", f"--grpc_python_out={out}",
+         str(proto / "quote_service.proto")],
+        check=True, timeout=60)
+    sys.path.insert(0, str(out))
+    try:
+        pb2 = importlib.import_module("quote_service_pb2")
+        pb2_grpc = importlib.import_module("quote_service_pb2_grpc")
+    finally:
+        sys.path.remove(str(out))
+    return pb2, pb2_grpc
+
+
+def channel(addr):
+    return grpc.insecure_channel(addr, options=CHANNEL_OPTIONS)
+
+
+def get_quote(pb, addr, author="", timeout=5.0):
+    """One GetQuote on a fresh channel; returns (quote, author)."""
+    pb2, pb2_grpc = pb
+    with channel(addr) as ch:
+        reply = pb2_grpc.QuoterStub(ch).GetQuote(
+            pb2.QuoteRequest(author=author), timeout=timeout)
+    return reply.quote, reply.author
+
+
+def raw_call(addr, method, body, timeout=5.0):
+    """Sends body (bytes) to method unserialized; returns the reply bytes
+    or raises grpc.RpcError."""
+    with channel(addr) as ch:
+        return ch.unary_unary(method)(body, timeout=timeout)
+
+
+# ------------------------------------------------------------------- daemon
+
+class Daemon:
+    """One quoterd run. args replaces the default arguments
+    (--listen 127.0.0.1:PORT --workers 2 --db DB) when given; extra is
+    appended to whichever is used. config (text) is written to
+    DIR/quoterd.conf and passed with -c."""
+
+    def __init__(self, directory, db=None, args=None, extra=(), config=None,
+                 workers=2):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        self.tag = f"QUOTERD_TEST_TAG={uuid.uuid4().hex}"
+        self.logpath = self.dir / "stderr.log"
+        self.config = None
+        cmd = [str(QUOTERD)]
+        if config is not None:
+            self.config = self.dir / "quoterd.conf"
+            self.config.write_text(config, encoding="utf-8")
+            cmd += ["-c", str(self.config)]
+        if args is None:
+            args = ["--listen", self.addr, "--workers", str(workers),
+                    "--db", str(db)]
+        self.cmd = cmd + list(args) + list(extra)
+        self.proc = None
+        self.seen = {}  # pid -> starttime of every worker listed
+
+    def start(self):
+        key, val = self.tag.split("=", 1)
+        self._log = open(self.logpath, "wb")
+        self.proc = subprocess.Popen(
+            self.cmd, stdin=subprocess.DEVNULL, stdout=self._log,
+            stderr=self._log, env=child_env(**{key: val}), cwd=self.dir)
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log(self):
+        try:
+            return self.logpath.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def _died(self, what):
+        pytest.fail(f"quoterd exited with {self.proc.returncode} while "
+                    f"waiting for {what}; its stderr:\n{self.log()}")
+
+    def wait_ready(self, pb, timeout=READY_TIMEOUT):
+        """Polls GetQuote (1 s per try) until one succeeds."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self._died("readiness")
+            try:
+                return get_quote(pb, self.addr, timeout=1.0)
+            except grpc.RpcError as e:
+                last = e
+            time.sleep(POLL)
+        pytest.fail(f"quoterd not ready within {timeout} s (last error: "
+                    f"{last}); its stderr:\n{self.log()}")
+
+    def workers(self):
+        """Pids of the master's live direct children."""
+        pids = children_of(self.pid)
+        for p in pids:
+            st = proc_stat(p)
+            if st:
+                self.seen.setdefault(p, st[2])
+        return pids
+
+    def wait_workers(self, n, timeout=READY_TIMEOUT, exclude=()):
+        def check():
+            if self.proc.poll() is not None:
+                self._died(f"{n} workers")
+            w = self.workers()
+            return w if len(w) == n and not set(w) & set(exclude) else None
+        return wait_until(check, timeout, lambda: f"{n} workers of {self.pid} "
+                          f"(have {self.workers()}); stderr:\n{self.log()}")
+
+    def wait_exit(self, timeout=EXIT_TIMEOUT):
+        """Exit code, or fails the test if still running after timeout."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"quoterd still running {timeout} s later; its "
+                        f"stderr:\n{self.log()}")
+
+    def send(self, sig):
+        os.kill(self.pid, sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=EXIT_TIMEOUT):
+        """Sends sig, waits up to timeout, then SIGKILL. Returns the exit
+        code (negative: killed by that signal)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+    def leftovers(self):
+        """Workers seen earlier that are still alive."""
+        return [p for p, t in self.seen.items() if process_alive(p, t)]
+
+    def cleanup(self):
+        """Kills everything this run started; returns sanitizer reports."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(5)
+            for _ in range(3):
+                pids = pids_with_env(self.tag)
+                if not pids:
+                    break
+                for p in pids:
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                time.sleep(POLL)
+            self._log.close()
+        return sanitizer_reports(self.log())
+
+
+@pytest.fixture
+def quoterd(tmp_path, pb, binaries):
+    """Factory: quoterd(db=..., args=..., extra=..., config=...) returns a
+    started Daemon (not yet ready). Teardown kills it and fails the test
+    if its stderr holds a sanitizer report."""
+    started = []
+
+    def start(db=None, **kw):
+        d = Daemon(tmp_path / f"quoterd{len(started)}", db=db, **kw)
+        started.append(d)
+        return d.start()
+
+    yield start
+    bad = []
+    for d in started:
+        found = d.cleanup()
+        if found:
+            bad.append(f"{d.logpath}: {found}\n{d.log()}")
+    if bad:
+        pytest.fail("sanitizer report in quoterd stderr:\n" + "\n".join(bad))
+
+
+# ------------------------------------------------------------------- client
+
+def run_quote(args, timeout=20):
+    """Runs the C client; returns CompletedProcess (text). Fails on a
+    sanitizer report in its stderr."""
+    r = subprocess.run([str(QUOTE)] + list(args), capture_output=True,
+                       timeout=timeout, env=child_env(), stdin=subprocess.DEVNULL)
+    r.stdout = r.stdout.decode("utf-8", errors="replace")
+    r.stderr = r.stderr.decode("utf-8", errors="replace")
+    found = sanitizer_reports(r.stderr)
+    assert not found, f"sanitizer report in quote's stderr:\n{r.stderr}"
+    return r
+
+
+def parse_lines(stdout):
+    """`quote ~ author` lines -> [(quote, author)]. Names hold no '~', so
+    the last ' ~ ' separates them."""
+    out = []
+    for line in stdout.splitlines():
+        assert " ~ " in line, f"not a 'quote ~ author' line: {line!r}"
+        q, a = line.rsplit(" ~ ", 1)
+        out.append((q, a))
+    return out

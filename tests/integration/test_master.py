@@ -1,0 +1,319 @@
+"""The quoterd master: workers and their replacement, graceful and
+immediate stops (also under load), start-up errors, the configuration
+file, --test, the pidfile and --signal, and the log format."""
+
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import grpc
+import pytest
+
+from conftest import (LOG_LINE, QUOTERD, SRC, Corpus, channel, child_env,
+                      free_port, get_quote, make_corpus, wait_until)
+
+
+def run_quoterd(args, timeout=15):
+    return subprocess.run([str(QUOTERD)] + args, capture_output=True,
+                          text=True, timeout=timeout, env=child_env(),
+                          stdin=subprocess.DEVNULL)
+
+
+# ------------------------------------------------------------------ workers
+
+def test_workers_are_direct_children(quoterd, corpus, pb):
+    d = quoterd(db=corpus.db, workers=3)
+    d.wait_ready(pb)
+    assert len(d.wait_workers(3)) == 3
+
+
+def test_killed_worker_is_replaced(quoterd, corpus, pb):
+    d = quoterd(db=corpus.db)
+    d.wait_ready(pb)
+    before = d.wait_workers(2)
+    victim = before[0]
+    os.kill(victim, signal.SIGKILL)
+    after = d.wait_workers(2, exclude=[victim])
+    assert len(set(after) - set(before)) == 1
+    for _ in range(20):
+        d.wait_ready(pb)
+    names_victim = re.compile(rf"\[{d.pid}\] master: .*\b{victim}\b")
+    wait_until(lambda: names_victim.search(d.log()), 5,
+               lambda: f"a master log line naming worker {victim}:\n{d.log()}")
+    assert d.proc.poll() is None
+
+
+# -------------------------------------------------------------------- stops
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT],
+                         ids=["SIGTERM", "SIGINT"])
+def test_graceful_stop_idle(quoterd, corpus, pb, sig):
+    d = quoterd(db=corpus.db)
+    d.wait_ready(pb)
+    d.wait_workers(2)
+    assert d.stop(sig) == 0, d.log()
+    assert d.leftovers() == []
+
+
+def test_sigquit_stops_at_once(quoterd, corpus, pb):
+    d = quoterd(db=corpus.db)
+    d.wait_ready(pb)
+    d.wait_workers(2)
+    d.send(signal.SIGQUIT)
+    d.wait_exit()
+    wait_until(lambda: d.leftovers() == [], 5, "workers to be gone")
+
+
+def test_sigterm_under_load(quoterd, corpus, pb):
+    d = quoterd(db=corpus.db)
+    d.wait_ready(pb)
+    workers = d.wait_workers(2)
+    pb2, pb2_grpc = pb
+    lock = threading.Lock()
+    ok, unavailable, other = [0], [0], []
+    done = threading.Event()
+
+    def load():
+        with channel(d.addr) as ch:
+            stub = pb2_grpc.QuoterStub(ch)
+            for _ in range(20000):
+                if done.is_set():
+                    return
+                try:
+                    r = stub.GetQuote(pb2.QuoteRequest(), timeout=5)
+                    good = (r.quote, r.author) in corpus.pairs
+                    with lock:
+                        if good:
+                            ok[0] += 1
+                        else:
+                            other.append(f"bad reply {r}")
+                except grpc.RpcError as e:
+                    # A call that reaches a worker after its shutdown
+                    # began is refused, never half-served: gRPC core 1.51
+                    # answers such a call CANCELLED, a closed port gives
+                    # UNAVAILABLE. Anything else is a failed call.
+                    with lock:
+                        if e.code() in (grpc.StatusCode.UNAVAILABLE,
+                                        grpc.StatusCode.CANCELLED):
+                            unavailable[0] += 1
+                        else:
+                            other.append(f"{e.code()}: {e.details()} "
+                                         f"{e.debug_error_string()}")
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(lambda: ok[0] >= 200, 15, "200 calls under load")
+        d.send(signal.SIGTERM)
+        rc = d.wait_exit()
+        # Let the clients see the closed server for a moment.
+        seen = unavailable[0]
+        deadline = time.monotonic() + 2
+        while unavailable[0] == seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        done.set()
+        for t in threads:
+            t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    assert rc == 0, d.log()
+    assert other == [], f"{len(other)} calls: {other[:5]}\nstderr:\n{d.log()}"
+    assert ok[0] >= 200
+    assert d.leftovers() == [], f"workers {workers} left: {d.leftovers()}"
+
+
+# ---------------------------------------------------------- start-up errors
+
+def failed_start(d, rc=1):
+    code = d.wait_exit()
+    assert code == rc, f"exit {code}, want {rc}; stderr:\n{d.log()}"
+    return d.log()
+
+
+def test_missing_database(quoterd, tmp_path):
+    db = tmp_path / "no-such.mdb"
+    log = failed_start(quoterd(db=db))
+    assert str(db) in log and "No such file or directory" in log, log
+
+
+def test_corrupt_database(quoterd, tmp_path):
+    db = tmp_path / "random.mdb"
+    db.write_bytes(random.Random(7).randbytes(65536))
+    log = failed_start(quoterd(db=db))
+    assert "not an LMDB file" in log or "not a quoterd database" in log, log
+
+
+def test_empty_file_database(quoterd, tmp_path):
+    db = tmp_path / "empty.mdb"
+    db.write_bytes(b"")
+    log = failed_start(quoterd(db=db))
+    assert str(db) in log, log
+
+
+def test_unknown_config_key(quoterd, corpus):
+    d = quoterd(db=corpus.db, config="# comment\nworkers = 2\nbogus_key = 1\n")
+    log = failed_start(d)
+    assert "unknown key" in log and "bogus_key" in log, log
+
+
+def test_address_in_use(quoterd, corpus):
+    with socket.socket() as s:  # no SO_REUSEPORT
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        d = quoterd(args=["--listen", f"127.0.0.1:{port}", "--workers", "2",
+                          "--db", str(corpus.db)])
+        log = failed_start(d)
+    assert "Address already in use" in log or "cannot listen" in log, log
+
+
+@pytest.mark.parametrize("flags", [
+    ["--bogus"], ["--workers", "0"], ["--workers", "abc"], ["--workers", "-3"],
+    ["--workers"], ["--listen"],
+], ids=" ".join)
+def test_bad_flags_exit_2(quoterd, corpus, flags):
+    d = quoterd(args=["--listen", f"127.0.0.1:{free_port()}", "--db",
+                      str(corpus.db)] + flags)
+    log = failed_start(d, rc=2)
+    assert log.strip(), "no usage or error message"
+
+
+def test_help_and_version(binaries):
+    for flag in ("--help", "--version"):
+        r = run_quoterd([flag])
+        assert r.returncode == 0, (flag, r.stderr)
+        assert (r.stdout + r.stderr).strip(), flag
+
+
+# ------------------------------------------------------------ configuration
+
+def full_config(addr, db, workers):
+    return (f"# quoterd test configuration\n\n"
+            f"listen = {addr}\n"
+            f"workers = {workers}\n"
+            f"database = {db}\n"
+            f"log_level = info\n"
+            f"shutdown_timeout = 5\n"
+            f"max_request_size = 4096\n")
+
+
+def test_config_file_is_used(quoterd, corpus, pb):
+    port = free_port()
+    d = quoterd(args=[], config=full_config(f"127.0.0.1:{port}", corpus.db, 3))
+    d.addr = f"127.0.0.1:{port}"
+    assert d.wait_ready(pb) in corpus.pairs
+    d.wait_workers(3)
+
+
+def test_flags_override_config(quoterd, corpus, tmp_path, pb):
+    other = make_corpus(tmp_path / "other", {"Only Author": 2})
+    port = free_port()
+    d = quoterd(args=["--workers", "2", "--db", str(other.db)],
+                config=full_config(f"127.0.0.1:{port}", corpus.db, 3))
+    d.addr = f"127.0.0.1:{port}"
+    d.wait_ready(pb)
+    d.wait_workers(2)
+    assert get_quote(pb, d.addr)[1] == "Only Author"
+
+
+def test_max_request_size_from_config(quoterd, corpus, pb):
+    d = quoterd(db=corpus.db, config="max_request_size = 100\n")
+    d.wait_ready(pb)
+    assert get_quote(pb, d.addr, author="a" * 50) in corpus.pairs
+    with pytest.raises(grpc.RpcError) as e:
+        get_quote(pb, d.addr, author="a" * 200)
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_workers_auto(quoterd, corpus, pb):
+    d = quoterd(args=["--listen", f"127.0.0.1:{free_port()}", "--workers",
+                      "auto", "--db", str(corpus.db)])
+    d.addr = d.cmd[d.cmd.index("--listen") + 1]
+    d.wait_ready(pb)
+    assert len(d.workers()) >= 1
+
+
+def test_log_lines_format(quoterd, corpus, pb):
+    d = quoterd(db=corpus.db)
+    d.wait_ready(pb)
+    d.wait_workers(2)
+    assert d.stop() == 0
+    lines = [l for l in d.log().splitlines() if l.strip()]
+    assert lines, "nothing logged"
+    bad = [l for l in lines if not LOG_LINE.match(l)]
+    assert bad == [], bad
+    assert any(f"[{d.pid}] master: " in l for l in lines), lines
+
+
+def test_bundled_quotes_import(quoterd, tmp_path, pb):
+    db = tmp_path / "bundled.mdb"
+    r = subprocess.run([str(QUOTERD.parent / "quotes-import"), "-q", "-o",
+                        str(db), str(SRC / "etc" / "quotes.txt")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    authors = set()
+    for line in (SRC / "etc" / "quotes.txt").read_text(encoding="utf-8").splitlines():
+        if "~" in line.strip():
+            authors.add(line.rsplit("~", 1)[1].strip())
+    d = quoterd(db=db)
+    d.wait_ready(pb)
+    name = sorted(authors)[0]
+    assert get_quote(pb, d.addr, author=name)[1] == name
+
+
+# ------------------------------------------------------- --test and pidfile
+
+def test_check_config_ok(corpus, tmp_path, binaries):
+    conf = tmp_path / "ok.conf"
+    conf.write_text(full_config(f"127.0.0.1:{free_port()}", corpus.db, 2))
+    r = run_quoterd(["-c", str(conf), "--test"])
+    assert r.returncode == 0, r.stderr
+    assert "configuration ok" in r.stdout + r.stderr
+
+
+def test_check_config_missing_db(tmp_path, binaries):
+    db = tmp_path / "missing.mdb"
+    r = run_quoterd(["--db", str(db), "--test"])
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert str(db) in r.stderr
+    assert "configuration ok" not in r.stdout + r.stderr
+
+
+def test_check_config_unknown_key(tmp_path, corpus, binaries):
+    conf = tmp_path / "bad.conf"
+    conf.write_text(f"database = {corpus.db}\nlisten_port = 5\n")
+    r = run_quoterd(["-c", str(conf), "--test"])
+    assert r.returncode == 1
+    assert "unknown key" in r.stderr and "listen_port" in r.stderr
+
+
+def test_pidfile_lock_and_signal_stop(quoterd, corpus, tmp_path, pb):
+    pidfile = tmp_path / "quoterd.pid"
+    d = quoterd(db=corpus.db, extra=["--pidfile", str(pidfile)])
+    d.wait_ready(pb)
+    d.wait_workers(2)
+    assert int(pidfile.read_text().strip()) == d.pid
+
+    second = quoterd(db=corpus.db, extra=["--pidfile", str(pidfile)])
+    log = failed_start(second)
+    assert str(pidfile) in log or "already running" in log, log
+    assert int(pidfile.read_text().strip()) == d.pid
+    d.wait_ready(pb)
+
+    r = run_quoterd(["--pidfile", str(pidfile), "--signal", "stop"])
+    assert r.returncode == 0, r.stderr
+    assert d.wait_exit() == 0, d.log()
+    assert not pidfile.exists()
+    assert d.leftovers() == []
+
+
+def test_signal_without_running_master(tmp_path, binaries):
+    r = run_quoterd(["--pidfile", str(tmp_path / "none.pid"), "--signal", "stop"])
+    assert r.returncode != 0
+    assert r.stderr.strip()
