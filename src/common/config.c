@@ -23,6 +23,7 @@ config_defaults(struct config *c)
 	c->shutdown_timeout = 10;
 	c->max_request_size = 4096;
 	c->requested_calls = 128;
+	c->watch_database = true;
 }
 
 static int
@@ -151,6 +152,18 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 			return -1;
 		}
 		c->requested_calls = (int)v;
+		return 0;
+	}
+	if (strcmp(key, "watch_database") == 0) {
+		if (strcmp(value, "yes") == 0) {
+			c->watch_database = true;
+		} else if (strcmp(value, "no") == 0) {
+			c->watch_database = false;
+		} else {
+			snprintf(err, errlen,
+			    "watch_database: '%s' is not yes or no", value);
+			return -1;
+		}
 		return 0;
 	}
 	snprintf(err, errlen, "unknown key '%s'", key);

@@ -21,6 +21,7 @@ struct config {
 	int shutdown_timeout;  /* seconds a graceful stop may take */
 	int max_request_size;  /* bytes of a request message */
 	int requested_calls;   /* calls each worker keeps requested */
+	bool watch_database;   /* reload when the file is replaced */
 };
 
 void config_defaults(struct config *c);

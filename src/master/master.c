@@ -1,19 +1,27 @@
 /*
  * The master loop, after nginx's ngx_process_cycle.c: fork the workers,
- * then wait on a signalfd and the workers' readiness pipe, restarting
- * workers that die (with backoff when they crash-loop) until told to
- * stop. Signals stay blocked in the master; nothing runs in a handler.
+ * then wait on a signalfd, the workers' status pipe and an inotify watch
+ * of the database's directory, restarting workers that die (with backoff
+ * when they crash-loop) and swapping the database, until told to stop.
+ * Signals stay blocked in the master; nothing runs in a handler.
+ *
+ * A swap: the master opens and checks the new file itself, then sends
+ * SIGHUP to every worker, which reopens the path and reports back; the
+ * master logs one line when all have switched.
  */
 #include "master.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -21,6 +29,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "store.h"
 #include "worker.h"
 
 /* A worker that dies sooner than this after its start is crash-looping. */
@@ -29,6 +38,8 @@
 #define BACKOFF_MAX_MS 10000
 /* Beyond shutdown_timeout, how long workers get before SIGKILL. */
 #define STOP_GRACE_MS 5000
+/* How long workers get to report a swap before the master logs it. */
+#define SWAP_REPORT_MS 5000
 
 struct proc {
 	pid_t pid;      /* 0: not running */
@@ -40,12 +51,34 @@ struct proc {
 
 enum stop_mode { RUNNING, STOP_GRACEFUL, STOP_NOW };
 
+/* What identifies one version of the database file. */
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+struct swap {
+	unsigned generation;
+	long started;  /* ms; 0: no swap waiting for reports */
+	int expected;  /* workers signalled */
+	int switched;
+	int failed;
+	unsigned long long quotes, authors;
+};
+
 struct master {
 	const struct config *config;
 	struct proc *procs;
 	int nprocs;
 	int sigfd;
-	int ready_rd, ready_wr;
+	int status_rd, status_wr;
+	int inotify_fd; /* -1: not watching */
+	char db_name[NAME_MAX + 1];
+	int db_fd;      /* the checked database that workers open */
+	struct file_id db_id;
+	struct swap swap;
 	int pidfile_fd;
 	int notify_fd; /* --daemon: tells the waiting parent we serve */
 	enum stop_mode stopping;
@@ -88,12 +121,15 @@ spawn(struct master *m, int index)
 	}
 	if (pid == 0) {
 		close(m->sigfd);
-		close(m->ready_rd);
+		close(m->status_rd);
+		if (m->inotify_fd >= 0)
+			close(m->inotify_fd);
 		if (m->pidfile_fd >= 0)
 			close(m->pidfile_fd);
 		if (m->notify_fd >= 0)
 			close(m->notify_fd);
-		worker_main(m->config, index, master_pid, m->ready_wr);
+		worker_main(m->config, index, master_pid, m->status_wr,
+		    m->db_fd);
 	}
 	p->pid = pid;
 	p->started = now_ms();
@@ -184,15 +220,11 @@ reap(struct master *m)
 	}
 }
 
-/* Each worker writes its index to the pipe once it serves. */
 static void
-read_ready(struct master *m)
+announce(struct master *m)
 {
-	int index, ready = 0;
+	int ready = 0;
 
-	while (read(m->ready_rd, &index, sizeof(index)) == sizeof(index))
-		if (index >= 0 && index < m->nprocs)
-			m->procs[index].ready = 1;
 	for (int i = 0; i < m->nprocs; i++)
 		ready += m->procs[i].pid != 0 && m->procs[i].ready;
 	if (m->announced || m->stopping != RUNNING || ready < m->nprocs)
@@ -205,6 +237,189 @@ read_ready(struct master *m)
 		close(m->notify_fd);
 		m->notify_fd = -1;
 	}
+}
+
+static void
+swap_report(struct master *m)
+{
+	struct swap *sw = &m->swap;
+
+	if (sw->started == 0)
+		return;
+	log_info("database generation %u: %s: %llu quotes, %llu authors; "
+		 "%d of %d workers switched in %ld ms%s",
+	    sw->generation, m->config->database, sw->quotes, sw->authors,
+	    sw->switched, sw->expected, now_ms() - sw->started,
+	    sw->failed ? " (the others kept the previous database)" : "");
+	sw->started = 0;
+}
+
+static void
+read_status(struct master *m)
+{
+	struct worker_msg msg;
+	struct swap *sw = &m->swap;
+
+	while (read(m->status_rd, &msg, sizeof(msg)) == sizeof(msg)) {
+		if (msg.index < 0 || msg.index >= m->nprocs)
+			continue;
+		switch (msg.event) {
+		case WORKER_READY:
+			m->procs[msg.index].ready = 1;
+			log_debug("worker %d ready", msg.index);
+			announce(m);
+			break;
+		case WORKER_RELOADED:
+		case WORKER_RELOAD_FAILED:
+			if (sw->started == 0)
+				break;
+			if (msg.event == WORKER_RELOADED)
+				sw->switched++;
+			else
+				sw->failed++;
+			if (sw->switched + sw->failed >= sw->expected)
+				swap_report(m);
+			break;
+		}
+	}
+}
+
+static void
+file_id(const struct stat *st, struct file_id *id)
+{
+	id->dev = st->st_dev;
+	id->ino = st->st_ino;
+	id->size = st->st_size;
+	id->mtime = st->st_mtim;
+}
+
+static int
+same_file(const struct file_id *a, const struct file_id *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	    a->mtime.tv_sec == b->mtime.tv_sec &&
+	    a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/*
+ * Opens the database at the path and checks the very file it opened.
+ * Returns its descriptor, or -1 after logging why not. Unless force,
+ * a file that looks the same as the one in use is skipped (-2).
+ */
+static int
+open_database(struct master *m, const char *why, int force,
+    struct store **store)
+{
+	const char *path = m->config->database;
+	char self[64];
+	struct file_id id;
+	struct stat st;
+	int fd, rc;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st)) {
+		log_warn("%s: %s", why, path);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	file_id(&st, &id);
+	if (!force && m->db_fd >= 0 && same_file(&id, &m->db_id)) {
+		close(fd);
+		return -2;
+	}
+	m->db_id = id; /* checked once is enough for this file */
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	if ((rc = store_open(self, store)) == ENOENT)
+		rc = store_open(path, store); /* no /proc */
+	if (rc != 0) {
+		log_warnx("%s: %s: %s", why, path, store_strerror(rc));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Checks the database now at the path and, if it is good, has every
+ * worker switch to it. A bad file is refused with the reason, and the
+ * workers keep serving what they have. force: reload even if the file
+ * looks unchanged (SIGHUP).
+ */
+static void
+swap_database(struct master *m, const char *why, int force)
+{
+	struct swap *sw = &m->swap;
+	struct store *store;
+	int fd;
+
+	if (m->stopping != RUNNING)
+		return;
+	if ((fd = open_database(m, why, force, &store)) < 0) {
+		if (fd == -1)
+			log_warnx("new database refused; still serving "
+				  "generation %u", sw->generation);
+		return;
+	}
+	/* Same descriptor number, new file: workers always find the
+	 * current database at /proc/MASTER/fd/db_fd. */
+	if (dup3(fd, m->db_fd, O_CLOEXEC) < 0)
+		fatal("dup3");
+	close(fd);
+	if (sw->started != 0)
+		swap_report(m); /* a swap still waiting for reports */
+	sw->generation++;
+	sw->quotes = store_nquotes(store);
+	sw->authors = store_nauthors(store);
+	store_close(store);
+	sw->started = now_ms();
+	sw->switched = sw->failed = 0;
+	sw->expected = running(m);
+	log_debug("%s: swapping to %s", why, m->config->database);
+	signal_all(m, SIGHUP);
+	if (sw->expected == 0)
+		swap_report(m);
+}
+
+/* Watches the database's directory: quotes-import renames onto the path. */
+static void
+watch_database(struct master *m)
+{
+	char dir[PATH_MAX], name[PATH_MAX];
+
+	m->inotify_fd = -1;
+	if (!m->config->watch_database)
+		return;
+	snprintf(dir, sizeof(dir), "%s", m->config->database);
+	snprintf(name, sizeof(name), "%s", m->config->database);
+	snprintf(m->db_name, sizeof(m->db_name), "%s", basename(name));
+	if ((m->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0) {
+		log_warn("inotify: not watching %s", m->config->database);
+		return;
+	}
+	if (inotify_add_watch(m->inotify_fd, dirname(dir),
+	    IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+		log_warn("inotify: not watching %s", m->config->database);
+		close(m->inotify_fd);
+		m->inotify_fd = -1;
+	}
+}
+
+static void
+read_inotify(struct master *m)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	const struct inotify_event *ev;
+	int changed = 0;
+	ssize_t n;
+
+	while ((n = read(m->inotify_fd, buf, sizeof(buf))) > 0)
+		for (char *p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
+			ev = (const struct inotify_event *)p;
+			if (ev->len > 0 && strcmp(ev->name, m->db_name) == 0)
+				changed = 1;
+		}
+	if (changed)
+		swap_database(m, "database file replaced", 0);
 }
 
 static void
@@ -222,7 +437,7 @@ handle_signal(struct master *m, int sig)
 		begin_stop(m, STOP_NOW, 0);
 		break;
 	case SIGHUP:
-		log_warnx("SIGHUP: reload is not supported yet");
+		swap_database(m, "SIGHUP", 1);
 		break;
 	case SIGTTIN:
 	case SIGTTOU:
@@ -306,6 +521,7 @@ int
 master_run(const struct config *c, int detach)
 {
 	struct master m;
+	struct store *store;
 	sigset_t set;
 	int fds[2];
 	long now, timeout;
@@ -333,8 +549,13 @@ master_run(const struct config *c, int detach)
 		fatal("signalfd");
 	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
 		fatal("pipe");
-	m.ready_rd = fds[0];
-	m.ready_wr = fds[1];
+	m.status_rd = fds[0];
+	m.status_wr = fds[1];
+	m.db_fd = -1;
+	if ((m.db_fd = open_database(&m, "database", 1, &store)) < 0)
+		return 1;
+	store_close(store); /* no database is held across fork */
+	watch_database(&m);
 
 	m.nprocs = config_workers(c);
 	if ((m.procs = calloc((size_t)m.nprocs, sizeof(*m.procs))) == NULL)
@@ -345,8 +566,8 @@ master_run(const struct config *c, int detach)
 		spawn(&m, i);
 
 	for (;;) {
-		struct pollfd pfd[2] = {{m.sigfd, POLLIN, 0},
-		    {m.ready_rd, POLLIN, 0}};
+		struct pollfd pfd[3] = {{m.sigfd, POLLIN, 0},
+		    {m.status_rd, POLLIN, 0}, {m.inotify_fd, POLLIN, 0}};
 		struct signalfd_siginfo si;
 
 		if (m.stopping != RUNNING && running(&m) == 0)
@@ -376,13 +597,24 @@ master_run(const struct config *c, int detach)
 			}
 			timeout = m.stop_deadline - now;
 		}
-		if (poll(pfd, 2, (int)timeout) < 0) {
+		if (m.swap.started != 0) {
+			long left = m.swap.started + SWAP_REPORT_MS - now;
+
+			if (left <= 0) {
+				swap_report(&m);
+			} else if (timeout < 0 || left < timeout) {
+				timeout = left;
+			}
+		}
+		if (poll(pfd, 3, (int)timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			fatal("poll");
 		}
 		if (pfd[1].revents & POLLIN)
-			read_ready(&m);
+			read_status(&m);
+		if (pfd[2].revents & POLLIN)
+			read_inotify(&m);
 		while (read(m.sigfd, &si, sizeof(si)) == sizeof(si))
 			handle_signal(&m, (int)si.ssi_signo);
 	}
@@ -391,6 +623,9 @@ master_run(const struct config *c, int detach)
 		unlink(c->pidfile);
 		close(m.pidfile_fd);
 	}
+	if (m.inotify_fd >= 0)
+		close(m.inotify_fd);
+	close(m.db_fd);
 	free(m.procs);
 	log_info("stopped");
 	return m.status;

@@ -1,9 +1,18 @@
 /*
  * The worker loop. The master forks it with every signal blocked; gRPC is
  * initialised only here, after fork. One thread drives the completion
- * queue and answers every call; a second thread only waits for signals
- * and turns SIGTERM into a graceful server shutdown, so the hot loop never
- * polls a flag.
+ * queue and answers every call; a second thread only waits for signals:
+ * SIGTERM starts a graceful server shutdown, SIGHUP opens the database
+ * again and hands it to the call thread, so the hot loop never polls.
+ *
+ * Database swaps. Each open database is a struct db with a reference
+ * count: one reference for the call thread while it is current, and one
+ * for every reply slice gRPC still holds (slices point into the map, and
+ * gRPC may release them on any of its threads, after the call is gone).
+ * The signal thread opens a new database and parks it in `pending`; the
+ * call thread adopts it before its next call and drops its reference to
+ * the old one, which is unmapped when the last slice is released. A
+ * database parked but never adopted is simply replaced.
  *
  * Each call slot is requested from gRPC up front and goes around a cycle:
  * requested -> request arrived (answered in one batch) -> batch done ->
@@ -66,13 +75,21 @@ struct arena {
 	_Alignas(16) unsigned char buf[ARENA_SIZE];
 };
 
+struct db {
+	struct store *store;
+	atomic_uint refs;
+};
+
 struct worker {
 	const struct config *config;
 	int index;
 	grpc_server *server;
 	grpc_completion_queue *cq;
 	void *getquote;
-	struct store *store;
+	struct db *db;              /* the call thread's current database */
+	_Atomic(struct db *) pending; /* opened by the signal thread */
+	int status_fd;
+	char db_path[64]; /* the master's database fd, in /proc */
 	struct rng rng;
 	struct arena arena;
 	struct slot *slots;
@@ -115,6 +132,89 @@ static void
 grpc_log_to_ours(gpr_log_func_args *args)
 {
 	log_warnx("grpc: %s", args->message);
+}
+
+/*
+ * Opens the file the master holds open: through /proc, so that a worker
+ * gets the file the master checked, not whatever the path names now.
+ * Where /proc is not there, the configured path will do.
+ */
+static struct db *
+db_open(struct worker *w, int *rc)
+{
+	const char *path = w->db_path;
+	struct db *d;
+
+	if ((d = malloc(sizeof(*d))) == NULL) {
+		*rc = errno;
+		return NULL;
+	}
+	*rc = store_open(path, &d->store);
+	if (*rc == ENOENT || *rc == EACCES) {
+		path = w->config->database;
+		*rc = store_open(path, &d->store);
+	}
+	if (*rc != 0) {
+		free(d);
+		return NULL;
+	}
+	atomic_init(&d->refs, 1);
+	return d;
+}
+
+/* Called by gRPC, on any thread, when a reply slice is released. */
+static void
+db_unref(void *arg)
+{
+	struct db *d = arg;
+
+	if (atomic_fetch_sub_explicit(&d->refs, 1, memory_order_acq_rel) == 1) {
+		store_close(d->store);
+		free(d);
+	}
+}
+
+/* The database for a new call: the newest one the signal thread opened. */
+static struct db *
+current_db(struct worker *w)
+{
+	struct db *next;
+
+	if (atomic_load_explicit(&w->pending, memory_order_relaxed) != NULL &&
+	    (next = atomic_exchange(&w->pending, NULL)) != NULL) {
+		db_unref(w->db);
+		w->db = next;
+	}
+	return w->db;
+}
+
+static void
+tell_master(struct worker *w, enum worker_event event)
+{
+	struct worker_msg msg = {w->index, event};
+
+	if (write(w->status_fd, &msg, sizeof(msg)) != sizeof(msg))
+		log_warn("cannot report to the master");
+}
+
+/* On SIGHUP: open the database path again and hand it to the loop. */
+static void
+reload(struct worker *w)
+{
+	struct db *d, *old;
+	int rc;
+
+	if ((d = db_open(w, &rc)) == NULL) {
+		log_warnx("reload: %s: %s; keeping the database in use",
+		    w->config->database, store_strerror(rc));
+		tell_master(w, WORKER_RELOAD_FAILED);
+		return;
+	}
+	if ((old = atomic_exchange(&w->pending, d)) != NULL)
+		db_unref(old);
+	log_debug("reload: %s: %llu quotes", w->config->database,
+	    (unsigned long long)store_nquotes(d->store));
+	tell_master(w, WORKER_RELOADED);
 }
 
 static void
@@ -170,6 +270,7 @@ answer_quote(struct worker *w, struct slot *s)
 	grpc_slice body, reply;
 	Quotes__QuoteRequest *req;
 	struct store_quote q;
+	struct db *db;
 	size_t len;
 	int rc;
 
@@ -203,7 +304,8 @@ answer_quote(struct worker *w, struct slot *s)
 		    "author is not valid UTF-8");
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
-	rc = store_pick(w->store, req->author, len, &w->rng, &q);
+	db = current_db(w);
+	rc = store_pick(db->store, req->author, len, &w->rng, &q);
 	quotes__quote_request__free_unpacked(req, &w->arena.allocator);
 	if (rc != 0) {
 		log_warnx("pick: %s", store_strerror(rc));
@@ -211,8 +313,11 @@ answer_quote(struct worker *w, struct slot *s)
 		    "cannot read the quote database");
 		return GRPC_STATUS_INTERNAL;
 	}
-	/* The map outlives every call of this worker: no copy, no ref. */
-	reply = grpc_slice_from_static_buffer(q.reply, q.len);
+	/* No copy: the slice points into the map and holds a reference to
+	 * it until gRPC has sent it. */
+	atomic_fetch_add_explicit(&db->refs, 1, memory_order_relaxed);
+	reply = grpc_slice_new_with_user_data((void *)q.reply, q.len, db_unref,
+	    db);
 	s->reply = grpc_raw_byte_buffer_create(&reply, 1);
 	return GRPC_STATUS_OK;
 }
@@ -279,9 +384,9 @@ on_event(struct worker *w, grpc_event ev)
 }
 
 /*
- * Waits for SIGTERM or SIGINT (blocked in every thread), then stops the
- * server gracefully: no new calls, calls in flight may finish within
- * shutdown_timeout, after which they are cancelled.
+ * Waits for signals (blocked in every thread). SIGHUP reloads; SIGTERM or
+ * SIGINT stop the server gracefully: no new calls, calls in flight may
+ * finish within shutdown_timeout, after which they are cancelled.
  */
 static void *
 signal_thread(void *arg)
@@ -294,9 +399,13 @@ signal_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
-	while (sig != SIGTERM && sig != SIGINT)
+	sigaddset(&set, SIGHUP);
+	while (sig != SIGTERM && sig != SIGINT) {
 		if (sigwait(&set, &sig) != 0)
 			sig = 0;
+		if (sig == SIGHUP)
+			reload(w);
+	}
 
 	log_info("stopping: finishing calls in flight");
 	atomic_store(&w->shutting_down, 1);
@@ -344,10 +453,12 @@ setup_server(struct worker *w)
 }
 
 void
-worker_main(const struct config *c, int index, pid_t master_pid, int ready_fd)
+worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
+    int db_fd)
 {
 	struct worker w;
 	pthread_t sigthread;
+	struct db *d;
 	grpc_event ev;
 	int rc;
 
@@ -363,6 +474,9 @@ worker_main(const struct config *c, int index, pid_t master_pid, int ready_fd)
 	memset(&w, 0, sizeof(w));
 	w.config = c;
 	w.index = index;
+	w.status_fd = status_fd;
+	snprintf(w.db_path, sizeof(w.db_path), "/proc/%ld/fd/%d",
+	    (long)master_pid, db_fd);
 	w.arena.allocator.alloc = arena_alloc;
 	w.arena.allocator.free = arena_free;
 	w.arena.allocator.allocator_data = &w.arena;
@@ -371,8 +485,9 @@ worker_main(const struct config *c, int index, pid_t master_pid, int ready_fd)
 	/* Seeded after fork: workers never share a sequence. */
 	if (rng_seed_random(&w.rng) != 0)
 		fatal("getrandom");
-	if ((rc = store_open(c->database, &w.store)) != 0)
+	if ((w.db = db_open(&w, &rc)) == NULL)
 		fatalx("%s: %s", c->database, store_strerror(rc));
+	atomic_init(&w.pending, NULL);
 
 	grpc_init();
 	gpr_set_log_function(grpc_log_to_ours);
@@ -391,10 +506,7 @@ worker_main(const struct config *c, int index, pid_t master_pid, int ready_fd)
 		errno = rc;
 		fatal("pthread_create");
 	}
-	/* Smaller than PIPE_BUF: workers' writes never interleave. */
-	if (write(ready_fd, &index, sizeof(index)) != sizeof(index))
-		log_warn("cannot tell the master this worker is ready");
-	close(ready_fd);
+	tell_master(&w, WORKER_READY);
 	log_debug("serving %s", c->listen);
 
 	for (;;) {
@@ -425,7 +537,10 @@ worker_main(const struct config *c, int index, pid_t master_pid, int ready_fd)
 	grpc_completion_queue_destroy(w.cq);
 	grpc_shutdown();
 	free(w.slots);
-	store_close(w.store);
+	/* gRPC has released every slice by now: these are the last refs. */
+	if ((d = atomic_exchange(&w.pending, NULL)) != NULL)
+		db_unref(d);
+	db_unref(w.db);
 	log_info("stopped");
 	exit(0);
 }

@@ -5,17 +5,34 @@
 #ifndef QUOTERD_WORKER_H
 #define QUOTERD_WORKER_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "config.h"
 
+/* What a worker tells the master over the status pipe. */
+enum worker_event {
+	WORKER_READY = 1,       /* serving */
+	WORKER_RELOADED = 2,    /* new calls use the database now at the path */
+	WORKER_RELOAD_FAILED = 3 /* kept the database it had */
+};
+
+/* Smaller than PIPE_BUF, so workers' writes never interleave. */
+struct worker_msg {
+	int32_t index;
+	int32_t event;
+};
+
 /*
  * Runs worker number index of the master master_pid, in a process just
- * forked from it; writes one byte to ready_fd once it serves. Never
+ * forked from it, reporting to the master on status_fd. The database is
+ * the file the master holds open as db_fd: the one it last checked, even
+ * if the path now names another file. SIGHUP makes the worker open it
+ * again. Never
  * returns: exits 0 after a graceful stop, EXIT_FATAL if it cannot serve
  * at all (the master must not restart it), 1 on other errors.
  */
 void worker_main(const struct config *c, int index, pid_t master_pid,
-    int ready_fd) __attribute__((noreturn));
+    int status_fd, int db_fd) __attribute__((noreturn));
 
 #endif
