@@ -70,7 +70,7 @@ $(BUILD)/quoterd: $(QUOTERD_OBJS)
 $(BUILD)/quote: $(QUOTE_OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/tests/test_store: $(call obj,tests/test_store.c $(STORE) $(COMMON))
+$(BUILD)/tests/test_store: $(call obj,tests/test_store.c $(STORE) $(COMMON)) $(BUILD)/obj/gen.o
 $(BUILD)/tests/test_utf8: $(call obj,tests/test_utf8.c src/common/utf8.c)
 $(BUILD)/tests/test_rng: $(call obj,tests/test_rng.c src/common/rng.c)
 $(BUILD)/tests/test_quotes_import: $(call obj,tests/test_quotes_import.c $(STORE) $(COMMON)) $(BUILD)/obj/gen.o

@@ -297,6 +297,7 @@ parse_fortune(struct import *im, const char *file, const char *buf,
 {
 	const char *p = buf, *end = buf + len, *entry = buf;
 	size_t lineno = 0, entryline = 1;
+	bool skip = false; /* the entry has an over-long line */
 
 	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -307,10 +308,13 @@ parse_fortune(struct import *im, const char *file, const char *buf,
 		if (linelen > MAX_LINE) {
 			bad_input(im, file, lineno, "line longer than %d bytes",
 			    MAX_LINE);
+			skip = true;
 		} else if (linelen >= 1 && p[0] == '%' &&
 		    (linelen == 1 || (linelen == 2 && p[1] == '\r'))) {
-			if (fortune_entry(im, file, entryline, entry, p))
+			if (!skip &&
+			    fortune_entry(im, file, entryline, entry, p))
 				return -1;
+			skip = false;
 			entry = nl ? nl + 1 : end;
 			entryline = lineno + 1;
 		}
@@ -318,7 +322,7 @@ parse_fortune(struct import *im, const char *file, const char *buf,
 		if ((lineno & 0xffff) == 0)
 			show_progress(im, file, (size_t)(p - buf), len);
 	}
-	return fortune_entry(im, file, entryline, entry, end);
+	return skip ? 0 : fortune_entry(im, file, entryline, entry, end);
 }
 
 static char *
@@ -710,9 +714,9 @@ main(int argc, char *argv[])
 	if (write_output(&im, out, &nauthors, &size) != 0)
 		goto done;
 	if (!im.quiet) {
-		printf(PROG ": wrote %s: %zu quotes, %" PRIu64 " authors, "
-		    "%zu skipped", out, im.nquotes, nauthors,
-		    im.bad + im.unsigned_);
+		printf(PROG ": wrote %s: %zu quote%s, %" PRIu64 " author%s, "
+		    "%zu skipped", out, im.nquotes, im.nquotes == 1 ? "" : "s",
+		    nauthors, nauthors == 1 ? "" : "s", im.bad + im.unsigned_);
 		if (im.unsigned_ > 0)
 			printf(" (%zu without attribution)", im.unsigned_);
 		printf(", %.1f MiB, %.2f s\n", (double)size / (1 << 20),

@@ -1,0 +1,1247 @@
+/*
+ * Unit tests for tools/quotes-import.c, run as the real program
+ * ($QUOTERD_BUILD/quotes-import) with its output captured: every parse
+ * rule of the text and fortune formats, the exact message each bad input
+ * gets ("quotes-import: FILE:LINE: reason"), exit statuses, and the
+ * promise that a failed import leaves OUT untouched and no temporary file
+ * behind. Imported databases are read back through the store.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "quote_service.pb-c.h"
+#include "rng.h"
+#include "store.h"
+
+extern char **environ;
+
+struct fixture {
+	char dir[PATH_MAX];  /* inputs and captured output */
+	char dbdir[PATH_MAX]; /* only databases, so leftovers show */
+	char out[PATH_MAX];  /* dbdir/q.mdb, the default OUT */
+	int status;          /* exit status of the last run */
+	char *stdout_;       /* and what it wrote */
+	char *stderr_;
+};
+
+static int
+rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+path_in(const struct fixture *fx, const char *name, char *out)
+{
+	if ((size_t)snprintf(out, PATH_MAX, "%s/%s", fx->dir, name) >=
+	    PATH_MAX)
+		fail_msg("path too long");
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	const char *tmp = getenv("TMPDIR");
+
+	if (fx == NULL)
+		return -1;
+	snprintf(fx->dir, sizeof(fx->dir), "%s/test_quotes_import.XXXXXX",
+	    tmp && *tmp ? tmp : "/tmp");
+	if (mkdtemp(fx->dir) == NULL) {
+		free(fx);
+		return -1;
+	}
+	path_in(fx, "db", fx->dbdir);
+	path_in(fx, "db/q.mdb", fx->out);
+	if (mkdir(fx->dbdir, 0755) != 0)
+		return -1;
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *fx = *state;
+	int rc;
+
+	rc = nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(fx->stdout_);
+	free(fx->stderr_);
+	free(fx);
+	return rc;
+}
+
+static void
+write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	if (f == NULL)
+		fail_msg("%s: %s", path, strerror(errno));
+	if (len > 0 && fwrite(data, 1, len, f) != len)
+		fail_msg("%s: short write", path);
+	if (fclose(f) != 0)
+		fail_msg("%s: %s", path, strerror(errno));
+}
+
+/* Writes a string literal (NULs included) to name in the fixture dir. */
+#define INPUT(fx, name, lit, path)                                       \
+	do {                                                             \
+		path_in((fx), (name), (path));                           \
+		write_file((path), (lit), sizeof(lit) - 1);              \
+	} while (0)
+
+static char *
+read_file(const char *path, size_t *lenp)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0, n;
+
+	if (f == NULL)
+		fail_msg("%s: %s", path, strerror(errno));
+	do {
+		if (cap - len < 4096) {
+			cap = cap ? cap * 2 : 8192;
+			buf = realloc(buf, cap);
+			assert_non_null(buf);
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+	} while (n > 0);
+	fclose(f);
+	buf[len] = '\0';
+	if (lenp)
+		*lenp = len;
+	return buf;
+}
+
+/*
+ * Runs quotes-import with args (NULL-terminated), stdin from stdin_data
+ * through a pipe (or /dev/null if NULL), stdout and stderr captured into
+ * fx. Returns the exit status; a crash or sanitizer abort fails the test.
+ */
+static int
+run_v(struct fixture *fx, const char *stdin_data, size_t stdin_len,
+    const char *const *args)
+{
+	const char *build = getenv("QUOTERD_BUILD");
+	char prog[PATH_MAX], outp[PATH_MAX], errp[PATH_MAX];
+	char *argv[32];
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t deflt;
+	int pfd[2] = {-1, -1}, status, err, argc = 0;
+	pid_t pid;
+
+	if (build == NULL || *build == '\0')
+		fail_msg("QUOTERD_BUILD is not set "
+		    "(e.g. QUOTERD_BUILD=$PWD/build)");
+	snprintf(prog, sizeof(prog), "%s/quotes-import", build);
+	path_in(fx, "stdout", outp);
+	path_in(fx, "stderr", errp);
+	argv[argc++] = prog;
+	for (; *args != NULL; args++) {
+		assert_true(argc < 31);
+		argv[argc++] = (char *)*args;
+	}
+	argv[argc] = NULL;
+
+	posix_spawn_file_actions_init(&fa);
+	if (stdin_data != NULL) {
+		assert_int_equal(pipe(pfd), 0);
+		posix_spawn_file_actions_adddup2(&fa, pfd[0], STDIN_FILENO);
+		posix_spawn_file_actions_addclose(&fa, pfd[0]);
+		posix_spawn_file_actions_addclose(&fa, pfd[1]);
+	} else {
+		posix_spawn_file_actions_addopen(&fa, STDIN_FILENO,
+		    "/dev/null", O_RDONLY, 0);
+	}
+	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, outp,
+	    O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, errp,
+	    O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	/* The test ignores SIGPIPE (below); the child must not inherit that. */
+	posix_spawnattr_init(&attr);
+	sigemptyset(&deflt);
+	sigaddset(&deflt, SIGPIPE);
+	posix_spawnattr_setsigdefault(&attr, &deflt);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+	err = posix_spawn(&pid, prog, &fa, &attr, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	if (err != 0)
+		fail_msg("%s: %s", prog, strerror(err));
+	if (stdin_data != NULL) {
+		size_t off = 0;
+
+		close(pfd[0]);
+		/* A child that exits without reading gives EPIPE: fine. */
+		while (off < stdin_len) {
+			ssize_t w = write(pfd[1], stdin_data + off,
+			    stdin_len - off);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				break;
+			off += (size_t)w;
+		}
+		close(pfd[1]);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			fail_msg("waitpid: %s", strerror(errno));
+	free(fx->stdout_);
+	free(fx->stderr_);
+	fx->stdout_ = read_file(outp, NULL);
+	fx->stderr_ = read_file(errp, NULL);
+	/* Sanitizers exit 1 too, which some tests expect: look for them. */
+	if (strstr(fx->stderr_, "Sanitizer") != NULL ||
+	    strstr(fx->stderr_, "runtime error:") != NULL)
+		fail_msg("quotes-import: sanitizer report:\n%s", fx->stderr_);
+	if (!WIFEXITED(status))
+		fail_msg("quotes-import died, status %#x; stderr:\n%s", status,
+		    fx->stderr_);
+	fx->status = WEXITSTATUS(status);
+	return fx->status;
+}
+
+#define run(fx, ...) run_v((fx), NULL, 0, (const char *[]){__VA_ARGS__, NULL})
+#define run_stdin(fx, data, len, ...)                                    \
+	run_v((fx), (data), (len), (const char *[]){__VA_ARGS__, NULL})
+
+static void
+expect_status(const struct fixture *fx, int want)
+{
+	if (fx->status != want)
+		fail_msg("exit status %d, want %d; stderr:\n%s", fx->status,
+		    want, fx->stderr_);
+}
+
+static void
+expect_stderr_has(const struct fixture *fx, const char *want)
+{
+	if (strstr(fx->stderr_, want) == NULL)
+		fail_msg("stderr lacks \"%s\"; it is:\n%s", want, fx->stderr_);
+}
+
+static void
+expect_stderr(const struct fixture *fx, const char *want)
+{
+	if (strcmp(fx->stderr_, want) != 0)
+		fail_msg("stderr is:\n%s\nwant:\n%s", fx->stderr_, want);
+}
+
+/* The summary's fixed part; size and time vary. */
+static void
+expect_summary(const struct fixture *fx, const char *out, size_t nquotes,
+    size_t nauthors, const char *skipped)
+{
+	char want[PATH_MAX + 256];
+	size_t n;
+
+	n = (size_t)snprintf(want, sizeof(want),
+	    "quotes-import: wrote %s: %zu quote%s, %zu author%s, %s, ", out,
+	    nquotes, nquotes == 1 ? "" : "s", nauthors,
+	    nauthors == 1 ? "" : "s", skipped);
+	if (strncmp(fx->stdout_, want, n) != 0)
+		fail_msg("stdout is:\n%s\nwant it to start:\n%s", fx->stdout_,
+		    want);
+	n = strlen(fx->stdout_);
+	assert_true(n > 3 && strcmp(fx->stdout_ + n - 3, " s\n") == 0);
+	assert_non_null(strstr(fx->stdout_, " MiB, "));
+	assert_ptr_equal(strchr(fx->stdout_, '\n'), fx->stdout_ + n - 1);
+}
+
+/*
+ * A failed import's whole stderr: one message per bad line, then the
+ * verdict. lines are the messages' "FILE:LINE: reason", NULL-terminated.
+ */
+static void
+expect_rejected(const struct fixture *fx, const char *const *lines,
+    size_t nbad, const char *out)
+{
+	char want[8192];
+	size_t n = 0;
+
+	expect_status(fx, 1);
+	for (; *lines != NULL; lines++)
+		n += (size_t)snprintf(want + n, sizeof(want) - n,
+		    "quotes-import: %s\n", *lines);
+	snprintf(want + n, sizeof(want) - n,
+	    "quotes-import: %zu invalid line%s, %s not written "
+	    "(--skip-invalid imports the rest)\n",
+	    nbad, nbad == 1 ? "" : "s", out);
+	expect_stderr(fx, want);
+	assert_string_equal(fx->stdout_, "");
+}
+
+/* Names in dir, sorted, joined by ' ': what a failed import leaves. */
+static void
+expect_dir(const char *dir, const char *want)
+{
+	struct dirent **names;
+	char got[4096] = "";
+	int n;
+
+	n = scandir(dir, &names, NULL, alphasort);
+	if (n < 0)
+		fail_msg("%s: %s", dir, strerror(errno));
+	for (int i = 0; i < n; i++) {
+		if (strcmp(names[i]->d_name, ".") != 0 &&
+		    strcmp(names[i]->d_name, "..") != 0) {
+			if (*got)
+				strncat(got, " ",
+				    sizeof(got) - strlen(got) - 1);
+			strncat(got, names[i]->d_name,
+			    sizeof(got) - strlen(got) - 1);
+		}
+		free(names[i]);
+	}
+	free(names);
+	if (strcmp(got, want) != 0)
+		fail_msg("%s holds \"%s\", want \"%s\"", dir, got, want);
+}
+
+struct quote {
+	const char *author;
+	const char *text;
+};
+
+static size_t
+nauthors_of(const struct quote *q, size_t n)
+{
+	size_t count = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t j;
+
+		for (j = 0; j < i; j++)
+			if (strcmp(q[j].author, q[i].author) == 0)
+				break;
+		count += j == i;
+	}
+	return count;
+}
+
+/*
+ * Reads db back through the store: exactly these quotes, byte for byte,
+ * each under its author. Every author is picked by name often enough
+ * that each of its quotes must show up (the seed is fixed, so this is
+ * repeatable), and nothing else may.
+ */
+static void
+expect_db(const char *db, const struct quote *q, size_t n)
+{
+	struct store *s = NULL;
+	struct rng r;
+	bool *seen;
+	int rc;
+
+	if ((rc = store_open(db, &s)) != 0)
+		fail_msg("store_open %s: %s", db, store_strerror(rc));
+	assert_int_equal(store_nquotes(s), n);
+	assert_int_equal(store_nauthors(s), nauthors_of(q, n));
+	seen = calloc(n, sizeof(*seen));
+	assert_non_null(seen);
+	rng_seed(&r, 1);
+	for (size_t a = 0; a < n; a++) {
+		const char *name = q[a].author;
+		size_t mine = 0;
+
+		for (size_t i = 0; i < n; i++)
+			mine += strcmp(q[i].author, name) == 0;
+		for (size_t k = 0; k < 60 * mine; k++) {
+			struct store_quote sq;
+			Quotes__QuoteReply *reply;
+			size_t i;
+
+			assert_int_equal(store_pick(s, name, strlen(name), &r,
+			    &sq), 0);
+			reply = quotes__quote_reply__unpack(NULL, sq.len,
+			    sq.reply);
+			assert_non_null(reply);
+			assert_string_equal(reply->author, name);
+			for (i = 0; i < n; i++)
+				if (strcmp(q[i].author, name) == 0 &&
+				    strcmp(q[i].text, reply->quote) == 0)
+					break;
+			if (i == n)
+				fail_msg("unexpected quote \"%s\" of \"%s\"",
+				    reply->quote, name);
+			else
+				seen[i] = true;
+			quotes__quote_reply__free_unpacked(reply, NULL);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!seen[i])
+			fail_msg("quote \"%s\" of \"%s\" not in the database",
+			    q[i].text, q[i].author);
+	free(seen);
+	store_close(s);
+}
+
+#define NQ(a) (sizeof(a) / sizeof(a[0]))
+
+static void
+test_basic(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct quote want[] = {
+	    {"Mark Twain", "The report of my death was an exaggeration."},
+	    {"Oscar Wilde", "I can resist everything except temptation."},
+	    {"Mark Twain", "Man is the only animal that blushes."},
+	    {"S\xc3\xb8ren Kierkegaard",
+		"Once you label me you negate me \xe2\x80\x94 so don't."},
+	};
+	char in[PATH_MAX];
+	struct stat st;
+	mode_t mask;
+
+	INPUT(fx, "in.txt",
+	    "The report of my death was an exaggeration.~Mark Twain\n"
+	    "I can resist everything except temptation.~Oscar Wilde\n"
+	    "Man is the only animal that blushes.~Mark Twain\n"
+	    "Once you label me you negate me \xe2\x80\x94 so don't."
+	    "~S\xc3\xb8ren Kierkegaard",
+	    in);
+	run(fx, "-o", fx->out, in);
+	expect_status(fx, 0);
+	expect_stderr(fx, "");
+	expect_summary(fx, fx->out, 4, 3, "0 skipped");
+	expect_db(fx->out, want, NQ(want));
+	expect_dir(fx->dbdir, "q.mdb");
+	/* Readable as any new file is, not mkstemp's private 0600. */
+	mask = umask(0);
+	umask(mask);
+	assert_int_equal(stat(fx->out, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644 & ~mask);
+}
+
+static void
+test_default_output(void **state)
+{
+	struct fixture *fx = *state;
+	char in[PATH_MAX], cwd[PATH_MAX];
+
+	INPUT(fx, "in.txt", "Q~A\n", in);
+	/* OUT defaults to quotes.mdb in the working directory; the child
+	 * inherits ours, so move there for the run. */
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(fx->dbdir), 0);
+	run(fx, "-q", in);
+	assert_int_equal(chdir(cwd), 0);
+	expect_status(fx, 0);
+	expect_dir(fx->dbdir, "quotes.mdb");
+}
+
+static void
+test_quiet(void **state)
+{
+	struct fixture *fx = *state;
+	char in[PATH_MAX];
+
+	INPUT(fx, "in.txt", "Q~A\n", in);
+	run(fx, "-q", "-o", fx->out, in);
+	expect_status(fx, 0);
+	assert_string_equal(fx->stdout_, "");
+	expect_stderr(fx, "");
+	run(fx, "--quiet", "--output", fx->out, in);
+	expect_status(fx, 0);
+	assert_string_equal(fx->stdout_, "");
+}
+
+static void
+test_no_tilde(void **state)
+{
+	struct fixture *fx = *state;
+	char in[PATH_MAX], l2[PATH_MAX + 64];
+
+	INPUT(fx, "in.txt", "Good~Author\nNo tilde here\n", in);
+	snprintf(l2, sizeof(l2), "%s:2: no '~' between quote and author", in);
+	run(fx, "-o", fx->out, in);
+	expect_rejected(fx, (const char *[]){l2, NULL}, 1, fx->out);
+	expect_dir(fx->dbdir, "");
+}
+
+static void
+test_empty_parts(void **state)
+{
+	struct fixture *fx = *state;
+	char in[PATH_MAX], l[6][PATH_MAX + 64];
+
+	/* White space alone is empty too, on either side. */
+	INPUT(fx, "in.txt",
+	    "~Author\n"
+	    "  \t ~ Author\n"
+	    "Quote~\n"
+	    "Quote~ \t \n"
+	    "~\n"
+	    " ~ \n",
+	    in);
+	snprintf(l[0], sizeof(l[0]), "%s:1: empty quote", in);
+	snprintf(l[1], sizeof(l[1]), "%s:2: empty quote", in);
+	snprintf(l[2], sizeof(l[2]), "%s:3: empty author", in);
+	snprintf(l[3], sizeof(l[3]), "%s:4: empty author", in);
+	snprintf(l[4], sizeof(l[4]), "%s:5: empty quote", in);
+	snprintf(l[5], sizeof(l[5]), "%s:6: empty quote", in);
+	run(fx, "-o", fx->out, in);
+	expect_rejected(fx,
+	    (const char *[]){l[0], l[1], l[2], l[3], l[4], l[5], NULL}, 6,
+	    fx->out);
+}
+
+static void
+test_invalid_utf8(void **state)
+{
+	struct fixture *fx = *state;
+	char in[PATH_MAX], l[5][PATH_MAX + 64];
+
+	INPUT(fx, "in.txt",
+	    "Caf\xe9~Latin-1 Writer\n"           /* Latin-1, not UTF-8 */
+	    "Fine~S\xf8ren\n"                    /* in the author */
+	    "Overlong \xc0\xaf~A\n"
+	    "Surrogate \xed\xa0\x80~A\n"
+	    "Truncated \xe2\x80~A\n"
+	    "Valid \xe2\x80\x94 dash~S\xc3\xb8ren\n",
+	    in);
+	for (int i = 0; i < 5; i++)
+		snprintf(l[i], sizeof(l[i]), "%s:%d: invalid UTF-8", in, i + 1);
+	run(fx, "-o", fx->out, in);
+	expect_rejected(fx,
+	    (const char *[]){l[0], l[1], l[2], l[3], l[4], NULL}, 5, fx->out);
+}
+
+static void
+test_nul_byte(void **state)
+{
+	struct fixture *fx = *state;
+	char in[PATH_MAX], l1[PATH_MAX + 64], l2[PATH_MAX + 64];
+
+	INPUT(fx, "in.txt", "Quo\0te~Author\nQuote~Au\0thor\nOK~A\n", in);
+	snprintf(l1, sizeof(l1), "%s:1: NUL byte in line", in);
+	snprintf(l2, sizeof(l2), "%s:2: NUL byte in line", in);
+	run(fx, "-o", fx->out, in);
+	expect_rejected(fx, (const char *[]){l1, l2, NULL}, 2, fx->out);
+}
+
+static char *
+long_line(size_t textlen, const char *author)
+{
+	size_t alen = strlen(author);
+	char *buf = malloc(textlen + alen + 3);
+
+	assert_non_null(buf);
+	memset(buf, 'x', textlen);
+	buf[textlen] = '~';
+	memcpy(buf + textlen + 1, author, alen);
+	buf[textlen + 1 + alen] = '\n';
+	buf[textlen + 2 + alen] = '\0';
+	return buf;
+}
+
+/* 64 KiB is the longest line; one byte more is refused, not cut. */
+static void
+test_long_line(void **state)
+{
+	struct fixture *fx = *state;
+	char in[PATH_MAX], l2[PATH_MAX + 64];
+	char *at = long_line(65536 - 2, "A");   /* "x...x~A": 65536 bytes */
+	char *over = long_line(65536 - 1, "B"); /* 65537 bytes */
+	char *both;
+	size_t alen = strlen(at), olen = strlen(over);
+	struct quote want = {"A", NULL};
+
+	both = malloc(alen + olen + 1);
+	assert_non_null(both);
+	memcpy(both, at, alen);
+	memcpy(both + alen, over, olen + 1);
+	path_in(fx, "in.txt", in);
+	write_file(in, both, alen + olen);
+	snprintf(l2, sizeof(l2), "%s:2: line longer than 65536 bytes", in);
+	run(fx, "-o", fx->out, in);
+	expect_rejected(fx, (const char *[]){l2, NULL}, 1, fx->out);
+
+	/* The longest line goes in whole. */
+	write_file(in, at, alen);
+	run(fx, "-q", "-o", fx->out, in);
+	expect_status(fx, 0);
+	at[65536 - 2] = '\0';
+	want.text = at;
+	expect_db(fx->out, &want, 1);
+	free(at);
+	free(over);
+	free(both);
+}
+
+/* Authors are LMDB keys, at most 511 bytes. */
+static void
+test_long_author(void **state)
+{
+	struct fixture *fx = *state;
+	char in[PATH_MAX], l1[PATH_MAX + 64], name[513];
+	char line[600];
+	struct quote want = {name, "Q"};
+
+	memset(name, 'n', sizeof(name) - 1);
+	name[512] = '\0';
+	snprintf(line, sizeof(line), "Q~%s\n", name);
+	path_in(fx, "in.txt", in);
+	write_file(in, line, strlen(line));
+	snprintf(l1, sizeof(l1), "%s:1: author name longer than 511 bytes",
+	    in);
+	run(fx, "-o", fx->out, in);
+	expect_rejected(fx, (const char *[]){l1, NULL}, 1, fx->out);
+
+	name[511] = '\0';
+	snprintf(line, sizeof(line), "Q~%s\n", name);
+	write_file(in, line, strlen(line));
+	run(fx, "-q", "-o", fx->out, in);
+	expect_status(fx, 0);
+	expect_db(fx->out, &want, 1);
+}
+
+/* Names never hold '~', quotes may: the split is at the last one. */
+static void
+test_last_tilde(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct quote want[] = {
+	    {"Author", "Approximately ~42, give or take"},
+	    {"Author", "a~b~c"},
+	    {"Other", "ends in a tilde~"},
+	};
+	char in[PATH_MAX], l4[PATH_MAX + 64];
+
+	INPUT(fx, "in.txt",
+	    "Approximately ~42, give or take~Author\n"
+	    "a~b~c~Author\n"
+	    "ends in a tilde~~Other\n",
+	    in);
+	run(fx, "-q", "-o", fx->out, in);
+	expect_status(fx, 0);
+	expect_db(fx->out, want, NQ(want));
+
+	/* A '~' after the name leaves the name empty. */
+	INPUT(fx, "in2.txt", "Q~A\nQ~A\nQ~A\nQuote~Author~\n", in);
+	snprintf(l4, sizeof(l4), "%s:4: empty author", in);
+	run(fx, "-o", fx->out, in);
+	expect_rejected(fx, (const char *[]){l4, NULL}, 1, fx->out);
+}
+
+static void
+test_trim(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct quote want[] = {
+	    {"Mark  Twain", "Inner  spaces\tstay"},
+	    {"Mark  Twain", "Outer ones go"},
+	    {"A", "\xe2\x80\x94"},
+	};
+	char in[PATH_MAX];
+
+	INPUT(fx, "in.txt",
+	    "  \tInner  spaces\tstay  ~  Mark  Twain \t \n"
+	    "\v\fOuter ones go\t~\tMark  Twain\v\n"
+	    " \xe2\x80\x94 ~ A \n",
+	    in);
+	run(fx, "-q", "-o", fx->out, in);
+	expect_status(fx, 0);
+	expect_db(fx->out, want, NQ(want));
+}
+
+static void
+test_crlf(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct quote want[] = {
+	    {"Author One", "First"},
+	    {"Author Two", "Second"},
+	    {"Author One", "Third"},
+	};
+	char in[PATH_MAX], l3[PATH_MAX + 64];
+
+	INPUT(fx, "in.txt",
+	    "First~Author One\r\nSecond~Author Two\r\n\r\nThird~Author One",
+	    in);
+	run(fx, "-o", fx->out, in);
+	expect_status(fx, 0);
+	expect_summary(fx, fx->out, 3, 2, "0 skipped");
+	expect_db(fx->out, want, NQ(want));
+
+	/* Line numbers still count CRLF lines. */
+	INPUT(fx, "in2.txt", "A~B\r\n\r\nbad\r\n", in);
+	snprintf(l3, sizeof(l3), "%s:3: no '~' between quote and author", in);
+	run(fx, "-o", fx->out, in);
+	expect_rejected(fx, (const char *[]){l3, NULL}, 1, fx->out);
+}
+
+static void
+test_bom(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct quote want[] = {
+	    {"Author", "Quote"},
+	    {"Author", "Second"},
+	};
+	char in[PATH_MAX];
+
+	/* The BOM would otherwise start the first quote. */
+	INPUT(fx, "in.txt", "\xef\xbb\xbfQuote~Author\nSecond~Author\n", in);
+	run(fx, "-q", "-o", fx->out, in);
+	expect_status(fx, 0);
+	expect_db(fx->out, want, NQ(want));
+}
+
+static void
+test_blank_lines(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct quote want[] = {
+	    {"A", "One"},
+	    {"B", "Two"},
+	};
+	char in[PATH_MAX], l7[PATH_MAX + 64];
+
+	INPUT(fx, "in.txt", "\n\n  \t \nOne~A\n\n\r\nTwo~B\n\n\n", in);
+	run(fx, "-o", fx->out, in);
+	expect_status(fx, 0);
+	expect_summary(fx, fx->out, 2, 2, "0 skipped");
+	expect_db(fx->out, want, NQ(want));
+
+	/* Skipped lines are counted all the same. */
+	INPUT(fx, "in2.txt", "\n\n \nOne~A\n\n\nbad\n", in);
+	snprintf(l7, sizeof(l7), "%s:7: no '~' between quote and author", in);
+	run(fx, "-o", fx->out, in);
+	expect_rejected(fx, (const char *[]){l7, NULL}, 1, fx->out);
+}
+
+static void
+test_stdin(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct quote want[] = {
+	    {"Henny Youngman", "Take my wife \xe2\x80\x94 please."},
+	    {"Harold Wilson", "A week is a long time in politics."},
+	};
+	static const char input[] =
+	    "\xef\xbb\xbfTake my wife \xe2\x80\x94 please.~Henny Youngman\n"
+	    "A week is a long time in politics.~Harold Wilson\n";
+	static const char bad[] = "fine~A\noops\n";
+
+	run_stdin(fx, input, sizeof(input) - 1, "-o", fx->out, "-");
+	expect_status(fx, 0);
+	expect_summary(fx, fx->out, 2, 2, "0 skipped");
+	expect_db(fx->out, want, NQ(want));
+
+	run_stdin(fx, bad, sizeof(bad) - 1, "-o", fx->out, "-");
+	expect_rejected(fx,
+	    (const char *[]){"(stdin):2: no '~' between quote and author",
+	    NULL},
+	    1, fx->out);
+}
+
+/* A pipe has no size to read ahead of time: the buffer must grow. */
+static void
+test_stdin_large(void **state)
+{
+	struct fixture *fx = *state;
+	enum { N = 10000 };
+	struct quote *want = calloc(N, sizeof(*want));
+	char (*texts)[32] = calloc(N, sizeof(*texts));
+	char *input = malloc((size_t)N * 64);
+	size_t len = 0;
+
+	assert_non_null(want);
+	assert_non_null(texts);
+	assert_non_null(input);
+	for (int i = 0; i < N; i++) {
+		snprintf(texts[i], sizeof(texts[i]), "Quote number %d", i);
+		want[i].text = texts[i];
+		want[i].author = i % 2 ? "Odd" : "Even";
+		len += (size_t)sprintf(input + len, "%s~%s\n", want[i].text,
+		    want[i].author);
+	}
+	assert_true(len > 2 * 65536);
+	run_stdin(fx, input, len, "-o", fx->out, "-");
+	expect_status(fx, 0);
+	expect_summary(fx, fx->out, N, 2, "0 skipped");
+	free(input);
+	free(texts);
+	free(want);
+}
+
+static void
+test_multiple_inputs(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct quote want[] = {
+	    {"Mark Twain", "One"},
+	    {"Oscar Wilde", "Two"},
+	    {"Mark Twain", "Three"},
+	    {"Harold Wilson", "Four"},
+	    {"Mark Twain", "Five"},
+	};
+	static const char piped[] = "Five~Mark Twain\n";
+	char a[PATH_MAX], b[PATH_MAX], l[2][PATH_MAX + 64];
+
+	INPUT(fx, "a.txt", "One~Mark Twain\nTwo~Oscar Wilde\n", a);
+	INPUT(fx, "b.txt", "\xef\xbb\xbfThree~Mark Twain\nFour~Harold Wilson",
+	    b);
+	run_stdin(fx, piped, sizeof(piped) - 1, "-o", fx->out, a, b, "-");
+	expect_status(fx, 0);
+	/* One author across files is one author. */
+	expect_summary(fx, fx->out, 5, 3, "0 skipped");
+	expect_db(fx->out, want, NQ(want));
+
+	/* Each file has its own line numbers and is named in messages. */
+	INPUT(fx, "a.txt", "One~A\nbad a\n", a);
+	INPUT(fx, "b.txt", "bad b\n", b);
+	snprintf(l[0], sizeof(l[0]),
+	    "%s:2: no '~' between quote and author", a);
+	snprintf(l[1], sizeof(l[1]),
+	    "%s:1: no '~' between quote and author", b);
+	run(fx, "-o", fx->out, a, b);
+	expect_rejected(fx, (const char *[]){l[0], l[1], NULL}, 2, fx->out);
+}
+
+static void
+test_fortune(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct quote want[] = {
+	    {"Mark Twain", "The report of my death\nwas an exaggeration."},
+	    {"Oscar Wilde", "I can resist everything\n"
+		"    except temptation."},
+	    {"Anonymous", "A ~ is just text here"},
+	    {"S\xc3\xb8ren Kierkegaard", "Life \xe2\x80\x94 forwards."},
+	};
+	char in[PATH_MAX];
+
+	INPUT(fx, "fortunes",
+	    "The report of my death\n"
+	    "was an exaggeration.\n"
+	    "\t\t-- Mark Twain\n"
+	    "%\n"
+	    "I can resist everything\n"
+	    "    except temptation.\n"
+	    "    --Oscar Wilde   \n"
+	    "\n"
+	    "%\n"
+	    "An entry without attribution.\n"
+	    "%\n"
+	    "%\n"
+	    "A ~ is just text here\n"
+	    "-- Anonymous\n"
+	    "%\n"
+	    "-- A lone attribution is no quote\n"
+	    "%\n"
+	    "Dashes in the middle -- are\n"
+	    "not an attribution.\n"
+	    "%\n"
+	    "Life \xe2\x80\x94 forwards.\n"
+	    "-- S\xc3\xb8ren Kierkegaard\n"
+	    "%\n",
+	    in);
+	run(fx, "-f", "fortune", "-o", fx->out, in);
+	expect_status(fx, 0);
+	expect_stderr(fx, "");
+	expect_summary(fx, fx->out, 4, 4,
+	    "3 skipped (3 without attribution)");
+	expect_db(fx->out, want, NQ(want));
+}
+
+static void
+test_fortune_crlf_and_long_option(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct quote want[] = {
+	    {"Author", "Line one\nLine two"},
+	    {"Author", "Last entry, no final separator"},
+	};
+	char in[PATH_MAX];
+
+	INPUT(fx, "fortunes",
+	    "\xef\xbb\xbfLine one\r\nLine two\r\n-- Author\r\n%\r\n"
+	    "Last entry, no final separator\r\n-- Author",
+	    in);
+	run(fx, "--format", "fortune", "-o", fx->out, in);
+	expect_status(fx, 0);
+	expect_summary(fx, fx->out, 2, 1, "0 skipped");
+	expect_db(fx->out, want, NQ(want));
+}
+
+/* Fortune errors name the entry's first line. */
+static void
+test_fortune_errors(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct quote want[] = {{"Alice", "Good"}};
+	static const struct quote want2[] = {{"Alice", "Good"},
+	    {"Erin", "After the long one"}};
+	static const char tail[] = "%\nAfter the long one\n-- Erin\n";
+	char in[PATH_MAX], l[4][PATH_MAX + 64];
+	char *big = long_line(70000, "X");
+	char *input;
+	size_t n;
+	static const char head[] =
+	    "Good\n"
+	    "-- Alice\n"
+	    "%\n"
+	    "Bad \xff quote\n"
+	    "-- Bob\n"
+	    "%\n"
+	    "Empty author\n"
+	    "--\n"
+	    "%\n"
+	    "Nul \0 here\n"
+	    "-- Carol\n"
+	    "%\n";
+
+	input = malloc(sizeof(head) + strlen(big) + 16 + sizeof(tail));
+	assert_non_null(input);
+	memcpy(input, head, sizeof(head) - 1);
+	n = sizeof(head) - 1;
+	memcpy(input + n, big, strlen(big));
+	n += strlen(big);
+	memcpy(input + n, "-- Dave\n", 8);
+	n += 8;
+	path_in(fx, "fortunes", in);
+	write_file(in, input, n);
+	snprintf(l[0], sizeof(l[0]), "%s:4: invalid UTF-8", in);
+	snprintf(l[1], sizeof(l[1]), "%s:7: empty author", in);
+	snprintf(l[2], sizeof(l[2]), "%s:10: NUL byte in line", in);
+	snprintf(l[3], sizeof(l[3]), "%s:13: line longer than 65536 bytes",
+	    in);
+	run(fx, "-f", "fortune", "-o", fx->out, in);
+	expect_rejected(fx, (const char *[]){l[0], l[1], l[2], l[3], NULL}, 4,
+	    fx->out);
+
+	/* Without the long line, --skip-invalid keeps the good entry. */
+	write_file(in, head, sizeof(head) - 1);
+	run(fx, "-f", "fortune", "--skip-invalid", "-o", fx->out, in);
+	expect_status(fx, 0);
+	expect_summary(fx, fx->out, 1, 1, "3 skipped");
+	expect_db(fx->out, want, NQ(want));
+
+	/* An over-long line spoils its whole entry: skipped, not imported
+	 * with the line in it. */
+	memcpy(input + n, tail, sizeof(tail) - 1);
+	write_file(in, input, n + sizeof(tail) - 1);
+	run(fx, "-f", "fortune", "--skip-invalid", "-o", fx->out, in);
+	expect_status(fx, 0);
+	expect_summary(fx, fx->out, 2, 2, "4 skipped");
+	expect_db(fx->out, want2, NQ(want2));
+	free(big);
+	free(input);
+}
+
+/* The promise of the temporary file and rename: OUT is never touched
+ * by an import that fails, and nothing is left beside it. */
+static void
+test_failure_keeps_out(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct quote want[] = {{"A", "Original"}};
+	char in[PATH_MAX], *before, *after;
+	size_t blen, alen;
+
+	INPUT(fx, "good.txt", "Original~A\n", in);
+	run(fx, "-q", "-o", fx->out, in);
+	expect_status(fx, 0);
+	before = read_file(fx->out, &blen);
+
+	INPUT(fx, "bad.txt", "New~B\nbroken line\n", in);
+	run(fx, "-o", fx->out, in);
+	expect_status(fx, 1);
+	expect_stderr_has(fx, "not written");
+	after = read_file(fx->out, &alen);
+	assert_int_equal(alen, blen);
+	assert_memory_equal(after, before, blen);
+	free(after);
+	expect_dir(fx->dbdir, "q.mdb");
+
+	/* Failing later, in write_output() itself: OUT is a directory, so
+	 * the rename fails after the temporary file is complete. */
+	{
+		char outdir[PATH_MAX], keep[PATH_MAX];
+
+		path_in(fx, "db/dir.mdb", outdir);
+		assert_int_equal(mkdir(outdir, 0755), 0);
+		path_in(fx, "db/dir.mdb/keep", keep);
+		write_file(keep, "x", 1);
+		INPUT(fx, "new.txt", "New~B\n", in);
+		run(fx, "-o", outdir, in);
+		expect_status(fx, 1);
+		expect_stderr_has(fx, outdir);
+		expect_dir(fx->dbdir, "dir.mdb q.mdb");
+		expect_dir(outdir, "keep");
+	}
+	after = read_file(fx->out, &alen);
+	assert_int_equal(alen, blen);
+	assert_memory_equal(after, before, blen);
+	free(after);
+	free(before);
+	expect_db(fx->out, want, NQ(want));
+}
+
+/* A successful import replaces OUT whole. */
+static void
+test_success_replaces_out(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct quote want[] = {{"B", "New"}, {"C", "Newer"}};
+	char in[PATH_MAX];
+
+	INPUT(fx, "a.txt", "Old~A\nOlder~A\n", in);
+	run(fx, "-q", "-o", fx->out, in);
+	expect_status(fx, 0);
+	INPUT(fx, "b.txt", "New~B\nNewer~C\n", in);
+	run(fx, "-q", "-o", fx->out, in);
+	expect_status(fx, 0);
+	expect_db(fx->out, want, NQ(want));
+	expect_dir(fx->dbdir, "q.mdb");
+}
+
+static void
+test_skip_invalid(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct quote want[] = {
+	    {"A", "First"},
+	    {"B", "Last"},
+	};
+	char in[PATH_MAX], l[3][PATH_MAX + 64];
+
+	INPUT(fx, "in.txt",
+	    "First~A\n"
+	    "no tilde\n"
+	    "~empty quote\n"
+	    "bad \xc3~A\n"
+	    "Last~B\n",
+	    in);
+	snprintf(l[0], sizeof(l[0]),
+	    "quotes-import: %s:2: no '~' between quote and author\n", in);
+	snprintf(l[1], sizeof(l[1]), "quotes-import: %s:3: empty quote\n",
+	    in);
+	snprintf(l[2], sizeof(l[2]), "quotes-import: %s:4: invalid UTF-8\n",
+	    in);
+	run(fx, "--skip-invalid", "-o", fx->out, in);
+	expect_status(fx, 0);
+	/* The bad lines are still reported, just not fatal. */
+	{
+		char want_err[3 * (PATH_MAX + 64)];
+
+		snprintf(want_err, sizeof(want_err), "%s%s%s", l[0], l[1],
+		    l[2]);
+		expect_stderr(fx, want_err);
+	}
+	expect_summary(fx, fx->out, 2, 2, "3 skipped");
+	expect_db(fx->out, want, NQ(want));
+
+	/* Nothing valid at all is still nothing to import. */
+	INPUT(fx, "in2.txt", "bad\nworse\n", in);
+	run(fx, "--skip-invalid", "-o", fx->out, in);
+	expect_status(fx, 1);
+	expect_stderr_has(fx, "quotes-import: no quotes to import, ");
+}
+
+/* Past 20 bad lines, the rest are counted, not listed. */
+static void
+test_many_bad_lines(void **state)
+{
+	struct fixture *fx = *state;
+	char in[PATH_MAX];
+	char buf[25 * 8];
+	int lines = 0;
+
+	for (int i = 0; i < 25; i++)
+		memcpy(buf + 8 * i, "badline\n", 8);
+	path_in(fx, "in.txt", in);
+	write_file(in, buf, sizeof(buf));
+	run(fx, "-o", fx->out, in);
+	expect_status(fx, 1);
+	for (const char *p = fx->stderr_; (p = strstr(p, ": no '~'")); p++)
+		lines++;
+	assert_int_equal(lines, 20);
+	expect_stderr_has(fx, "quotes-import: ... and 5 more invalid lines\n");
+	expect_stderr_has(fx, "quotes-import: 25 invalid lines, ");
+}
+
+static void
+test_usage_errors(void **state)
+{
+	struct fixture *fx = *state;
+	char in[PATH_MAX];
+
+	INPUT(fx, "in.txt", "Q~A\n", in);
+	run(fx, "--bogus", "-o", fx->out, in);
+	expect_status(fx, 2);
+	expect_stderr_has(fx, "usage: quotes-import ");
+	assert_string_equal(fx->stdout_, "");
+
+	run(fx, "-x", in);
+	expect_status(fx, 2);
+	expect_stderr_has(fx, "usage: quotes-import ");
+
+	run(fx, "-f", "bogus", "-o", fx->out, in);
+	expect_status(fx, 2);
+	expect_stderr_has(fx, "quotes-import: unknown format 'bogus'\n"
+	    "usage: quotes-import ");
+
+	run(fx, "-o", fx->out);
+	expect_status(fx, 2);
+	expect_stderr_has(fx, "quotes-import: no input files\n"
+	    "usage: quotes-import ");
+
+	run(fx, "-o", "", in);
+	expect_status(fx, 2);
+	expect_stderr_has(fx, "quotes-import: empty output path\n");
+
+	run(fx, in, "-o");
+	expect_status(fx, 2);
+	expect_stderr_has(fx, "usage: quotes-import ");
+
+	/* Nothing was written by any of them. */
+	expect_dir(fx->dbdir, "");
+
+	/* --help is not an error: usage on stdout, exit 0. */
+	run(fx, "--help");
+	expect_status(fx, 0);
+	assert_true(strncmp(fx->stdout_, "usage: quotes-import ", 21) == 0);
+	expect_stderr(fx, "");
+}
+
+static void
+test_missing_input(void **state)
+{
+	struct fixture *fx = *state;
+	char in[PATH_MAX], missing[PATH_MAX], want[2 * PATH_MAX];
+
+	INPUT(fx, "in.txt", "Q~A\n", in);
+	path_in(fx, "no-such.txt", missing);
+	run(fx, "-o", fx->out, in, missing);
+	expect_status(fx, 1);
+	snprintf(want, sizeof(want),
+	    "quotes-import: %s: No such file or directory\n", missing);
+	expect_stderr(fx, want);
+	expect_dir(fx->dbdir, "");
+
+	/* A directory as input is refused too, not read as empty. */
+	run(fx, "-o", fx->out, fx->dbdir);
+	expect_status(fx, 1);
+	expect_stderr_has(fx, fx->dbdir);
+	expect_dir(fx->dbdir, "");
+}
+
+static void
+test_no_quotes(void **state)
+{
+	struct fixture *fx = *state;
+	char in[PATH_MAX], want[2 * PATH_MAX];
+
+	snprintf(want, sizeof(want),
+	    "quotes-import: no quotes to import, %s not written\n", fx->out);
+	INPUT(fx, "blank.txt", "\n  \n\t\n\r\n\n", in);
+	run(fx, "-o", fx->out, in);
+	expect_status(fx, 1);
+	expect_stderr(fx, want);
+
+	INPUT(fx, "empty.txt", "", in);
+	run(fx, "-o", fx->out, in);
+	expect_status(fx, 1);
+	expect_stderr(fx, want);
+
+	INPUT(fx, "bom.txt", "\xef\xbb\xbf\n", in);
+	run(fx, "-o", fx->out, in);
+	expect_status(fx, 1);
+	expect_stderr(fx, want);
+
+	INPUT(fx, "fortunes", "%\n%\n\n%\n", in);
+	run(fx, "-f", "fortune", "-o", fx->out, in);
+	expect_status(fx, 1);
+	expect_stderr(fx, want);
+	expect_dir(fx->dbdir, "");
+}
+
+static void
+test_out_in_missing_dir(void **state)
+{
+	struct fixture *fx = *state;
+	char in[PATH_MAX], out[PATH_MAX];
+
+	INPUT(fx, "in.txt", "Q~A\n", in);
+	path_in(fx, "db/no-such-dir/q.mdb", out);
+	run(fx, "-o", out, in);
+	expect_status(fx, 1);
+	expect_stderr_has(fx, "no-such-dir");
+	expect_stderr_has(fx, "No such file or directory");
+	assert_string_equal(fx->stdout_, "");
+	expect_dir(fx->dbdir, "");
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    T(test_basic),
+	    T(test_default_output),
+	    T(test_quiet),
+	    T(test_no_tilde),
+	    T(test_empty_parts),
+	    T(test_invalid_utf8),
+	    T(test_nul_byte),
+	    T(test_long_line),
+	    T(test_long_author),
+	    T(test_last_tilde),
+	    T(test_trim),
+	    T(test_crlf),
+	    T(test_bom),
+	    T(test_blank_lines),
+	    T(test_stdin),
+	    T(test_stdin_large),
+	    T(test_multiple_inputs),
+	    T(test_fortune),
+	    T(test_fortune_crlf_and_long_option),
+	    T(test_fortune_errors),
+	    T(test_failure_keeps_out),
+	    T(test_success_replaces_out),
+	    T(test_skip_invalid),
+	    T(test_many_bad_lines),
+	    T(test_usage_errors),
+	    T(test_missing_input),
+	    T(test_no_quotes),
+	    T(test_out_in_missing_dir),
+	};
+
+	/* A child that exits before reading its stdin must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
