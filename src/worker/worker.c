@@ -318,7 +318,9 @@ answer_quote(struct worker *w, struct slot *s)
 	atomic_fetch_add_explicit(&db->refs, 1, memory_order_relaxed);
 	reply = grpc_slice_new_with_user_data((void *)q.reply, q.len, db_unref,
 	    db);
+	/* The byte buffer takes a reference of its own. */
 	s->reply = grpc_raw_byte_buffer_create(&reply, 1);
+	grpc_slice_unref(reply);
 	return GRPC_STATUS_OK;
 }
 
