@@ -41,7 +41,17 @@
 /* How long workers get to report a swap before the master logs it. */
 #define SWAP_REPORT_MS 5000
 
+/* Worker slots; a slot's index is the worker's number. */
+#define MAX_WORKERS 1024
+
+enum proc_state {
+	PROC_FREE,     /* no worker */
+	PROC_ACTIVE,   /* serving, or to be restarted */
+	PROC_RETIRING  /* told to finish its calls and exit (SIGTTOU) */
+};
+
 struct proc {
+	enum proc_state state;
 	pid_t pid;      /* 0: not running */
 	int ready;
 	long started;   /* ms, monotonic */
@@ -71,7 +81,8 @@ struct swap {
 struct master {
 	const struct config *config;
 	struct proc *procs;
-	int nprocs;
+	int nprocs;     /* slots: MAX_WORKERS */
+	int nworkers;   /* active workers: the count asked for */
 	int sigfd;
 	int status_rd, status_wr;
 	int inotify_fd; /* -1: not watching */
@@ -112,6 +123,7 @@ spawn(struct master *m, int index)
 	struct proc *p = &m->procs[index];
 	pid_t pid, master_pid = getpid();
 
+	p->state = PROC_ACTIVE;
 	p->respawn_at = 0;
 	p->ready = 0;
 	if ((pid = fork()) < 0) {
@@ -196,6 +208,12 @@ reap(struct master *m)
 			continue;
 		p->pid = 0;
 		describe_exit(status, how, sizeof(how));
+		if (p->state == PROC_RETIRING) {
+			p->state = PROC_FREE;
+			log_info("worker %d (pid %ld) retired: %s", index,
+			    (long)pid, how);
+			continue;
+		}
 		if (m->stopping != RUNNING) {
 			log_debug("worker %d (pid %ld) %s", index, (long)pid,
 			    how);
@@ -226,8 +244,9 @@ announce(struct master *m)
 	int ready = 0;
 
 	for (int i = 0; i < m->nprocs; i++)
-		ready += m->procs[i].pid != 0 && m->procs[i].ready;
-	if (m->announced || m->stopping != RUNNING || ready < m->nprocs)
+		ready += m->procs[i].state == PROC_ACTIVE &&
+		    m->procs[i].pid != 0 && m->procs[i].ready;
+	if (m->announced || m->stopping != RUNNING || ready < m->nworkers)
 		return;
 	m->announced = 1;
 	log_info("serving %s with %d workers", m->config->listen, ready);
@@ -422,6 +441,49 @@ read_inotify(struct master *m)
 		swap_database(m, "database file replaced", 0);
 }
 
+/*
+ * SIGTTIN adds a worker in the lowest free slot; SIGTTOU retires the
+ * highest one, which finishes its calls first. Never fewer than one.
+ */
+static void
+scale(struct master *m, int delta)
+{
+	int i;
+
+	if (m->stopping != RUNNING)
+		return;
+	if (delta > 0) {
+		for (i = 0; i < m->nprocs && m->procs[i].state != PROC_FREE;
+		     i++)
+			;
+		if (i == m->nprocs) {
+			log_warnx("SIGTTIN: already %d workers", m->nworkers);
+			return;
+		}
+		m->nworkers++;
+		log_info("workers: %d -> %d", m->nworkers - 1, m->nworkers);
+		m->procs[i].backoff_ms = 0;
+		spawn(m, i);
+		return;
+	}
+	if (m->nworkers <= 1) {
+		log_warnx("SIGTTOU: keeping the last worker");
+		return;
+	}
+	for (i = m->nprocs - 1; m->procs[i].state != PROC_ACTIVE; i--)
+		;
+	m->nworkers--;
+	log_info("workers: %d -> %d, retiring worker %d", m->nworkers + 1,
+	    m->nworkers, i);
+	m->procs[i].respawn_at = 0;
+	if (m->procs[i].pid != 0) {
+		m->procs[i].state = PROC_RETIRING;
+		kill(m->procs[i].pid, SIGTERM);
+	} else {
+		m->procs[i].state = PROC_FREE;
+	}
+}
+
 static void
 handle_signal(struct master *m, int sig)
 {
@@ -440,8 +502,10 @@ handle_signal(struct master *m, int sig)
 		swap_database(m, "SIGHUP", 1);
 		break;
 	case SIGTTIN:
+		scale(m, 1);
+		break;
 	case SIGTTOU:
-		log_warnx("%s: scaling is not supported yet", strsignal(sig));
+		scale(m, -1);
 		break;
 	}
 }
@@ -557,12 +621,13 @@ master_run(const struct config *c, int detach)
 	store_close(store); /* no database is held across fork */
 	watch_database(&m);
 
-	m.nprocs = config_workers(c);
+	m.nprocs = MAX_WORKERS;
+	m.nworkers = config_workers(c);
 	if ((m.procs = calloc((size_t)m.nprocs, sizeof(*m.procs))) == NULL)
 		fatal("calloc");
-	log_info("starting %d workers on %s, database %s", m.nprocs,
+	log_info("starting %d workers on %s, database %s", m.nworkers,
 	    c->listen, c->database);
-	for (int i = 0; i < m.nprocs; i++)
+	for (int i = 0; i < m.nworkers; i++)
 		spawn(&m, i);
 
 	for (;;) {
@@ -577,8 +642,8 @@ master_run(const struct config *c, int detach)
 		for (int i = 0; i < m.nprocs; i++) {
 			struct proc *p = &m.procs[i];
 
-			if (p->pid == 0 && p->respawn_at != 0 &&
-			    m.stopping == RUNNING) {
+			if (p->state == PROC_ACTIVE && p->pid == 0 &&
+			    p->respawn_at != 0 && m.stopping == RUNNING) {
 				if (p->respawn_at <= now)
 					spawn(&m, i);
 				else if (timeout < 0 ||
