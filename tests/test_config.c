@@ -73,7 +73,10 @@ test_file_sets_every_key(void **state)
 				  "log_level = debug\n"
 				  "shutdown_timeout = 0\n"
 				  "max_request_size = 1024\n"
-				  "requested_calls = 16\n"),
+				  "requested_calls = 16\n"
+				  "watch_database = no\n"
+				  "max_connection_age = 30\n"
+				  "keepalive_min_ping_interval = 5\n"),
 	    0);
 	assert_string_equal(c.listen, "127.0.0.1:7000");
 	assert_int_equal(c.workers, 3);
@@ -85,6 +88,10 @@ test_file_sets_every_key(void **state)
 	assert_int_equal(c.shutdown_timeout, 0);
 	assert_int_equal(c.max_request_size, 1024);
 	assert_int_equal(c.requested_calls, 16);
+	assert_false(c.watch_database);
+	assert_int_equal(c.max_connection_age, 30);
+	assert_int_equal(c.max_connection_age_grace, 10);
+	assert_int_equal(c.keepalive_min_ping_interval, 5);
 }
 
 static void
@@ -125,6 +132,8 @@ test_values_validated(void **state)
 	    {"shutdown_timeout", "-1"}, {"shutdown_timeout", "3601"},
 	    {"max_request_size", "63"}, {"max_request_size", "4194305"},
 	    {"requested_calls", "0"}, {"database", ""}, {"pidfile", ""},
+	    {"watch_database", "maybe"}, {"max_connection_age", "-1"},
+	    {"max_concurrent_streams", "x"}, {"keepalive_time", "2147484"},
 	};
 	static const char *const good[][2] = {
 	    {"listen", "[::1]:5050"}, {"listen", "unix:/tmp/q.sock"},

@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,7 @@ config_defaults(struct config *c)
 	c->max_request_size = 4096;
 	c->requested_calls = 128;
 	c->watch_database = true;
+	c->max_connection_age_grace = 10;
 }
 
 static int
@@ -79,12 +82,57 @@ bad:
 	return -1;
 }
 
+/* The integer settings: name, field, bounds and what the bounds mean. */
+static const struct int_key {
+	const char *key;
+	size_t offset;
+	long min, max;
+	const char *unit;
+} int_keys[] = {
+    {"shutdown_timeout", offsetof(struct config, shutdown_timeout), 0, 3600,
+	"seconds"},
+    {"max_request_size", offsetof(struct config, max_request_size), 64,
+	4 << 20, "bytes"},
+    {"requested_calls", offsetof(struct config, requested_calls), 1, 65536,
+	"calls"},
+    {"max_concurrent_streams",
+	offsetof(struct config, max_concurrent_streams), 0, INT32_MAX,
+	"streams"},
+    {"max_connection_age", offsetof(struct config, max_connection_age), 0,
+	INT32_MAX / 1000, "seconds"},
+    {"max_connection_age_grace",
+	offsetof(struct config, max_connection_age_grace), 0, INT32_MAX / 1000,
+	"seconds"},
+    {"max_connection_idle", offsetof(struct config, max_connection_idle), 0,
+	INT32_MAX / 1000, "seconds"},
+    {"keepalive_time", offsetof(struct config, keepalive_time), 0,
+	INT32_MAX / 1000, "seconds"},
+    {"keepalive_timeout", offsetof(struct config, keepalive_timeout), 0,
+	INT32_MAX / 1000, "seconds"},
+    {"keepalive_min_ping_interval",
+	offsetof(struct config, keepalive_min_ping_interval), 0,
+	INT32_MAX / 1000, "seconds"},
+};
+
 int
 config_set(struct config *c, const char *key, const char *value, char *err,
     size_t errlen)
 {
 	long v;
 
+	for (size_t i = 0; i < sizeof(int_keys) / sizeof(int_keys[0]); i++) {
+		const struct int_key *k = &int_keys[i];
+
+		if (strcmp(key, k->key) != 0)
+			continue;
+		if (parse_int(value, k->min, k->max, &v) != 0) {
+			snprintf(err, errlen, "%s: '%s' is not %ld..%ld %s",
+			    key, value, k->min, k->max, k->unit);
+			return -1;
+		}
+		*(int *)((char *)c + k->offset) = (int)v;
+		return 0;
+	}
 	if (strcmp(key, "listen") == 0) {
 		if (check_listen(value, err, errlen) != 0)
 			return -1;
@@ -123,35 +171,6 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 			    value);
 			return -1;
 		}
-		return 0;
-	}
-	if (strcmp(key, "shutdown_timeout") == 0) {
-		if (parse_int(value, 0, 3600, &v) != 0) {
-			snprintf(err, errlen,
-			    "shutdown_timeout: '%s' is not 0..3600 seconds",
-			    value);
-			return -1;
-		}
-		c->shutdown_timeout = (int)v;
-		return 0;
-	}
-	if (strcmp(key, "max_request_size") == 0) {
-		if (parse_int(value, 64, 4 << 20, &v) != 0) {
-			snprintf(err, errlen,
-			    "max_request_size: '%s' is not 64..4194304 bytes",
-			    value);
-			return -1;
-		}
-		c->max_request_size = (int)v;
-		return 0;
-	}
-	if (strcmp(key, "requested_calls") == 0) {
-		if (parse_int(value, 1, 65536, &v) != 0) {
-			snprintf(err, errlen,
-			    "requested_calls: '%s' is not 1..65536", value);
-			return -1;
-		}
-		c->requested_calls = (int)v;
 		return 0;
 	}
 	if (strcmp(key, "watch_database") == 0) {

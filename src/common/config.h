@@ -22,6 +22,15 @@ struct config {
 	int max_request_size;  /* bytes of a request message */
 	int requested_calls;   /* calls each worker keeps requested */
 	bool watch_database;   /* reload when the file is replaced */
+	/* gRPC server limits, in seconds unless named otherwise; 0 leaves
+	 * gRPC's own default (or, for ages and idle, no limit). */
+	int max_concurrent_streams;
+	int max_connection_age;
+	int max_connection_age_grace;
+	int max_connection_idle;
+	int keepalive_time;
+	int keepalive_timeout;
+	int keepalive_min_ping_interval;
 };
 
 void config_defaults(struct config *c);

@@ -94,6 +94,7 @@ struct worker {
 	struct arena arena;
 	struct slot *slots;
 	size_t nslots;
+	unsigned long long calls; /* answered, for the log at exit */
 
 	/* Shutdown handshake between the signal thread and the loop. */
 	pthread_mutex_t lock;
@@ -332,6 +333,7 @@ answer(struct worker *w, struct slot *s)
 	grpc_call_error err;
 
 	s->status_details = grpc_empty_slice();
+	w->calls++;
 	if (s->kind == SLOT_QUOTE) {
 		status = answer_quote(w, s);
 	} else {
@@ -429,17 +431,47 @@ signal_thread(void *arg)
 	return NULL;
 }
 
+/* Adds an integer channel argument when the setting is not 0. */
+static void
+add_arg(grpc_arg *args, size_t *n, const char *name, int value, int scale)
+{
+	if (value == 0)
+		return;
+	args[*n].type = GRPC_ARG_INTEGER;
+	args[*n].key = (char *)name;
+	args[*n].value.integer = value * scale;
+	(*n)++;
+}
+
 static void
 setup_server(struct worker *w)
 {
-	grpc_arg args[] = {
-	    {GRPC_ARG_INTEGER, GRPC_ARG_ALLOW_REUSEPORT, {.integer = 1}},
-	    {GRPC_ARG_INTEGER, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-		{.integer = w->config->max_request_size}},
-	};
-	grpc_channel_args chargs = {sizeof(args) / sizeof(args[0]), args};
+	const struct config *c = w->config;
+	grpc_arg args[16];
+	grpc_channel_args chargs = {0, args};
 	grpc_server_credentials *creds;
 	int port;
+
+	add_arg(args, &chargs.num_args, GRPC_ARG_ALLOW_REUSEPORT, 1, 1);
+	add_arg(args, &chargs.num_args, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+	    c->max_request_size, 1);
+	add_arg(args, &chargs.num_args, GRPC_ARG_MAX_CONCURRENT_STREAMS,
+	    c->max_concurrent_streams, 1);
+	add_arg(args, &chargs.num_args, GRPC_ARG_MAX_CONNECTION_AGE_MS,
+	    c->max_connection_age, 1000);
+	if (c->max_connection_age != 0)
+		add_arg(args, &chargs.num_args,
+		    GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+		    c->max_connection_age_grace, 1000);
+	add_arg(args, &chargs.num_args, GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+	    c->max_connection_idle, 1000);
+	add_arg(args, &chargs.num_args, GRPC_ARG_KEEPALIVE_TIME_MS,
+	    c->keepalive_time, 1000);
+	add_arg(args, &chargs.num_args, GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+	    c->keepalive_timeout, 1000);
+	add_arg(args, &chargs.num_args,
+	    GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+	    c->keepalive_min_ping_interval, 1000);
 
 	w->cq = grpc_completion_queue_create_for_next(NULL);
 	w->server = grpc_server_create(&chargs, NULL);
@@ -447,10 +479,10 @@ setup_server(struct worker *w)
 	w->getquote = grpc_server_register_method(w->server, GETQUOTE_METHOD,
 	    NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
 	creds = grpc_insecure_server_credentials_create();
-	port = grpc_server_add_http2_port(w->server, w->config->listen, creds);
+	port = grpc_server_add_http2_port(w->server, c->listen, creds);
 	grpc_server_credentials_release(creds);
 	if (port == 0)
-		fatalx("cannot listen on %s", w->config->listen);
+		fatalx("cannot listen on %s", c->listen);
 	grpc_server_start(w->server);
 }
 
@@ -543,6 +575,6 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	if ((d = atomic_exchange(&w.pending, NULL)) != NULL)
 		db_unref(d);
 	db_unref(w.db);
-	log_info("stopped");
+	log_info("stopped after %llu calls", w.calls);
 	exit(0);
 }
