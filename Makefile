@@ -98,6 +98,12 @@ run: deps
 	exec $(BUILD)/quoterd -c etc/quoterd.conf --db $(BUILD)/quotes.mdb \
 		--listen 127.0.0.1:5050 --pidfile $(BUILD)/quoterd.pid
 
+# Benchmarks are measurements, not tests: run by hand, results in bench/.
+bench:
+	@sh scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
+	QUOTERD_BUILD=$(abspath $(BUILD)) /usr/bin/python3 bench/run.py $(BENCH_ARGS)
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 

@@ -1,0 +1,232 @@
+#!/usr/bin/python3
+"""quoterd's benchmark: `make bench` runs it.
+
+Generates a corpus of N quotes, imports it (quotes/s), then for each
+worker count W runs quoterd under h2load and measures requests/s, p50 and
+p99 latency, server CPU microseconds per call and the RSS and PSS of all
+quoterd processes; and the time from start to the first answered call for
+a small and a large database. Writes bench/RESULTS.md and
+bench/throughput.png (gnuplot).
+
+h2load sees only HTTP status, so each run also checks a sample of replies
+with the quote client.
+"""
+import argparse
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get('QUOTERD_BUILD', os.path.join(ROOT, 'build'))
+TICK = os.sysconf('SC_CLK_TCK')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def gen_corpus(n, path):
+    with open(path, 'w') as f:
+        subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'gen-corpus.py'), str(n)],
+                       stdout=f, check=True)
+
+
+def import_db(txt, db):
+    t = time.monotonic()
+    subprocess.run([os.path.join(BUILD, 'quotes-import'), '-q', '-o', db, txt], check=True)
+    return time.monotonic() - t
+
+
+def tree(pid):
+    pids = [pid]
+    for d in os.listdir('/proc'):
+        if d.isdigit():
+            try:
+                with open(f'/proc/{d}/stat') as f:
+                    if int(f.read().rsplit(')', 1)[1].split()[1]) == pid:
+                        pids.append(int(d))
+            except OSError:
+                pass
+    return pids
+
+
+def cpu_ticks(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open(f'/proc/{p}/stat') as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total
+
+
+def memory_kib(pids):
+    rss = pss = 0
+    for p in pids:
+        try:
+            with open(f'/proc/{p}/smaps_rollup') as f:
+                for line in f:
+                    if line.startswith('Rss:'):
+                        rss += int(line.split()[1])
+                    elif line.startswith('Pss:'):
+                        pss += int(line.split()[1])
+        except OSError:
+            pass
+    return rss, pss
+
+
+def quote(port, n=1, timeout=1):
+    return subprocess.run([os.path.join(BUILD, 'quote'), '-s', f'127.0.0.1:{port}', '-n', str(n),
+                           '-t', str(timeout)], capture_output=True, text=True)
+
+
+class Server:
+    def __init__(self, db, workers):
+        self.port = free_port()
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen([os.path.join(BUILD, 'quoterd'), '--db', db, '-q',
+                                      '--listen', f'127.0.0.1:{self.port}', '--workers', str(workers)],
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while quote(self.port).returncode != 0:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                sys.exit('quoterd did not start')
+            time.sleep(0.005)
+        self.startup = time.monotonic() - self.t0
+        want = workers + 1
+        while len(tree(self.proc.pid)) < want and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def h2load(port, n, conns, streams, reqfile, logfile):
+    cmd = ['h2load', '-n', str(n), '-c', str(conns), '-m', str(streams), '-t', '1',
+           '-H', 'content-type: application/grpc', '-H', 'te: trailers', '-d', reqfile,
+           '--log-file', logfile, f'http://127.0.0.1:{port}/quotes.Quoter/GetQuote']
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    rps = float(re.search(r'finished in .*?, ([\d.]+) req/s', out).group(1))
+    ok = int(re.search(r'(\d+) succeeded', out).group(1))
+    lat = []
+    with open(logfile) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3 and parts[1] == '200':
+                lat.append(int(parts[2]))
+    lat.sort()
+    p50 = lat[len(lat) // 2] if lat else 0
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else 0
+    return rps, ok, p50, p99
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--quotes', type=int, default=100000)
+    ap.add_argument('--big', type=int, default=1000000, help='quotes in the startup/PSS database')
+    ap.add_argument('--requests', type=int, default=200000)
+    ap.add_argument('--rounds', type=int, default=3)
+    ap.add_argument('--workers', default=','.join(str(w) for w in range(1, os.cpu_count() + 1)))
+    ap.add_argument('--conns', type=int, default=16)
+    ap.add_argument('--streams', type=int, default=32)
+    ap.add_argument('--out', default=os.path.join(ROOT, 'bench', 'RESULTS.md'))
+    a = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix='quoterd-bench.')
+    req = os.path.join(tmp, 'req.bin')
+    with open(req, 'wb') as f:
+        f.write(b'\0\0\0\0\0')  # gRPC frame: uncompressed, 0 bytes: an empty QuoteRequest
+    log = os.path.join(tmp, 'h2load.log')
+
+    txt, db = os.path.join(tmp, 'q.txt'), os.path.join(tmp, 'q.mdb')
+    gen_corpus(a.quotes, txt)
+    secs = import_db(txt, db)
+    size = os.path.getsize(txt)
+    lines = [f'# quoterd benchmark', '',
+             f'{time.strftime("%Y-%m-%d")}, {os.cpu_count()} CPUs, {a.quotes} quotes '
+             f'({size / 1e6:.0f} MB of text), h2load {a.conns} connections x {a.streams} streams, '
+             f'{a.requests} requests a round, median of {a.rounds} rounds. Load generator and '
+             f'server share the machine.', '',
+             f'Import: {a.quotes / secs:,.0f} quotes/s ({secs:.2f} s).', '',
+             '| workers | req/s | p50 ms | p99 ms | server CPU us/call | RSS MiB | PSS MiB | replies checked |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- |']
+    plot = []
+    for w in [int(x) for x in a.workers.split(',')]:
+        s = Server(db, w)
+        rows = []
+        try:
+            for _ in range(a.rounds):
+                pids = tree(s.proc.pid)
+                c0 = cpu_ticks(pids)
+                rps, ok, p50, p99 = h2load(s.port, a.requests, a.conns, a.streams, req, log)
+                c1 = cpu_ticks(pids)
+                rows.append((rps, p50, p99, (c1 - c0) / TICK * 1e6 / max(ok, 1), ok))
+            rss, pss = memory_kib(tree(s.proc.pid))
+            check = quote(s.port, 100)
+            good = sum(1 for l in check.stdout.splitlines() if ' ~ Author ' in l)
+        finally:
+            s.stop()
+        med = [statistics.median(r[i] for r in rows) for i in range(4)]
+        failed = sum(a.requests - r[4] for r in rows)
+        lines.append(f'| {w} | {med[0]:,.0f} | {med[1] / 1000:.2f} | {med[2] / 1000:.2f} | '
+                     f'{med[3]:.1f} | {rss / 1024:.1f} | {pss / 1024:.1f} | {good}/100 |')
+        if failed:
+            lines.append(f'| | {failed} calls failed | | | | | | |')
+        plot.append((w, med[0]))
+        print(lines[-1], flush=True)
+
+    # Startup: mapped, not loaded, so it should not grow with the database.
+    lines += ['', '| database | quotes | size MiB | start to first reply ms | PSS of all processes MiB (4 workers, after load) |',
+              '| --- | --- | --- | --- | --- |']
+    for n in (10000, a.big):
+        t2, d2 = os.path.join(tmp, f's{n}.txt'), os.path.join(tmp, f's{n}.mdb')
+        gen_corpus(n, t2)
+        import_db(t2, d2)
+        os.unlink(t2)
+        starts = []
+        for _ in range(3):
+            s = Server(d2, 1)
+            starts.append(s.startup)
+            s.stop()
+        s = Server(d2, 4)
+        try:
+            h2load(s.port, a.requests, a.conns, a.streams, req, log)
+            _, pss = memory_kib(tree(s.proc.pid))
+        finally:
+            s.stop()
+        lines.append(f'| generated | {n:,} | {os.path.getsize(d2) / 2**20:.1f} | '
+                     f'{statistics.median(starts) * 1000:.0f} | {pss / 1024:.1f} |')
+        print(lines[-1], flush=True)
+        os.unlink(d2)
+
+    with open(a.out, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    data = os.path.join(tmp, 'plot.dat')
+    with open(data, 'w') as f:
+        f.writelines(f'{w} {r}\n' for w, r in plot)
+    png = os.path.join(os.path.dirname(a.out), 'throughput.png')
+    subprocess.run(['gnuplot', '-e',
+                    f'set terminal png size 640,400; set output "{png}"; '
+                    'set xlabel "workers"; set ylabel "requests/s"; set yrange [0:*]; '
+                    'set xtics 1; set grid; '
+                    f'plot "{data}" with linespoints lw 2 title "quoterd GetQuote"'], check=True)
+    print(f'wrote {a.out} and {png}')
+
+
+if __name__ == '__main__':
+    main()
