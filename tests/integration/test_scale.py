@@ -1,0 +1,160 @@
+"""Scaling by worker count: SIGTTIN and SIGTTOU change it (never below one)
+while the service keeps answering, and the database's pages are shared by
+all workers rather than copied into each."""
+
+import os
+import signal
+import subprocess
+import threading
+
+import grpc
+
+from conftest import IMPORT, QUOTE, SRC, channel, wait_until
+
+
+class Load:
+    """Threads calling GetQuote until stopped, each reply checked; counts
+    successes, calls refused by a retiring worker, and anything else."""
+
+    def __init__(self, pb, addr, pairs, threads=3):
+        self.pb, self.addr, self.pairs = pb, addr, pairs
+        self.lock = threading.Lock()
+        self.ok = 0
+        self.refused = []
+        self.bad = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def run(self):
+        pb2, pb2_grpc = self.pb
+        for _ in range(200000):  # bounded even if never stopped
+            if self.stop.is_set():
+                return
+            # A fresh channel every few calls, so new connections keep
+            # landing on whichever workers exist now.
+            with channel(self.addr) as ch:
+                stub = pb2_grpc.QuoterStub(ch)
+                for _ in range(20):
+                    try:
+                        r = stub.GetQuote(pb2.QuoteRequest(), timeout=5)
+                        with self.lock:
+                            if (r.quote, r.author) in self.pairs:
+                                self.ok += 1
+                            else:
+                                self.bad.append(f"wrong reply {r}")
+                    except grpc.RpcError as e:
+                        with self.lock:
+                            if e.code() in (grpc.StatusCode.CANCELLED,
+                                            grpc.StatusCode.UNAVAILABLE):
+                                self.refused.append(e.details())
+                            else:
+                                self.bad.append(f"{e.code()}: {e.details()}")
+
+    def wait_for(self, n, what):
+        start = self.ok
+        wait_until(lambda: self.ok >= start + n, 30, what)
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+        assert not any(t.is_alive() for t in self.threads)
+
+
+def test_ttin_ttou_change_the_count(quoterd, corpus, pb):
+    d = quoterd(db=corpus.db)
+    d.wait_ready(pb)
+    d.wait_workers(2)
+    load = Load(pb, d.addr, corpus.pairs)
+    try:
+        load.wait_for(100, "calls before scaling")
+        d.send(signal.SIGTTIN)
+        d.wait_workers(3)
+        load.wait_for(100, "calls with 3 workers")
+        assert not load.bad and not load.refused, (load.bad, load.refused)
+        for want in (2, 1):
+            d.send(signal.SIGTTOU)
+            wait_until(lambda: len(d.workers()) == want, 15, f"{want} workers")
+            load.wait_for(100, f"calls with {want} workers")
+        # Never fewer than one.
+        d.send(signal.SIGTTOU)
+        wait_until(lambda: "keeping the last worker" in d.log(), 15,
+                   "refusal to retire the last worker")
+        load.wait_for(50, "calls with the last worker")
+        assert len(d.workers()) == 1
+        d.send(signal.SIGTTIN)
+        d.wait_workers(2)
+        load.wait_for(100, "calls after growing again")
+    finally:
+        load.finish()
+    # Adding workers failed nothing. A retiring worker finishes the calls
+    # it has; only a call that reaches it after its shutdown began may be
+    # refused (gRPC core answers CANCELLED), never answered wrongly.
+    assert load.bad == [], load.bad[:5]
+    assert len(load.refused) <= 20, load.refused[:5]
+    log = d.log()
+    for line in ("workers: 2 -> 3", "workers: 3 -> 2, retiring worker 2",
+                 "workers: 2 -> 1, retiring worker 1", "workers: 1 -> 2"):
+        assert line in log, log
+    assert "retired: exited with status 0" in log, log
+    assert d.stop() == 0, d.log()
+
+
+def _smaps_db(pid, db):
+    """(Rss, Private_Dirty) in KiB of pid's mappings of the file db."""
+    rss = dirty = 0
+    inside = False
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5:
+                inside = len(fields) >= 6 and fields[5] == str(db)
+            elif inside and fields[0] == "Rss:":
+                rss += int(fields[1])
+            elif inside and fields[0] == "Private_Dirty:":
+                dirty += int(fields[1])
+    return rss, dirty
+
+
+def _pss(pid):
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_database_pages_are_shared(quoterd, pb, tmp_path):
+    # A database large enough that copies in every worker would show.
+    txt, db = tmp_path / "big.txt", tmp_path / "big.mdb"
+    with open(txt, "w") as f:
+        subprocess.run(["/usr/bin/python3", str(SRC / "scripts" / "gen-corpus.py"),
+                        "100000", "5000"], stdout=f, check=True, timeout=60)
+    subprocess.run([str(IMPORT), "-q", "-o", str(db), str(txt)], check=True,
+                   timeout=120)
+    size_kib = os.path.getsize(db) // 1024
+    d = quoterd(db=db, workers=4)
+    d.wait_ready(pb)
+    workers = d.wait_workers(4)
+    # Touch the map in every worker: many connections, so each worker
+    # gets some, and enough calls to fault in a good part of the file.
+    procs = [subprocess.Popen([str(QUOTE), "-s", d.addr, "-n", "3000"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for _ in range(8)]
+    for p in procs:
+        assert p.wait(120) == 0, p.stderr.read()
+    touched = 0
+    for w in workers:
+        rss, dirty = _smaps_db(w, db)
+        # A read-only shared file mapping: never a private copy.
+        assert dirty == 0, f"worker {w} has {dirty} KiB private dirty pages"
+        touched += rss
+    assert touched > 0
+    total_pss = sum(_pss(p) for p in [d.pid] + workers)
+    # Shared pages are split among the processes mapping them, so the
+    # total stays near one database plus each process's own memory.
+    assert total_pss < size_kib + 5 * 32 * 1024, \
+        f"PSS {total_pss} KiB for a {size_kib} KiB database"
+    assert d.stop() == 0, d.log()
