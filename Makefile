@@ -13,6 +13,12 @@ SANFLAGS =
 endif
 
 CC ?= cc
+# V=1 shows each command in full.
+ifeq ($(V),1)
+Q =
+else
+Q = @
+endif
 PKGS = grpc libprotobuf-c lmdb
 # Recursively expanded: pkg-config runs only once `make deps` has run.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
@@ -26,23 +32,34 @@ ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Isrc/common -Isrc/store -Isrc/worker -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 
-GEN = $(BUILD)/gen/quote_service.pb-c.c
-GEN_H = $(GEN:.c=.h)
+GRPC_PROTO_DIR = /usr/share/grpc-proto
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+genobj = $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(1))
+
+# Generated at build time, never committed.
+GEN = $(BUILD)/gen/quote_service.pb-c.c
+HEALTH_GEN = $(BUILD)/gen/grpc/health/v1/health.pb-c.c
+GEN_H = $(GEN:.c=.h) $(HEALTH_GEN:.c=.h)
+GEN_OBJ = $(call genobj,$(GEN))
+HEALTH_OBJ = $(call genobj,$(HEALTH_GEN))
 
 COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c
 STORE = src/store/store.c
-MASTER = $(wildcard src/master/*.c)
-WORKER = $(wildcard src/worker/*.c)
+MASTER = src/master/main.c src/master/master.c
+WORKER = src/worker/worker.c src/worker/db.c src/worker/service.c
 
-IMPORT_OBJS = $(call obj,tools/quotes-import.c src/common/utf8.c) $(BUILD)/obj/gen.o
-QUOTERD_OBJS = $(call obj,$(MASTER) $(WORKER) $(STORE) $(COMMON)) $(BUILD)/obj/gen.o
-QUOTE_OBJS = $(call obj,src/client/quote.c) $(BUILD)/obj/gen.o
+include src/worker/reflection.mk
+
+IMPORT_OBJS = $(call obj,tools/quotes-import.c src/common/utf8.c) $(GEN_OBJ)
+# sort: the reflection objects share some of these.
+QUOTERD_OBJS = $(sort $(call obj,$(MASTER) $(WORKER) $(STORE) $(COMMON)) \
+	$(GEN_OBJ) $(HEALTH_OBJ) $(REFLECTION_OBJS))
+QUOTE_OBJS = $(call obj,src/client/quote.c) $(GEN_OBJ)
 
 PROGS = $(BUILD)/quotes-import $(BUILD)/quoterd $(BUILD)/quote
 UNIT_TESTS = $(BUILD)/tests/test_store $(BUILD)/tests/test_utf8 \
 	$(BUILD)/tests/test_rng $(BUILD)/tests/test_quotes_import \
-	$(BUILD)/tests/test_config
+	$(BUILD)/tests/test_config $(BUILD)/tests/test_reflection
 
 .PHONY: all deps test unit-test integration-test run bench clean format
 all: $(PROGS)
@@ -53,34 +70,45 @@ deps:
 $(GEN): proto/quote_service.proto
 	@mkdir -p $(@D)
 	protoc-c --c_out=$(@D) -Iproto $<
-$(GEN_H): $(GEN)
+$(HEALTH_GEN): $(GRPC_PROTO_DIR)/grpc/health/v1/health.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen -I$(GRPC_PROTO_DIR) grpc/health/v1/health.proto
+$(GEN:.c=.h): $(GEN)
+$(HEALTH_GEN:.c=.h): $(HEALTH_GEN)
 
-$(BUILD)/obj/gen.o: $(GEN)
+$(GEN_OBJ) $(HEALTH_OBJ): $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c $(GEN_H)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/obj/%.o: %.c $(GEN_H)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $@"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/quotes-import: $(IMPORT_OBJS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(IMPORT_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(IMPORT_LIBS)
 $(BUILD)/quoterd: $(QUOTERD_OBJS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 $(BUILD)/quote: $(QUOTE_OBJS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/tests/test_store: $(call obj,tests/test_store.c $(STORE) $(COMMON)) $(BUILD)/obj/gen.o
+$(BUILD)/tests/test_store: $(call obj,tests/test_store.c $(STORE) $(COMMON)) $(GEN_OBJ)
 $(BUILD)/tests/test_utf8: $(call obj,tests/test_utf8.c src/common/utf8.c)
 $(BUILD)/tests/test_rng: $(call obj,tests/test_rng.c src/common/rng.c)
-$(BUILD)/tests/test_quotes_import: $(call obj,tests/test_quotes_import.c $(STORE) $(COMMON)) $(BUILD)/obj/gen.o
+$(BUILD)/tests/test_quotes_import: $(call obj,tests/test_quotes_import.c $(STORE) $(COMMON)) $(GEN_OBJ)
 $(BUILD)/tests/test_config: $(call obj,tests/test_config.c src/common/config.c src/common/log.c)
 $(BUILD)/tests/%:
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
 
 # Tests find the programs and data through these.
-TEST_ENV = QUOTERD_BUILD=$(abspath $(BUILD)) QUOTERD_SRC=$(CURDIR)
+TEST_ENV = QUOTERD_BUILD=$(abspath $(BUILD)) QUOTERD_SRC=$(CURDIR) \
+	QUOTERD_SANITIZE=$(SANITIZE)
 
 test: deps
 	@$(MAKE) --no-print-directory unit-test integration-test

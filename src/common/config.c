@@ -91,6 +91,7 @@ static const struct int_key {
 } int_keys[] = {
     {"shutdown_timeout", offsetof(struct config, shutdown_timeout), 0, 3600,
 	"seconds"},
+    {"drain_time", offsetof(struct config, drain_time), 0, 3600, "seconds"},
     {"max_request_size", offsetof(struct config, max_request_size), 64,
 	4 << 20, "bytes"},
     {"requested_calls", offsetof(struct config, requested_calls), 1, 65536,

@@ -18,6 +18,7 @@ struct config {
 	char pidfile[CONFIG_PATH_MAX]; /* empty: none */
 	int workers;                   /* 0: one per online CPU */
 	enum log_level log_level;
+	int drain_time;        /* seconds NOT_SERVING before a stop */
 	int shutdown_timeout;  /* seconds a graceful stop may take */
 	int max_request_size;  /* bytes of a request message */
 	int requested_calls;   /* calls each worker keeps requested */

@@ -57,6 +57,7 @@ struct proc {
 	long started;   /* ms, monotonic */
 	long respawn_at; /* ms, monotonic; 0: none due */
 	int backoff_ms;
+	unsigned swapped; /* the last swap generation it confirmed */
 };
 
 enum stop_mode { RUNNING, STOP_GRACEFUL, STOP_NOW };
@@ -88,7 +89,8 @@ struct master {
 	int inotify_fd; /* -1: not watching */
 	char db_name[NAME_MAX + 1];
 	int db_fd;      /* the checked database that workers open */
-	struct file_id db_id;
+	struct file_id db_id;   /* the file db_fd is */
+	struct file_id seen_id; /* the file last examined, good or not */
 	struct swap swap;
 	int pidfile_fd;
 	int notify_fd; /* --daemon: tells the waiting parent we serve */
@@ -140,6 +142,9 @@ spawn(struct master *m, int index)
 			close(m->pidfile_fd);
 		if (m->notify_fd >= 0)
 			close(m->notify_fd);
+		/* The worker opens the master's descriptor through /proc:
+		 * its own copy would pin this file after the next swap. */
+		close(m->db_fd);
 		worker_main(m->config, index, master_pid, m->status_wr,
 		    m->db_fd);
 	}
@@ -165,7 +170,9 @@ begin_stop(struct master *m, enum stop_mode mode, int status)
 					    "calls");
 		signal_all(m, mode == STOP_NOW ? SIGKILL : SIGTERM);
 		m->stop_deadline = now_ms() +
-		    (long)m->config->shutdown_timeout * 1000 + STOP_GRACE_MS;
+		    (long)(m->config->drain_time +
+			m->config->shutdown_timeout) * 1000 +
+		    STOP_GRACE_MS;
 	}
 	m->stopping = mode;
 	if (status > m->status)
@@ -290,8 +297,19 @@ read_status(struct master *m)
 			break;
 		case WORKER_RELOADED:
 		case WORKER_RELOAD_FAILED:
-			if (sw->started == 0)
+			/* A late report of an earlier swap is not about the
+			 * file now in use. */
+			if (sw->started == 0 ||
+			    (msg.event == WORKER_RELOADED &&
+				(msg.dev != (uint64_t)m->db_id.dev ||
+				    msg.ino != (uint64_t)m->db_id.ino)))
 				break;
+			/* A worker may reopen twice for one swap (two
+			 * SIGHUPs, the first already finding the new file):
+			 * count workers, not reports. */
+			if (m->procs[msg.index].swapped == sw->generation)
+				break;
+			m->procs[msg.index].swapped = sw->generation;
 			if (msg.event == WORKER_RELOADED)
 				sw->switched++;
 			else
@@ -327,7 +345,7 @@ same_file(const struct file_id *a, const struct file_id *b)
  */
 static int
 open_database(struct master *m, const char *why, int force,
-    struct store **store)
+    struct store **store, struct file_id *idp)
 {
 	const char *path = m->config->database;
 	char self[64];
@@ -342,11 +360,12 @@ open_database(struct master *m, const char *why, int force,
 		return -1;
 	}
 	file_id(&st, &id);
-	if (!force && m->db_fd >= 0 && same_file(&id, &m->db_id)) {
+	if (!force && m->db_fd >= 0 && same_file(&id, &m->seen_id)) {
 		close(fd);
 		return -2;
 	}
-	m->db_id = id; /* checked once is enough for this file */
+	m->seen_id = id; /* checked once is enough for this file */
+	*idp = id;
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
 	if ((rc = store_open(self, store)) == ENOENT)
 		rc = store_open(path, store); /* no /proc */
@@ -369,11 +388,12 @@ swap_database(struct master *m, const char *why, int force)
 {
 	struct swap *sw = &m->swap;
 	struct store *store;
+	struct file_id id;
 	int fd;
 
 	if (m->stopping != RUNNING)
 		return;
-	if ((fd = open_database(m, why, force, &store)) < 0) {
+	if ((fd = open_database(m, why, force, &store, &id)) < 0) {
 		if (fd == -1)
 			log_warnx("new database refused; still serving "
 				  "generation %u", sw->generation);
@@ -384,6 +404,7 @@ swap_database(struct master *m, const char *why, int force)
 	if (dup3(fd, m->db_fd, O_CLOEXEC) < 0)
 		fatal("dup3");
 	close(fd);
+	m->db_id = id;
 	if (sw->started != 0)
 		swap_report(m); /* a swap still waiting for reports */
 	sw->generation++;
@@ -392,9 +413,14 @@ swap_database(struct master *m, const char *why, int force)
 	store_close(store);
 	sw->started = now_ms();
 	sw->switched = sw->failed = 0;
-	sw->expected = running(m);
+	/* Retiring workers are stopping: they take no new database. */
+	sw->expected = 0;
+	for (int i = 0; i < m->nprocs; i++)
+		if (m->procs[i].state == PROC_ACTIVE && m->procs[i].pid != 0) {
+			kill(m->procs[i].pid, SIGHUP);
+			sw->expected++;
+		}
 	log_debug("%s: swapping to %s", why, m->config->database);
-	signal_all(m, SIGHUP);
 	if (sw->expected == 0)
 		swap_report(m);
 }
@@ -616,7 +642,7 @@ master_run(const struct config *c, int detach)
 	m.status_rd = fds[0];
 	m.status_wr = fds[1];
 	m.db_fd = -1;
-	if ((m.db_fd = open_database(&m, "database", 1, &store)) < 0)
+	if ((m.db_fd = open_database(&m, "database", 1, &store, &m.db_id)) < 0)
 		return 1;
 	store_close(store); /* no database is held across fork */
 	watch_database(&m);
@@ -655,7 +681,8 @@ master_run(const struct config *c, int detach)
 			if (now >= m.stop_deadline) {
 				log_warnx("workers still running %d s after "
 					  "stop: killing them",
-				    c->shutdown_timeout + STOP_GRACE_MS / 1000);
+				    c->drain_time + c->shutdown_timeout +
+					STOP_GRACE_MS / 1000);
 				signal_all(&m, SIGKILL);
 				m.stop_deadline = now + BACKOFF_MAX_MS;
 				m.status = 1;

@@ -24,6 +24,7 @@ struct store {
 	uint64_t nquotes;
 	uint64_t nauthors;
 	uint64_t size;
+	uint64_t dev, ino;
 };
 
 const char *
@@ -129,6 +130,7 @@ store_open(const char *path, struct store **out)
 {
 	struct store *s;
 	struct stat st;
+	mdb_filehandle_t fd;
 	int rc;
 
 	*out = NULL;
@@ -142,7 +144,6 @@ store_open(const char *path, struct store **out)
 		return MDB_INVALID;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return errno;
-	s->size = (uint64_t)st.st_size;
 	if ((rc = mdb_env_create(&s->env)) != 0)
 		goto fail;
 	if ((rc = mdb_env_set_maxdbs(s->env, STORE_MAXDBS)) != 0)
@@ -158,6 +159,16 @@ store_open(const char *path, struct store **out)
 	    0);
 	if (rc != 0)
 		goto fail;
+	/* The file LMDB opened, which the path may no longer name. */
+	if ((rc = mdb_env_get_fd(s->env, &fd)) != 0)
+		goto fail;
+	if (fstat(fd, &st) != 0) {
+		rc = errno;
+		goto fail;
+	}
+	s->size = (uint64_t)st.st_size;
+	s->dev = (uint64_t)st.st_dev;
+	s->ino = (uint64_t)st.st_ino;
 	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->txn)) != 0)
 		goto fail;
 	if ((rc = check_meta(s, s->size)) != 0)
@@ -230,6 +241,48 @@ store_pick(const struct store *s, const char *author, size_t len,
 	out->reply = val.mv_data;
 	out->len = val.mv_size;
 	return 0;
+}
+
+int
+store_authors(const struct store *s, const char *after, size_t afterlen,
+    size_t max, int (*fn)(void *arg, const char *name, size_t len),
+    void *arg, int *more)
+{
+	MDB_cursor *cur;
+	MDB_val key = {afterlen, (void *)after}, val;
+	size_t n = 0;
+	int rc;
+
+	*more = 0;
+	if ((rc = mdb_cursor_open(s->txn, s->authors, &cur)) != 0)
+		return rc;
+	if (afterlen > 0) {
+		/* The first name at or after the token; skip it if equal. */
+		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		if (rc == 0 && key.mv_size == afterlen &&
+		    memcmp(key.mv_data, after, afterlen) == 0)
+			rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
+	} else {
+		rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+	}
+	for (; rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		if (n == max) {
+			*more = 1;
+			break;
+		}
+		if (fn(arg, key.mv_data, key.mv_size) != 0)
+			break;
+		n++;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+void
+store_identity(const struct store *s, uint64_t *dev, uint64_t *ino)
+{
+	*dev = s->dev;
+	*ino = s->ino;
 }
 
 uint64_t

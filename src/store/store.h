@@ -39,6 +39,19 @@ const char *store_strerror(int err);
 int store_pick(const struct store *s, const char *author, size_t len,
     struct rng *r, struct store_quote *out);
 
+/*
+ * Calls fn for each of up to max authors that follow after[0..afterlen)
+ * in name order (from the first if afterlen is 0); *more tells whether
+ * any author follows the last one listed. fn returns non-zero to stop.
+ * Names point into the map and are not NUL-terminated.
+ */
+int store_authors(const struct store *s, const char *after, size_t afterlen,
+    size_t max, int (*fn)(void *arg, const char *name, size_t len),
+    void *arg, int *more);
+
+/* The device and inode of the open file. */
+void store_identity(const struct store *s, uint64_t *dev, uint64_t *ino);
+
 uint64_t store_nquotes(const struct store *s);
 uint64_t store_nauthors(const struct store *s);
 /* Bytes of the mapped file. */

@@ -1,24 +1,26 @@
 /*
  * The worker loop. The master forks it with every signal blocked; gRPC is
  * initialised only here, after fork. One thread drives the completion
- * queue and answers every call; a second thread only waits for signals:
- * SIGTERM starts a graceful server shutdown, SIGHUP opens the database
- * again and hands it to the call thread, so the hot loop never polls.
+ * queue and does all call handling; a second thread only waits for
+ * signals: SIGHUP opens the database again, SIGTERM drains and stops the
+ * server. The signal thread wakes the call thread through the completion
+ * queue itself (a connectivity watch on an unused channel, with a
+ * deadline already past, is gRPC core's way of posting a tag), so the call
+ * loop never polls a flag.
  *
- * Database swaps. Each open database is a struct db with a reference
- * count: one reference for the call thread while it is current, and one
- * for every reply slice gRPC still holds (slices point into the map, and
- * gRPC may release them on any of its threads, after the call is gone).
- * The signal thread opens a new database and parks it in `pending`; the
- * call thread adopts it before its next call and drops its reference to
- * the old one, which is unmapped when the last slice is released. A
- * database parked but never adopted is simply replaced.
+ * Database swaps: the signal thread opens the new database and parks it
+ * in `pending`; the call thread adopts it before its next call, or when
+ * woken, and drops its reference to the old one, which is unmapped when
+ * gRPC releases the last reply slice pointing into it (db.h).
  *
- * Each call slot is requested from gRPC up front and goes around a cycle:
- * requested -> request arrived (answered in one batch) -> batch done ->
- * requested again. Nothing is allocated per call by this file: slots are
+ * Calls: each method has call slots requested from gRPC up front. A unary
+ * call is answered in one batch (initial metadata, message, status, and
+ * the receive-close), then its slot is requested again. Streams (health
+ * Watch, reflection) are long-lived, so their slots are made as calls
+ * arrive, keeping one always requested, and freed when the call ends.
+ * Nothing on GetQuote's path is allocated by this file: slots are
  * preallocated, requests are decoded into an arena, and replies are
- * slices that point into the database map.
+ * slices of the map.
  */
 #include "worker.h"
 
@@ -40,31 +42,79 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "db.h"
 #include "log.h"
-#include "quote_service.pb-c.h"
+#include "reflection.h"
 #include "rng.h"
-#include "store.h"
-#include "utf8.h"
+#include "service.h"
 
-#define GETQUOTE_METHOD "/quotes.Quoter/GetQuote"
-/* Slots for calls to methods we do not serve, answered UNIMPLEMENTED. */
-#define UNKNOWN_SLOTS 8
 #define ARENA_SIZE 8192
+/* Streams open at once; beyond this, new ones wait in gRPC. */
+#define MAX_STREAMS 1024
 
-enum slot_kind { SLOT_QUOTE, SLOT_UNKNOWN };
-enum slot_state { SLOT_IDLE, SLOT_REQUESTED, SLOT_ANSWERING };
+enum slot_kind {
+	SLOT_QUOTE,
+	SLOT_LIST_AUTHORS,
+	SLOT_CHECK,
+	SLOT_WATCH,
+	SLOT_REFLECTION,
+	SLOT_REFLECTION_ALPHA,
+	SLOT_UNKNOWN, /* any other method: UNIMPLEMENTED */
+	SLOT_KINDS
+};
+
+static const struct method {
+	const char *path; /* NULL: unregistered calls */
+	grpc_server_register_method_payload_handling payload;
+	int stream;       /* long-lived: slots made as calls arrive */
+	int slots;        /* kept requested; 0: requested_calls */
+} methods[SLOT_KINDS] = {
+    [SLOT_QUOTE] = {"/quotes.Quoter/GetQuote",
+	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 0},
+    [SLOT_LIST_AUTHORS] = {"/quotes.Quoter/ListAuthors",
+	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 4},
+    [SLOT_CHECK] = {"/grpc.health.v1.Health/Check",
+	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 8},
+    [SLOT_WATCH] = {"/grpc.health.v1.Health/Watch",
+	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 1, 1},
+    [SLOT_REFLECTION] = {"/grpc.reflection.v1.ServerReflection/"
+			 "ServerReflectionInfo",
+	GRPC_SRM_PAYLOAD_NONE, 1, 1},
+    [SLOT_REFLECTION_ALPHA] = {"/grpc.reflection.v1alpha.ServerReflection/"
+			       "ServerReflectionInfo",
+	GRPC_SRM_PAYLOAD_NONE, 1, 1},
+    [SLOT_UNKNOWN] = {NULL, GRPC_SRM_PAYLOAD_NONE, 0, 8},
+};
+
+enum tag_kind { TAG_OP, TAG_CLOSE, TAG_WAKE, TAG_SHUTDOWN };
+
+/* What a completion-queue event is about. */
+struct tag {
+	struct slot *slot;
+	enum tag_kind kind;
+};
 
 struct slot {
 	enum slot_kind kind;
-	enum slot_state state;
+	struct tag op_tag, close_tag;
+	int requested;    /* waiting for gRPC to deliver a call */
+	int op_pending;   /* a batch on op_tag is under way */
+	int close_pending; /* a receive-close on close_tag is under way */
+	int finished;     /* the status has been sent */
+	int header_sent;  /* streams: initial metadata sent */
+	int client_gone;  /* streams: the call is over for the client */
+	int reading;      /* reflection: a receive is under way */
+	int health_known; /* Watch: the service asked about is ours */
+	int health_sent;  /* Watch: last status sent, 0: none */
 	grpc_call *call;
 	gpr_timespec deadline;
 	grpc_metadata_array metadata;
-	grpc_call_details details; /* SLOT_UNKNOWN only */
-	grpc_byte_buffer *request;
-	grpc_byte_buffer *reply;
+	grpc_call_details details; /* SLOT_UNKNOWN */
+	grpc_byte_buffer *request; /* the message received */
+	grpc_byte_buffer *reply;   /* the message being sent */
 	grpc_slice status_details;
 	int cancelled;
+	struct slot *prev, *next;  /* streams: the open ones */
 };
 
 /* A bump allocator for protobuf-c: decoding a request allocates nothing
@@ -75,36 +125,36 @@ struct arena {
 	_Alignas(16) unsigned char buf[ARENA_SIZE];
 };
 
-struct db {
-	struct store *store;
-	atomic_uint refs;
-};
-
 struct worker {
 	const struct config *config;
 	int index;
 	grpc_server *server;
 	grpc_completion_queue *cq;
-	void *getquote;
-	struct db *db;              /* the call thread's current database */
+	void *registered[SLOT_KINDS];
+	struct db *db;                /* the call thread's current database */
 	_Atomic(struct db *) pending; /* opened by the signal thread */
 	int status_fd;
-	char db_path[64]; /* the master's database fd, in /proc */
+	char db_path[64];             /* the master's database fd, in /proc */
 	struct rng rng;
 	struct arena arena;
-	struct slot *slots;
+	struct slot *slots;           /* unary slots, allocated once */
 	size_t nslots;
-	unsigned long long calls; /* answered, for the log at exit */
+	struct slot *streams;         /* open or requested stream slots */
+	int nstreams;
+	int waiting[SLOT_KINDS];      /* stream slots requested, per kind */
+	unsigned long long calls;     /* answered, for the log at exit */
+	grpc_channel *wake_channel;
 
+	atomic_int draining;          /* set by the signal thread */
+	atomic_int shutting_down;
 	/* Shutdown handshake between the signal thread and the loop. */
 	pthread_mutex_t lock;
 	pthread_cond_t done_cond;
 	int done;
-	atomic_int shutting_down;
 };
 
-/* The completion-queue tag of the server's shutdown notification. */
-static int shutdown_tag;
+static struct tag wake_tag = {NULL, TAG_WAKE};
+static struct tag shutdown_tag = {NULL, TAG_SHUTDOWN};
 
 static void *
 arena_alloc(void *data, size_t size)
@@ -135,44 +185,13 @@ grpc_log_to_ours(gpr_log_func_args *args)
 	log_warnx("grpc: %s", args->message);
 }
 
-/*
- * Opens the file the master holds open: through /proc, so that a worker
- * gets the file the master checked, not whatever the path names now.
- * Where /proc is not there, the configured path will do.
- */
-static struct db *
-db_open(struct worker *w, int *rc)
-{
-	const char *path = w->db_path;
-	struct db *d;
-
-	if ((d = malloc(sizeof(*d))) == NULL) {
-		*rc = errno;
-		return NULL;
-	}
-	*rc = store_open(path, &d->store);
-	if (*rc == ENOENT || *rc == EACCES) {
-		path = w->config->database;
-		*rc = store_open(path, &d->store);
-	}
-	if (*rc != 0) {
-		free(d);
-		return NULL;
-	}
-	atomic_init(&d->refs, 1);
-	return d;
-}
-
-/* Called by gRPC, on any thread, when a reply slice is released. */
+/* Posts wake_tag to the call thread's queue; callable from any thread. */
 static void
-db_unref(void *arg)
+wake(struct worker *w)
 {
-	struct db *d = arg;
-
-	if (atomic_fetch_sub_explicit(&d->refs, 1, memory_order_acq_rel) == 1) {
-		store_close(d->store);
-		free(d);
-	}
+	grpc_channel_watch_connectivity_state(w->wake_channel,
+	    GRPC_CHANNEL_IDLE, gpr_inf_past(GPR_CLOCK_MONOTONIC), w->cq,
+	    &wake_tag);
 }
 
 /* The database for a new call: the newest one the signal thread opened. */
@@ -190,32 +209,46 @@ current_db(struct worker *w)
 }
 
 static void
-tell_master(struct worker *w, enum worker_event event)
+tell_master(struct worker *w, enum worker_event event, const struct db *d)
 {
-	struct worker_msg msg = {w->index, event};
+	struct worker_msg msg = {w->index, event, 0, 0};
 
+	if (d != NULL)
+		store_identity(d->store, &msg.dev, &msg.ino);
 	if (write(w->status_fd, &msg, sizeof(msg)) != sizeof(msg))
 		log_warn("cannot report to the master");
 }
 
-/* On SIGHUP: open the database path again and hand it to the loop. */
+/* On SIGHUP: open the master's database again and hand it to the loop. */
 static void
 reload(struct worker *w)
 {
 	struct db *d, *old;
 	int rc;
 
-	if ((d = db_open(w, &rc)) == NULL) {
+	if ((d = db_open(w->db_path, w->config->database, &rc)) == NULL) {
 		log_warnx("reload: %s: %s; keeping the database in use",
 		    w->config->database, store_strerror(rc));
-		tell_master(w, WORKER_RELOAD_FAILED);
+		tell_master(w, WORKER_RELOAD_FAILED, NULL);
 		return;
 	}
-	if ((old = atomic_exchange(&w->pending, d)) != NULL)
-		db_unref(old);
 	log_debug("reload: %s: %llu quotes", w->config->database,
 	    (unsigned long long)store_nquotes(d->store));
-	tell_master(w, WORKER_RELOADED);
+	tell_master(w, WORKER_RELOADED, d);
+	if ((old = atomic_exchange(&w->pending, d)) != NULL)
+		db_unref(old);
+	wake(w); /* so that an idle worker lets go of the old map now */
+}
+
+static struct slot *
+new_slot(enum slot_kind kind, struct slot *s)
+{
+	if (s == NULL && (s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->kind = kind;
+	s->op_tag = (struct tag){s, TAG_OP};
+	s->close_tag = (struct tag){s, TAG_CLOSE};
+	return s;
 }
 
 static void
@@ -223,174 +256,455 @@ request_slot(struct worker *w, struct slot *s)
 {
 	grpc_call_error err;
 
-	grpc_metadata_array_init(&s->metadata);
-	s->request = NULL;
 	s->call = NULL;
-	if (s->kind == SLOT_QUOTE) {
-		err = grpc_server_request_registered_call(w->server,
-		    w->getquote, &s->call, &s->deadline, &s->metadata,
-		    &s->request, w->cq, w->cq, s);
-	} else {
+	s->request = s->reply = NULL;
+	s->finished = s->header_sent = s->client_gone = s->reading = 0;
+	s->health_sent = 0;
+	grpc_metadata_array_init(&s->metadata);
+	if (s->kind == SLOT_UNKNOWN) {
 		grpc_call_details_init(&s->details);
 		err = grpc_server_request_call(w->server, &s->call,
-		    &s->details, &s->metadata, w->cq, w->cq, s);
+		    &s->details, &s->metadata, w->cq, w->cq, &s->op_tag);
+	} else {
+		err = grpc_server_request_registered_call(w->server,
+		    w->registered[s->kind], &s->call, &s->deadline,
+		    &s->metadata,
+		    methods[s->kind].payload ==
+			    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER
+			? &s->request
+			: NULL,
+		    w->cq, w->cq, &s->op_tag);
 	}
 	if (err != GRPC_CALL_OK)
 		fatalx("cannot request a call: error %d", (int)err);
-	s->state = SLOT_REQUESTED;
+	s->requested = s->op_pending = 1;
+	if (methods[s->kind].stream)
+		w->waiting[s->kind]++;
 }
 
-/* Returns the slot's resources after its call, and requests it again
- * unless the server is going away. */
+/* Requests a new stream slot, so that one is always waiting. */
 static void
-recycle_slot(struct worker *w, struct slot *s, int again)
+add_stream_slot(struct worker *w, enum slot_kind kind)
 {
+	struct slot *s;
+
+	if (atomic_load(&w->shutting_down) || w->nstreams >= MAX_STREAMS)
+		return;
+	if ((s = new_slot(kind, NULL)) == NULL) {
+		log_warn("stream slot");
+		return;
+	}
+	s->next = w->streams;
+	if (w->streams != NULL)
+		w->streams->prev = s;
+	w->streams = s;
+	w->nstreams++;
+	request_slot(w, s);
+}
+
+/*
+ * Once nothing is under way on a slot's call, lets go of the call and
+ * requests the slot again (or frees a stream's slot).
+ */
+static void
+release_slot(struct worker *w, struct slot *s)
+{
+	if (s->op_pending || s->close_pending)
+		return;
 	if (s->call != NULL)
 		grpc_call_unref(s->call);
 	if (s->request != NULL)
 		grpc_byte_buffer_destroy(s->request);
 	if (s->reply != NULL)
 		grpc_byte_buffer_destroy(s->reply);
-	s->reply = NULL;
+	s->call = NULL;
+	s->request = s->reply = NULL;
 	grpc_metadata_array_destroy(&s->metadata);
 	if (s->kind == SLOT_UNKNOWN)
 		grpc_call_details_destroy(&s->details);
-	s->state = SLOT_IDLE;
-	if (again)
+	if (methods[s->kind].stream) {
+		enum slot_kind kind = s->kind;
+
+		if (s->prev != NULL)
+			s->prev->next = s->next;
+		else
+			w->streams = s->next;
+		if (s->next != NULL)
+			s->next->prev = s->prev;
+		w->nstreams--;
+		free(s);
+		/* A slot may have been missing while MAX_STREAMS were open. */
+		if (w->waiting[kind] == 0)
+			add_stream_slot(w, kind);
+		return;
+	}
+	if (!atomic_load(&w->shutting_down))
 		request_slot(w, s);
 }
 
-/*
- * Decodes a QuoteRequest and picks the reply. Returns the status to send;
- * on OK, s->reply holds the reply message.
- */
-static grpc_status_code
-answer_quote(struct worker *w, struct slot *s)
-{
-	grpc_byte_buffer_reader reader;
-	grpc_slice body, reply;
-	Quotes__QuoteRequest *req;
-	struct store_quote q;
-	struct db *db;
-	size_t len;
-	int rc;
-
-	if (s->request == NULL) {
-		s->status_details =
-		    grpc_slice_from_static_string("no request message");
-		return GRPC_STATUS_INVALID_ARGUMENT;
-	}
-	/* The reader inflates a compressed request. */
-	if (!grpc_byte_buffer_reader_init(&reader, s->request)) {
-		s->status_details =
-		    grpc_slice_from_static_string("cannot decompress request");
-		return GRPC_STATUS_INVALID_ARGUMENT;
-	}
-	body = grpc_byte_buffer_reader_readall(&reader);
-	grpc_byte_buffer_reader_destroy(&reader);
-
-	w->arena.used = 0;
-	req = quotes__quote_request__unpack(&w->arena.allocator,
-	    GRPC_SLICE_LENGTH(body), GRPC_SLICE_START_PTR(body));
-	grpc_slice_unref(body);
-	if (req == NULL) {
-		s->status_details = grpc_slice_from_static_string(
-		    "request is not a quotes.QuoteRequest");
-		return GRPC_STATUS_INVALID_ARGUMENT;
-	}
-	len = strlen(req->author);
-	if (!utf8_valid(req->author, len)) {
-		quotes__quote_request__free_unpacked(req, &w->arena.allocator);
-		s->status_details = grpc_slice_from_static_string(
-		    "author is not valid UTF-8");
-		return GRPC_STATUS_INVALID_ARGUMENT;
-	}
-	db = current_db(w);
-	rc = store_pick(db->store, req->author, len, &w->rng, &q);
-	quotes__quote_request__free_unpacked(req, &w->arena.allocator);
-	if (rc != 0) {
-		log_warnx("pick: %s", store_strerror(rc));
-		s->status_details = grpc_slice_from_static_string(
-		    "cannot read the quote database");
-		return GRPC_STATUS_INTERNAL;
-	}
-	/* No copy: the slice points into the map and holds a reference to
-	 * it until gRPC has sent it. */
-	atomic_fetch_add_explicit(&db->refs, 1, memory_order_relaxed);
-	reply = grpc_slice_new_with_user_data((void *)q.reply, q.len, db_unref,
-	    db);
-	/* The byte buffer takes a reference of its own. */
-	s->reply = grpc_raw_byte_buffer_create(&reply, 1);
-	grpc_slice_unref(reply);
-	return GRPC_STATUS_OK;
-}
-
 static void
-answer(struct worker *w, struct slot *s)
+start_batch(struct worker *w, struct slot *s, grpc_op *ops, grpc_op *end,
+    struct tag *tag)
 {
-	grpc_op ops[4], *op = ops;
-	grpc_status_code status;
 	grpc_call_error err;
 
-	s->status_details = grpc_empty_slice();
-	w->calls++;
-	if (s->kind == SLOT_QUOTE) {
-		status = answer_quote(w, s);
-	} else {
-		status = GRPC_STATUS_UNIMPLEMENTED;
-		s->status_details =
-		    grpc_slice_from_static_string("unknown method");
+	if (tag == &s->op_tag)
+		s->op_pending = 1;
+	else
+		s->close_pending = 1;
+	err = grpc_call_start_batch(s->call, ops, (size_t)(end - ops), tag,
+	    NULL);
+	if (err != GRPC_CALL_OK) {
+		log_warnx("cannot start a batch: error %d", (int)err);
+		if (tag == &s->op_tag)
+			s->op_pending = 0;
+		else
+			s->close_pending = 0;
+		s->finished = s->client_gone = 1;
+		release_slot(w, s);
 	}
+}
+
+/* Adds initial metadata to a batch unless it went out already. */
+static grpc_op *
+add_header(struct slot *s, grpc_op *op)
+{
+	if (!s->header_sent) {
+		op->op = GRPC_OP_SEND_INITIAL_METADATA;
+		op++;
+		s->header_sent = 1;
+	}
+	return op;
+}
+
+static grpc_op *
+add_status(struct slot *s, grpc_op *op, grpc_status_code status,
+    const char *why)
+{
+	s->status_details = status == GRPC_STATUS_OK
+	    ? grpc_empty_slice()
+	    : grpc_slice_from_static_string(why);
+	op->op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+	op->data.send_status_from_server.status = status;
+	op->data.send_status_from_server.status_details = &s->status_details;
+	s->finished = 1;
+	return op + 1;
+}
+
+/* Answers a unary call (or ends a stream) in one batch. */
+static void
+answer(struct worker *w, struct slot *s, grpc_status_code status,
+    const char *why)
+{
+	grpc_op ops[4], *op = ops;
 
 	memset(ops, 0, sizeof(ops));
-	op->op = GRPC_OP_SEND_INITIAL_METADATA;
-	op++;
-	if (s->reply != NULL) {
+	op = add_header(s, op);
+	if (s->reply != NULL && status == GRPC_STATUS_OK) {
 		op->op = GRPC_OP_SEND_MESSAGE;
 		op->data.send_message.send_message = s->reply;
 		op++;
 	}
-	op->op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-	op->data.send_status_from_server.status = status;
-	op->data.send_status_from_server.status_details = &s->status_details;
+	op = add_status(s, op, status, why);
+	if (!methods[s->kind].stream) {
+		op->op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+		op->data.recv_close_on_server.cancelled = &s->cancelled;
+		op++;
+	}
+	start_batch(w, s, ops, op, &s->op_tag);
+}
+
+/* Streams learn that their client is gone from a receive-close batch. */
+static void
+watch_close(struct worker *w, struct slot *s)
+{
+	grpc_op op;
+
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
+	op.data.recv_close_on_server.cancelled = &s->cancelled;
+	start_batch(w, s, &op, &op + 1, &s->close_tag);
+}
+
+/* Health: SERVING until a stop begins, so that balancers drain first. */
+static int
+serving(struct worker *w)
+{
+	return !atomic_load(&w->draining);
+}
+
+/*
+ * Sends a Watch stream its status when it changed; when the server is
+ * stopping, ends the stream (after telling it NOT_SERVING) so that the
+ * stop need not wait for it.
+ */
+static void
+health_update(struct worker *w, struct slot *s)
+{
+	grpc_op ops[2], *op = ops;
+	int status;
+
+	if (s->op_pending || s->finished || s->client_gone)
+		return;
+	if (s->reply != NULL) {
+		grpc_byte_buffer_destroy(s->reply);
+		s->reply = NULL;
+	}
+	status = !s->health_known ? HEALTH_SERVICE_UNKNOWN
+	    : serving(w)	  ? HEALTH_SERVING
+				  : HEALTH_NOT_SERVING;
+	if (status == s->health_sent) {
+		if (atomic_load(&w->shutting_down))
+			answer(w, s, GRPC_STATUS_OK, NULL);
+		return;
+	}
+	s->health_sent = status;
+	s->reply = service_health_reply(status);
+	memset(ops, 0, sizeof(ops));
+	op = add_header(s, op);
+	op->op = GRPC_OP_SEND_MESSAGE;
+	op->data.send_message.send_message = s->reply;
 	op++;
-	op->op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-	op->data.recv_close_on_server.cancelled = &s->cancelled;
+	start_batch(w, s, ops, op, &s->op_tag);
+}
+
+/* A reflection stream: receive a request, send its answer, again. */
+static void
+reflection_read(struct worker *w, struct slot *s)
+{
+	grpc_op ops[2], *op = ops;
+
+	memset(ops, 0, sizeof(ops));
+	op = add_header(s, op);
+	op->op = GRPC_OP_RECV_MESSAGE;
+	op->data.recv_message.recv_message = &s->request;
 	op++;
-	s->state = SLOT_ANSWERING;
-	err = grpc_call_start_batch(s->call, ops, (size_t)(op - ops), s, NULL);
-	if (err != GRPC_CALL_OK) {
-		log_warnx("cannot answer a call: error %d", (int)err);
-		recycle_slot(w, s, !atomic_load(&w->shutting_down));
+	s->reading = 1;
+	start_batch(w, s, ops, op, &s->op_tag);
+}
+
+static void
+reflection_step(struct worker *w, struct slot *s)
+{
+	grpc_op op;
+	grpc_slice body, slice;
+	grpc_byte_buffer_reader reader;
+	void *out;
+	size_t outlen;
+	int rc = -1, err = EINVAL;
+
+	if (!s->reading) {
+		/* An answer went out: read the next request. */
+		grpc_byte_buffer_destroy(s->reply);
+		s->reply = NULL;
+		reflection_read(w, s);
+		return;
+	}
+	s->reading = 0;
+	if (s->request == NULL) {
+		/* The client has sent all its requests. */
+		answer(w, s, GRPC_STATUS_OK, NULL);
+		return;
+	}
+	if (grpc_byte_buffer_reader_init(&reader, s->request)) {
+		body = grpc_byte_buffer_reader_readall(&reader);
+		grpc_byte_buffer_reader_destroy(&reader);
+		rc = reflection_respond(GRPC_SLICE_START_PTR(body),
+		    GRPC_SLICE_LENGTH(body), &out, &outlen);
+		err = errno;
+		grpc_slice_unref(body);
+	}
+	grpc_byte_buffer_destroy(s->request);
+	s->request = NULL;
+	if (rc != 0) {
+		if (err == ENOMEM)
+			answer(w, s, GRPC_STATUS_RESOURCE_EXHAUSTED,
+			    "out of memory");
+		else
+			answer(w, s, GRPC_STATUS_INVALID_ARGUMENT,
+			    "request is not a ServerReflectionRequest");
+		return;
+	}
+	slice = grpc_slice_new(out, outlen, free);
+	s->reply = grpc_raw_byte_buffer_create(&slice, 1);
+	grpc_slice_unref(slice);
+	memset(&op, 0, sizeof(op));
+	op.op = GRPC_OP_SEND_MESSAGE;
+	op.data.send_message.send_message = s->reply;
+	start_batch(w, s, &op, &op + 1, &s->op_tag);
+}
+
+/* A call has arrived on slot s. */
+static void
+start_call(struct worker *w, struct slot *s)
+{
+	struct request_ctx ctx = {current_db(w), &w->rng, &w->arena.allocator};
+	grpc_status_code status = GRPC_STATUS_OK;
+	const char *why = NULL;
+	int known = 0;
+
+	w->calls++;
+	w->arena.used = 0;
+	switch (s->kind) {
+	case SLOT_QUOTE:
+		status = service_get_quote(&ctx, s->request, &s->reply, &why);
+		break;
+	case SLOT_LIST_AUTHORS:
+		status = service_list_authors(&ctx, s->request, &s->reply,
+		    &why);
+		break;
+	case SLOT_CHECK:
+		status = service_health_request(&ctx, s->request, &known,
+		    &why);
+		if (status == GRPC_STATUS_OK && !known) {
+			status = GRPC_STATUS_NOT_FOUND;
+			why = "unknown service";
+		} else if (status == GRPC_STATUS_OK) {
+			s->reply = service_health_reply(serving(w)
+				? HEALTH_SERVING
+				: HEALTH_NOT_SERVING);
+		}
+		break;
+	case SLOT_WATCH:
+		status = service_health_request(&ctx, s->request, &known,
+		    &why);
+		if (status != GRPC_STATUS_OK)
+			break;
+		s->health_known = known;
+		watch_close(w, s);
+		health_update(w, s);
+		return;
+	case SLOT_REFLECTION:
+	case SLOT_REFLECTION_ALPHA:
+		watch_close(w, s);
+		reflection_read(w, s);
+		return;
+	case SLOT_UNKNOWN:
+	case SLOT_KINDS:
+		status = GRPC_STATUS_UNIMPLEMENTED;
+		why = "unknown method";
+		break;
+	}
+	if (status != GRPC_STATUS_OK && s->reply != NULL) {
+		grpc_byte_buffer_destroy(s->reply);
+		s->reply = NULL;
+	}
+	answer(w, s, status, why);
+}
+
+static void
+on_op(struct worker *w, struct slot *s, int success)
+{
+	s->op_pending = 0;
+	if (s->requested) {
+		s->requested = 0;
+		if (methods[s->kind].stream) {
+			w->waiting[s->kind]--;
+			add_stream_slot(w, s->kind);
+		}
+		if (!success) {
+			/* The server is shutting down: no call came. */
+			s->finished = s->client_gone = 1;
+			release_slot(w, s);
+			return;
+		}
+		start_call(w, s);
+		return;
+	}
+	if (!methods[s->kind].stream || s->finished || !success ||
+	    s->client_gone) {
+		s->finished = 1;
+		release_slot(w, s);
+		return;
+	}
+	if (s->kind == SLOT_WATCH)
+		health_update(w, s);
+	else
+		reflection_step(w, s);
+}
+
+static void
+on_close(struct worker *w, struct slot *s)
+{
+	s->close_pending = 0;
+	s->client_gone = 1;
+	release_slot(w, s);
+}
+
+/* The signal thread has news: a database, a drain, a stop. */
+static void
+on_wake(struct worker *w)
+{
+	struct slot *s, *next;
+
+	current_db(w);
+	for (s = w->streams; s != NULL; s = next) {
+		next = s->next;
+		if (s->kind == SLOT_WATCH && !s->requested)
+			health_update(w, s);
 	}
 }
 
 static void
 on_event(struct worker *w, grpc_event ev)
 {
-	struct slot *s = ev.tag;
+	struct tag *t = ev.tag;
 
-	switch (s->state) {
-	case SLOT_REQUESTED:
-		if (!ev.success) {
-			/* The server is shutting down: nothing to answer. */
-			recycle_slot(w, s, 0);
-			return;
+	switch (t->kind) {
+	case TAG_OP:
+		on_op(w, t->slot, ev.success);
+		break;
+	case TAG_CLOSE:
+		on_close(w, t->slot);
+		break;
+	case TAG_WAKE:
+		on_wake(w);
+		break;
+	case TAG_SHUTDOWN:
+		break;
+	}
+}
+
+/* Waits up to seconds for SIGTERM or SIGINT, reloading on SIGHUP. */
+static int
+wait_signal(struct worker *w, const sigset_t *set, int seconds)
+{
+	struct timespec until, now, left;
+	siginfo_t info;
+	int sig;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += seconds;
+	for (;;) {
+		if (seconds < 0) {
+			sig = sigwaitinfo(set, &info);
+		} else {
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			left.tv_sec = until.tv_sec - now.tv_sec;
+			left.tv_nsec = until.tv_nsec - now.tv_nsec;
+			if (left.tv_nsec < 0) {
+				left.tv_sec--;
+				left.tv_nsec += 1000000000L;
+			}
+			if (left.tv_sec < 0)
+				return 0;
+			sig = sigtimedwait(set, &info, &left);
 		}
-		answer(w, s);
-		break;
-	case SLOT_ANSWERING:
-		recycle_slot(w, s, !atomic_load(&w->shutting_down));
-		break;
-	case SLOT_IDLE:
-		fatalx("event for an idle call slot");
+		if (sig == SIGHUP)
+			reload(w);
+		else if (sig == SIGTERM || sig == SIGINT)
+			return sig;
+		else if (sig < 0 && errno == EAGAIN)
+			return 0;
 	}
 }
 
 /*
- * Waits for signals (blocked in every thread). SIGHUP reloads; SIGTERM or
- * SIGINT stop the server gracefully: no new calls, calls in flight may
- * finish within shutdown_timeout, after which they are cancelled.
+ * Waits for signals (blocked in every thread). SIGHUP reloads. SIGTERM or
+ * SIGINT stop gracefully: health turns NOT_SERVING and, for drain_time,
+ * calls are still served so that load balancers move away first; then the
+ * server takes no new calls, and those in flight may finish within
+ * shutdown_timeout, after which they are cancelled.
  */
 static void *
 signal_thread(void *arg)
@@ -398,22 +712,25 @@ signal_thread(void *arg)
 	struct worker *w = arg;
 	struct timespec until;
 	sigset_t set;
-	int sig = 0;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
-	while (sig != SIGTERM && sig != SIGINT) {
-		if (sigwait(&set, &sig) != 0)
-			sig = 0;
-		if (sig == SIGHUP)
-			reload(w);
-	}
+	wait_signal(w, &set, -1);
 
+	atomic_store(&w->draining, 1);
+	wake(w);
+	if (w->config->drain_time > 0) {
+		log_info("draining: health is NOT_SERVING for %d s",
+		    w->config->drain_time);
+		/* Another SIGTERM cuts the drain short. */
+		wait_signal(w, &set, w->config->drain_time);
+	}
 	log_info("stopping: finishing calls in flight");
 	atomic_store(&w->shutting_down, 1);
 	grpc_server_shutdown_and_notify(w->server, w->cq, &shutdown_tag);
+	wake(w); /* ends health streams */
 
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += w->config->shutdown_timeout;
@@ -449,6 +766,7 @@ setup_server(struct worker *w)
 	const struct config *c = w->config;
 	grpc_arg args[16];
 	grpc_channel_args chargs = {0, args};
+	grpc_channel_credentials *wake_creds;
 	grpc_server_credentials *creds;
 	int port;
 
@@ -476,14 +794,51 @@ setup_server(struct worker *w)
 	w->cq = grpc_completion_queue_create_for_next(NULL);
 	w->server = grpc_server_create(&chargs, NULL);
 	grpc_server_register_completion_queue(w->server, w->cq, NULL);
-	w->getquote = grpc_server_register_method(w->server, GETQUOTE_METHOD,
-	    NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+	for (int k = 0; k < SLOT_KINDS; k++)
+		if (methods[k].path != NULL)
+			w->registered[k] = grpc_server_register_method(
+			    w->server, methods[k].path, NULL,
+			    methods[k].payload, 0);
 	creds = grpc_insecure_server_credentials_create();
 	port = grpc_server_add_http2_port(w->server, c->listen, creds);
 	grpc_server_credentials_release(creds);
 	if (port == 0)
 		fatalx("cannot listen on %s", c->listen);
 	grpc_server_start(w->server);
+
+	/* Never connected: it only carries wake-ups (see wake()). */
+	wake_creds = grpc_insecure_credentials_create();
+	w->wake_channel = grpc_channel_create("unix:/dev/null/quoterd-wake",
+	    wake_creds, NULL);
+	grpc_channel_credentials_release(wake_creds);
+}
+
+static void
+request_all(struct worker *w)
+{
+	size_t n = 0;
+
+	for (int k = 0; k < SLOT_KINDS; k++)
+		if (!methods[k].stream)
+			n += methods[k].slots ? (size_t)methods[k].slots
+					      : (size_t)w->config->requested_calls;
+	if ((w->slots = calloc(n, sizeof(*w->slots))) == NULL)
+		fatal("calloc");
+	w->nslots = n;
+	n = 0;
+	for (int k = 0; k < SLOT_KINDS; k++) {
+		int count = methods[k].slots ? methods[k].slots
+					     : w->config->requested_calls;
+
+		if (methods[k].stream) {
+			add_stream_slot(w, (enum slot_kind)k);
+			continue;
+		}
+		for (int i = 0; i < count; i++) {
+			new_slot((enum slot_kind)k, &w->slots[n]);
+			request_slot(w, &w->slots[n++]);
+		}
+	}
 }
 
 void
@@ -516,31 +871,27 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	w.arena.allocator.allocator_data = &w.arena;
 	pthread_mutex_init(&w.lock, NULL);
 	pthread_cond_init(&w.done_cond, NULL);
+	atomic_init(&w.pending, NULL);
+	atomic_init(&w.draining, 0);
+	atomic_init(&w.shutting_down, 0);
 	/* Seeded after fork: workers never share a sequence. */
 	if (rng_seed_random(&w.rng) != 0)
 		fatal("getrandom");
-	if ((w.db = db_open(&w, &rc)) == NULL)
+	if ((w.db = db_open(w.db_path, c->database, &rc)) == NULL)
 		fatalx("%s: %s", c->database, store_strerror(rc));
-	atomic_init(&w.pending, NULL);
+	if (reflection_init() != 0)
+		fatalx("cannot index the reflection descriptors");
 
 	grpc_init();
 	gpr_set_log_function(grpc_log_to_ours);
 	gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
 	setup_server(&w);
-
-	w.nslots = (size_t)c->requested_calls + UNKNOWN_SLOTS;
-	if ((w.slots = calloc(w.nslots, sizeof(*w.slots))) == NULL)
-		fatal("calloc");
-	for (size_t i = 0; i < w.nslots; i++) {
-		w.slots[i].kind = i < (size_t)c->requested_calls ? SLOT_QUOTE
-								  : SLOT_UNKNOWN;
-		request_slot(&w, &w.slots[i]);
-	}
+	request_all(&w);
 	if ((rc = pthread_create(&sigthread, NULL, signal_thread, &w)) != 0) {
 		errno = rc;
 		fatal("pthread_create");
 	}
-	tell_master(&w, WORKER_READY);
+	tell_master(&w, WORKER_READY, w.db);
 	log_debug("serving %s", c->listen);
 
 	for (;;) {
@@ -553,7 +904,7 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 		on_event(&w, ev);
 	}
 
-	/* Every call has finished: the slots hold nothing but idle state. */
+	/* Every call has finished. */
 	pthread_mutex_lock(&w.lock);
 	w.done = 1;
 	pthread_cond_signal(&w.done_cond);
@@ -561,6 +912,7 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	pthread_join(sigthread, NULL);
 
 	grpc_server_destroy(w.server);
+	grpc_channel_destroy(w.wake_channel);
 	grpc_completion_queue_shutdown(w.cq);
 	do {
 		ev = grpc_completion_queue_next(w.cq,
@@ -570,7 +922,14 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	} while (ev.type != GRPC_QUEUE_SHUTDOWN);
 	grpc_completion_queue_destroy(w.cq);
 	grpc_shutdown();
+	while (w.streams != NULL) {
+		struct slot *s = w.streams;
+
+		w.streams = s->next;
+		free(s);
+	}
 	free(w.slots);
+	reflection_free();
 	/* gRPC has released every slice by now: these are the last refs. */
 	if ((d = atomic_exchange(&w.pending, NULL)) != NULL)
 		db_unref(d);

@@ -17,10 +17,16 @@ enum worker_event {
 	WORKER_RELOAD_FAILED = 3 /* kept the database it had */
 };
 
-/* Smaller than PIPE_BUF, so workers' writes never interleave. */
+/*
+ * Smaller than PIPE_BUF, so workers' writes never interleave. dev and ino
+ * name the database file the worker now uses, so that the master counts
+ * a report toward the swap it belongs to.
+ */
 struct worker_msg {
 	int32_t index;
 	int32_t event;
+	uint64_t dev;
+	uint64_t ino;
 };
 
 /*

@@ -154,7 +154,9 @@ def test_database_pages_are_shared(quoterd, pb, tmp_path):
     assert touched > 0
     total_pss = sum(_pss(p) for p in [d.pid] + workers)
     # Shared pages are split among the processes mapping them, so the
-    # total stays near one database plus each process's own memory.
-    assert total_pss < size_kib + 5 * 32 * 1024, \
-        f"PSS {total_pss} KiB for a {size_kib} KiB database"
+    # total stays near one database plus each process's own memory
+    # (which AddressSanitizer's shadow memory swells beyond measure).
+    if os.environ.get("QUOTERD_SANITIZE") != "1":
+        assert total_pss < size_kib + 5 * 32 * 1024, \
+            f"PSS {total_pss} KiB for a {size_kib} KiB database"
     assert d.stop() == 0, d.log()

@@ -1,0 +1,46 @@
+/*
+ * The RPCs a worker answers, as functions from a request message to a
+ * status and a reply message; worker.c does the gRPC call plumbing.
+ */
+#ifndef QUOTERD_SERVICE_H
+#define QUOTERD_SERVICE_H
+
+#include <grpc/byte_buffer.h>
+#include <grpc/status.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "db.h"
+#include "rng.h"
+
+struct request_ctx {
+	struct db *db;                 /* the database for this call */
+	struct rng *rng;
+	ProtobufCAllocator *allocator; /* decoding, reset between calls */
+};
+
+/* Health states, as grpc.health.v1.HealthCheckResponse.ServingStatus. */
+enum health_status {
+	HEALTH_SERVING = 1,
+	HEALTH_NOT_SERVING = 2,
+	HEALTH_SERVICE_UNKNOWN = 3
+};
+
+/*
+ * Each handler returns the status to send; with GRPC_STATUS_OK, *reply
+ * is the message to send (the caller owns it), otherwise *why says what
+ * was wrong with the request.
+ */
+grpc_status_code service_get_quote(const struct request_ctx *ctx,
+    grpc_byte_buffer *request, grpc_byte_buffer **reply, const char **why);
+grpc_status_code service_list_authors(const struct request_ctx *ctx,
+    grpc_byte_buffer *request, grpc_byte_buffer **reply, const char **why);
+/*
+ * grpc.health.v1.Health: decodes the request and tells whether the
+ * service it names is ours ("" or "quotes.Quoter").
+ */
+grpc_status_code service_health_request(const struct request_ctx *ctx,
+    grpc_byte_buffer *request, int *known, const char **why);
+/* A HealthCheckResponse holding status. */
+grpc_byte_buffer *service_health_reply(enum health_status status);
+
+#endif
