@@ -43,7 +43,8 @@ GEN_H = $(GEN:.c=.h) $(HEALTH_GEN:.c=.h)
 GEN_OBJ = $(call genobj,$(GEN))
 HEALTH_OBJ = $(call genobj,$(HEALTH_GEN))
 
-COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c
+COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c \
+	src/common/handoff.c
 STORE = src/store/store.c
 MASTER = src/master/main.c src/master/master.c
 WORKER = src/worker/worker.c src/worker/db.c src/worker/service.c

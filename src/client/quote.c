@@ -1,7 +1,8 @@
 /*
  * quote: asks a quoterd server for quotes and prints them as the original
- * article's client does, `quote ~ author`, one a line. Any failure is one
- * line naming the server and the gRPC status, and exit status 1.
+ * article's client does, `quote ~ author`, one a line; or, with
+ * --list-authors, every author the server knows, one a line. Any failure
+ * is one line naming the server and the gRPC status, and exit status 1.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,7 +20,8 @@
 
 #include "quote_service.pb-c.h"
 
-#define METHOD "/quotes.Quoter/GetQuote"
+#define GETQUOTE "/quotes.Quoter/GetQuote"
+#define LISTAUTHORS "/quotes.Quoter/ListAuthors"
 
 static const char *const status_names[] = {"OK", "CANCELLED", "UNKNOWN",
     "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
@@ -27,15 +29,29 @@ static const char *const status_names[] = {"OK", "CANCELLED", "UNKNOWN",
     "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",
     "DATA_LOSS", "UNAUTHENTICATED"};
 
+struct client {
+	const char *server;
+	double timeout;
+	grpc_channel *channel;
+	grpc_completion_queue *cq;
+};
+
 static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: quote [-s HOST:PORT] [-a AUTHOR] [-n COUNT] "
-		   "[-t SECONDS]\n"
-		   "  -s  server (default localhost:5050)\n"
+		   "[-t SECONDS] [--list-authors]\n"
+		   "             [--tls-ca FILE [--tls-cert FILE --tls-key "
+		   "FILE]]\n"
+		   "  -s  server (default localhost:5050; unix:PATH for a "
+		   "Unix socket)\n"
 		   "  -a  author (default: any)\n"
 		   "  -n  number of quotes (default 3)\n"
-		   "  -t  deadline of each call in seconds (default 5)\n");
+		   "  -t  deadline of each call in seconds (default 5)\n"
+		   "  --list-authors  print every author the server knows\n"
+		   "  --tls-ca        use TLS, trusting these CAs (PEM)\n"
+		   "  --tls-cert, --tls-key  client certificate and key "
+		   "(PEM)\n");
 }
 
 static void
@@ -44,37 +60,58 @@ quiet_log(gpr_log_func_args *args)
 	(void)args;
 }
 
-struct call_result {
-	grpc_status_code status;
-	grpc_slice details;
-	grpc_byte_buffer *reply;
-};
-
-static void
-call_once(grpc_channel *ch, grpc_completion_queue *cq, grpc_slice *method,
-    grpc_slice body, double timeout, struct call_result *r)
+/* A PEM file's contents, NUL-terminated; exits 1 if unreadable. */
+static char *
+read_pem(const char *path)
 {
-	/* A call takes the slices out of the message it sends: each call
-	 * needs a byte buffer of its own. */
-	grpc_byte_buffer *request = grpc_raw_byte_buffer_create(&body, 1);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if ((f = fopen(path, "r")) == NULL ||
+	    getdelim(&buf, &len, '\0', f) < 0) {
+		fprintf(stderr, "quote: %s: %s\n", path,
+		    f == NULL || ferror(f) ? strerror(errno) : "empty file");
+		exit(1);
+	}
+	fclose(f);
+	return buf;
+}
+
+/*
+ * One unary call: sends request (packed), returns the reply message, or
+ * NULL after printing the status.
+ */
+static grpc_byte_buffer *
+call(struct client *c, const char *method, const ProtobufCMessage *request)
+{
 	grpc_metadata_array initial, trailing;
+	grpc_byte_buffer *send, *reply = NULL;
+	grpc_status_code status = GRPC_STATUS_OK;
+	grpc_slice details = grpc_empty_slice(), body, path;
 	grpc_op ops[6], *op = ops;
 	gpr_timespec deadline;
-	grpc_call *call;
+	grpc_call *gc;
 	grpc_event ev;
 
+	body = grpc_slice_malloc(protobuf_c_message_get_packed_size(request));
+	protobuf_c_message_pack(request, GRPC_SLICE_START_PTR(body));
+	/* A call takes the slices out of the message it sends: each call
+	 * needs a byte buffer of its own. */
+	send = grpc_raw_byte_buffer_create(&body, 1);
+	grpc_slice_unref(body);
 	deadline = gpr_time_add(gpr_now(GPR_CLOCK_REALTIME),
-	    gpr_time_from_micros((int64_t)(timeout * 1e6), GPR_TIMESPAN));
-	call = grpc_channel_create_call(ch, NULL, GRPC_PROPAGATE_DEFAULTS, cq,
-	    *method, NULL, deadline, NULL);
+	    gpr_time_from_micros((int64_t)(c->timeout * 1e6), GPR_TIMESPAN));
+	path = grpc_slice_from_static_string(method);
+	gc = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS,
+	    c->cq, path, NULL, deadline, NULL);
 	grpc_metadata_array_init(&initial);
 	grpc_metadata_array_init(&trailing);
 	memset(ops, 0, sizeof(ops));
-	r->reply = NULL;
 	op->op = GRPC_OP_SEND_INITIAL_METADATA;
 	op++;
 	op->op = GRPC_OP_SEND_MESSAGE;
-	op->data.send_message.send_message = request;
+	op->data.send_message.send_message = send;
 	op++;
 	op->op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
 	op++;
@@ -82,80 +119,146 @@ call_once(grpc_channel *ch, grpc_completion_queue *cq, grpc_slice *method,
 	op->data.recv_initial_metadata.recv_initial_metadata = &initial;
 	op++;
 	op->op = GRPC_OP_RECV_MESSAGE;
-	op->data.recv_message.recv_message = &r->reply;
+	op->data.recv_message.recv_message = &reply;
 	op++;
 	op->op = GRPC_OP_RECV_STATUS_ON_CLIENT;
 	op->data.recv_status_on_client.trailing_metadata = &trailing;
-	op->data.recv_status_on_client.status = &r->status;
-	op->data.recv_status_on_client.status_details = &r->details;
+	op->data.recv_status_on_client.status = &status;
+	op->data.recv_status_on_client.status_details = &details;
 	op++;
-	if (grpc_call_start_batch(call, ops, (size_t)(op - ops), call, NULL) !=
+	if (grpc_call_start_batch(gc, ops, (size_t)(op - ops), gc, NULL) !=
 	    GRPC_CALL_OK) {
-		r->status = GRPC_STATUS_INTERNAL;
-		r->details = grpc_slice_from_static_string("cannot start call");
+		status = GRPC_STATUS_INTERNAL;
 	} else {
-		ev = grpc_completion_queue_pluck(cq, call,
+		ev = grpc_completion_queue_pluck(c->cq, gc,
 		    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-		if (ev.type != GRPC_OP_COMPLETE || !ev.success) {
-			r->status = GRPC_STATUS_INTERNAL;
-			r->details =
-			    grpc_slice_from_static_string("call failed");
-		}
+		if (ev.type != GRPC_OP_COMPLETE || !ev.success)
+			status = GRPC_STATUS_INTERNAL;
 	}
+	if (status != GRPC_STATUS_OK || reply == NULL) {
+		char *text = grpc_slice_to_c_string(details);
+
+		fprintf(stderr, "quote: %s: %s%s%s\n", c->server,
+		    (unsigned)status < sizeof(status_names) /
+			    sizeof(status_names[0])
+			? status_names[status]
+			: "UNKNOWN",
+		    *text ? ": " : "",
+		    *text ? text : status == GRPC_STATUS_OK ? ": no reply" : "");
+		gpr_free(text);
+		if (reply != NULL)
+			grpc_byte_buffer_destroy(reply);
+		reply = NULL;
+	}
+	grpc_slice_unref(details);
 	grpc_metadata_array_destroy(&initial);
 	grpc_metadata_array_destroy(&trailing);
-	grpc_byte_buffer_destroy(request);
-	grpc_call_unref(call);
+	grpc_byte_buffer_destroy(send);
+	grpc_call_unref(gc);
+	return reply;
+}
+
+/* Decodes a reply message; NULL after printing why. */
+static ProtobufCMessage *
+decode(struct client *c, grpc_byte_buffer *reply,
+    const ProtobufCMessageDescriptor *desc)
+{
+	grpc_byte_buffer_reader reader;
+	ProtobufCMessage *msg = NULL;
+	grpc_slice body;
+
+	if (grpc_byte_buffer_reader_init(&reader, reply)) {
+		body = grpc_byte_buffer_reader_readall(&reader);
+		grpc_byte_buffer_reader_destroy(&reader);
+		msg = protobuf_c_message_unpack(desc, NULL,
+		    GRPC_SLICE_LENGTH(body), GRPC_SLICE_START_PTR(body));
+		grpc_slice_unref(body);
+	}
+	grpc_byte_buffer_destroy(reply);
+	if (msg == NULL)
+		fprintf(stderr, "quote: %s: reply is not a %s\n", c->server,
+		    desc->name);
+	return msg;
 }
 
 static int
-print_reply(grpc_byte_buffer *reply, const char *server)
+get_quotes(struct client *c, const char *author, long count)
 {
-	grpc_byte_buffer_reader reader;
+	Quotes__QuoteRequest req = QUOTES__QUOTE_REQUEST__INIT;
 	Quotes__QuoteReply *msg;
-	grpc_slice body;
+	grpc_byte_buffer *reply;
 
-	if (reply == NULL || !grpc_byte_buffer_reader_init(&reader, reply)) {
-		fprintf(stderr, "quote: %s: no reply message\n", server);
-		return -1;
+	if (author != NULL)
+		req.author = (char *)author;
+	for (long i = 0; i < count; i++) {
+		if ((reply = call(c, GETQUOTE, &req.base)) == NULL)
+			return 1;
+		msg = (Quotes__QuoteReply *)decode(c, reply,
+		    &quotes__quote_reply__descriptor);
+		if (msg == NULL)
+			return 1;
+		printf("%s ~ %s\n", msg->quote, msg->author);
+		quotes__quote_reply__free_unpacked(msg, NULL);
 	}
-	body = grpc_byte_buffer_reader_readall(&reader);
-	grpc_byte_buffer_reader_destroy(&reader);
-	msg = quotes__quote_reply__unpack(NULL, GRPC_SLICE_LENGTH(body),
-	    GRPC_SLICE_START_PTR(body));
-	grpc_slice_unref(body);
-	if (msg == NULL) {
-		fprintf(stderr, "quote: %s: reply is not a quotes.QuoteReply\n",
-		    server);
-		return -1;
-	}
-	printf("%s ~ %s\n", msg->quote, msg->author);
-	quotes__quote_reply__free_unpacked(msg, NULL);
 	return 0;
+}
+
+static int
+list_authors(struct client *c)
+{
+	Quotes__ListAuthorsRequest req = QUOTES__LIST_AUTHORS_REQUEST__INIT;
+	Quotes__ListAuthorsReply *msg;
+	grpc_byte_buffer *reply;
+	char *token = NULL;
+	int status = 0;
+
+	req.page_size = 1000;
+	do {
+		req.page_token = token != NULL ? token : "";
+		if ((reply = call(c, LISTAUTHORS, &req.base)) == NULL ||
+		    (msg = (Quotes__ListAuthorsReply *)decode(c, reply,
+			 &quotes__list_authors_reply__descriptor)) == NULL) {
+			status = 1;
+			break;
+		}
+		for (size_t i = 0; i < msg->n_authors; i++)
+			printf("%s\n", msg->authors[i]);
+		free(token);
+		token = *msg->next_page_token ? strdup(msg->next_page_token)
+					      : NULL;
+		quotes__list_authors_reply__free_unpacked(msg, NULL);
+	} while (token != NULL);
+	free(token);
+	return status;
 }
 
 int
 main(int argc, char *argv[])
 {
-	const char *server = "localhost:5050";
-	Quotes__QuoteRequest req = QUOTES__QUOTE_REQUEST__INIT;
+	enum { OPT_LIST = 256, OPT_CA, OPT_CERT, OPT_KEY };
+	static const struct option longopts[] = {
+	    {"list-authors", no_argument, NULL, OPT_LIST},
+	    {"tls-ca", required_argument, NULL, OPT_CA},
+	    {"tls-cert", required_argument, NULL, OPT_CERT},
+	    {"tls-key", required_argument, NULL, OPT_KEY},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0}};
+	struct client c = {"localhost:5050", 5, NULL, NULL};
+	const char *author = NULL, *ca = NULL, *cert = NULL, *key = NULL;
+	grpc_ssl_pem_key_cert_pair pair;
 	grpc_channel_credentials *creds;
-	grpc_completion_queue *cq;
-	grpc_channel *ch;
-	grpc_slice method, body;
-	struct call_result r;
-	double timeout = 5;
+	char *end, *pems[3] = {NULL, NULL, NULL};
 	long count = 3;
-	char *end;
-	int ch_, status = 0;
+	int opt, list = 0, status;
 
-	while ((ch_ = getopt(argc, argv, "s:a:n:t:h")) != -1) {
-		switch (ch_) {
+	while ((opt = getopt_long(argc, argv, "s:a:n:t:h", longopts, NULL)) !=
+	    -1) {
+		switch (opt) {
 		case 's':
-			server = optarg;
+			c.server = optarg;
 			break;
 		case 'a':
-			req.author = optarg;
+			author = optarg;
 			break;
 		case 'n':
 			errno = 0;
@@ -169,14 +272,26 @@ main(int argc, char *argv[])
 			break;
 		case 't':
 			errno = 0;
-			timeout = strtod(optarg, &end);
+			c.timeout = strtod(optarg, &end);
 			if (errno || *end || end == optarg ||
-			    !isfinite(timeout) || timeout <= 0 ||
-			    timeout > 86400) {
+			    !isfinite(c.timeout) || c.timeout <= 0 ||
+			    c.timeout > 86400) {
 				fprintf(stderr, "quote: -t: '%s' is not a "
 						"number of seconds\n", optarg);
 				return 2;
 			}
+			break;
+		case OPT_LIST:
+			list = 1;
+			break;
+		case OPT_CA:
+			ca = optarg;
+			break;
+		case OPT_CERT:
+			cert = optarg;
+			break;
+		case OPT_KEY:
+			key = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -186,50 +301,40 @@ main(int argc, char *argv[])
 			return 2;
 		}
 	}
-	if (optind < argc) {
+	if (optind < argc || (cert == NULL) != (key == NULL) ||
+	    (cert != NULL && ca == NULL)) {
 		usage(stderr);
 		return 2;
 	}
 
 	grpc_init();
 	gpr_set_log_function(quiet_log);
-	creds = grpc_insecure_credentials_create();
-	ch = grpc_channel_create(server, creds, NULL);
-	grpc_channel_credentials_release(creds);
-	cq = grpc_completion_queue_create_for_pluck(NULL);
-	method = grpc_slice_from_static_string(METHOD);
-	body = grpc_slice_malloc(quotes__quote_request__get_packed_size(&req));
-	quotes__quote_request__pack(&req, GRPC_SLICE_START_PTR(body));
-
-	for (long i = 0; i < count && status == 0; i++) {
-		call_once(ch, cq, &method, body, timeout, &r);
-		if (r.status != GRPC_STATUS_OK) {
-			char *details = grpc_slice_to_c_string(r.details);
-			const char *name = (unsigned)r.status <
-			    sizeof(status_names) / sizeof(status_names[0])
-			    ? status_names[r.status]
-			    : "UNKNOWN";
-
-			fprintf(stderr, "quote: %s: %s%s%s\n", server, name,
-			    *details ? ": " : "", details);
-			gpr_free(details);
-			status = 1;
-		} else if (print_reply(r.reply, server) != 0) {
-			status = 1;
+	if (ca != NULL) {
+		pems[0] = read_pem(ca);
+		if (cert != NULL) {
+			pair.cert_chain = pems[1] = read_pem(cert);
+			pair.private_key = pems[2] = read_pem(key);
 		}
-		grpc_slice_unref(r.details);
-		if (r.reply != NULL)
-			grpc_byte_buffer_destroy(r.reply);
+		creds = grpc_ssl_credentials_create(pems[0],
+		    cert != NULL ? &pair : NULL, NULL, NULL);
+	} else {
+		creds = grpc_insecure_credentials_create();
 	}
+	c.channel = grpc_channel_create(c.server, creds, NULL);
+	grpc_channel_credentials_release(creds);
+	c.cq = grpc_completion_queue_create_for_pluck(NULL);
 
-	grpc_slice_unref(body);
-	grpc_channel_destroy(ch);
-	grpc_completion_queue_shutdown(cq);
-	while (grpc_completion_queue_pluck(cq, NULL,
+	status = list ? list_authors(&c) : get_quotes(&c, author, count);
+
+	grpc_channel_destroy(c.channel);
+	grpc_completion_queue_shutdown(c.cq);
+	while (grpc_completion_queue_pluck(c.cq, NULL,
 	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
 	    GRPC_QUEUE_SHUTDOWN)
 		;
-	grpc_completion_queue_destroy(cq);
+	grpc_completion_queue_destroy(c.cq);
 	grpc_shutdown();
+	for (int i = 0; i < 3; i++)
+		free(pems[i]);
 	return status;
 }

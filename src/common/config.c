@@ -140,6 +140,15 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 		return set_string(c->listen, sizeof(c->listen), value, key,
 		    err, errlen);
 	}
+	if (strcmp(key, "tls_cert") == 0)
+		return set_string(c->tls_cert, sizeof(c->tls_cert), value, key,
+		    err, errlen);
+	if (strcmp(key, "tls_key") == 0)
+		return set_string(c->tls_key, sizeof(c->tls_key), value, key,
+		    err, errlen);
+	if (strcmp(key, "tls_client_ca") == 0)
+		return set_string(c->tls_client_ca, sizeof(c->tls_client_ca),
+		    value, key, err, errlen);
 	if (strcmp(key, "database") == 0)
 		return set_string(c->database, sizeof(c->database), value, key,
 		    err, errlen);
@@ -257,6 +266,69 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 	}
 	fclose(f);
 	return rc;
+}
+
+/* A PEM file's contents, NUL-terminated, as gRPC wants them. */
+static char *
+read_pem(const char *key, const char *path, char *err, size_t errlen)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if ((f = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s: %s", key, path, strerror(errno));
+		return NULL;
+	}
+	if (getdelim(&buf, &len, '\0', f) < 0 || ferror(f)) {
+		snprintf(err, errlen, "%s: %s: %s", key, path,
+		    ferror(f) ? strerror(errno) : "empty file");
+		free(buf);
+		buf = NULL;
+	} else if (strstr(buf, "-----BEGIN ") == NULL) {
+		snprintf(err, errlen, "%s: %s: not a PEM file", key, path);
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+int
+config_load_tls(struct config *c, char *err, size_t errlen)
+{
+	if (c->tls_cert[0] == '\0' && c->tls_key[0] == '\0' &&
+	    c->tls_client_ca[0] == '\0')
+		return 0;
+	if (c->tls_cert[0] == '\0' || c->tls_key[0] == '\0') {
+		snprintf(err, errlen, "TLS needs both tls_cert and tls_key");
+		return -1;
+	}
+	if (strncmp(c->listen, "unix:", 5) == 0) {
+		snprintf(err, errlen,
+		    "TLS is for TCP listeners, not %s", c->listen);
+		return -1;
+	}
+	if ((c->tls_cert_pem = read_pem("tls_cert", c->tls_cert, err,
+	    errlen)) == NULL ||
+	    (c->tls_key_pem = read_pem("tls_key", c->tls_key, err,
+	    errlen)) == NULL ||
+	    (c->tls_client_ca[0] != '\0' &&
+		(c->tls_client_ca_pem = read_pem("tls_client_ca",
+		c->tls_client_ca, err, errlen)) == NULL)) {
+		config_free_tls(c);
+		return -1;
+	}
+	return 0;
+}
+
+void
+config_free_tls(struct config *c)
+{
+	free(c->tls_cert_pem);
+	free(c->tls_key_pem);
+	free(c->tls_client_ca_pem);
+	c->tls_cert_pem = c->tls_key_pem = c->tls_client_ca_pem = NULL;
 }
 
 int

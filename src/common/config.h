@@ -32,6 +32,14 @@ struct config {
 	int keepalive_time;
 	int keepalive_timeout;
 	int keepalive_min_ping_interval;
+	/* TLS: PEM files; the listener speaks TLS only when both cert and
+	 * key are set, and requires verified client certificates when
+	 * client_ca is set too. */
+	char tls_cert[CONFIG_PATH_MAX];
+	char tls_key[CONFIG_PATH_MAX];
+	char tls_client_ca[CONFIG_PATH_MAX];
+	/* Their contents, read by config_load_tls(); NULL when unset. */
+	char *tls_cert_pem, *tls_key_pem, *tls_client_ca_pem;
 };
 
 void config_defaults(struct config *c);
@@ -43,6 +51,12 @@ int config_set(struct config *c, const char *key, const char *value,
     char *err, size_t errlen);
 /* Reads a config file; on error returns -1 with "FILE:LINE: reason". */
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
+/*
+ * Checks the TLS settings and reads their files, so that a missing or
+ * unreadable one fails before anything is forked; -1 with the reason.
+ */
+int config_load_tls(struct config *c, char *err, size_t errlen);
+void config_free_tls(struct config *c);
 /* Number of workers to start: the setting, or the online CPU count. */
 int config_workers(const struct config *c);
 

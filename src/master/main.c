@@ -42,6 +42,11 @@ usage(FILE *f)
 	    "CPU)\n"
 	    "      --pidfile PATH   write and lock the master's pid here\n"
 	    "      --daemon         detach from the terminal\n"
+	    "      --tls-cert FILE  serve TLS with this certificate chain "
+	    "(PEM)\n"
+	    "      --tls-key FILE   and this private key (PEM)\n"
+	    "      --tls-client-ca FILE  require client certificates signed "
+	    "by these CAs\n"
 	    "  -t, --test           check configuration and database, then "
 	    "exit\n"
 	    "  -s, --signal SIG     send reload, stop or quit to the running "
@@ -152,7 +157,7 @@ int
 main(int argc, char *argv[])
 {
 	enum { OPT_DB = 256, OPT_LISTEN, OPT_WORKERS, OPT_PIDFILE, OPT_DAEMON,
-		OPT_VERSION };
+		OPT_VERSION, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA };
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"db", required_argument, NULL, OPT_DB},
@@ -165,12 +170,15 @@ main(int argc, char *argv[])
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"version", no_argument, NULL, OPT_VERSION},
+	    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+	    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+	    {"tls-client-ca", required_argument, NULL, OPT_TLS_CA},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	/* Flags are applied after the file, whatever their order. */
 	struct {
 		const char *key, *value;
-	} flags[16];
+	} flags[64];
 	struct config c;
 	const char *config_path = NULL, *signame = NULL;
 	int nflags = 0, test = 0, daemonize = 0, ch, rc;
@@ -200,6 +208,15 @@ main(int argc, char *argv[])
 			break;
 		case OPT_DAEMON:
 			daemonize = 1;
+			break;
+		case OPT_TLS_CERT:
+			key = "tls_cert";
+			break;
+		case OPT_TLS_KEY:
+			key = "tls_key";
+			break;
+		case OPT_TLS_CA:
+			key = "tls_client_ca";
 			break;
 		case 't':
 			test = 1;
@@ -256,18 +273,19 @@ main(int argc, char *argv[])
 	if (signame != NULL)
 		return send_signal(&c, signame);
 
-	if (strncmp(c.listen, "unix:", 5) == 0 && config_workers(&c) > 1) {
-		fprintf(stderr, "quoterd: listen %s: a Unix socket takes one "
-				"worker only\n", c.listen);
+	if (config_load_tls(&c, err, sizeof(err)) != 0) {
+		fprintf(stderr, "quoterd: %s\n", err);
 		return 1;
 	}
 	/* Refuse a bad database now rather than in every worker. */
 	if ((rc = store_open(c.database, &store)) != 0) {
 		fprintf(stderr, "quoterd: %s: %s\n", c.database,
 		    store_strerror(rc));
+		config_free_tls(&c);
 		return 1;
 	}
 	if (test) {
+		config_free_tls(&c);
 		printf("quoterd: configuration ok: %s: %llu quotes, %llu "
 		       "authors\n", c.database,
 		    (unsigned long long)store_nquotes(store),
@@ -279,7 +297,10 @@ main(int argc, char *argv[])
 	if (check_listen(c.listen, err, sizeof(err)) != 0) {
 		fprintf(stderr, "quoterd: cannot listen on %s: %s\n", c.listen,
 		    err);
+		config_free_tls(&c);
 		return 1;
 	}
-	return master_run(&c, daemonize);
+	rc = master_run(&c, daemonize);
+	config_free_tls(&c);
+	return rc;
 }

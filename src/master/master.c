@@ -6,7 +6,7 @@
  * Signals stay blocked in the master; nothing runs in a handler.
  *
  * A swap: the master opens and checks the new file itself, then sends
- * SIGHUP to every worker, which reopens the path and reports back; the
+ * WORKER_SIGRELOAD to every worker, which reopens it and reports back; the
  * master logs one line when all have switched.
  */
 #include "master.h"
@@ -23,11 +23,13 @@
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "handoff.h"
 #include "log.h"
 #include "store.h"
 #include "worker.h"
@@ -58,6 +60,7 @@ struct proc {
 	long respawn_at; /* ms, monotonic; 0: none due */
 	int backoff_ms;
 	unsigned swapped; /* the last swap generation it confirmed */
+	int chan;         /* Unix listener: the master's end of its channel */
 };
 
 enum stop_mode { RUNNING, STOP_GRACEFUL, STOP_NOW };
@@ -93,6 +96,8 @@ struct master {
 	struct file_id seen_id; /* the file last examined, good or not */
 	struct swap swap;
 	int pidfile_fd;
+	int listen_fd;  /* Unix listener, which the master accepts on; or -1 */
+	int next;       /* the worker the next connection goes to */
 	int notify_fd; /* --daemon: tells the waiting parent we serve */
 	enum stop_mode stopping;
 	long stop_deadline;
@@ -124,16 +129,30 @@ spawn(struct master *m, int index)
 {
 	struct proc *p = &m->procs[index];
 	pid_t pid, master_pid = getpid();
+	int chan[2] = {-1, -1};
 
 	p->state = PROC_ACTIVE;
 	p->respawn_at = 0;
 	p->ready = 0;
-	if ((pid = fork()) < 0) {
-		log_warn("fork worker %d", index);
+	if ((m->listen_fd >= 0 && handoff_channel(chan) != 0) ||
+	    (pid = fork()) < 0) {
+		log_warn("starting worker %d", index);
+		if (chan[0] >= 0) {
+			close(chan[0]);
+			close(chan[1]);
+		}
 		p->respawn_at = now_ms() + BACKOFF_MAX_MS;
 		return;
 	}
 	if (pid == 0) {
+		/* Only the master accepts; a worker gets its own channel. */
+		if (m->listen_fd >= 0) {
+			close(m->listen_fd);
+			close(chan[0]);
+			for (int i = 0; i < m->nprocs; i++)
+				if (m->procs[i].chan >= 0)
+					close(m->procs[i].chan);
+		}
 		close(m->sigfd);
 		close(m->status_rd);
 		if (m->inotify_fd >= 0)
@@ -146,7 +165,11 @@ spawn(struct master *m, int index)
 		 * its own copy would pin this file after the next swap. */
 		close(m->db_fd);
 		worker_main(m->config, index, master_pid, m->status_wr,
-		    m->db_fd);
+		    m->db_fd, chan[1]);
+	}
+	if (chan[0] >= 0) {
+		close(chan[1]);
+		p->chan = chan[0];
 	}
 	p->pid = pid;
 	p->started = now_ms();
@@ -159,6 +182,47 @@ signal_all(struct master *m, int sig)
 	for (int i = 0; i < m->nprocs; i++)
 		if (m->procs[i].pid != 0)
 			kill(m->procs[i].pid, sig);
+}
+
+/* No new connections once a stop has begun. */
+static void
+close_listener(struct master *m)
+{
+	if (m->listen_fd < 0)
+		return;
+	close(m->listen_fd);
+	m->listen_fd = -1;
+	unlink(m->config->listen + 5);
+}
+
+/*
+ * Hands each new connection on the Unix listener to the next ready
+ * worker in turn; with none ready, the connection is closed and the
+ * client tries again.
+ */
+static void
+accept_connections(struct master *m)
+{
+	int fd, tries;
+
+	/* gRPC expects a non-blocking socket. */
+	while ((fd = accept4(m->listen_fd, NULL, NULL,
+	    SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+		for (tries = 0; tries < m->nprocs; tries++) {
+			struct proc *p = &m->procs[m->next];
+
+			m->next = (m->next + 1) % m->nprocs;
+			if (p->state == PROC_ACTIVE && p->pid != 0 &&
+			    p->ready && p->chan >= 0 &&
+			    handoff_send(p->chan, fd) == 0)
+				break;
+		}
+		if (tries == m->nprocs)
+			log_warnx("no worker to take a connection");
+		close(fd);
+	}
+	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		log_warn("accept");
 }
 
 static void
@@ -177,6 +241,7 @@ begin_stop(struct master *m, enum stop_mode mode, int status)
 	m->stopping = mode;
 	if (status > m->status)
 		m->status = status;
+	close_listener(m);
 	for (int i = 0; i < m->nprocs; i++)
 		m->procs[i].respawn_at = 0;
 }
@@ -214,6 +279,10 @@ reap(struct master *m)
 		if (p == NULL)
 			continue;
 		p->pid = 0;
+		if (p->chan >= 0) {
+			close(p->chan);
+			p->chan = -1;
+		}
 		describe_exit(status, how, sizeof(how));
 		if (p->state == PROC_RETIRING) {
 			p->state = PROC_FREE;
@@ -299,14 +368,9 @@ read_status(struct master *m)
 		case WORKER_RELOAD_FAILED:
 			/* A late report of an earlier swap is not about the
 			 * file now in use. */
-			if (sw->started == 0 ||
-			    (msg.event == WORKER_RELOADED &&
-				(msg.dev != (uint64_t)m->db_id.dev ||
-				    msg.ino != (uint64_t)m->db_id.ino)))
+			if (sw->started == 0 || msg.generation != sw->generation)
 				break;
-			/* A worker may reopen twice for one swap (two
-			 * SIGHUPs, the first already finding the new file):
-			 * count workers, not reports. */
+			/* Count workers, not reports. */
 			if (m->procs[msg.index].swapped == sw->generation)
 				break;
 			m->procs[msg.index].swapped = sw->generation;
@@ -416,10 +480,10 @@ swap_database(struct master *m, const char *why, int force)
 	/* Retiring workers are stopping: they take no new database. */
 	sw->expected = 0;
 	for (int i = 0; i < m->nprocs; i++)
-		if (m->procs[i].state == PROC_ACTIVE && m->procs[i].pid != 0) {
-			kill(m->procs[i].pid, SIGHUP);
+		if (m->procs[i].state == PROC_ACTIVE && m->procs[i].pid != 0 &&
+		    sigqueue(m->procs[i].pid, WORKER_SIGRELOAD,
+			(union sigval){.sival_int = (int)sw->generation}) == 0)
 			sw->expected++;
-		}
 	log_debug("%s: swapping to %s", why, m->config->database);
 	if (sw->expected == 0)
 		swap_report(m);
@@ -612,13 +676,14 @@ master_run(const struct config *c, int detach)
 {
 	struct master m;
 	struct store *store;
-	sigset_t set;
+	sigset_t set, blocked;
 	int fds[2];
 	long now, timeout;
 
 	memset(&m, 0, sizeof(m));
 	m.config = c;
 	m.notify_fd = -1;
+	m.listen_fd = -1;
 	if (detach)
 		daemonize(&m);
 	if (open_pidfile(&m) != 0)
@@ -632,8 +697,10 @@ master_run(const struct config *c, int detach)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTTIN);
 	sigaddset(&set, SIGTTOU);
-	/* Workers inherit this mask: their signal thread waits for it. */
-	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
+	/* Workers inherit this mask: their signal thread waits for these. */
+	blocked = set;
+	sigaddset(&blocked, WORKER_SIGRELOAD);
+	if (sigprocmask(SIG_BLOCK, &blocked, NULL) != 0)
 		fatal("sigprocmask");
 	if ((m.sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
 		fatal("signalfd");
@@ -646,19 +713,31 @@ master_run(const struct config *c, int detach)
 		return 1;
 	store_close(store); /* no database is held across fork */
 	watch_database(&m);
+	if (strncmp(c->listen, "unix:", 5) == 0) {
+		char err[256];
+
+		if ((m.listen_fd = handoff_listen(c->listen + 5, err,
+		    sizeof(err))) < 0) {
+			log_warnx("cannot listen on %s: %s", c->listen, err);
+			return 1;
+		}
+	}
 
 	m.nprocs = MAX_WORKERS;
 	m.nworkers = config_workers(c);
 	if ((m.procs = calloc((size_t)m.nprocs, sizeof(*m.procs))) == NULL)
 		fatal("calloc");
+	for (int i = 0; i < m.nprocs; i++)
+		m.procs[i].chan = -1;
 	log_info("starting %d workers on %s, database %s", m.nworkers,
 	    c->listen, c->database);
 	for (int i = 0; i < m.nworkers; i++)
 		spawn(&m, i);
 
 	for (;;) {
-		struct pollfd pfd[3] = {{m.sigfd, POLLIN, 0},
-		    {m.status_rd, POLLIN, 0}, {m.inotify_fd, POLLIN, 0}};
+		struct pollfd pfd[4] = {{m.sigfd, POLLIN, 0},
+		    {m.status_rd, POLLIN, 0}, {m.inotify_fd, POLLIN, 0},
+		    {m.listen_fd, POLLIN, 0}};
 		struct signalfd_siginfo si;
 
 		if (m.stopping != RUNNING && running(&m) == 0)
@@ -698,7 +777,7 @@ master_run(const struct config *c, int detach)
 				timeout = left;
 			}
 		}
-		if (poll(pfd, 3, (int)timeout) < 0) {
+		if (poll(pfd, 4, (int)timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			fatal("poll");
@@ -707,6 +786,8 @@ master_run(const struct config *c, int detach)
 			read_status(&m);
 		if (pfd[2].revents & POLLIN)
 			read_inotify(&m);
+		if ((pfd[3].revents & POLLIN) && m.listen_fd >= 0)
+			accept_connections(&m);
 		while (read(m.sigfd, &si, sizeof(si)) == sizeof(si))
 			handle_signal(&m, (int)si.ssi_signo);
 	}
@@ -717,6 +798,7 @@ master_run(const struct config *c, int detach)
 	}
 	if (m.inotify_fd >= 0)
 		close(m.inotify_fd);
+	close_listener(&m);
 	close(m.db_fd);
 	free(m.procs);
 	log_info("stopped");

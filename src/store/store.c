@@ -24,7 +24,6 @@ struct store {
 	uint64_t nquotes;
 	uint64_t nauthors;
 	uint64_t size;
-	uint64_t dev, ino;
 };
 
 const char *
@@ -167,8 +166,6 @@ store_open(const char *path, struct store **out)
 		goto fail;
 	}
 	s->size = (uint64_t)st.st_size;
-	s->dev = (uint64_t)st.st_dev;
-	s->ino = (uint64_t)st.st_ino;
 	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->txn)) != 0)
 		goto fail;
 	if ((rc = check_meta(s, s->size)) != 0)
@@ -276,13 +273,6 @@ store_authors(const struct store *s, const char *after, size_t afterlen,
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-void
-store_identity(const struct store *s, uint64_t *dev, uint64_t *ino)
-{
-	*dev = s->dev;
-	*ino = s->ino;
 }
 
 uint64_t

@@ -49,9 +49,6 @@ int store_authors(const struct store *s, const char *after, size_t afterlen,
     size_t max, int (*fn)(void *arg, const char *name, size_t len),
     void *arg, int *more);
 
-/* The device and inode of the open file. */
-void store_identity(const struct store *s, uint64_t *dev, uint64_t *ino);
-
 uint64_t store_nquotes(const struct store *s);
 uint64_t store_nauthors(const struct store *s);
 /* Bytes of the mapped file. */

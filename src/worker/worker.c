@@ -2,7 +2,8 @@
  * The worker loop. The master forks it with every signal blocked; gRPC is
  * initialised only here, after fork. One thread drives the completion
  * queue and does all call handling; a second thread only waits for
- * signals: SIGHUP opens the database again, SIGTERM drains and stops the
+ * signals: WORKER_SIGRELOAD (or SIGHUP) opens the database again, SIGTERM
+ * drains and stops the
  * server. The signal thread wakes the call thread through the completion
  * queue itself (a connectivity watch on an unused channel, with a
  * deadline already past, is gRPC core's way of posting a tag), so the call
@@ -28,6 +29,7 @@
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
+#include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
@@ -39,10 +41,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "db.h"
+#include "handoff.h"
 #include "log.h"
 #include "reflection.h"
 #include "rng.h"
@@ -144,6 +148,8 @@ struct worker {
 	int waiting[SLOT_KINDS];      /* stream slots requested, per kind */
 	unsigned long long calls;     /* answered, for the log at exit */
 	grpc_channel *wake_channel;
+	int conn_fd;                  /* connections from the master, or -1 */
+	pthread_t conn_thread;
 
 	atomic_int draining;          /* set by the signal thread */
 	atomic_int shutting_down;
@@ -209,19 +215,21 @@ current_db(struct worker *w)
 }
 
 static void
-tell_master(struct worker *w, enum worker_event event, const struct db *d)
+tell_master(struct worker *w, enum worker_event event, unsigned generation)
 {
-	struct worker_msg msg = {w->index, event, 0, 0};
+	struct worker_msg msg = {w->index, event, generation, 0};
 
-	if (d != NULL)
-		store_identity(d->store, &msg.dev, &msg.ino);
 	if (write(w->status_fd, &msg, sizeof(msg)) != sizeof(msg))
 		log_warn("cannot report to the master");
 }
 
-/* On SIGHUP: open the master's database again and hand it to the loop. */
+/*
+ * Opens the master's database again and hands it to the call thread, for
+ * the master's swap number generation; the master hears of it only once
+ * every new call is sure to use it.
+ */
 static void
-reload(struct worker *w)
+reload(struct worker *w, unsigned generation)
 {
 	struct db *d, *old;
 	int rc;
@@ -229,15 +237,15 @@ reload(struct worker *w)
 	if ((d = db_open(w->db_path, w->config->database, &rc)) == NULL) {
 		log_warnx("reload: %s: %s; keeping the database in use",
 		    w->config->database, store_strerror(rc));
-		tell_master(w, WORKER_RELOAD_FAILED, NULL);
+		tell_master(w, WORKER_RELOAD_FAILED, generation);
 		return;
 	}
 	log_debug("reload: %s: %llu quotes", w->config->database,
 	    (unsigned long long)store_nquotes(d->store));
-	tell_master(w, WORKER_RELOADED, d);
 	if ((old = atomic_exchange(&w->pending, d)) != NULL)
 		db_unref(old);
 	wake(w); /* so that an idle worker lets go of the old map now */
+	tell_master(w, WORKER_RELOADED, generation);
 }
 
 static struct slot *
@@ -665,7 +673,7 @@ on_event(struct worker *w, grpc_event ev)
 	}
 }
 
-/* Waits up to seconds for SIGTERM or SIGINT, reloading on SIGHUP. */
+/* Waits up to seconds for SIGTERM or SIGINT, reloading when asked. */
 static int
 wait_signal(struct worker *w, const sigset_t *set, int seconds)
 {
@@ -690,8 +698,10 @@ wait_signal(struct worker *w, const sigset_t *set, int seconds)
 				return 0;
 			sig = sigtimedwait(set, &info, &left);
 		}
-		if (sig == SIGHUP)
-			reload(w);
+		if (sig == WORKER_SIGRELOAD)
+			reload(w, (unsigned)info.si_value.sival_int);
+		else if (sig == SIGHUP)
+			reload(w, 0);
 		else if (sig == SIGTERM || sig == SIGINT)
 			return sig;
 		else if (sig < 0 && errno == EAGAIN)
@@ -700,7 +710,8 @@ wait_signal(struct worker *w, const sigset_t *set, int seconds)
 }
 
 /*
- * Waits for signals (blocked in every thread). SIGHUP reloads. SIGTERM or
+ * Waits for signals (blocked in every thread), reloading when asked.
+ * SIGTERM or
  * SIGINT stop gracefully: health turns NOT_SERVING and, for drain_time,
  * calls are still served so that load balancers move away first; then the
  * server takes no new calls, and those in flight may finish within
@@ -717,6 +728,7 @@ signal_thread(void *arg)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, WORKER_SIGRELOAD);
 	wait_signal(w, &set, -1);
 
 	atomic_store(&w->draining, 1);
@@ -746,6 +758,48 @@ signal_thread(void *arg)
 	}
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
+}
+
+/*
+ * Unix-socket listeners: takes the connections the master accepted and
+ * gives them to gRPC, until the master's end closes or the worker stops.
+ */
+static void *
+conn_thread(void *arg)
+{
+	struct worker *w = arg;
+	grpc_server_credentials *creds;
+	int fd, rc;
+
+	creds = grpc_insecure_server_credentials_create();
+	while ((rc = handoff_recv(w->conn_fd, &fd)) == 1) {
+		if (atomic_load(&w->shutting_down)) {
+			close(fd);
+			continue;
+		}
+		grpc_server_add_channel_from_fd(w->server, fd, creds);
+	}
+	if (rc < 0)
+		log_warn("connections from the master");
+	grpc_server_credentials_release(creds);
+	return NULL;
+}
+
+static grpc_server_credentials *
+server_credentials(const struct config *c)
+{
+	grpc_ssl_pem_key_cert_pair pair;
+
+	if (c->tls_cert_pem == NULL)
+		return grpc_insecure_server_credentials_create();
+	pair.private_key = c->tls_key_pem;
+	pair.cert_chain = c->tls_cert_pem;
+	return grpc_ssl_server_credentials_create_ex(c->tls_client_ca_pem,
+	    &pair, 1,
+	    c->tls_client_ca_pem != NULL
+		? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+		: GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+	    NULL);
 }
 
 /* Adds an integer channel argument when the setting is not 0. */
@@ -799,11 +853,18 @@ setup_server(struct worker *w)
 			w->registered[k] = grpc_server_register_method(
 			    w->server, methods[k].path, NULL,
 			    methods[k].payload, 0);
-	creds = grpc_insecure_server_credentials_create();
-	port = grpc_server_add_http2_port(w->server, c->listen, creds);
-	grpc_server_credentials_release(creds);
-	if (port == 0)
-		fatalx("cannot listen on %s", c->listen);
+	if (w->conn_fd < 0) {
+		if ((creds = server_credentials(c)) == NULL)
+			fatalx("cannot use the TLS certificate and key");
+		port = grpc_server_add_http2_port(w->server, c->listen, creds);
+		grpc_server_credentials_release(creds);
+		if (port == 0)
+			fatalx("cannot listen on %s%s", c->listen,
+			    c->tls_cert_pem != NULL
+				? " (or the TLS certificate and key are "
+				  "unusable)"
+				: "");
+	}
 	grpc_server_start(w->server);
 
 	/* Never connected: it only carries wake-ups (see wake()). */
@@ -843,7 +904,7 @@ request_all(struct worker *w)
 
 void
 worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
-    int db_fd)
+    int db_fd, int conn_fd)
 {
 	struct worker w;
 	pthread_t sigthread;
@@ -864,6 +925,7 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	w.config = c;
 	w.index = index;
 	w.status_fd = status_fd;
+	w.conn_fd = conn_fd;
 	snprintf(w.db_path, sizeof(w.db_path), "/proc/%ld/fd/%d",
 	    (long)master_pid, db_fd);
 	w.arena.allocator.alloc = arena_alloc;
@@ -887,11 +949,13 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
 	setup_server(&w);
 	request_all(&w);
-	if ((rc = pthread_create(&sigthread, NULL, signal_thread, &w)) != 0) {
+	if ((rc = pthread_create(&sigthread, NULL, signal_thread, &w)) != 0 ||
+	    (w.conn_fd >= 0 && (rc = pthread_create(&w.conn_thread, NULL,
+		conn_thread, &w)) != 0)) {
 		errno = rc;
 		fatal("pthread_create");
 	}
-	tell_master(&w, WORKER_READY, w.db);
+	tell_master(&w, WORKER_READY, 0);
 	log_debug("serving %s", c->listen);
 
 	for (;;) {
@@ -910,6 +974,12 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	pthread_cond_signal(&w.done_cond);
 	pthread_mutex_unlock(&w.lock);
 	pthread_join(sigthread, NULL);
+	if (w.conn_fd >= 0) {
+		/* Wakes the connection thread from its receive. */
+		shutdown(w.conn_fd, SHUT_RDWR);
+		pthread_join(w.conn_thread, NULL);
+		close(w.conn_fd);
+	}
 
 	grpc_server_destroy(w.server);
 	grpc_channel_destroy(w.wake_channel);

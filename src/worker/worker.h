@@ -5,6 +5,7 @@
 #ifndef QUOTERD_WORKER_H
 #define QUOTERD_WORKER_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -18,27 +19,36 @@ enum worker_event {
 };
 
 /*
- * Smaller than PIPE_BUF, so workers' writes never interleave. dev and ino
- * name the database file the worker now uses, so that the master counts
- * a report toward the swap it belongs to.
+ * The master asks workers to reopen the database with this signal, its
+ * value the swap's generation (a real-time signal, so that requests
+ * queue rather than merge, each with its own generation).
+ */
+#define WORKER_SIGRELOAD (SIGRTMIN + 1)
+
+/*
+ * Smaller than PIPE_BUF, so workers' writes never interleave. generation
+ * is the swap a report answers (0 for none), so that the master counts
+ * it toward that swap only.
  */
 struct worker_msg {
 	int32_t index;
 	int32_t event;
-	uint64_t dev;
-	uint64_t ino;
+	uint32_t generation;
+	uint32_t reserved;
 };
 
 /*
  * Runs worker number index of the master master_pid, in a process just
  * forked from it, reporting to the master on status_fd. The database is
  * the file the master holds open as db_fd: the one it last checked, even
- * if the path now names another file. SIGHUP makes the worker open it
- * again. Never
+ * if the path now names another file. WORKER_SIGRELOAD (or SIGHUP) makes
+ * the worker open it again. With a Unix-socket listener, the master accepts and passes each
+ * connection over conn_fd (handoff.h); otherwise conn_fd is -1 and the
+ * worker listens itself. Never
  * returns: exits 0 after a graceful stop, EXIT_FATAL if it cannot serve
  * at all (the master must not restart it), 1 on other errors.
  */
 void worker_main(const struct config *c, int index, pid_t master_pid,
-    int status_fd, int db_fd) __attribute__((noreturn));
+    int status_fd, int db_fd, int conn_fd) __attribute__((noreturn));
 
 #endif
