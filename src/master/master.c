@@ -101,6 +101,7 @@ struct master {
 	int notify_fd; /* --daemon: tells the waiting parent we serve */
 	enum stop_mode stopping;
 	long stop_deadline;
+	long listener_close_at; /* ms: a Unix listener lasts the drain */
 	int status;    /* exit status once stopped */
 	int announced; /* "serving" logged */
 };
@@ -241,7 +242,12 @@ begin_stop(struct master *m, enum stop_mode mode, int status)
 	m->stopping = mode;
 	if (status > m->status)
 		m->status = status;
-	close_listener(m);
+	/* Workers still serve while they drain: so does a Unix listener. */
+	if (mode == STOP_NOW || m->config->drain_time == 0)
+		close_listener(m);
+	else if (m->listener_close_at == 0)
+		m->listener_close_at =
+		    now_ms() + (long)m->config->drain_time * 1000;
 	for (int i = 0; i < m->nprocs; i++)
 		m->procs[i].respawn_at = 0;
 }
@@ -767,6 +773,11 @@ master_run(const struct config *c, int detach)
 				m.status = 1;
 			}
 			timeout = m.stop_deadline - now;
+			if (m.listen_fd >= 0 && now >= m.listener_close_at)
+				close_listener(&m);
+			else if (m.listen_fd >= 0 &&
+			    m.listener_close_at - now < timeout)
+				timeout = m.listener_close_at - now;
 		}
 		if (m.swap.started != 0) {
 			long left = m.swap.started + SWAP_REPORT_MS - now;
