@@ -188,7 +188,11 @@ arena_free(void *data, void *p)
 static void
 grpc_log_to_ours(gpr_log_func_args *args)
 {
-	log_warnx("grpc: %s", args->message);
+	/* Anyone who can connect can fail a TLS handshake: not a warning. */
+	if (strstr(args->message, "Handshake failed") != NULL)
+		log_debug("grpc: %s", args->message);
+	else
+		log_warnx("grpc: %s", args->message);
 }
 
 /* Posts wake_tag to the call thread's queue; callable from any thread. */
@@ -648,8 +652,17 @@ on_wake(struct worker *w)
 	current_db(w);
 	for (s = w->streams; s != NULL; s = next) {
 		next = s->next;
-		if (s->kind == SLOT_WATCH && !s->requested)
+		if (s->requested || s->finished || s->client_gone)
+			continue;
+		if (s->kind == SLOT_WATCH)
 			health_update(w, s);
+		else if (atomic_load(&w->shutting_down))
+			/* A reflection stream waits on its client, which
+			 * may never close it: end it so the stop need not
+			 * wait. The pending receive then completes. */
+			grpc_call_cancel_with_status(s->call,
+			    GRPC_STATUS_UNAVAILABLE, "server shutting down",
+			    NULL);
 	}
 }
 
