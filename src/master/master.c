@@ -677,6 +677,28 @@ daemonize(struct master *m)
 	return 0;
 }
 
+/*
+ * A worker that stops closes its SO_REUSEPORT listener, and the kernel
+ * resets connections still queued on it unless tcp_migrate_req moves
+ * them to another worker's listener (Linux 5.14 and later).
+ */
+static void
+check_migrate_req(const struct config *c)
+{
+	char value = '1';
+	int fd;
+
+	if (strncmp(c->listen, "unix:", 5) == 0 ||
+	    (fd = open("/proc/sys/net/ipv4/tcp_migrate_req",
+		 O_RDONLY | O_CLOEXEC)) < 0)
+		return;
+	if (read(fd, &value, 1) == 1 && value == '0')
+		log_info("net.ipv4.tcp_migrate_req is 0: connections queued on "
+			 "a stopping worker will be reset; setting it to 1 "
+			 "hands them to the others");
+	close(fd);
+}
+
 int
 master_run(const struct config *c, int detach)
 {
@@ -737,6 +759,7 @@ master_run(const struct config *c, int detach)
 		m.procs[i].chan = -1;
 	log_info("starting %d workers on %s, database %s", m.nworkers,
 	    c->listen, c->database);
+	check_migrate_req(c);
 	for (int i = 0; i < m.nworkers; i++)
 		spawn(&m, i);
 

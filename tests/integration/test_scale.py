@@ -91,9 +91,14 @@ def test_ttin_ttou_change_the_count(quoterd, corpus, pb):
         load.finish()
     # Adding workers failed nothing. A retiring worker finishes the calls
     # it has; only a call that reaches it after its shutdown began may be
-    # refused (gRPC core answers CANCELLED), never answered wrongly.
+    # refused, never answered wrongly: gRPC core answers CANCELLED to a
+    # stream that arrives as the server shuts down, and the kernel resets
+    # connections still queued on its closing listener (unless
+    # net.ipv4.tcp_migrate_req = 1 moves them to another worker). This
+    # test reconnects every 20 calls, far more often than real clients.
     assert load.bad == [], load.bad[:5]
-    assert len(load.refused) <= 20, load.refused[:5]
+    assert len(load.refused) <= load.ok // 10, (len(load.refused), load.ok,
+                                                load.refused[:5])
     log = d.log()
     for line in ("workers: 2 -> 3", "workers: 3 -> 2, retiring worker 2",
                  "workers: 2 -> 1, retiring worker 1", "workers: 1 -> 2"):
