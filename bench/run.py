@@ -94,9 +94,10 @@ class Server:
     def __init__(self, db, workers):
         self.port = free_port()
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen([os.path.join(BUILD, 'quoterd'), '--db', db, '-q',
+        self.log = tempfile.TemporaryFile(mode='w+')
+        self.proc = subprocess.Popen([os.path.join(BUILD, 'quoterd'), '--db', db,
                                       '--listen', f'127.0.0.1:{self.port}', '--workers', str(workers)],
-                                     stderr=subprocess.DEVNULL)
+                                     stderr=self.log)
         deadline = time.monotonic() + 30
         while quote(self.port).returncode != 0:
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -108,12 +109,17 @@ class Server:
             time.sleep(0.01)
 
     def stop(self):
+        """Stops the server; returns the calls each worker answered."""
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.log.seek(0)
+        calls = [int(c) for c in re.findall(r'stopped after (\d+) calls', self.log.read())]
+        self.log.close()
+        return sorted(calls, reverse=True)
 
 
 def h2load(port, n, conns, streams, reqfile, logfile):
@@ -163,8 +169,8 @@ def main():
              f'{a.requests} requests a round, median of {a.rounds} rounds. Load generator and '
              f'server share the machine.', '',
              f'Import: {a.quotes / secs:,.0f} quotes/s ({secs:.2f} s).', '',
-             '| workers | req/s | p50 ms | p99 ms | server CPU us/call | RSS MiB | PSS MiB | replies checked |',
-             '| --- | --- | --- | --- | --- | --- | --- | --- |']
+             '| workers | req/s | p50 ms | p99 ms | server CPU us/call | RSS MiB | PSS MiB | replies checked | calls per worker |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
     plot = []
     for w in [int(x) for x in a.workers.split(',')]:
         s = Server(db, w)
@@ -180,23 +186,24 @@ def main():
             check = quote(s.port, 100)
             good = sum(1 for l in check.stdout.splitlines() if ' ~ Author ' in l)
         finally:
-            s.stop()
+            spread = s.stop()
         med = [statistics.median(r[i] for r in rows) for i in range(4)]
         failed = sum(a.requests - r[4] for r in rows)
         lines.append(f'| {w} | {med[0]:,.0f} | {med[1] / 1000:.2f} | {med[2] / 1000:.2f} | '
-                     f'{med[3]:.1f} | {rss / 1024:.1f} | {pss / 1024:.1f} | {good}/100 |')
+                     f'{med[3]:.1f} | {rss / 1024:.1f} | {pss / 1024:.1f} | {good}/100 | '
+                     f'{" / ".join(str(c) for c in spread)} |')
         if failed:
             lines.append(f'| | {failed} calls failed | | | | | | |')
         plot.append((w, med[0]))
         print(lines[-1], flush=True)
 
     # Startup: mapped, not loaded, so it should not grow with the database.
-    lines += ['', '| database | quotes | size MiB | start to first reply ms | PSS of all processes MiB (4 workers, after load) |',
-              '| --- | --- | --- | --- | --- |']
+    lines += ['', '| database | quotes | size MiB | import s | start to first reply ms | PSS of all processes MiB (4 workers, after load) |',
+              '| --- | --- | --- | --- | --- | --- |']
     for n in (10000, a.big):
         t2, d2 = os.path.join(tmp, f's{n}.txt'), os.path.join(tmp, f's{n}.mdb')
         gen_corpus(n, t2)
-        import_db(t2, d2)
+        isecs = import_db(t2, d2)
         os.unlink(t2)
         starts = []
         for _ in range(3):
@@ -209,7 +216,7 @@ def main():
             _, pss = memory_kib(tree(s.proc.pid))
         finally:
             s.stop()
-        lines.append(f'| generated | {n:,} | {os.path.getsize(d2) / 2**20:.1f} | '
+        lines.append(f'| generated | {n:,} | {os.path.getsize(d2) / 2**20:.1f} | {isecs:.2f} | '
                      f'{statistics.median(starts) * 1000:.0f} | {pss / 1024:.1f} |')
         print(lines[-1], flush=True)
         os.unlink(d2)
