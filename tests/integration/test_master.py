@@ -317,3 +317,41 @@ def test_signal_without_running_master(tmp_path, binaries):
     r = run_quoterd(["--pidfile", str(tmp_path / "none.pid"), "--signal", "stop"])
     assert r.returncode != 0
     assert r.stderr.strip()
+
+
+# ------------------------------------------------------------------ daemon
+
+def test_daemon_detaches_once_serving(corpus, tmp_path):
+    """--daemon returns only once the daemon serves (0) or has failed (1),
+    so a script can rely on its exit status."""
+    from conftest import run_quote, sanitizer_reports
+    pidfile, log = tmp_path / "quoterd.pid", tmp_path / "stderr.log"
+    port = free_port()
+    with open(log, "w") as err:
+        r = subprocess.run([str(QUOTERD), "--db", str(corpus.db), "--listen",
+                            f"127.0.0.1:{port}", "--workers", "2", "--daemon",
+                            "--pidfile", str(pidfile)],
+                           stderr=err, stdin=subprocess.DEVNULL,
+                           env=child_env(), timeout=30)
+    pid = int(pidfile.read_text()) if pidfile.exists() else None
+    try:
+        assert r.returncode == 0, log.read_text()
+        assert pid is not None and pid != os.getpid()
+        # Serving already: no waiting needed after --daemon returned.
+        assert run_quote(["-s", f"127.0.0.1:{port}", "-n", "2"]).returncode == 0
+        assert run_quoterd(["--pidfile", str(pidfile), "--signal",
+                            "stop"]).returncode == 0
+        wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 15,
+                   "the daemon to exit")
+        assert not pidfile.exists()
+    finally:
+        if pid is not None and os.path.exists(f"/proc/{pid}"):
+            os.kill(pid, signal.SIGKILL)
+    assert not sanitizer_reports(log.read_text()), log.read_text()
+
+    # A daemon that cannot start says so with its parent's exit status.
+    r = subprocess.run([str(QUOTERD), "--db", str(tmp_path / "missing.mdb"),
+                        "--listen", f"127.0.0.1:{port}", "--daemon"],
+                       capture_output=True, text=True, timeout=30,
+                       env=child_env(), stdin=subprocess.DEVNULL)
+    assert r.returncode == 1 and "missing.mdb" in r.stderr
