@@ -97,10 +97,10 @@ $(BUILD)/quote: $(QUOTE_OBJS)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/tests/test_store: $(call obj,tests/test_store.c $(STORE) $(COMMON)) $(GEN_OBJ)
+$(BUILD)/tests/test_store: $(call obj,tests/test_store.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
 $(BUILD)/tests/test_utf8: $(call obj,tests/test_utf8.c src/common/utf8.c)
 $(BUILD)/tests/test_rng: $(call obj,tests/test_rng.c src/common/rng.c)
-$(BUILD)/tests/test_quotes_import: $(call obj,tests/test_quotes_import.c $(STORE) $(COMMON)) $(GEN_OBJ)
+$(BUILD)/tests/test_quotes_import: $(call obj,tests/test_quotes_import.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
 $(BUILD)/tests/test_config: $(call obj,tests/test_config.c src/common/config.c src/common/log.c)
 $(BUILD)/tests/%:
 	@mkdir -p $(@D)

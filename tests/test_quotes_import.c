@@ -9,11 +9,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,8 +28,7 @@
 #include "quote_service.pb-c.h"
 #include "rng.h"
 #include "store.h"
-
-extern char **environ;
+#include "testutil.h"
 
 struct fixture {
 	char dir[PATH_MAX];  /* inputs and captured output */
@@ -42,34 +39,20 @@ struct fixture {
 	char *stderr_;
 };
 
-static int
-rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)type;
-	(void)ftw;
-	return remove(path);
-}
-
 static void
 path_in(const struct fixture *fx, const char *name, char *out)
 {
-	if ((size_t)snprintf(out, PATH_MAX, "%s/%s", fx->dir, name) >=
-	    PATH_MAX)
-		fail_msg("path too long");
+	path_join(fx->dir, name, out);
 }
 
 static int
 setup(void **state)
 {
 	struct fixture *fx = calloc(1, sizeof(*fx));
-	const char *tmp = getenv("TMPDIR");
 
 	if (fx == NULL)
 		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "%s/test_quotes_import.XXXXXX",
-	    tmp && *tmp ? tmp : "/tmp");
-	if (mkdtemp(fx->dir) == NULL) {
+	if (tmpdir_create(fx->dir, "test_quotes_import") != 0) {
 		free(fx);
 		return -1;
 	}
@@ -85,26 +68,12 @@ static int
 teardown(void **state)
 {
 	struct fixture *fx = *state;
-	int rc;
+	int rc = tmpdir_remove(fx->dir);
 
-	rc = nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	free(fx->stdout_);
 	free(fx->stderr_);
 	free(fx);
 	return rc;
-}
-
-static void
-write_file(const char *path, const void *data, size_t len)
-{
-	FILE *f = fopen(path, "wb");
-
-	if (f == NULL)
-		fail_msg("%s: %s", path, strerror(errno));
-	if (len > 0 && fwrite(data, 1, len, f) != len)
-		fail_msg("%s: short write", path);
-	if (fclose(f) != 0)
-		fail_msg("%s: %s", path, strerror(errno));
 }
 
 /* Writes a string literal (NULs included) to name in the fixture dir. */
@@ -113,31 +82,6 @@ write_file(const char *path, const void *data, size_t len)
 		path_in((fx), (name), (path));                           \
 		write_file((path), (lit), sizeof(lit) - 1);              \
 	} while (0)
-
-static char *
-read_file(const char *path, size_t *lenp)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t len = 0, cap = 0, n;
-
-	if (f == NULL)
-		fail_msg("%s: %s", path, strerror(errno));
-	do {
-		if (cap - len < 4096) {
-			cap = cap ? cap * 2 : 8192;
-			buf = realloc(buf, cap);
-			assert_non_null(buf);
-		}
-		n = fread(buf + len, 1, cap - len - 1, f);
-		len += n;
-	} while (n > 0);
-	fclose(f);
-	buf[len] = '\0';
-	if (lenp)
-		*lenp = len;
-	return buf;
-}
 
 /*
  * Runs quotes-import with args (NULL-terminated), stdin from stdin_data
@@ -148,73 +92,12 @@ static int
 run_v(struct fixture *fx, const char *stdin_data, size_t stdin_len,
     const char *const *args)
 {
-	const char *build = getenv("QUOTERD_BUILD");
-	char prog[PATH_MAX], outp[PATH_MAX], errp[PATH_MAX];
-	char *argv[32];
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t deflt;
-	int pfd[2] = {-1, -1}, status, err, argc = 0;
-	pid_t pid;
+	char outp[PATH_MAX], errp[PATH_MAX];
+	int status;
 
-	if (build == NULL || *build == '\0')
-		fail_msg("QUOTERD_BUILD is not set "
-		    "(e.g. QUOTERD_BUILD=$PWD/build)");
-	snprintf(prog, sizeof(prog), "%s/quotes-import", build);
 	path_in(fx, "stdout", outp);
 	path_in(fx, "stderr", errp);
-	argv[argc++] = prog;
-	for (; *args != NULL; args++) {
-		assert_true(argc < 31);
-		argv[argc++] = (char *)*args;
-	}
-	argv[argc] = NULL;
-
-	posix_spawn_file_actions_init(&fa);
-	if (stdin_data != NULL) {
-		assert_int_equal(pipe(pfd), 0);
-		posix_spawn_file_actions_adddup2(&fa, pfd[0], STDIN_FILENO);
-		posix_spawn_file_actions_addclose(&fa, pfd[0]);
-		posix_spawn_file_actions_addclose(&fa, pfd[1]);
-	} else {
-		posix_spawn_file_actions_addopen(&fa, STDIN_FILENO,
-		    "/dev/null", O_RDONLY, 0);
-	}
-	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, outp,
-	    O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, errp,
-	    O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	/* The test ignores SIGPIPE (below); the child must not inherit that. */
-	posix_spawnattr_init(&attr);
-	sigemptyset(&deflt);
-	sigaddset(&deflt, SIGPIPE);
-	posix_spawnattr_setsigdefault(&attr, &deflt);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
-	err = posix_spawn(&pid, prog, &fa, &attr, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	if (err != 0)
-		fail_msg("%s: %s", prog, strerror(err));
-	if (stdin_data != NULL) {
-		size_t off = 0;
-
-		close(pfd[0]);
-		/* A child that exits without reading gives EPIPE: fine. */
-		while (off < stdin_len) {
-			ssize_t w = write(pfd[1], stdin_data + off,
-			    stdin_len - off);
-
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				break;
-			off += (size_t)w;
-		}
-		close(pfd[1]);
-	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			fail_msg("waitpid: %s", strerror(errno));
+	status = run_importer(args, stdin_data, stdin_len, outp, errp);
 	free(fx->stdout_);
 	free(fx->stderr_);
 	fx->stdout_ = read_file(outp, NULL);

@@ -8,11 +8,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <lmdb.h>
 #include <setjmp.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,8 +29,7 @@
 #include "rng.h"
 #include "store.h"
 #include "store_format.h"
-
-extern char **environ;
+#include "testutil.h"
 
 /* 0.999 quantiles of chi-square: with a fixed seed the tests are
  * repeatable, and a fair pick exceeds these once in a thousand seeds. */
@@ -44,25 +41,13 @@ struct fixture {
 };
 
 static int
-rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)st;
-	(void)type;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 setup(void **state)
 {
 	struct fixture *fx = calloc(1, sizeof(*fx));
-	const char *tmp = getenv("TMPDIR");
 
 	if (fx == NULL)
 		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "%s/test_store.XXXXXX",
-	    tmp && *tmp ? tmp : "/tmp");
-	if (mkdtemp(fx->dir) == NULL) {
+	if (tmpdir_create(fx->dir, "test_store") != 0) {
 		free(fx);
 		return -1;
 	}
@@ -74,9 +59,8 @@ static int
 teardown(void **state)
 {
 	struct fixture *fx = *state;
-	int rc;
+	int rc = tmpdir_remove(fx->dir);
 
-	rc = nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	free(fx);
 	return rc;
 }
@@ -84,41 +68,16 @@ teardown(void **state)
 static void
 path_in(const struct fixture *fx, const char *name, char *out)
 {
-	if ((size_t)snprintf(out, PATH_MAX, "%s/%s", fx->dir, name) >=
-	    PATH_MAX)
-		fail_msg("path too long");
-}
-
-static void
-write_file(const char *path, const void *data, size_t len)
-{
-	FILE *f = fopen(path, "wb");
-
-	if (f == NULL)
-		fail_msg("%s: %s", path, strerror(errno));
-	if (len > 0 && fwrite(data, 1, len, f) != len)
-		fail_msg("%s: short write", path);
-	if (fclose(f) != 0)
-		fail_msg("%s: %s", path, strerror(errno));
+	path_join(fx->dir, name, out);
 }
 
 static void
 copy_file(const char *from, const char *to)
 {
-	FILE *f = fopen(from, "rb");
-	char *buf;
-	long len;
+	size_t len;
+	char *buf = read_file(from, &len);
 
-	if (f == NULL)
-		fail_msg("%s: %s", from, strerror(errno));
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	rewind(f);
-	buf = malloc((size_t)len + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
-	fclose(f);
-	write_file(to, buf, (size_t)len);
+	write_file(to, buf, len);
 	free(buf);
 }
 
@@ -137,37 +96,17 @@ file_size(const char *path)
 static void
 import(const struct fixture *fx, const char *in, const char *out)
 {
-	const char *build = getenv("QUOTERD_BUILD");
-	char prog[PATH_MAX], log[PATH_MAX];
-	char *argv[] = {prog, "-q", "-o", (char *)out, (char *)in, NULL};
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
-	int status, err;
+	const char *args[] = {"-q", "-o", out, in, NULL};
+	char log[PATH_MAX];
+	int status;
 
-	if (build == NULL || *build == '\0')
-		fail_msg("QUOTERD_BUILD is not set "
-		    "(e.g. QUOTERD_BUILD=$PWD/build)");
-	snprintf(prog, sizeof(prog), "%s/quotes-import", build);
 	path_in(fx, "import.log", log);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log,
-	    O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
-	err = posix_spawn(&pid, prog, &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (err != 0)
-		fail_msg("%s: %s", prog, strerror(err));
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			fail_msg("waitpid: %s", strerror(errno));
+	status = run_importer(args, NULL, 0, log, log);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		FILE *f = fopen(log, "r");
-		char line[512];
+		char *text = read_file(log, NULL);
 
-		while (f && fgets(line, sizeof(line), f))
-			print_error("%s", line);
-		if (f)
-			fclose(f);
+		print_error("%s", text);
+		free(text);
 		fail_msg("quotes-import failed, status %#x", status);
 	}
 }

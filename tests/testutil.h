@@ -1,0 +1,29 @@
+/*
+ * Helpers shared by the cmocka tests: a temporary directory per test,
+ * small file I/O that fails the test on error, and running the real
+ * quotes-import ($QUOTERD_BUILD/quotes-import) as a child.
+ */
+#ifndef QUOTERD_TESTUTIL_H
+#define QUOTERD_TESTUTIL_H
+
+#include <stddef.h>
+
+/* Makes $TMPDIR/NAME.XXXXXX (or under /tmp) into dir[PATH_MAX]. */
+int tmpdir_create(char *dir, const char *name);
+/* Removes dir and everything below it. */
+int tmpdir_remove(const char *dir);
+/* out[PATH_MAX] = dir/name. */
+void path_join(const char *dir, const char *name, char *out);
+void write_file(const char *path, const void *data, size_t len);
+/* The whole file, NUL-terminated; *lenp (if not NULL) is its length. */
+char *read_file(const char *path, size_t *lenp);
+/*
+ * Runs quotes-import with args (NULL-terminated, without argv[0]):
+ * standard input from stdin_data (or /dev/null if NULL), standard output
+ * to outp and standard error to errp (the same path for both is fine).
+ * Returns the wait status.
+ */
+int run_importer(const char *const *args, const char *stdin_data,
+    size_t stdin_len, const char *outp, const char *errp);
+
+#endif
