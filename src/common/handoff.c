@@ -31,17 +31,25 @@ handoff_listen(const char *path, char *err, size_t errlen)
 			snprintf(err, errlen, "exists and is not a socket");
 			return -1;
 		}
-		/* A socket file outlives its server: reuse it only if no
-		 * one answers on it. */
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (probe >= 0 && connect(probe, (struct sockaddr *)&sun,
-		    sizeof(sun)) == 0) {
-			close(probe);
-			snprintf(err, errlen, "%s", strerror(EADDRINUSE));
+		/* A socket file outlives its server: reuse it only if
+		 * connecting is refused, which means no one listens. A full
+		 * backlog (EAGAIN, non-blocking) means someone does. */
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
+		    SOCK_NONBLOCK, 0);
+		if (probe < 0) {
+			snprintf(err, errlen, "%s", strerror(errno));
 			return -1;
 		}
-		if (probe >= 0)
+		if (connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0 ||
+		    errno != ECONNREFUSED) {
+			int e = errno;
+
 			close(probe);
+			snprintf(err, errlen, "%s", strerror(e == EAGAIN ||
+			    e == 0 ? EADDRINUSE : e));
+			return -1;
+		}
+		close(probe);
 		if (unlink(path) != 0) {
 			snprintf(err, errlen, "%s", strerror(errno));
 			return -1;

@@ -153,6 +153,22 @@ check_listen(const char *listen, char *err, size_t errlen)
 	return rc;
 }
 
+/* Makes a relative path (not an empty one) absolute, in place. */
+static int
+absolute(char *path, size_t size)
+{
+	char cwd[CONFIG_PATH_MAX], copy[CONFIG_PATH_MAX];
+
+	if (path[0] == '\0' || path[0] == '/')
+		return 0;
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return -1;
+	snprintf(copy, sizeof(copy), "%s", path);
+	if ((size_t)snprintf(path, size, "%s/%s", cwd, copy) >= size)
+		return -1;
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -297,6 +313,17 @@ main(int argc, char *argv[])
 	if (check_listen(c.listen, err, sizeof(err)) != 0) {
 		fprintf(stderr, "quoterd: cannot listen on %s: %s\n", c.listen,
 		    err);
+		config_free_tls(&c);
+		return 1;
+	}
+	/* A daemon works from /: its paths must not depend on where it
+	 * was started. */
+	if (daemonize && (absolute(c.database, sizeof(c.database)) != 0 ||
+	    absolute(c.pidfile, sizeof(c.pidfile)) != 0 ||
+	    (strncmp(c.listen, "unix:", 5) == 0 &&
+		absolute(c.listen + 5, sizeof(c.listen) - 5) != 0))) {
+		fprintf(stderr, "quoterd: a path is too long once made "
+				"absolute\n");
 		config_free_tls(&c);
 		return 1;
 	}

@@ -486,10 +486,15 @@ swap_database(struct master *m, const char *why, int force)
 	/* Retiring workers are stopping: they take no new database. */
 	sw->expected = 0;
 	for (int i = 0; i < m->nprocs; i++)
-		if (m->procs[i].state == PROC_ACTIVE && m->procs[i].pid != 0 &&
-		    sigqueue(m->procs[i].pid, WORKER_SIGRELOAD,
-			(union sigval){.sival_int = (int)sw->generation}) == 0)
-			sw->expected++;
+		if (m->procs[i].state == PROC_ACTIVE && m->procs[i].pid != 0) {
+			if (sigqueue(m->procs[i].pid, WORKER_SIGRELOAD,
+			    (union sigval){.sival_int = (int)sw->generation}) ==
+			    0)
+				sw->expected++;
+			else
+				log_warn("worker %d: cannot ask it to reload",
+				    i);
+		}
 	log_debug("%s: swapping to %s", why, m->config->database);
 	if (sw->expected == 0)
 		swap_report(m);
@@ -530,7 +535,9 @@ read_inotify(struct master *m)
 	while ((n = read(m->inotify_fd, buf, sizeof(buf))) > 0)
 		for (char *p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
 			ev = (const struct inotify_event *)p;
-			if (ev->len > 0 && strcmp(ev->name, m->db_name) == 0)
+			/* After an overflow, any event may have been lost. */
+			if ((ev->mask & IN_Q_OVERFLOW) ||
+			    (ev->len > 0 && strcmp(ev->name, m->db_name) == 0))
 				changed = 1;
 		}
 	if (changed)
@@ -712,6 +719,9 @@ master_run(const struct config *c, int detach)
 	m.config = c;
 	m.notify_fd = -1;
 	m.listen_fd = -1;
+	/* A log reader or the --daemon parent that went away must not
+	 * take the master down with it: writes fail with EPIPE instead. */
+	signal(SIGPIPE, SIG_IGN);
 	if (detach)
 		daemonize(&m);
 	if (open_pidfile(&m) != 0)

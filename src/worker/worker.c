@@ -335,8 +335,6 @@ release_slot(struct worker *w, struct slot *s)
 	if (s->kind == SLOT_UNKNOWN)
 		grpc_call_details_destroy(&s->details);
 	if (methods[s->kind].stream) {
-		enum slot_kind kind = s->kind;
-
 		if (s->prev != NULL)
 			s->prev->next = s->next;
 		else
@@ -345,16 +343,22 @@ release_slot(struct worker *w, struct slot *s)
 			s->next->prev = s->prev;
 		w->nstreams--;
 		free(s);
-		/* A slot may have been missing while MAX_STREAMS were open. */
-		if (w->waiting[kind] == 0)
-			add_stream_slot(w, kind);
+		/* Slots may have been missing while MAX_STREAMS were open. */
+		for (int k = 0; k < SLOT_KINDS; k++)
+			if (methods[k].stream && w->waiting[k] == 0)
+				add_stream_slot(w, (enum slot_kind)k);
 		return;
 	}
 	if (!atomic_load(&w->shutting_down))
 		request_slot(w, s);
 }
 
-static void
+/*
+ * Starts a batch on the slot's call. If gRPC refuses it, the call is
+ * given up and the slot released (a stream's slot is freed): -1, and the
+ * caller must not touch s again.
+ */
+static int
 start_batch(struct worker *w, struct slot *s, grpc_op *ops, grpc_op *end,
     struct tag *tag)
 {
@@ -366,15 +370,16 @@ start_batch(struct worker *w, struct slot *s, grpc_op *ops, grpc_op *end,
 		s->close_pending = 1;
 	err = grpc_call_start_batch(s->call, ops, (size_t)(end - ops), tag,
 	    NULL);
-	if (err != GRPC_CALL_OK) {
-		log_warnx("cannot start a batch: error %d", (int)err);
-		if (tag == &s->op_tag)
-			s->op_pending = 0;
-		else
-			s->close_pending = 0;
-		s->finished = s->client_gone = 1;
-		release_slot(w, s);
-	}
+	if (err == GRPC_CALL_OK)
+		return 0;
+	log_warnx("cannot start a batch: error %d", (int)err);
+	if (tag == &s->op_tag)
+		s->op_pending = 0;
+	else
+		s->close_pending = 0;
+	s->finished = s->client_gone = 1;
+	release_slot(w, s);
+	return -1;
 }
 
 /* Adds initial metadata to a batch unless it went out already. */
@@ -427,7 +432,7 @@ answer(struct worker *w, struct slot *s, grpc_status_code status,
 }
 
 /* Streams learn that their client is gone from a receive-close batch. */
-static void
+static int
 watch_close(struct worker *w, struct slot *s)
 {
 	grpc_op op;
@@ -435,7 +440,7 @@ watch_close(struct worker *w, struct slot *s)
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
 	op.data.recv_close_on_server.cancelled = &s->cancelled;
-	start_batch(w, s, &op, &op + 1, &s->close_tag);
+	return start_batch(w, s, &op, &op + 1, &s->close_tag);
 }
 
 /* Health: SERVING until a stop begins, so that balancers drain first. */
@@ -583,13 +588,13 @@ start_call(struct worker *w, struct slot *s)
 		if (status != GRPC_STATUS_OK)
 			break;
 		s->health_known = known;
-		watch_close(w, s);
-		health_update(w, s);
+		if (watch_close(w, s) == 0)
+			health_update(w, s);
 		return;
 	case SLOT_REFLECTION:
 	case SLOT_REFLECTION_ALPHA:
-		watch_close(w, s);
-		reflection_read(w, s);
+		if (watch_close(w, s) == 0)
+			reflection_read(w, s);
 		return;
 	case SLOT_UNKNOWN:
 	case SLOT_KINDS:
@@ -686,6 +691,30 @@ on_event(struct worker *w, grpc_event ev)
 	}
 }
 
+/*
+ * After the server is destroyed, events only report calls that ended:
+ * let go of them, never start anything.
+ */
+static void
+on_final_event(struct worker *w, grpc_event ev)
+{
+	struct tag *t = ev.tag;
+	struct slot *s = t->slot;
+
+	if (t->kind == TAG_WAKE || t->kind == TAG_SHUTDOWN)
+		return;
+	if (t->kind == TAG_OP) {
+		s->op_pending = 0;
+		if (s->requested && methods[s->kind].stream)
+			w->waiting[s->kind]--;
+		s->requested = 0;
+	} else {
+		s->close_pending = 0;
+	}
+	s->finished = s->client_gone = 1;
+	release_slot(w, s);
+}
+
 /* Waits up to seconds for SIGTERM or SIGINT, reloading when asked. */
 static int
 wait_signal(struct worker *w, const sigset_t *set, int seconds)
@@ -757,7 +786,7 @@ signal_thread(void *arg)
 	grpc_server_shutdown_and_notify(w->server, w->cq, &shutdown_tag);
 	wake(w); /* ends health streams */
 
-	clock_gettime(CLOCK_REALTIME, &until);
+	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += w->config->shutdown_timeout;
 	pthread_mutex_lock(&w->lock);
 	while (!w->done)
@@ -867,6 +896,8 @@ setup_server(struct worker *w)
 			    w->server, methods[k].path, NULL,
 			    methods[k].payload, 0);
 	if (w->conn_fd < 0) {
+		/* The address or the TLS files: no restart will help. */
+		log_setfatalstatus(EXIT_FATAL);
 		if ((creds = server_credentials(c)) == NULL)
 			fatalx("cannot use the TLS certificate and key");
 		port = grpc_server_add_http2_port(w->server, c->listen, creds);
@@ -877,6 +908,7 @@ setup_server(struct worker *w)
 				? " (or the TLS certificate and key are "
 				  "unusable)"
 				: "");
+		log_setfatalstatus(1);
 	}
 	grpc_server_start(w->server);
 
@@ -921,12 +953,15 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 {
 	struct worker w;
 	pthread_t sigthread;
+	pthread_condattr_t condattr;
 	struct db *d;
 	grpc_event ev;
 	int rc;
 
 	log_setrole("worker %d", index);
-	log_setfatalstatus(EXIT_FATAL);
+	/* Errors here are worth a restart (with backoff); those that a
+	 * restart cannot mend set EXIT_FATAL first (setup_server). */
+	log_setfatalstatus(1);
 	/* Die with the master, even if it is killed outright. */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
 		fatal("prctl");
@@ -945,7 +980,11 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	w.arena.allocator.free = arena_free;
 	w.arena.allocator.allocator_data = &w.arena;
 	pthread_mutex_init(&w.lock, NULL);
-	pthread_cond_init(&w.done_cond, NULL);
+	/* The stop's deadline must not move with the wall clock. */
+	pthread_condattr_init(&condattr);
+	pthread_condattr_setclock(&condattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&w.done_cond, &condattr);
+	pthread_condattr_destroy(&condattr);
 	atomic_init(&w.pending, NULL);
 	atomic_init(&w.draining, 0);
 	atomic_init(&w.shutting_down, 0);
@@ -1001,7 +1040,7 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 		ev = grpc_completion_queue_next(w.cq,
 		    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 		if (ev.type == GRPC_OP_COMPLETE)
-			on_event(&w, ev);
+			on_final_event(&w, ev);
 	} while (ev.type != GRPC_QUEUE_SHUTDOWN);
 	grpc_completion_queue_destroy(w.cq);
 	grpc_shutdown();
