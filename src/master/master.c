@@ -102,6 +102,7 @@ struct master {
 	enum stop_mode stopping;
 	long stop_deadline;
 	long listener_close_at; /* ms: a Unix listener lasts the drain */
+	long accept_paused_until; /* ms: out of descriptors, try later */
 	int status;    /* exit status once stopped */
 	int announced; /* "serving" logged */
 };
@@ -222,8 +223,14 @@ accept_connections(struct master *m)
 			log_warnx("no worker to take a connection");
 		close(fd);
 	}
-	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+	if (errno == EMFILE || errno == ENFILE) {
+		/* The connection stays queued and the listener readable:
+		 * pause rather than spin until descriptors free up. */
 		log_warn("accept");
+		m->accept_paused_until = now_ms() + 100;
+	} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+		log_warn("accept");
+	}
 }
 
 static void
@@ -820,6 +827,11 @@ master_run(const struct config *c, int detach)
 			} else if (timeout < 0 || left < timeout) {
 				timeout = left;
 			}
+		}
+		if (m.accept_paused_until > now) {
+			pfd[3].fd = -1;
+			if (timeout < 0 || m.accept_paused_until - now < timeout)
+				timeout = m.accept_paused_until - now;
 		}
 		if (poll(pfd, 4, (int)timeout) < 0) {
 			if (errno == EINTR)
