@@ -210,11 +210,6 @@ expect_dir(const char *dir, const char *want)
 		fail_msg("%s holds \"%s\", want \"%s\"", dir, got, want);
 }
 
-struct quote {
-	const char *author;
-	const char *text;
-};
-
 static size_t
 nauthors_of(const struct quote *q, size_t n)
 {
@@ -242,50 +237,14 @@ expect_db(const char *db, const struct quote *q, size_t n)
 {
 	struct store *s = NULL;
 	struct rng r;
-	bool *seen;
 	int rc;
 
 	if ((rc = store_open(db, &s)) != 0)
 		fail_msg("store_open %s: %s", db, store_strerror(rc));
 	assert_int_equal(store_nquotes(s), n);
 	assert_int_equal(store_nauthors(s), nauthors_of(q, n));
-	seen = calloc(n, sizeof(*seen));
-	assert_non_null(seen);
 	rng_seed(&r, 1);
-	for (size_t a = 0; a < n; a++) {
-		const char *name = q[a].author;
-		size_t mine = 0;
-
-		for (size_t i = 0; i < n; i++)
-			mine += strcmp(q[i].author, name) == 0;
-		for (size_t k = 0; k < 60 * mine; k++) {
-			struct store_quote sq;
-			Quotes__QuoteReply *reply;
-			size_t i;
-
-			assert_int_equal(store_pick(s, name, strlen(name), &r,
-			    &sq), 0);
-			reply = quotes__quote_reply__unpack(NULL, sq.len,
-			    sq.reply);
-			assert_non_null(reply);
-			assert_string_equal(reply->author, name);
-			for (i = 0; i < n; i++)
-				if (strcmp(q[i].author, name) == 0 &&
-				    strcmp(q[i].text, reply->quote) == 0)
-					break;
-			if (i == n)
-				fail_msg("unexpected quote \"%s\" of \"%s\"",
-				    reply->quote, name);
-			else
-				seen[i] = true;
-			quotes__quote_reply__free_unpacked(reply, NULL);
-		}
-	}
-	for (size_t i = 0; i < n; i++)
-		if (!seen[i])
-			fail_msg("quote \"%s\" of \"%s\" not in the database",
-			    q[i].text, q[i].author);
-	free(seen);
+	expect_author_quotes(s, &r, q, n, 60);
 	store_close(s);
 }
 

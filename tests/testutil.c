@@ -8,6 +8,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,8 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "quote_service.pb-c.h"
 
 extern char **environ;
 
@@ -167,4 +170,51 @@ run_importer(const char *const *args, const char *stdin_data,
 		if (errno != EINTR)
 			fail_msg("waitpid: %s", strerror(errno));
 	return status;
+}
+
+void
+expect_author_quotes(const struct store *s, struct rng *r,
+    const struct quote *q, size_t n, size_t picks_per_quote)
+{
+	bool *seen = calloc(n ? n : 1, sizeof(*seen));
+
+	assert_non_null(seen);
+	for (size_t a = 0; a < n; a++) {
+		const char *name = q[a].author;
+		size_t mine = 0, prior;
+
+		for (prior = 0; prior < a; prior++)
+			if (strcmp(q[prior].author, name) == 0)
+				break;
+		if (prior < a)
+			continue; /* this author is done */
+		for (size_t i = 0; i < n; i++)
+			mine += strcmp(q[i].author, name) == 0;
+		for (size_t k = 0; k < picks_per_quote * mine; k++) {
+			struct store_quote sq;
+			Quotes__QuoteReply *reply;
+			size_t i;
+
+			assert_int_equal(store_pick(s, name, strlen(name), r,
+			    &sq), 0);
+			reply = quotes__quote_reply__unpack(NULL, sq.len,
+			    sq.reply);
+			assert_non_null(reply);
+			assert_string_equal(reply->author, name);
+			for (i = 0; i < n; i++)
+				if (strcmp(q[i].author, name) == 0 &&
+				    strcmp(q[i].text, reply->quote) == 0)
+					break;
+			if (i == n)
+				fail_msg("'%s' is not a quote of '%s'",
+				    reply->quote, name);
+			seen[i] = true;
+			quotes__quote_reply__free_unpacked(reply, NULL);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!seen[i])
+			fail_msg("never picked '%s' of '%s'", q[i].text,
+			    q[i].author);
+	free(seen);
 }

@@ -8,6 +8,15 @@
 
 #include <stddef.h>
 
+#include "rng.h"
+#include "store.h"
+
+/* A quote as the tests write it and expect it back. */
+struct quote {
+	const char *author;
+	const char *text;
+};
+
 /* Makes $TMPDIR/NAME.XXXXXX (or under /tmp) into dir[PATH_MAX]. */
 int tmpdir_create(char *dir, const char *name);
 /* Removes dir and everything below it. */
@@ -25,5 +34,16 @@ char *read_file(const char *path, size_t *lenp);
  */
 int run_importer(const char *const *args, const char *stdin_data,
     size_t stdin_len, const char *outp, const char *errp);
+
+/*
+ * Reads the quotes of every author in q[0..n) back through the store:
+ * each author is picked by name picks_per_quote times per quote it has,
+ * every reply must decode to one of that author's quotes in q, byte for
+ * byte, and every quote in q must come up. With the seed fixed this is
+ * repeatable; with e.g. 60 picks a quote, a fair pick misses a quote
+ * with odds of about e^-60.
+ */
+void expect_author_quotes(const struct store *s, struct rng *r,
+    const struct quote *q, size_t n, size_t picks_per_quote);
 
 #endif
