@@ -55,6 +55,8 @@ test_defaults(void **state)
 	assert_string_equal(c.listen, "0.0.0.0:5050");
 	assert_int_equal(c.workers, 0);
 	assert_true(config_workers(&c) >= 1);
+	assert_int_equal(c.threads, 0);
+	assert_true(config_threads(&c) == 1 || config_threads(&c) == 2);
 	assert_int_equal(c.max_request_size, 4096);
 	assert_string_equal(c.pidfile, "");
 }
@@ -68,6 +70,7 @@ test_file_sets_every_key(void **state)
 	assert_int_equal(load(&c, "# comment\n\n"
 				  "listen = 127.0.0.1:7000  # trailing\n"
 				  "workers=3\n"
+				  "threads = 4\n"
 				  "\tdatabase = /tmp/x#y.mdb\n"
 				  "pidfile = /run/q.pid\n"
 				  "log_level = debug\n"
@@ -81,6 +84,7 @@ test_file_sets_every_key(void **state)
 	assert_string_equal(c.listen, "127.0.0.1:7000");
 	assert_int_equal(c.workers, 3);
 	assert_int_equal(config_workers(&c), 3);
+	assert_int_equal(config_threads(&c), 4);
 	/* '#' inside a value is not a comment. */
 	assert_string_equal(c.database, "/tmp/x#y.mdb");
 	assert_string_equal(c.pidfile, "/run/q.pid");
@@ -133,12 +137,14 @@ test_values_validated(void **state)
 	    {"max_request_size", "63"}, {"max_request_size", "4194305"},
 	    {"requested_calls", "0"}, {"database", ""}, {"pidfile", ""},
 	    {"watch_database", "maybe"}, {"max_connection_age", "-1"},
+	    {"threads", "0"}, {"threads", "65"}, {"threads", "two"},
 	    {"max_concurrent_streams", "x"}, {"keepalive_time", "2147484"},
 	};
 	static const char *const good[][2] = {
 	    {"listen", "[::1]:5050"}, {"listen", "unix:/tmp/q.sock"},
 	    {"listen", "localhost:1"}, {"workers", "auto"},
 	    {"workers", "1024"}, {"pidfile", "none"},
+	    {"threads", "64"}, {"threads", "auto"},
 	    {"log_level", "error"},
 	};
 	struct config c;
@@ -157,6 +163,25 @@ test_values_validated(void **state)
 	assert_string_equal(c.pidfile, "");
 }
 
+/* auto: a second call thread only while workers leave CPUs idle. */
+static void
+test_threads_auto(void **state)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	struct config c;
+
+	(void)state;
+	config_defaults(&c);
+	c.workers = 1024; /* more than the CPUs */
+	assert_int_equal(config_threads(&c), 1);
+	c.workers = 1;
+	assert_int_equal(config_threads(&c), cpus > 1 ? 2 : 1);
+	c.threads = 3; /* a setting wins */
+	assert_int_equal(config_threads(&c), 3);
+	c.workers = 1024;
+	assert_int_equal(config_threads(&c), 3);
+}
+
 int
 main(void)
 {
@@ -166,6 +191,7 @@ main(void)
 	    cmocka_unit_test(test_file_errors_name_line),
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_values_validated),
+	    cmocka_unit_test(test_threads_auto),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

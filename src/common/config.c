@@ -43,6 +43,22 @@ parse_int(const char *s, long min, long max, long *out)
 	return 0;
 }
 
+/* A count of 1..max, or "auto" (stored as 0). */
+static int
+set_count(int *out, long max, const char *value, const char *key,
+    char *err, size_t errlen)
+{
+	long v = 0;
+
+	if (strcmp(value, "auto") != 0 && parse_int(value, 1, max, &v) != 0) {
+		snprintf(err, errlen, "%s: '%s' is not auto or 1..%ld", key,
+		    value, max);
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
+}
+
 static int
 set_string(char *dst, size_t size, const char *value, const char *key,
     char *err, size_t errlen)
@@ -161,19 +177,10 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 		return set_string(c->pidfile, sizeof(c->pidfile), value, key,
 		    err, errlen);
 	}
-	if (strcmp(key, "workers") == 0) {
-		if (strcmp(value, "auto") == 0) {
-			c->workers = 0;
-			return 0;
-		}
-		if (parse_int(value, 1, 1024, &v) != 0) {
-			snprintf(err, errlen,
-			    "workers: '%s' is not auto or 1..1024", value);
-			return -1;
-		}
-		c->workers = (int)v;
-		return 0;
-	}
+	if (strcmp(key, "workers") == 0)
+		return set_count(&c->workers, 1024, value, key, err, errlen);
+	if (strcmp(key, "threads") == 0)
+		return set_count(&c->threads, 64, value, key, err, errlen);
 	if (strcmp(key, "log_level") == 0) {
 		if (log_parselevel(value, &c->log_level) != 0) {
 			snprintf(err, errlen,
@@ -331,13 +338,24 @@ config_free_tls(struct config *c)
 	c->tls_cert_pem = c->tls_key_pem = c->tls_client_ca_pem = NULL;
 }
 
+static int
+online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (int)(n > 1024 ? 1024 : n) : 1;
+}
+
 int
 config_workers(const struct config *c)
 {
-	long n;
+	return c->workers > 0 ? c->workers : online_cpus();
+}
 
-	if (c->workers > 0)
-		return c->workers;
-	n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 ? (int)(n > 1024 ? 1024 : n) : 1;
+int
+config_threads(const struct config *c)
+{
+	if (c->threads > 0)
+		return c->threads;
+	return config_workers(c) < online_cpus() ? 2 : 1;
 }

@@ -17,6 +17,7 @@ struct config {
 	char database[CONFIG_PATH_MAX];
 	char pidfile[CONFIG_PATH_MAX]; /* empty: none */
 	int workers;                   /* 0: one per online CPU */
+	int threads;                   /* call threads a worker; 0: auto */
 	enum log_level log_level;
 	int drain_time;        /* seconds NOT_SERVING before a stop */
 	int shutdown_timeout;  /* seconds a graceful stop may take */
@@ -59,5 +60,11 @@ int config_load_tls(struct config *c, char *err, size_t errlen);
 void config_free_tls(struct config *c);
 /* Number of workers to start: the setting, or the online CPU count. */
 int config_workers(const struct config *c);
+/*
+ * Call threads in each worker: the setting, or for auto 2 when there are
+ * fewer workers than CPUs (a second thread lets gRPC send several
+ * replies in one write), else 1.
+ */
+int config_threads(const struct config *c);
 
 #endif

@@ -30,6 +30,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: quoterd [-c FILE] [--db PATH] [--listen ADDR] "
 	    "[--workers N|auto]\n"
+	    "               [--threads N|auto]\n"
 	    "               [--pidfile PATH] [--daemon] [--test] "
 	    "[--signal reload|stop|quit]\n"
 	    "               [-v|-q] [--version] [--help]\n"
@@ -40,6 +41,9 @@ usage(FILE *f)
 	    "0.0.0.0:5050)\n"
 	    "      --workers N|auto worker processes (default auto: one per "
 	    "CPU)\n"
+	    "      --threads N|auto call threads per worker (default auto: 2 "
+	    "while there\n"
+	    "                       are fewer workers than CPUs, else 1)\n"
 	    "      --pidfile PATH   write and lock the master's pid here\n"
 	    "      --daemon         detach from the terminal\n"
 	    "      --tls-cert FILE  serve TLS with this certificate chain "
@@ -172,13 +176,15 @@ absolute(char *path, size_t size)
 int
 main(int argc, char *argv[])
 {
-	enum { OPT_DB = 256, OPT_LISTEN, OPT_WORKERS, OPT_PIDFILE, OPT_DAEMON,
+	enum { OPT_DB = 256, OPT_LISTEN, OPT_WORKERS, OPT_THREADS,
+		OPT_PIDFILE, OPT_DAEMON,
 		OPT_VERSION, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA };
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"db", required_argument, NULL, OPT_DB},
 	    {"listen", required_argument, NULL, OPT_LISTEN},
 	    {"workers", required_argument, NULL, OPT_WORKERS},
+	    {"threads", required_argument, NULL, OPT_THREADS},
 	    {"pidfile", required_argument, NULL, OPT_PIDFILE},
 	    {"daemon", no_argument, NULL, OPT_DAEMON},
 	    {"test", no_argument, NULL, 't'},
@@ -218,6 +224,9 @@ main(int argc, char *argv[])
 			break;
 		case OPT_WORKERS:
 			key = "workers";
+			break;
+		case OPT_THREADS:
+			key = "threads";
 			break;
 		case OPT_PIDFILE:
 			key = "pidfile";
