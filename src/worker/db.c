@@ -4,25 +4,53 @@
 #include "db.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
+
+static void
+db_free(struct db *d)
+{
+	for (int i = 0; i < d->nstores; i++)
+		store_close(d->stores[i]);
+	free(d);
+}
 
 struct db *
-db_open(const char *path, const char *fallback, int *rc)
+db_open(const char *path, const char *fallback, int nstores, int *rc)
 {
 	struct db *d;
+	char own[64];
+	int fd;
 
-	if ((d = malloc(sizeof(*d))) == NULL) {
+	d = calloc(1, sizeof(*d) + (size_t)nstores * sizeof(d->stores[0]));
+	if (d == NULL) {
 		*rc = errno;
 		return NULL;
 	}
-	*rc = store_open(path, &d->store);
-	if ((*rc == ENOENT || *rc == EACCES) && fallback != NULL)
-		*rc = store_open(fallback, &d->store);
+	atomic_init(&d->refs, 1);
+	/*
+	 * Every store must map the same file, even if path is made to name
+	 * another one meanwhile (the master swaps what its fd holds): open
+	 * it once, and map that through our own fd.
+	 */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+		snprintf(own, sizeof(own), "/proc/self/fd/%d", fd);
+		path = own;
+	} else if ((errno == ENOENT || errno == EACCES) && fallback != NULL) {
+		path = fallback;
+	}
+	*rc = 0;
+	for (; d->nstores < nstores && *rc == 0; d->nstores++)
+		*rc = store_open(path, &d->stores[d->nstores]);
+	if (fd >= 0)
+		close(fd);
 	if (*rc != 0) {
-		free(d);
+		d->nstores--; /* the one that failed */
+		db_free(d);
 		return NULL;
 	}
-	atomic_init(&d->refs, 1);
 	return d;
 }
 
@@ -38,8 +66,6 @@ db_unref(void *arg)
 {
 	struct db *d = arg;
 
-	if (atomic_fetch_sub_explicit(&d->refs, 1, memory_order_acq_rel) == 1) {
-		store_close(d->store);
-		free(d);
-	}
+	if (atomic_fetch_sub_explicit(&d->refs, 1, memory_order_acq_rel) == 1)
+		db_free(d);
 }

@@ -1,8 +1,13 @@
 /*
- * A worker's open database, reference counted: the call thread holds one
- * reference to its current database, and every reply slice gRPC still
- * holds (they point into the map) holds another, released on whichever
- * thread gRPC drops the slice. The map is closed with the last reference.
+ * A worker's open database, reference counted: the worker holds one
+ * reference to the database new calls use, each call in progress holds
+ * one, and every reply slice gRPC still holds (they point into the map)
+ * holds another, released on whichever thread gRPC drops the slice. The
+ * maps are closed with the last reference.
+ *
+ * An LMDB read transaction serves one thread at a time, so a database
+ * holds one store (map and transaction) per call thread; the page cache
+ * is shared, so this costs address space, not memory.
  */
 #ifndef QUOTERD_DB_H
 #define QUOTERD_DB_H
@@ -12,15 +17,18 @@
 #include "store.h"
 
 struct db {
-	struct store *store;
 	atomic_uint refs;
+	int nstores;
+	struct store *stores[]; /* one for each call thread */
 };
 
 /*
- * Opens path, or fallback where path does not exist (a /proc path on a
- * system without /proc). Returns NULL with a store error in *rc.
+ * Opens path nstores times, or fallback where path does not exist (a
+ * /proc path on a system without /proc). Returns NULL with a store error
+ * in *rc.
  */
-struct db *db_open(const char *path, const char *fallback, int *rc);
+struct db *db_open(const char *path, const char *fallback, int nstores,
+    int *rc);
 struct db *db_ref(struct db *d);
 /* Takes void * so that it can be a gRPC slice destructor. */
 void db_unref(void *d);

@@ -94,7 +94,7 @@ service_get_quote(const struct request_ctx *ctx, grpc_byte_buffer *request,
 		quotes__quote_request__free_unpacked(req, ctx->allocator);
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
-	rc = store_pick(ctx->db->store, req->author, strlen(req->author),
+	rc = store_pick(ctx->store, req->author, strlen(req->author),
 	    ctx->rng, &q);
 	quotes__quote_request__free_unpacked(req, ctx->allocator);
 	if (rc != 0) {
@@ -167,7 +167,7 @@ service_list_authors(const struct request_ctx *ctx, grpc_byte_buffer *request,
 		status = GRPC_STATUS_RESOURCE_EXHAUSTED;
 		goto done;
 	}
-	rc = store_authors(ctx->db->store, req->page_token,
+	rc = store_authors(ctx->store, req->page_token,
 	    strlen(req->page_token), size, add_author, &page, &more);
 	if (rc != 0 || page.failed) {
 		*why = rc != 0 ? store_strerror(rc) : "out of memory";

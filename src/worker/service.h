@@ -14,6 +14,7 @@
 
 struct request_ctx {
 	struct db *db;                 /* the database for this call */
+	struct store *store;           /* db's store for this thread */
 	struct rng *rng;
 	ProtobufCAllocator *allocator; /* decoding, reset between calls */
 };

@@ -1,18 +1,28 @@
 /*
  * The worker loop. The master forks it with every signal blocked; gRPC is
- * initialised only here, after fork. One thread drives the completion
- * queue and does all call handling; a second thread only waits for
- * signals: WORKER_SIGRELOAD (or SIGHUP) opens the database again, SIGTERM
- * drains and stops the
- * server. The signal thread wakes the call thread through the completion
- * queue itself (a connectivity watch on an unused channel, with a
- * deadline already past, is gRPC core's way of posting a tag), so the call
- * loop never polls a flag.
+ * initialised only here, after fork. Call threads (config_threads()) drive
+ * one completion queue and do all call handling; another thread only
+ * waits for signals: WORKER_SIGRELOAD (or SIGHUP) opens the database
+ * again, SIGTERM drains and stops the server. The signal thread wakes a
+ * call thread through the completion queue itself (a connectivity watch
+ * on an unused channel, with a deadline already past, is gRPC core's way
+ * of posting a tag), so the call loop never polls a flag.
  *
- * Database swaps: the signal thread opens the new database and parks it
- * in `pending`; the call thread adopts it before its next call, or when
- * woken, and drops its reference to the old one, which is unmapped when
- * gRPC releases the last reply slice pointing into it (db.h).
+ * Why more than one call thread: gRPC core sends what a call thread hands
+ * it at once, one write per reply, unless the connection is busy in
+ * another thread; then the replies queue and go out together. With two
+ * threads on one queue, one is often reading while the other answers,
+ * and a write carries two or three replies (see bench/RESULTS.md).
+ *
+ * Threads: a unary call's events come one at a time, so its slot needs
+ * no lock; everything about streams (their slots, the list, the wake-ups)
+ * is under stream_lock. Each call thread has its own arena, generator
+ * and LMDB transaction (db.h).
+ *
+ * Database swaps: the signal thread opens the new database and puts it in
+ * place under db_lock; each call takes a reference for as long as it
+ * runs, so no thread keeps the old one once its calls are answered, and
+ * its map goes when gRPC releases the last reply slice pointing into it.
  *
  * Calls: each method has call slots requested from gRPC up front. A unary
  * call is answered in one batch (initial metadata, message, status, and
@@ -90,7 +100,7 @@ static const struct method {
     [SLOT_UNKNOWN] = {NULL, GRPC_SRM_PAYLOAD_NONE, 0, 8},
 };
 
-enum tag_kind { TAG_OP, TAG_CLOSE, TAG_WAKE, TAG_SHUTDOWN };
+enum tag_kind { TAG_OP, TAG_CLOSE, TAG_WAKE, TAG_EXIT, TAG_SHUTDOWN };
 
 /* What a completion-queue event is about. */
 struct tag {
@@ -129,24 +139,34 @@ struct arena {
 	_Alignas(16) unsigned char buf[ARENA_SIZE];
 };
 
+/* A call thread's own things. */
+struct loop {
+	struct worker *w;
+	int index;                    /* of its store in each database */
+	pthread_t thread;
+	struct rng rng;
+	struct arena arena;
+	unsigned long long calls;     /* answered, for the log at exit */
+};
+
 struct worker {
 	const struct config *config;
 	int index;
 	grpc_server *server;
 	grpc_completion_queue *cq;
 	void *registered[SLOT_KINDS];
-	struct db *db;                /* the call thread's current database */
-	_Atomic(struct db *) pending; /* opened by the signal thread */
+	pthread_mutex_t db_lock;
+	struct db *db;                /* for new calls; under db_lock */
 	int status_fd;
 	char db_path[64];             /* the master's database fd, in /proc */
-	struct rng rng;
-	struct arena arena;
+	struct loop *loops;
+	int nloops;
 	struct slot *slots;           /* unary slots, allocated once */
 	size_t nslots;
+	pthread_mutex_t stream_lock;  /* the next three, and stream slots */
 	struct slot *streams;         /* open or requested stream slots */
 	int nstreams;
 	int waiting[SLOT_KINDS];      /* stream slots requested, per kind */
-	unsigned long long calls;     /* answered, for the log at exit */
 	grpc_channel *wake_channel;
 	int conn_fd;                  /* connections from the master, or -1 */
 	pthread_t conn_thread;
@@ -160,6 +180,7 @@ struct worker {
 };
 
 static struct tag wake_tag = {NULL, TAG_WAKE};
+static struct tag exit_tag = {NULL, TAG_EXIT};
 static struct tag shutdown_tag = {NULL, TAG_SHUTDOWN};
 
 static void *
@@ -195,27 +216,24 @@ grpc_log_to_ours(gpr_log_func_args *args)
 		log_warnx("grpc: %s", args->message);
 }
 
-/* Posts wake_tag to the call thread's queue; callable from any thread. */
+/* Posts tag to the call threads' queue; callable from any thread. */
 static void
-wake(struct worker *w)
+post(struct worker *w, struct tag *tag)
 {
 	grpc_channel_watch_connectivity_state(w->wake_channel,
-	    GRPC_CHANNEL_IDLE, gpr_inf_past(GPR_CLOCK_MONOTONIC), w->cq,
-	    &wake_tag);
+	    GRPC_CHANNEL_IDLE, gpr_inf_past(GPR_CLOCK_MONOTONIC), w->cq, tag);
 }
 
-/* The database for a new call: the newest one the signal thread opened. */
+/* The database for a new call, referenced until the caller unrefs it. */
 static struct db *
 current_db(struct worker *w)
 {
-	struct db *next;
+	struct db *d;
 
-	if (atomic_load_explicit(&w->pending, memory_order_relaxed) != NULL &&
-	    (next = atomic_exchange(&w->pending, NULL)) != NULL) {
-		db_unref(w->db);
-		w->db = next;
-	}
-	return w->db;
+	pthread_mutex_lock(&w->db_lock);
+	d = db_ref(w->db);
+	pthread_mutex_unlock(&w->db_lock);
+	return d;
 }
 
 static void
@@ -228,9 +246,9 @@ tell_master(struct worker *w, enum worker_event event, unsigned generation)
 }
 
 /*
- * Opens the master's database again and hands it to the call thread, for
- * the master's swap number generation; the master hears of it only once
- * every new call is sure to use it.
+ * Opens the master's database again and puts it in place for new calls,
+ * for the master's swap number generation; the master hears of it only
+ * once every new call is sure to use it.
  */
 static void
 reload(struct worker *w, unsigned generation)
@@ -238,17 +256,20 @@ reload(struct worker *w, unsigned generation)
 	struct db *d, *old;
 	int rc;
 
-	if ((d = db_open(w->db_path, w->config->database, &rc)) == NULL) {
+	if ((d = db_open(w->db_path, w->config->database, w->nloops, &rc)) ==
+	    NULL) {
 		log_warnx("reload: %s: %s; keeping the database in use",
 		    w->config->database, store_strerror(rc));
 		tell_master(w, WORKER_RELOAD_FAILED, generation);
 		return;
 	}
 	log_debug("reload: %s: %llu quotes", w->config->database,
-	    (unsigned long long)store_nquotes(d->store));
-	if ((old = atomic_exchange(&w->pending, d)) != NULL)
-		db_unref(old);
-	wake(w); /* so that an idle worker lets go of the old map now */
+	    (unsigned long long)store_nquotes(d->stores[0]));
+	pthread_mutex_lock(&w->db_lock);
+	old = w->db;
+	w->db = d;
+	pthread_mutex_unlock(&w->db_lock);
+	db_unref(old);
 	tell_master(w, WORKER_RELOADED, generation);
 }
 
@@ -273,6 +294,10 @@ request_slot(struct worker *w, struct slot *s)
 	s->finished = s->header_sent = s->client_gone = s->reading = 0;
 	s->health_sent = 0;
 	grpc_metadata_array_init(&s->metadata);
+	/* Set first: the call may arrive on another thread at once. */
+	s->requested = s->op_pending = 1;
+	if (methods[s->kind].stream)
+		w->waiting[s->kind]++;
 	if (s->kind == SLOT_UNKNOWN) {
 		grpc_call_details_init(&s->details);
 		err = grpc_server_request_call(w->server, &s->call,
@@ -289,9 +314,6 @@ request_slot(struct worker *w, struct slot *s)
 	}
 	if (err != GRPC_CALL_OK)
 		fatalx("cannot request a call: error %d", (int)err);
-	s->requested = s->op_pending = 1;
-	if (methods[s->kind].stream)
-		w->waiting[s->kind]++;
 }
 
 /* Requests a new stream slot, so that one is always waiting. */
@@ -553,15 +575,18 @@ reflection_step(struct worker *w, struct slot *s)
 
 /* A call has arrived on slot s. */
 static void
-start_call(struct worker *w, struct slot *s)
+start_call(struct loop *t, struct slot *s)
 {
-	struct request_ctx ctx = {current_db(w), &w->rng, &w->arena.allocator};
+	struct worker *w = t->w;
+	struct db *d = current_db(w);
+	struct request_ctx ctx = {d, d->stores[t->index], &t->rng,
+	    &t->arena.allocator};
 	grpc_status_code status = GRPC_STATUS_OK;
 	const char *why = NULL;
 	int known = 0;
 
-	w->calls++;
-	w->arena.used = 0;
+	t->calls++;
+	t->arena.used = 0;
 	switch (s->kind) {
 	case SLOT_QUOTE:
 		status = service_get_quote(&ctx, s->request, &s->reply, &why);
@@ -590,12 +615,12 @@ start_call(struct worker *w, struct slot *s)
 		s->health_known = known;
 		if (watch_close(w, s) == 0)
 			health_update(w, s);
-		return;
+		goto done;
 	case SLOT_REFLECTION:
 	case SLOT_REFLECTION_ALPHA:
 		if (watch_close(w, s) == 0)
 			reflection_read(w, s);
-		return;
+		goto done;
 	case SLOT_UNKNOWN:
 	case SLOT_KINDS:
 		status = GRPC_STATUS_UNIMPLEMENTED;
@@ -607,11 +632,16 @@ start_call(struct worker *w, struct slot *s)
 		s->reply = NULL;
 	}
 	answer(w, s, status, why);
+done:
+	/* The reply, if any, holds its own reference. */
+	db_unref(d);
 }
 
 static void
-on_op(struct worker *w, struct slot *s, int success)
+on_op(struct loop *t, struct slot *s, int success)
 {
+	struct worker *w = t->w;
+
 	s->op_pending = 0;
 	if (s->requested) {
 		s->requested = 0;
@@ -625,7 +655,7 @@ on_op(struct worker *w, struct slot *s, int success)
 			release_slot(w, s);
 			return;
 		}
-		start_call(w, s);
+		start_call(t, s);
 		return;
 	}
 	if (!methods[s->kind].stream || s->finished || !success ||
@@ -648,13 +678,12 @@ on_close(struct worker *w, struct slot *s)
 	release_slot(w, s);
 }
 
-/* The signal thread has news: a database, a drain, a stop. */
+/* The signal thread has news: a drain, a stop. */
 static void
 on_wake(struct worker *w)
 {
 	struct slot *s, *next;
 
-	current_db(w);
 	for (s = w->streams; s != NULL; s = next) {
 		next = s->next;
 		if (s->requested || s->finished || s->client_gone)
@@ -672,23 +701,30 @@ on_wake(struct worker *w)
 }
 
 static void
-on_event(struct worker *w, grpc_event ev)
+on_event(struct loop *t, grpc_event ev)
 {
-	struct tag *t = ev.tag;
+	struct worker *w = t->w;
+	struct tag *tag = ev.tag;
+	int locked = tag->slot == NULL || methods[tag->slot->kind].stream;
 
-	switch (t->kind) {
+	if (locked)
+		pthread_mutex_lock(&w->stream_lock);
+	switch (tag->kind) {
 	case TAG_OP:
-		on_op(w, t->slot, ev.success);
+		on_op(t, tag->slot, ev.success);
 		break;
 	case TAG_CLOSE:
-		on_close(w, t->slot);
+		on_close(w, tag->slot);
 		break;
 	case TAG_WAKE:
 		on_wake(w);
 		break;
+	case TAG_EXIT:
 	case TAG_SHUTDOWN:
 		break;
 	}
+	if (locked)
+		pthread_mutex_unlock(&w->stream_lock);
 }
 
 /*
@@ -701,7 +737,8 @@ on_final_event(struct worker *w, grpc_event ev)
 	struct tag *t = ev.tag;
 	struct slot *s = t->slot;
 
-	if (t->kind == TAG_WAKE || t->kind == TAG_SHUTDOWN)
+	if (t->kind == TAG_WAKE || t->kind == TAG_EXIT ||
+	    t->kind == TAG_SHUTDOWN)
 		return;
 	if (t->kind == TAG_OP) {
 		s->op_pending = 0;
@@ -774,7 +811,7 @@ signal_thread(void *arg)
 	wait_signal(w, &set, -1);
 
 	atomic_store(&w->draining, 1);
-	wake(w);
+	post(w, &wake_tag);
 	if (w->config->drain_time > 0) {
 		log_info("draining: health is NOT_SERVING for %d s",
 		    w->config->drain_time);
@@ -784,7 +821,7 @@ signal_thread(void *arg)
 	log_info("stopping: finishing calls in flight");
 	atomic_store(&w->shutting_down, 1);
 	grpc_server_shutdown_and_notify(w->server, w->cq, &shutdown_tag);
-	wake(w); /* ends health streams */
+	post(w, &wake_tag); /* ends health streams */
 
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += w->config->shutdown_timeout;
@@ -947,6 +984,35 @@ request_all(struct worker *w)
 	}
 }
 
+/*
+ * A call thread: handles events until the server has stopped. The one
+ * that sees the stop tells the others to leave; calls that end after
+ * that are released by worker_main alone.
+ */
+static void *
+call_thread(void *arg)
+{
+	struct loop *t = arg;
+	struct worker *w = t->w;
+	grpc_event ev;
+
+	for (;;) {
+		ev = grpc_completion_queue_next(w->cq,
+		    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		if (ev.type != GRPC_OP_COMPLETE)
+			fatalx("completion queue ended unexpectedly");
+		if (ev.tag == &exit_tag)
+			break;
+		if (ev.tag == &shutdown_tag) {
+			for (int i = 1; i < w->nloops; i++)
+				post(w, &exit_tag);
+			break;
+		}
+		on_event(t, ev);
+	}
+	return NULL;
+}
+
 void
 worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
     int db_fd, int conn_fd)
@@ -954,7 +1020,7 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	struct worker w;
 	pthread_t sigthread;
 	pthread_condattr_t condattr;
-	struct db *d;
+	unsigned long long calls = 0;
 	grpc_event ev;
 	int rc;
 
@@ -976,22 +1042,32 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	w.conn_fd = conn_fd;
 	snprintf(w.db_path, sizeof(w.db_path), "/proc/%ld/fd/%d",
 	    (long)master_pid, db_fd);
-	w.arena.allocator.alloc = arena_alloc;
-	w.arena.allocator.free = arena_free;
-	w.arena.allocator.allocator_data = &w.arena;
+	w.nloops = config_threads(c);
+	if ((w.loops = calloc((size_t)w.nloops, sizeof(*w.loops))) == NULL)
+		fatal("calloc");
+	for (int i = 0; i < w.nloops; i++) {
+		struct loop *t = &w.loops[i];
+
+		t->w = &w;
+		t->index = i;
+		t->arena.allocator.alloc = arena_alloc;
+		t->arena.allocator.free = arena_free;
+		t->arena.allocator.allocator_data = &t->arena;
+		/* Seeded after fork: workers never share a sequence. */
+		if (rng_seed_random(&t->rng) != 0)
+			fatal("getrandom");
+	}
 	pthread_mutex_init(&w.lock, NULL);
+	pthread_mutex_init(&w.db_lock, NULL);
+	pthread_mutex_init(&w.stream_lock, NULL);
 	/* The stop's deadline must not move with the wall clock. */
 	pthread_condattr_init(&condattr);
 	pthread_condattr_setclock(&condattr, CLOCK_MONOTONIC);
 	pthread_cond_init(&w.done_cond, &condattr);
 	pthread_condattr_destroy(&condattr);
-	atomic_init(&w.pending, NULL);
 	atomic_init(&w.draining, 0);
 	atomic_init(&w.shutting_down, 0);
-	/* Seeded after fork: workers never share a sequence. */
-	if (rng_seed_random(&w.rng) != 0)
-		fatal("getrandom");
-	if ((w.db = db_open(w.db_path, c->database, &rc)) == NULL)
+	if ((w.db = db_open(w.db_path, c->database, w.nloops, &rc)) == NULL)
 		fatalx("%s: %s", c->database, store_strerror(rc));
 	if (reflection_init() != 0)
 		fatalx("cannot index the reflection descriptors");
@@ -1007,18 +1083,19 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 		errno = rc;
 		fatal("pthread_create");
 	}
+	for (int i = 1; i < w.nloops; i++)
+		if ((rc = pthread_create(&w.loops[i].thread, NULL, call_thread,
+			 &w.loops[i])) != 0) {
+			errno = rc;
+			fatal("pthread_create");
+		}
 	tell_master(&w, WORKER_READY, 0);
-	log_debug("serving %s", c->listen);
+	log_debug("serving %s with %d call thread%s", c->listen, w.nloops,
+	    w.nloops == 1 ? "" : "s");
 
-	for (;;) {
-		ev = grpc_completion_queue_next(w.cq,
-		    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-		if (ev.type != GRPC_OP_COMPLETE)
-			fatalx("completion queue ended unexpectedly");
-		if (ev.tag == &shutdown_tag)
-			break;
-		on_event(&w, ev);
-	}
+	call_thread(&w.loops[0]);
+	for (int i = 1; i < w.nloops; i++)
+		pthread_join(w.loops[i].thread, NULL);
 
 	/* Every call has finished. */
 	pthread_mutex_lock(&w.lock);
@@ -1051,11 +1128,12 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 		free(s);
 	}
 	free(w.slots);
+	for (int i = 0; i < w.nloops; i++)
+		calls += w.loops[i].calls;
+	free(w.loops);
 	reflection_free();
-	/* gRPC has released every slice by now: these are the last refs. */
-	if ((d = atomic_exchange(&w.pending, NULL)) != NULL)
-		db_unref(d);
+	/* gRPC has released every slice by now: this is the last ref. */
 	db_unref(w.db);
-	log_info("stopped after %llu calls", w.calls);
+	log_info("stopped after %llu calls", calls);
 	exit(0);
 }

@@ -244,12 +244,14 @@ def raw_call(addr, method, body, timeout=5.0):
 
 class Daemon:
     """One quoterd run. args replaces the default arguments
-    (--listen 127.0.0.1:PORT --workers 2 --db DB) when given; extra is
-    appended to whichever is used. config (text) is written to
-    DIR/quoterd.conf and passed with -c."""
+    (--listen 127.0.0.1:PORT --workers 2 --threads 2 --db DB) when given;
+    extra is appended to whichever is used. config (text) is written to
+    DIR/quoterd.conf and passed with -c. The default runs two call threads
+    a worker whatever the machine's CPU count, so that the threaded path
+    is what most tests exercise."""
 
     def __init__(self, directory, db=None, args=None, extra=(), config=None,
-                 workers=2):
+                 workers=2, threads=2):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -264,7 +266,7 @@ class Daemon:
             cmd += ["-c", str(self.config)]
         if args is None:
             args = ["--listen", self.addr, "--workers", str(workers),
-                    "--db", str(db)]
+                    "--threads", str(threads), "--db", str(db)]
         self.cmd = cmd + list(args) + list(extra)
         self.proc = None
         self.seen = {}  # pid -> starttime of every worker listed

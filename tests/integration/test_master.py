@@ -69,8 +69,9 @@ def test_sigquit_stops_at_once(quoterd, corpus, pb):
     wait_until(lambda: d.leftovers() == [], 5, "workers to be gone")
 
 
-def test_sigterm_under_load(quoterd, corpus, pb):
-    d = quoterd(db=corpus.db)
+@pytest.mark.parametrize("threads", [1, 3])
+def test_sigterm_under_load(quoterd, corpus, pb, threads):
+    d = quoterd(db=corpus.db, threads=threads)
     d.wait_ready(pb)
     workers = d.wait_workers(2)
     pb2, pb2_grpc = pb
@@ -128,6 +129,36 @@ def test_sigterm_under_load(quoterd, corpus, pb):
     assert d.leftovers() == [], f"workers {workers} left: {d.leftovers()}"
 
 
+def test_call_threads_share_one_worker(quoterd, corpus, pb):
+    """Three call threads in one worker answer concurrent calls on many
+    connections correctly (each thread reads through its own LMDB
+    transaction), and every thread leaves at a stop."""
+    d = quoterd(db=corpus.db, workers=1, threads=3, extra=["-v"])
+    d.wait_ready(pb)
+    assert "with 3 call threads" in d.log(), d.log()
+    pb2, pb2_grpc = pb
+    authors = sorted(corpus.authors)
+    chans = [channel(d.addr) for _ in range(8)]
+    try:
+        stubs = [pb2_grpc.QuoterStub(ch) for ch in chans]
+        asked = [authors[i % len(authors)] if i % 3 else ""
+                 for i in range(4000)]
+        futures = [stubs[i % len(stubs)].GetQuote.future(
+            pb2.QuoteRequest(author=a), timeout=20)
+            for i, a in enumerate(asked)]
+        replies = [f.result() for f in futures]
+    finally:
+        for ch in chans:
+            ch.close()
+    for a, r in zip(asked, replies):
+        assert (r.quote, r.author) in corpus.pairs, r
+        assert a == "" or r.author == a, (a, r)
+    assert d.stop() == 0, d.log()
+    counts = [int(n) for n in re.findall(r"stopped after (\d+) calls",
+                                         d.log())]
+    assert len(counts) == 1 and counts[0] >= len(asked), d.log()
+
+
 # ---------------------------------------------------------- start-up errors
 
 def failed_start(d, rc=1):
@@ -175,7 +206,8 @@ def test_address_in_use(quoterd, corpus):
 
 @pytest.mark.parametrize("flags", [
     ["--bogus"], ["--workers", "0"], ["--workers", "abc"], ["--workers", "-3"],
-    ["--workers"], ["--listen"],
+    ["--workers"], ["--listen"], ["--threads", "0"], ["--threads", "65"],
+    ["--threads"],
 ], ids=" ".join)
 def test_bad_flags_exit_2(quoterd, corpus, flags):
     d = quoterd(args=["--listen", f"127.0.0.1:{free_port()}", "--db",
