@@ -63,6 +63,9 @@
 #include "service.h"
 
 #define ARENA_SIZE 8192
+/* In a stop, how long gRPC may hold streams that are not our calls once
+ * ours have all ended (see finish_stop()). */
+#define STRAGGLER_MS 250
 /* Streams open at once; beyond this, new ones wait in gRPC. */
 #define MAX_STREAMS 1024
 
@@ -173,7 +176,10 @@ struct worker {
 
 	atomic_int draining;          /* set by the signal thread */
 	atomic_int shutting_down;
-	/* Shutdown handshake between the signal thread and the loop. */
+	atomic_int inflight;          /* calls given to us, not yet released */
+	atomic_uint delivered;        /* calls ever given to us */
+	/* Shutdown handshake between the signal thread and the loop; the
+	 * condition is also signalled when inflight drops to 0 in a stop. */
 	pthread_mutex_t lock;
 	pthread_cond_t done_cond;
 	int done;
@@ -345,8 +351,15 @@ release_slot(struct worker *w, struct slot *s)
 {
 	if (s->op_pending || s->close_pending)
 		return;
-	if (s->call != NULL)
+	if (s->call != NULL) {
 		grpc_call_unref(s->call);
+		if (atomic_fetch_sub(&w->inflight, 1) == 1 &&
+		    atomic_load(&w->shutting_down)) {
+			pthread_mutex_lock(&w->lock);
+			pthread_cond_signal(&w->done_cond);
+			pthread_mutex_unlock(&w->lock);
+		}
+	}
 	if (s->request != NULL)
 		grpc_byte_buffer_destroy(s->request);
 	if (s->reply != NULL)
@@ -655,6 +668,8 @@ on_op(struct loop *t, struct slot *s, int success)
 			release_slot(w, s);
 			return;
 		}
+		atomic_fetch_add(&w->inflight, 1);
+		atomic_fetch_add(&w->delivered, 1);
 		start_call(t, s);
 		return;
 	}
@@ -788,6 +803,79 @@ wait_signal(struct worker *w, const sigset_t *set, int seconds)
 	}
 }
 
+static struct timespec
+add_ms(struct timespec t, long ms)
+{
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
+static int
+before(struct timespec a, struct timespec b)
+{
+	return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec &&
+	    a.tv_nsec < b.tv_nsec);
+}
+
+/*
+ * Waits for a stop to finish: gRPC finishes it when every stream on every
+ * connection has ended. Our calls get up to shutdown_timeout. But gRPC
+ * may hold streams that will never be calls of ours: one that arrives as
+ * the shutdown begins can be left in gRPC 1.51's queue of unmatched calls
+ * (its shutdown check and its queueing are not atomic) until its client
+ * gives up, and an idle client may keep its connection for seconds. So
+ * once every call given to us has ended, with none new for STRAGGLER_MS
+ * (time for any already matched to reach us), the rest are cancelled:
+ * their clients are refused at once rather than left waiting.
+ */
+static void
+finish_stop(struct worker *w)
+{
+	struct timespec now, until, idle_since = {0, 0}, wake_at;
+	unsigned idle_delivered = 0;
+	int idle = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	until = add_ms(now, w->config->shutdown_timeout * 1000L);
+	pthread_mutex_lock(&w->lock);
+	while (!w->done) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (!before(now, until)) {
+			log_warnx("calls still in flight after %d s: "
+				  "cancelling them",
+			    w->config->shutdown_timeout);
+			grpc_server_cancel_all_calls(w->server);
+			break;
+		}
+		wake_at = until;
+		if (atomic_load(&w->inflight) == 0) {
+			if (!idle || atomic_load(&w->delivered) !=
+				idle_delivered) {
+				idle = 1;
+				idle_since = now;
+				idle_delivered = atomic_load(&w->delivered);
+			}
+			if (!before(now, add_ms(idle_since, STRAGGLER_MS))) {
+				log_debug("our calls are done: cancelling the "
+					  "streams gRPC still holds");
+				grpc_server_cancel_all_calls(w->server);
+				break;
+			}
+			if (before(add_ms(idle_since, STRAGGLER_MS), until))
+				wake_at = add_ms(idle_since, STRAGGLER_MS);
+		} else {
+			idle = 0;
+		}
+		pthread_cond_timedwait(&w->done_cond, &w->lock, &wake_at);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
 /*
  * Waits for signals (blocked in every thread), reloading when asked.
  * SIGTERM or
@@ -800,7 +888,6 @@ static void *
 signal_thread(void *arg)
 {
 	struct worker *w = arg;
-	struct timespec until;
 	sigset_t set;
 
 	sigemptyset(&set);
@@ -822,20 +909,7 @@ signal_thread(void *arg)
 	atomic_store(&w->shutting_down, 1);
 	grpc_server_shutdown_and_notify(w->server, w->cq, &shutdown_tag);
 	post(w, &wake_tag); /* ends health streams */
-
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += w->config->shutdown_timeout;
-	pthread_mutex_lock(&w->lock);
-	while (!w->done)
-		if (pthread_cond_timedwait(&w->done_cond, &w->lock, &until) ==
-		    ETIMEDOUT)
-			break;
-	if (!w->done) {
-		log_warnx("calls still in flight after %d s: cancelling them",
-		    w->config->shutdown_timeout);
-		grpc_server_cancel_all_calls(w->server);
-	}
-	pthread_mutex_unlock(&w->lock);
+	finish_stop(w);
 	return NULL;
 }
 
@@ -1067,6 +1141,8 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	pthread_condattr_destroy(&condattr);
 	atomic_init(&w.draining, 0);
 	atomic_init(&w.shutting_down, 0);
+	atomic_init(&w.inflight, 0);
+	atomic_init(&w.delivered, 0);
 	if ((w.db = db_open(w.db_path, c->database, w.nloops, &rc)) == NULL)
 		fatalx("%s: %s", c->database, store_strerror(rc));
 	if (reflection_init() != 0)
