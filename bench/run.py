@@ -2,7 +2,8 @@
 """quoterd's benchmark: `make bench` runs it.
 
 Generates a corpus of N quotes, imports it (quotes/s), then for each
-worker count W runs quoterd under h2load and measures requests/s, p50 and
+worker count W and call-thread count T runs quoterd under h2load and
+measures requests/s, p50 and
 p99 latency, server CPU microseconds per call and the RSS and PSS of all
 quoterd processes; and the time from start to the first answered call for
 a small and a large database. Writes bench/RESULTS.md and
@@ -91,12 +92,13 @@ def quote(port, n=1, timeout=1):
 
 
 class Server:
-    def __init__(self, db, workers):
+    def __init__(self, db, workers, threads='auto'):
         self.port = free_port()
         self.t0 = time.monotonic()
         self.log = tempfile.TemporaryFile(mode='w+')
         self.proc = subprocess.Popen([os.path.join(BUILD, 'quoterd'), '--db', db,
-                                      '--listen', f'127.0.0.1:{self.port}', '--workers', str(workers)],
+                                      '--listen', f'127.0.0.1:{self.port}', '--workers', str(workers),
+                                      '--threads', str(threads)],
                                      stderr=self.log)
         deadline = time.monotonic() + 30
         while quote(self.port).returncode != 0:
@@ -148,6 +150,7 @@ def main():
     ap.add_argument('--requests', type=int, default=200000)
     ap.add_argument('--rounds', type=int, default=3)
     ap.add_argument('--workers', default=','.join(str(w) for w in range(1, os.cpu_count() + 1)))
+    ap.add_argument('--threads', default='1,2', help='call threads a worker, each measured')
     ap.add_argument('--conns', type=int, default=16)
     ap.add_argument('--streams', type=int, default=32)
     ap.add_argument('--out', default=os.path.join(ROOT, 'bench', 'RESULTS.md'))
@@ -169,11 +172,12 @@ def main():
              f'{a.requests} requests a round, median of {a.rounds} rounds. Load generator and '
              f'server share the machine.', '',
              f'Import: {a.quotes / secs:,.0f} quotes/s ({secs:.2f} s).', '',
-             '| workers | req/s | p50 ms | p99 ms | server CPU us/call | RSS MiB | PSS MiB | replies checked | calls per worker |',
-             '| --- | --- | --- | --- | --- | --- | --- | --- | --- |']
-    plot = []
-    for w in [int(x) for x in a.workers.split(',')]:
-        s = Server(db, w)
+             '| workers | threads | req/s | p50 ms | p99 ms | server CPU us/call | RSS MiB | PSS MiB | replies checked | calls per worker |',
+             '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
+    plot = {}
+    configs = [(int(w), int(t)) for w in a.workers.split(',') for t in a.threads.split(',')]
+    for w, t in configs:
+        s = Server(db, w, t)
         rows = []
         try:
             for _ in range(a.rounds):
@@ -189,12 +193,12 @@ def main():
             spread = s.stop()
         med = [statistics.median(r[i] for r in rows) for i in range(4)]
         failed = sum(a.requests - r[4] for r in rows)
-        lines.append(f'| {w} | {med[0]:,.0f} | {med[1] / 1000:.2f} | {med[2] / 1000:.2f} | '
+        lines.append(f'| {w} | {t} | {med[0]:,.0f} | {med[1] / 1000:.2f} | {med[2] / 1000:.2f} | '
                      f'{med[3]:.1f} | {rss / 1024:.1f} | {pss / 1024:.1f} | {good}/100 | '
                      f'{" / ".join(str(c) for c in spread)} |')
         if failed:
-            lines.append(f'| | {failed} calls failed | | | | | | |')
-        plot.append((w, med[0]))
+            lines.append(f'| | | {failed} calls failed | | | | | | |')
+        plot.setdefault(t, []).append((w, med[0]))
         print(lines[-1], flush=True)
 
     # Startup: mapped, not loaded, so it should not grow with the database.
@@ -223,15 +227,18 @@ def main():
 
     with open(a.out, 'w') as f:
         f.write('\n'.join(lines) + '\n')
-    data = os.path.join(tmp, 'plot.dat')
-    with open(data, 'w') as f:
-        f.writelines(f'{w} {r}\n' for w, r in plot)
+    curves = []
+    for t, points in sorted(plot.items()):
+        data = os.path.join(tmp, f'plot{t}.dat')
+        with open(data, 'w') as f:
+            f.writelines(f'{w} {r}\n' for w, r in points)
+        curves.append(f'"{data}" with linespoints lw 2 title "{t} call thread{"s" if t > 1 else ""} a worker"')
     png = os.path.join(os.path.dirname(a.out), 'throughput.png')
     subprocess.run(['gnuplot', '-e',
                     f'set terminal png size 640,400; set output "{png}"; '
-                    'set xlabel "workers"; set ylabel "requests/s"; set yrange [0:*]; '
-                    'set xtics 1; set grid; '
-                    f'plot "{data}" with linespoints lw 2 title "quoterd GetQuote"'], check=True)
+                    'set xlabel "workers"; set ylabel "GetQuote requests/s"; set yrange [0:*]; '
+                    'set xtics 1; set grid; set key bottom right; '
+                    'plot ' + ', '.join(curves)], check=True)
     print(f'wrote {a.out} and {png}')
 
 
