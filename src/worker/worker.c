@@ -846,9 +846,10 @@ finish_stop(struct worker *w)
 	while (!w->done) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (!before(now, until)) {
-			log_warnx("calls still in flight after %d s: "
-				  "cancelling them",
-			    w->config->shutdown_timeout);
+			if (atomic_load(&w->inflight) > 0)
+				log_warnx("calls still in flight after %d s: "
+					  "cancelling them",
+				    w->config->shutdown_timeout);
 			grpc_server_cancel_all_calls(w->server);
 			break;
 		}

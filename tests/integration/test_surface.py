@@ -700,34 +700,42 @@ def test_max_connection_idle(quoterd, corpus, pb):
 
 
 class H2:
-    """Just enough HTTP/2 to open a Health Watch stream and see the
-    server's frames, answering PINGs only while `ack_pings` is set: a
-    client that has gone silent, which no gRPC library can imitate."""
+    """Just enough HTTP/2 to make one call (a Health Watch, say) and see
+    the server's frames, answering PINGs only while `ack_pings` is set: a
+    client that has gone silent, or (initial_window=0) one that will not
+    take a reply, which no gRPC library can imitate."""
 
-    def __init__(self, addr):
+    def __init__(self, addr, initial_window=None):
         host, port = addr.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=5)
         self.buf = b""
         self.ack_pings = True
-        self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + self.frame(4, 0, 0))
+        settings = b""
+        if initial_window is not None:  # SETTINGS_INITIAL_WINDOW_SIZE
+            settings = (4).to_bytes(2, "big") + initial_window.to_bytes(4, "big")
+        self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                          + self.frame(4, 0, 0, settings))
 
     @staticmethod
     def frame(ftype, flags, stream, payload=b""):
         return (len(payload).to_bytes(3, "big") + bytes([ftype, flags])
                 + stream.to_bytes(4, "big") + payload)
 
-    def watch(self):
+    def call(self, path):
         def literal(name, value):  # HPACK: literal, not indexed, raw
             n, v = name.encode(), value.encode()
             return b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
         headers = b"".join(literal(k, v) for k, v in [
             (":method", "POST"), (":scheme", "http"),
-            (":path", "/grpc.health.v1.Health/Watch"), (":authority", "test"),
+            (":path", path), (":authority", "test"),
             ("content-type", "application/grpc"), ("te", "trailers")])
-        # HEADERS (END_HEADERS), then an empty HealthCheckRequest and
+        # HEADERS (END_HEADERS), then an empty request message and
         # END_STREAM: the client has said all it will.
         self.sock.sendall(self.frame(1, 4, 1, headers)
                           + self.frame(0, 1, 1, b"\x00\x00\x00\x00\x00"))
+
+    def watch(self):
+        self.call("/grpc.health.v1.Health/Watch")
 
     def next_frame(self, deadline):
         """(type, flags, payload), None at end of connection, or fails at
@@ -762,6 +770,31 @@ class H2:
 
     def close(self):
         self.sock.close()
+
+
+def test_stop_gives_our_calls_shutdown_timeout(quoterd, corpus, pb):
+    """A stop cancels what gRPC holds once the worker's own calls are done,
+    but never a call of ours before shutdown_timeout: a GetQuote whose
+    reply the client will not take (flow-control window 0) is still in
+    flight 2 s into the stop, then cancelled with a warning, and the
+    worker exits 0."""
+    d = quoterd(db=corpus.db, workers=1, config="shutdown_timeout = 2\n")
+    d.wait_ready(pb)
+    h2 = H2(d.addr, initial_window=0)
+    try:
+        h2.call("/quotes.Quoter/GetQuote")
+        # The reply's HEADERS go out (not flow-controlled): the call is ours.
+        deadline = time.monotonic() + 5
+        while True:
+            f = h2.next_frame(deadline)
+            assert f is not None, "closed before the reply's HEADERS"
+            if f[0] == 1:
+                break
+        d.send(signal.SIGTERM)
+        assert d.wait_exit() == 0, d.log()
+    finally:
+        h2.close()
+    assert "calls still in flight after 2 s: cancelling them" in d.log(), d.log()
 
 
 def test_keepalive_drops_silent_client(quoterd, corpus, pb):
