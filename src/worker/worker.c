@@ -631,7 +631,15 @@ start_call(struct loop *t, struct slot *s)
 		goto done;
 	case SLOT_REFLECTION:
 	case SLOT_REFLECTION_ALPHA:
-		if (watch_close(w, s) == 0)
+		if (watch_close(w, s) != 0)
+			goto done;
+		/* A stop's wake-up may have passed this slot by while the
+		 * call was on its way to us: end the stream as it would. */
+		if (atomic_load(&w->shutting_down))
+			grpc_call_cancel_with_status(s->call,
+			    GRPC_STATUS_UNAVAILABLE, "server shutting down",
+			    NULL);
+		else
 			reflection_read(w, s);
 		goto done;
 	case SLOT_UNKNOWN:
@@ -668,8 +676,6 @@ on_op(struct loop *t, struct slot *s, int success)
 			release_slot(w, s);
 			return;
 		}
-		atomic_fetch_add(&w->inflight, 1);
-		atomic_fetch_add(&w->delivered, 1);
 		start_call(t, s);
 		return;
 	}
@@ -1069,6 +1075,7 @@ call_thread(void *arg)
 {
 	struct loop *t = arg;
 	struct worker *w = t->w;
+	struct tag *tag;
 	grpc_event ev;
 
 	for (;;) {
@@ -1082,6 +1089,14 @@ call_thread(void *arg)
 			for (int i = 1; i < w->nloops; i++)
 				post(w, &exit_tag);
 			break;
+		}
+		tag = ev.tag;
+		/* A call has come: counted at once, before any lock, so that
+		 * a stop sees it (finish_stop()). The slot's one event is this
+		 * one, so reading requested needs no lock. */
+		if (tag->kind == TAG_OP && tag->slot->requested && ev.success) {
+			atomic_fetch_add(&w->inflight, 1);
+			atomic_fetch_add(&w->delivered, 1);
 		}
 		on_event(t, ev);
 	}
