@@ -97,6 +97,11 @@ $(BUILD)/quote: $(QUOTE_OBJS)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# bench/floor.c: gRPC core alone, the floor under quoterd's cost a call.
+$(BUILD)/floor: $(call obj,bench/floor.c)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
 $(BUILD)/tests/test_store: $(call obj,tests/test_store.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
 $(BUILD)/tests/test_utf8: $(call obj,tests/test_utf8.c src/common/utf8.c)
 $(BUILD)/tests/test_rng: $(call obj,tests/test_rng.c src/common/rng.c)
@@ -130,7 +135,7 @@ run: deps
 # Benchmarks are measurements, not tests: run by hand, results in bench/.
 bench:
 	@sh scripts/deps.sh bench
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BUILD)/floor
 	QUOTERD_BUILD=$(abspath $(BUILD)) /usr/bin/python3 bench/run.py $(BENCH_ARGS)
 
 format:

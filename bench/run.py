@@ -92,14 +92,17 @@ def quote(port, n=1, timeout=1):
 
 
 class Server:
-    def __init__(self, db, workers, threads='auto'):
+    def __init__(self, db, workers, threads='auto', floor=False):
         self.port = free_port()
         self.t0 = time.monotonic()
         self.log = tempfile.TemporaryFile(mode='w+')
-        self.proc = subprocess.Popen([os.path.join(BUILD, 'quoterd'), '--db', db,
-                                      '--listen', f'127.0.0.1:{self.port}', '--workers', str(workers),
-                                      '--threads', str(threads)],
-                                     stderr=self.log)
+        if floor:
+            cmd = [os.path.join(BUILD, 'floor'), f'127.0.0.1:{self.port}', str(threads)]
+            workers = 0  # one process, no master
+        else:
+            cmd = [os.path.join(BUILD, 'quoterd'), '--db', db, '--listen', f'127.0.0.1:{self.port}',
+                   '--workers', str(workers), '--threads', str(threads)]
+        self.proc = subprocess.Popen(cmd, stderr=self.log)
         deadline = time.monotonic() + 30
         while quote(self.port).returncode != 0:
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -175,30 +178,50 @@ def main():
              '| workers | threads | req/s | p50 ms | p99 ms | server CPU us/call | RSS MiB | PSS MiB | replies checked | calls per worker |',
              '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
     plot = {}
+
+    def measure(s):
+        """Median req/s, p50, p99, CPU us/call over the rounds; calls failed."""
+        rows = []
+        for _ in range(a.rounds):
+            pids = tree(s.proc.pid)
+            c0 = cpu_ticks(pids)
+            rps, ok, p50, p99 = h2load(s.port, a.requests, a.conns, a.streams, req, log)
+            c1 = cpu_ticks(pids)
+            rows.append((rps, p50, p99, (c1 - c0) / TICK * 1e6 / max(ok, 1), ok))
+        med = [statistics.median(r[i] for r in rows) for i in range(4)]
+        return med, sum(a.requests - r[4] for r in rows)
+
     configs = [(int(w), int(t)) for w in a.workers.split(',') for t in a.threads.split(',')]
     for w, t in configs:
         s = Server(db, w, t)
-        rows = []
         try:
-            for _ in range(a.rounds):
-                pids = tree(s.proc.pid)
-                c0 = cpu_ticks(pids)
-                rps, ok, p50, p99 = h2load(s.port, a.requests, a.conns, a.streams, req, log)
-                c1 = cpu_ticks(pids)
-                rows.append((rps, p50, p99, (c1 - c0) / TICK * 1e6 / max(ok, 1), ok))
+            med, failed = measure(s)
             rss, pss = memory_kib(tree(s.proc.pid))
             check = quote(s.port, 100)
             good = sum(1 for l in check.stdout.splitlines() if ' ~ Author ' in l)
         finally:
             spread = s.stop()
-        med = [statistics.median(r[i] for r in rows) for i in range(4)]
-        failed = sum(a.requests - r[4] for r in rows)
         lines.append(f'| {w} | {t} | {med[0]:,.0f} | {med[1] / 1000:.2f} | {med[2] / 1000:.2f} | '
                      f'{med[3]:.1f} | {rss / 1024:.1f} | {pss / 1024:.1f} | {good}/100 | '
                      f'{" / ".join(str(c) for c in spread)} |')
         if failed:
             lines.append(f'| | | {failed} calls failed | | | | | | |')
         plot.setdefault(t, []).append((w, med[0]))
+        print(lines[-1], flush=True)
+
+    # The floor: gRPC core answering a fixed reply, with nothing of ours.
+    lines += ['', 'The floor, [`bench/floor.c`](floor.c): gRPC core alone answering one fixed reply '
+              '(no decoding, no database), same load:', '',
+              '| server | threads | req/s | p50 ms | p99 ms | server CPU us/call |',
+              '| --- | --- | --- | --- | --- | --- |']
+    for t in [int(x) for x in a.threads.split(',')]:
+        s = Server(None, 0, t, floor=True)
+        try:
+            med, failed = measure(s)
+        finally:
+            s.stop()
+        lines.append(f'| floor | {t} | {med[0]:,.0f} | {med[1] / 1000:.2f} | {med[2] / 1000:.2f} | '
+                     f'{med[3]:.1f} |' + (f' {failed} calls failed |' if failed else ''))
         print(lines[-1], flush=True)
 
     # Startup: mapped, not loaded, so it should not grow with the database.
