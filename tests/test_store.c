@@ -208,6 +208,15 @@ static const char *const sample_authors[] = {
     "Anonymous", "\xe6\x9d\x8e\xe7\x99\xbd", "Emoji \xf0\x9f\x98\x80 Fan"};
 #define NSAMPLE_AUTHORS (sizeof(sample_authors) / sizeof(sample_authors[0]))
 
+/* Imports the sample as q.mdb, whose path goes to db, and opens it. */
+static struct store *
+open_sample(const struct fixture *fx, char *db)
+{
+	import_quotes(fx, sample, NSAMPLE, "q.mdb");
+	path_in(fx, "q.mdb", db);
+	return open_ok(db);
+}
+
 static void
 test_round_trip(void **state)
 {
@@ -216,9 +225,7 @@ test_round_trip(void **state)
 	struct store *s;
 	struct rng r;
 
-	import_quotes(fx, sample, NSAMPLE, "q.mdb");
-	path_in(fx, "q.mdb", db);
-	s = open_ok(db);
+	s = open_sample(fx, db);
 	assert_int_equal(store_nquotes(s), NSAMPLE);
 	assert_int_equal(store_nauthors(s), NSAMPLE_AUTHORS);
 	assert_int_equal(store_size(s), (uint64_t)file_size(db));
@@ -240,9 +247,7 @@ test_reply_encoding(void **state)
 	struct store *s;
 	struct rng r;
 
-	import_quotes(fx, sample, NSAMPLE, "q.mdb");
-	path_in(fx, "q.mdb", db);
-	s = open_ok(db);
+	s = open_sample(fx, db);
 	rng_seed(&r, 2);
 	for (int k = 0; k < 200; k++) {
 		struct store_quote q;
@@ -273,9 +278,7 @@ test_author_length_bounded(void **state)
 	struct store *s;
 	struct rng r;
 
-	import_quotes(fx, sample, NSAMPLE, "q.mdb");
-	path_in(fx, "q.mdb", db);
-	s = open_ok(db);
+	s = open_sample(fx, db);
 	rng_seed(&r, 3);
 	for (int k = 0; k < 200; k++) {
 		Quotes__QuoteReply *reply;
@@ -316,9 +319,7 @@ test_unknown_author_spreads(void **state)
 	struct rng r;
 
 	memset(longname, 'a', sizeof(longname));
-	import_quotes(fx, sample, NSAMPLE, "q.mdb");
-	path_in(fx, "q.mdb", db);
-	s = open_ok(db);
+	s = open_sample(fx, db);
 	rng_seed(&r, 4);
 	for (size_t u = 0; u < sizeof(unknown) / sizeof(unknown[0]); u++) {
 		unsigned counts[NSAMPLE_AUTHORS] = {0};
@@ -473,6 +474,32 @@ test_same_seed_same_picks(void **state)
 	store_close(s);
 }
 
+/* store_open_fd maps the file behind the descriptor, not whatever its
+ * path names by then (the master and workers rely on it across swaps). */
+static void
+test_open_fd_keeps_file(void **state)
+{
+	struct fixture *fx = *state;
+	char db[PATH_MAX], other[PATH_MAX];
+	struct store *s;
+	int fd;
+
+	s = open_sample(fx, db);
+	store_close(s);
+	assert_true((fd = open(db, O_RDONLY | O_CLOEXEC)) >= 0);
+	import_quotes(fx, sample, 2, "other.mdb");
+	path_in(fx, "other.mdb", other);
+	assert_int_equal(rename(other, db), 0);
+	assert_int_equal(store_open_fd(fd, db, &s), 0);
+	assert_int_equal(store_nquotes(s), NSAMPLE);
+	store_close(s);
+	close(fd);
+	/* The path now names the two-quote file. */
+	s = open_ok(db);
+	assert_int_equal(store_nquotes(s), 2);
+	store_close(s);
+}
+
 /* Two stores open on one file at once, as workers have them. */
 static void
 test_two_opens(void **state)
@@ -482,9 +509,7 @@ test_two_opens(void **state)
 	struct store *s1, *s2;
 	struct rng r;
 
-	import_quotes(fx, sample, NSAMPLE, "q.mdb");
-	path_in(fx, "q.mdb", db);
-	s1 = open_ok(db);
+	s1 = open_sample(fx, db);
 	s2 = open_ok(db);
 	rng_seed(&r, 5);
 	store_close(s1);
@@ -963,7 +988,7 @@ main(void)
 	    T(test_unknown_author_uniform_over_authors),
 	    T(test_quotes_uniform_within_author),
 	    T(test_same_seed_same_picks),
-	    T(test_two_opens),
+	    T(test_open_fd_keeps_file), T(test_two_opens),
 	    T(test_close_null),
 	    T(test_open_missing),
 	    T(test_open_directory),

@@ -425,7 +425,6 @@ open_database(struct master *m, const char *why, int force,
     struct store **store, struct file_id *idp)
 {
 	const char *path = m->config->database;
-	char self[64];
 	struct file_id id;
 	struct stat st;
 	int fd, rc;
@@ -443,10 +442,7 @@ open_database(struct master *m, const char *why, int force,
 	}
 	m->seen_id = id; /* checked once is enough for this file */
 	*idp = id;
-	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
-	if ((rc = store_open(self, store)) == ENOENT)
-		rc = store_open(path, store); /* no /proc */
-	if (rc != 0) {
+	if ((rc = store_open_fd(fd, path, store)) != 0) {
 		log_warnx("%s: %s: %s", why, path, store_strerror(rc));
 		close(fd);
 		return -1;

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -174,6 +175,18 @@ store_open(const char *path, struct store **out)
 	return 0;
 fail:
 	store_close(s);
+	return rc;
+}
+
+int
+store_open_fd(int fd, const char *path, struct store **out)
+{
+	char self[64];
+	int rc;
+
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	if ((rc = store_open(self, out)) == ENOENT)
+		rc = store_open(path, out);
 	return rc;
 }
 

@@ -29,6 +29,12 @@ struct store_quote {
 };
 
 int store_open(const char *path, struct store **out);
+/*
+ * Opens the file open as fd, through /proc/self/fd, so that it is that
+ * very file even if its path has since been made to name another; where
+ * there is no /proc, opens path instead.
+ */
+int store_open_fd(int fd, const char *path, struct store **out);
 void store_close(struct store *s);
 const char *store_strerror(int err);
 

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -21,31 +20,33 @@ struct db *
 db_open(const char *path, const char *fallback, int nstores, int *rc)
 {
 	struct db *d;
-	char own[64];
 	int fd;
 
-	d = calloc(1, sizeof(*d) + (size_t)nstores * sizeof(d->stores[0]));
-	if (d == NULL) {
-		*rc = errno;
-		return NULL;
-	}
-	atomic_init(&d->refs, 1);
 	/*
 	 * Every store must map the same file, even if path is made to name
 	 * another one meanwhile (the master swaps what its fd holds): open
-	 * it once, and map that through our own fd.
+	 * it once, and map each store from that descriptor.
 	 */
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-		snprintf(own, sizeof(own), "/proc/self/fd/%d", fd);
-		path = own;
-	} else if ((errno == ENOENT || errno == EACCES) && fallback != NULL) {
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 &&
+	    (errno == ENOENT || errno == EACCES) && fallback != NULL) {
 		path = fallback;
+		fd = open(path, O_RDONLY | O_CLOEXEC);
 	}
+	if (fd < 0) {
+		*rc = errno;
+		return NULL;
+	}
+	d = calloc(1, sizeof(*d) + (size_t)nstores * sizeof(d->stores[0]));
+	if (d == NULL) {
+		*rc = errno;
+		close(fd);
+		return NULL;
+	}
+	atomic_init(&d->refs, 1);
 	*rc = 0;
 	for (; d->nstores < nstores && *rc == 0; d->nstores++)
-		*rc = store_open(path, &d->stores[d->nstores]);
-	if (fd >= 0)
-		close(fd);
+		*rc = store_open_fd(fd, path, &d->stores[d->nstores]);
+	close(fd);
 	if (*rc != 0) {
 		d->nstores--; /* the one that failed */
 		db_free(d);
