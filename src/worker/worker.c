@@ -149,7 +149,7 @@ struct loop {
 	pthread_t thread;
 	struct rng rng;
 	struct arena arena;
-	unsigned long long calls;     /* answered, for the log at exit */
+	atomic_ullong calls;          /* given to this thread */
 };
 
 struct worker {
@@ -177,7 +177,6 @@ struct worker {
 	atomic_int draining;          /* set by the signal thread */
 	atomic_int shutting_down;
 	atomic_int inflight;          /* calls given to us, not yet released */
-	atomic_uint delivered;        /* calls ever given to us */
 	/* Shutdown handshake between the signal thread and the loop; the
 	 * condition is also signalled when inflight drops to 0 in a stop. */
 	pthread_mutex_t lock;
@@ -598,7 +597,6 @@ start_call(struct loop *t, struct slot *s)
 	const char *why = NULL;
 	int known = 0;
 
-	t->calls++;
 	t->arena.used = 0;
 	switch (s->kind) {
 	case SLOT_QUOTE:
@@ -828,6 +826,18 @@ before(struct timespec a, struct timespec b)
 	    a.tv_nsec < b.tv_nsec);
 }
 
+/* Calls ever given to the worker: the sum of its threads' counts. */
+static unsigned long long
+calls_given(struct worker *w)
+{
+	unsigned long long n = 0;
+
+	for (int i = 0; i < w->nloops; i++)
+		n += atomic_load_explicit(&w->loops[i].calls,
+		    memory_order_relaxed);
+	return n;
+}
+
 /*
  * Waits for a stop to finish: gRPC finishes it when every stream on every
  * connection has ended. Our calls get up to shutdown_timeout. But gRPC
@@ -843,7 +853,7 @@ static void
 finish_stop(struct worker *w)
 {
 	struct timespec now, until, idle_since = {0, 0}, wake_at;
-	unsigned idle_delivered = 0;
+	unsigned long long idle_given = 0;
 	int idle = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -861,11 +871,10 @@ finish_stop(struct worker *w)
 		}
 		wake_at = until;
 		if (atomic_load(&w->inflight) == 0) {
-			if (!idle || atomic_load(&w->delivered) !=
-				idle_delivered) {
+			if (!idle || calls_given(w) != idle_given) {
 				idle = 1;
 				idle_since = now;
-				idle_delivered = atomic_load(&w->delivered);
+				idle_given = calls_given(w);
 			}
 			if (!before(now, add_ms(idle_since, STRAGGLER_MS))) {
 				log_debug("our calls are done: cancelling the "
@@ -1096,7 +1105,8 @@ call_thread(void *arg)
 		 * one, so reading requested needs no lock. */
 		if (tag->kind == TAG_OP && tag->slot->requested && ev.success) {
 			atomic_fetch_add(&w->inflight, 1);
-			atomic_fetch_add(&w->delivered, 1);
+			atomic_fetch_add_explicit(&t->calls, 1,
+			    memory_order_relaxed);
 		}
 		on_event(t, ev);
 	}
@@ -1110,7 +1120,6 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	struct worker w;
 	pthread_t sigthread;
 	pthread_condattr_t condattr;
-	unsigned long long calls = 0;
 	grpc_event ev;
 	int rc;
 
@@ -1140,6 +1149,7 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 
 		t->w = &w;
 		t->index = i;
+		atomic_init(&t->calls, 0);
 		t->arena.allocator.alloc = arena_alloc;
 		t->arena.allocator.free = arena_free;
 		t->arena.allocator.allocator_data = &t->arena;
@@ -1158,7 +1168,6 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	atomic_init(&w.draining, 0);
 	atomic_init(&w.shutting_down, 0);
 	atomic_init(&w.inflight, 0);
-	atomic_init(&w.delivered, 0);
 	if ((w.db = db_open(w.db_path, c->database, w.nloops, &rc)) == NULL)
 		fatalx("%s: %s", c->database, store_strerror(rc));
 	if (reflection_init() != 0)
@@ -1220,12 +1229,10 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 		free(s);
 	}
 	free(w.slots);
-	for (int i = 0; i < w.nloops; i++)
-		calls += w.loops[i].calls;
+	log_info("stopped after %llu calls", calls_given(&w));
 	free(w.loops);
 	reflection_free();
 	/* gRPC has released every slice by now: this is the last ref. */
 	db_unref(w.db);
-	log_info("stopped after %llu calls", calls);
 	exit(0);
 }
