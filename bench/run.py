@@ -169,7 +169,7 @@ def main():
     gen_corpus(a.quotes, txt)
     secs = import_db(txt, db)
     size = os.path.getsize(txt)
-    lines = [f'# quoterd benchmark', '',
+    lines = ['# quoterd benchmark', '',
              f'{time.strftime("%Y-%m-%d")}, {os.cpu_count()} CPUs, {a.quotes} quotes '
              f'({size / 1e6:.0f} MB of text), h2load {a.conns} connections x {a.streams} streams, '
              f'{a.requests} requests a round, median of {a.rounds} rounds. Load generator and '

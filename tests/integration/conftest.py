@@ -295,13 +295,20 @@ class Daemon:
 
     def wait_ready(self, pb, timeout=READY_TIMEOUT):
         """Polls GetQuote (1 s per try) until one succeeds."""
+        return self.wait_serving(
+            lambda: get_quote(pb, self.addr, timeout=1.0), timeout)
+
+    def wait_serving(self, call, timeout=READY_TIMEOUT):
+        """Polls call() (one RPC) until it succeeds and returns its result,
+        failing fast if the daemon died; for calls wait_ready cannot
+        make (TLS, say)."""
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self._died("readiness")
             try:
-                return get_quote(pb, self.addr, timeout=1.0)
+                return call()
             except grpc.RpcError as e:
                 last = e
             time.sleep(POLL)
@@ -393,6 +400,14 @@ def quoterd(tmp_path, pb, binaries):
             bad.append(f"{d.logpath}: {found}\n{d.log()}")
     if bad:
         pytest.fail("sanitizer report in quoterd stderr:\n" + "\n".join(bad))
+
+
+@pytest.fixture
+def served(quoterd, corpus, pb):
+    """quoterd on the shared corpus, with its defaults, ready."""
+    d = quoterd(db=corpus.db)
+    d.wait_ready(pb)
+    return d
 
 
 # ------------------------------------------------------------------- client

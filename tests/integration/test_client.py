@@ -10,13 +10,6 @@ import pytest
 from conftest import free_port, parse_lines, run_quote
 
 
-@pytest.fixture
-def served(quoterd, corpus, pb):
-    d = quoterd(db=corpus.db)
-    d.wait_ready(pb)
-    return d
-
-
 def one_error_line(r, addr):
     assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
     lines = r.stderr.splitlines()

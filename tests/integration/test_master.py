@@ -14,7 +14,7 @@ import time
 import grpc
 import pytest
 
-from conftest import (LOG_LINE, QUOTERD, SRC, Corpus, channel, child_env,
+from conftest import (LOG_LINE, QUOTERD, SRC, channel, child_env,
                       free_port, get_quote, make_corpus, wait_until)
 
 

@@ -31,8 +31,8 @@ import grpc
 import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from conftest import (AUTHORS, CHANNEL_OPTIONS, POLL, READY_TIMEOUT, channel,
-                      get_quote, make_corpus, raw_call, run_quote, wait_until)
+from conftest import (AUTHORS, CHANNEL_OPTIONS, channel, get_quote,
+                      make_corpus, raw_call, run_quote, wait_until)
 
 GRPC_PROTO = Path("/usr/share/grpc-proto")
 LIST = "/quotes.Quoter/ListAuthors"
@@ -146,23 +146,6 @@ class States:
         return any(s in ("IDLE", "TRANSIENT_FAILURE") for s in after)
 
 
-def wait_serving(d, call, timeout=READY_TIMEOUT):
-    """Daemon.wait_ready for clients it cannot make (TLS): polls call()
-    until it succeeds, failing fast if the daemon died."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        if d.proc.poll() is not None:
-            d._died("readiness")
-        try:
-            return call()
-        except grpc.RpcError as e:
-            last = e
-        time.sleep(POLL)
-    pytest.fail(f"quoterd not ready within {timeout} s (last error: {last}); "
-                f"its stderr:\n{d.log()}")
-
-
 def exits_with(d, rc=1, timeout=10):
     code = d.wait_exit(timeout)
     assert code == rc, f"exit {code}, want {rc}; stderr:\n{d.log()}"
@@ -181,13 +164,6 @@ def worker_calls(log):
 
 
 # --------------------------------------------------------------- health
-
-@pytest.fixture
-def served(quoterd, corpus, pb):
-    d = quoterd(db=corpus.db)
-    d.wait_ready(pb)
-    return d
-
 
 def test_health_check(served, hr):
     assert check(hr, served.addr, "") == "SERVING"
@@ -445,7 +421,7 @@ def tls_args(tls, client_ca=False):
 
 def test_tls_server(quoterd, corpus, pb, tls):
     d = quoterd(db=corpus.db, extra=tls_args(tls))
-    assert wait_serving(d, lambda: tls_quote(pb, d.addr, tls.ca_pem)) in corpus.pairs
+    assert d.wait_serving(lambda: tls_quote(pb, d.addr, tls.ca_pem)) in corpus.pairs
     # The certificate names localhost as well as 127.0.0.1.
     assert tls_quote(pb, f"localhost:{d.port}", tls.ca_pem) in corpus.pairs
     with pytest.raises(grpc.RpcError) as e:
@@ -465,7 +441,7 @@ def test_mutual_tls(quoterd, corpus, pb, tls):
     d = quoterd(db=corpus.db, extra=tls_args(tls, client_ca=True))
     with_cert = lambda: tls_quote(pb, d.addr, tls.ca_pem, tls.client_key,
                                   tls.client_pem)
-    assert wait_serving(d, with_cert) in corpus.pairs
+    assert d.wait_serving(with_cert) in corpus.pairs
     for anonymous in (lambda: tls_quote(pb, d.addr, tls.ca_pem),
                       lambda: get_quote(pb, d.addr)):
         with pytest.raises(grpc.RpcError) as e:

@@ -13,13 +13,6 @@ from conftest import channel, get_quote, make_corpus, raw_call
 GET = "/quotes.Quoter/GetQuote"
 
 
-@pytest.fixture
-def served(quoterd, corpus, pb):
-    d = quoterd(db=corpus.db)
-    d.wait_ready(pb)
-    return d
-
-
 def test_python_stub_gets_a_quote(served, corpus, pb):
     assert get_quote(pb, served.addr) in corpus.pairs
 
