@@ -341,6 +341,13 @@ class Daemon:
             pytest.fail(f"quoterd still running {timeout} s later; its "
                         f"stderr:\n{self.log()}")
 
+    def expect_exit(self, rc=1, timeout=EXIT_TIMEOUT):
+        """Waits for the daemon to exit by itself with status rc; returns
+        its log."""
+        code = self.wait_exit(timeout)
+        assert code == rc, f"exit {code}, want {rc}; stderr:\n{self.log()}"
+        return self.log()
+
     def send(self, sig):
         os.kill(self.pid, sig)
 
@@ -355,6 +362,13 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait(5)
         return self.proc.returncode
+
+    def stop_cleanly(self):
+        """A graceful stop: exit 0, no worker left. Workers then go through
+        exit(), so a sanitizer build's leak check runs over everything they
+        allocated, and the fixture fails the test on its report."""
+        assert self.stop() == 0, self.log()[-3000:]
+        assert self.leftovers() == []
 
     def leftovers(self):
         """Workers seen earlier that are still alive."""
@@ -408,6 +422,19 @@ def served(quoterd, corpus, pb):
     d = quoterd(db=corpus.db)
     d.wait_ready(pb)
     return d
+
+
+def worker_calls(log):
+    """{worker index: calls} from the `stopped after N calls` lines."""
+    return {int(i): int(n) for i, n in
+            re.findall(r"worker (\d+): stopped after (\d+) calls", log)}
+
+
+def run_quoterd(args, timeout=15):
+    """quoterd run to completion (flags, --test, --signal): its result."""
+    return subprocess.run([str(QUOTERD)] + args, capture_output=True,
+                          text=True, timeout=timeout, env=child_env(),
+                          stdin=subprocess.DEVNULL)
 
 
 # ------------------------------------------------------------------- client

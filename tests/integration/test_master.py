@@ -15,13 +15,8 @@ import grpc
 import pytest
 
 from conftest import (LOG_LINE, QUOTERD, SRC, channel, child_env,
-                      free_port, get_quote, make_corpus, wait_until)
-
-
-def run_quoterd(args, timeout=15):
-    return subprocess.run([str(QUOTERD)] + args, capture_output=True,
-                          text=True, timeout=timeout, env=child_env(),
-                          stdin=subprocess.DEVNULL)
+                      free_port, get_quote, make_corpus, run_quoterd,
+                      wait_until, worker_calls)
 
 
 # ------------------------------------------------------------------ workers
@@ -172,42 +167,35 @@ def test_call_threads_share_one_worker(quoterd, corpus, pb):
         assert (r.quote, r.author) in corpus.pairs, r
         assert a == "" or r.author == a, (a, r)
     assert d.stop() == 0, d.log()
-    counts = [int(n) for n in re.findall(r"stopped after (\d+) calls",
-                                         d.log())]
-    assert len(counts) == 1 and counts[0] >= len(asked), d.log()
+    counts = worker_calls(d.log())
+    assert list(counts) == [0] and counts[0] >= len(asked), d.log()
 
 
 # ---------------------------------------------------------- start-up errors
 
-def failed_start(d, rc=1):
-    code = d.wait_exit()
-    assert code == rc, f"exit {code}, want {rc}; stderr:\n{d.log()}"
-    return d.log()
-
-
 def test_missing_database(quoterd, tmp_path):
     db = tmp_path / "no-such.mdb"
-    log = failed_start(quoterd(db=db))
+    log = quoterd(db=db).expect_exit()
     assert str(db) in log and "No such file or directory" in log, log
 
 
 def test_corrupt_database(quoterd, tmp_path):
     db = tmp_path / "random.mdb"
     db.write_bytes(random.Random(7).randbytes(65536))
-    log = failed_start(quoterd(db=db))
+    log = quoterd(db=db).expect_exit()
     assert "not an LMDB file" in log or "not a quoterd database" in log, log
 
 
 def test_empty_file_database(quoterd, tmp_path):
     db = tmp_path / "empty.mdb"
     db.write_bytes(b"")
-    log = failed_start(quoterd(db=db))
+    log = quoterd(db=db).expect_exit()
     assert str(db) in log, log
 
 
 def test_unknown_config_key(quoterd, corpus):
     d = quoterd(db=corpus.db, config="# comment\nworkers = 2\nbogus_key = 1\n")
-    log = failed_start(d)
+    log = d.expect_exit()
     assert "unknown key" in log and "bogus_key" in log, log
 
 
@@ -218,7 +206,7 @@ def test_address_in_use(quoterd, corpus):
         port = s.getsockname()[1]
         d = quoterd(args=["--listen", f"127.0.0.1:{port}", "--workers", "2",
                           "--db", str(corpus.db)])
-        log = failed_start(d)
+        log = d.expect_exit()
     assert "Address already in use" in log or "cannot listen" in log, log
 
 
@@ -230,7 +218,7 @@ def test_address_in_use(quoterd, corpus):
 def test_bad_flags_exit_2(quoterd, corpus, flags):
     d = quoterd(args=["--listen", f"127.0.0.1:{free_port()}", "--db",
                       str(corpus.db)] + flags)
-    log = failed_start(d, rc=2)
+    log = d.expect_exit(rc=2)
     assert log.strip(), "no usage or error message"
 
 
@@ -351,7 +339,7 @@ def test_pidfile_lock_and_signal_stop(quoterd, corpus, tmp_path, pb):
     assert int(pidfile.read_text().strip()) == d.pid
 
     second = quoterd(db=corpus.db, extra=["--pidfile", str(pidfile)])
-    log = failed_start(second)
+    log = second.expect_exit()
     assert str(pidfile) in log or "already running" in log, log
     assert int(pidfile.read_text().strip()) == d.pid
     d.wait_ready(pb)

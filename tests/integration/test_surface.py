@@ -32,7 +32,8 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from conftest import (AUTHORS, CHANNEL_OPTIONS, channel, get_quote,
-                      make_corpus, raw_call, run_quote, wait_until)
+                      make_corpus, raw_call, run_quote, wait_until,
+                      worker_calls)
 
 GRPC_PROTO = Path("/usr/share/grpc-proto")
 LIST = "/quotes.Quoter/ListAuthors"
@@ -146,21 +147,9 @@ class States:
         return any(s in ("IDLE", "TRANSIENT_FAILURE") for s in after)
 
 
-def exits_with(d, rc=1, timeout=10):
-    code = d.wait_exit(timeout)
-    assert code == rc, f"exit {code}, want {rc}; stderr:\n{d.log()}"
-    return d.log()
-
-
 def problems(d):
     """The daemon's warn and error lines."""
     return [l for l in d.log().splitlines() if re.search(r"Z (warn|error) ", l)]
-
-
-def worker_calls(log):
-    """{worker index: calls} from the `stopped after N calls` lines."""
-    return {int(i): int(n) for i, n in
-            re.findall(r"worker (\d+): stopped after (\d+) calls", log)}
 
 
 # --------------------------------------------------------------- health
@@ -491,7 +480,7 @@ def test_tls_start_up_errors(quoterd, corpus, tls, tmp_path, case):
         "client CA only": ["--tls-client-ca", ca],
     }[case]
     d = quoterd(db=corpus.db, extra=args)
-    log = exits_with(d, 1)
+    log = d.expect_exit(1)
     assert named in log and why in log, log
     assert "worker" not in log, "forked despite a bad TLS setting"
 
@@ -505,7 +494,7 @@ def test_tls_unusable_key_stops_daemon(quoterd, corpus, tls, key):
     d = quoterd(db=corpus.db, extra=["--tls-cert", str(tls.server_pem),
                                      "--tls-key", str(getattr(tls, key))])
     t0 = time.monotonic()
-    log = exits_with(d, 1)
+    log = d.expect_exit(1)
     assert time.monotonic() - t0 < 5
     assert "TLS certificate and key are unusable" in log, log
     assert "cannot serve, so quoterd stops" in log, log
@@ -577,7 +566,7 @@ def test_unix_socket_in_use(quoterd, corpus, pb, sock_path):
 
 def test_unix_socket_with_tls_refused(quoterd, corpus, tls, sock_path):
     d = unix_daemon(quoterd, corpus.db, sock_path, extra=tls_args(tls))
-    log = exits_with(d, 1)
+    log = d.expect_exit(1)
     assert "TLS is for TCP listeners" in log, log
 
 
@@ -871,7 +860,7 @@ def test_tiny_deadlines(quoterd, corpus, pb):
 def test_bad_setting_values(quoterd, corpus, line):
     d = quoterd(db=corpus.db, config=f"# limits\n{line}\n")
     t0 = time.monotonic()
-    log = exits_with(d, 1)
+    log = d.expect_exit(1)
     assert time.monotonic() - t0 < 5
     key = line.split("=")[0].strip()
     assert f"quoterd.conf:2: {key}:" in log, log

@@ -30,15 +30,14 @@ import re
 import shutil
 import signal
 import statistics
-import subprocess
 import threading
 import time
 
 import grpc
 import pytest
 
-from conftest import (AUTHORS, QUOTERD, channel, child_env, get_quote,
-                      make_corpus, parse_lines, run_quote, wait_until)
+from conftest import (AUTHORS, channel, get_quote, make_corpus, parse_lines,
+                      run_quote, run_quoterd, wait_until)
 
 # Generation lines, as the master logs them once every worker reported.
 GEN_LINE = re.compile(
@@ -196,14 +195,6 @@ def sighup_config():
     return "watch_database = no\n"
 
 
-def stop_cleanly(d):
-    """A graceful stop: exit 0, no worker left. Workers then go through
-    exit(), so a sanitizer build's leak check runs over everything the
-    swaps allocated, and the fixture fails the test on its report."""
-    assert d.stop() == 0, d.log()[-3000:]
-    assert d.leftovers() == []
-
-
 def start(quoterd, pb, served, **kw):
     d = quoterd(db=served.path, **kw)
     d.wait_ready(pb)
@@ -337,7 +328,7 @@ def test_swaps_under_load(quoterd, dbs, pb, tmp_path):
     assert max(latencies) < SWAP_TIMEOUT
     # Swapping never restarts a worker.
     assert d.workers() == workers, d.log()
-    stop_cleanly(d)
+    d.stop_cleanly()
 
 
 # ------------------------------------------------------- reload by signal
@@ -347,10 +338,7 @@ def reload_by_kill(d, pidfile):
 
 
 def reload_by_flag(d, pidfile):
-    r = subprocess.run(
-        [str(QUOTERD), "--pidfile", str(pidfile), "--signal", "reload"],
-        capture_output=True, text=True, timeout=15, env=child_env(),
-        stdin=subprocess.DEVNULL)
+    r = run_quoterd(["--pidfile", str(pidfile), "--signal", "reload"])
     assert r.returncode == 0, r.stderr
 
 
@@ -447,7 +435,7 @@ def test_bad_database_refused(quoterd, dbs, pb, tmp_path):
     wait_generation(d, 1, t, dbs.b)
     assert_all_from(dbs, "B", fresh_calls(pb, d.addr, 20), d)
     assert master_db_inode(d, served) == served.inode()
-    stop_cleanly(d)
+    d.stop_cleanly()
 
 
 # -------------------------------------------------------- watching is off
@@ -510,7 +498,7 @@ def test_mappings_bounded_after_many_swaps(quoterd, dbs, pb, tmp_path):
         return all(served.mapped(pid) == {current} for pid in workers)
     wait_until(settled, 10, lambda: "only the current file mapped: " + str(
         {pid: served.mapped(pid) for pid in workers}))
-    stop_cleanly(d)
+    d.stop_cleanly()
 
 
 def test_workers_hold_no_replaced_file_open(quoterd, dbs, pb, tmp_path):
@@ -594,4 +582,4 @@ def test_back_to_back_swaps_reported_only_when_switched(quoterd, dbs, pb,
         f"{len(early)} of {gens} generation lines said every worker had "
         f"switched before every worker had opened the new file; first:\n"
         + "\n".join(early[:2]))
-    stop_cleanly(d)
+    d.stop_cleanly()
