@@ -437,6 +437,92 @@ def run_quoterd(args, timeout=15):
                           stdin=subprocess.DEVNULL)
 
 
+# ------------------------------------------------------------- raw HTTP/2
+
+class H2:
+    """Just enough HTTP/2 to make one call (a Health Watch, say) and see
+    the server's frames, answering PINGs only while `ack_pings` is set: a
+    client that has gone silent, or (initial_window=0) one that will not
+    take a reply, which no gRPC library can imitate."""
+
+    def __init__(self, addr, initial_window=None):
+        host, port = addr.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=5)
+        self.buf = b""
+        self.ack_pings = True
+        settings = b""
+        if initial_window is not None:  # SETTINGS_INITIAL_WINDOW_SIZE
+            settings = (4).to_bytes(2, "big") + initial_window.to_bytes(4, "big")
+        self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                          + self.frame(4, 0, 0, settings))
+
+    @staticmethod
+    def frame(ftype, flags, stream, payload=b""):
+        return (len(payload).to_bytes(3, "big") + bytes([ftype, flags])
+                + stream.to_bytes(4, "big") + payload)
+
+    def call(self, path):
+        def literal(name, value):  # HPACK: literal, not indexed, raw
+            n, v = name.encode(), value.encode()
+            return b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
+        headers = b"".join(literal(k, v) for k, v in [
+            (":method", "POST"), (":scheme", "http"),
+            (":path", path), (":authority", "test"),
+            ("content-type", "application/grpc"), ("te", "trailers")])
+        # HEADERS (END_HEADERS), then an empty request message and
+        # END_STREAM: the client has said all it will.
+        self.sock.sendall(self.frame(1, 4, 1, headers)
+                          + self.frame(0, 1, 1, b"\x00\x00\x00\x00\x00"))
+
+    def watch(self):
+        self.call("/grpc.health.v1.Health/Watch")
+
+    def next_frame(self, deadline):
+        """(type, flags, payload), None at end of connection, or fails at
+        deadline."""
+        while True:
+            if len(self.buf) >= 9:
+                n = int.from_bytes(self.buf[:3], "big")
+                if len(self.buf) >= 9 + n:
+                    f = (self.buf[3], self.buf[4], self.buf[9:9 + n])
+                    self.buf = self.buf[9 + n:]
+                    self._answer(*f)
+                    return f
+            left = deadline - time.monotonic()
+            if left <= 0:
+                pytest.fail("no frame or close from the server in time")
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                return None
+            if not data:
+                return None
+            self.buf += data
+
+    def _answer(self, ftype, flags, payload):
+        if ftype == 4 and not flags & 1:    # SETTINGS: ACK
+            self.sock.sendall(self.frame(4, 1, 0))
+        elif ftype == 6 and not flags & 1 and self.ack_pings:
+            self.sock.sendall(self.frame(6, 1, 0, payload))
+
+    def reply_headers(self, timeout=5):
+        """Waits for the server's HEADERS frame on the call: it has the
+        call. Initial metadata is not flow-controlled, so it comes even to
+        a client with a window of 0."""
+        deadline = time.monotonic() + timeout
+        while True:
+            f = self.next_frame(deadline)
+            assert f is not None, "closed before the reply's HEADERS"
+            if f[0] == 1:
+                return
+
+    def close(self):
+        self.sock.close()
+
+
 # ------------------------------------------------------------------- client
 
 def run_quote(args, timeout=20):

@@ -10,11 +10,12 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 
 import grpc
 import pytest
 
-from conftest import (LOG_LINE, QUOTERD, SRC, channel, child_env,
+from conftest import (H2, LOG_LINE, QUOTERD, SRC, channel, child_env,
                       free_port, get_quote, make_corpus, run_quoterd,
                       wait_until, worker_calls)
 
@@ -74,11 +75,20 @@ def test_idle_connections_do_not_hold_a_stop(quoterd, corpus, pb):
 
 
 def test_sigquit_stops_at_once(quoterd, corpus, pb):
-    d = quoterd(db=corpus.db)
+    """SIGQUIT waits for nothing: with a call held in flight (its client
+    takes no reply) and shutdown_timeout = 60, which a graceful stop would
+    wait out, master and workers are gone within the harness's wait."""
+    d = quoterd(db=corpus.db, config="shutdown_timeout = 60\n")
     d.wait_ready(pb)
     d.wait_workers(2)
-    d.send(signal.SIGQUIT)
-    d.wait_exit()
+    h2 = H2(d.addr, initial_window=0)
+    try:
+        h2.call("/quotes.Quoter/GetQuote")
+        h2.reply_headers()
+        d.send(signal.SIGQUIT)
+        d.wait_exit()
+    finally:
+        h2.close()
     wait_until(lambda: d.leftovers() == [], 5, "workers to be gone")
 
 
@@ -274,7 +284,8 @@ def test_workers_auto(quoterd, corpus, pb):
                       "auto", "--db", str(corpus.db)])
     d.addr = d.cmd[d.cmd.index("--listen") + 1]
     d.wait_ready(pb)
-    assert len(d.workers()) >= 1
+    # One per online CPU, as config_workers() counts them.
+    d.wait_workers(min(os.sysconf("SC_NPROCESSORS_ONLN"), 1024))
 
 
 def test_log_lines_format(quoterd, corpus, pb):
@@ -362,19 +373,28 @@ def test_signal_without_running_master(tmp_path, binaries):
 def test_daemon_detaches_once_serving(corpus, tmp_path):
     """--daemon returns only once the daemon serves (0) or has failed (1),
     so a script can rely on its exit status."""
-    from conftest import run_quote, sanitizer_reports
+    from conftest import pids_with_env, run_quote, sanitizer_reports
     pidfile, log = tmp_path / "quoterd.pid", tmp_path / "stderr.log"
     port = free_port()
-    with open(log, "w") as err:
-        r = subprocess.run([str(QUOTERD), "--db", str(corpus.db), "--listen",
-                            f"127.0.0.1:{port}", "--workers", "2", "--daemon",
-                            "--pidfile", str(pidfile)],
-                           stderr=err, stdin=subprocess.DEVNULL,
-                           env=child_env(), timeout=30)
-    pid = int(pidfile.read_text()) if pidfile.exists() else None
+    # Whatever the daemon forks inherits this, so that all of it can be
+    # found and killed however the test ends.
+    tag = f"QUOTERD_TEST_TAG={uuid.uuid4().hex}"
+    env = child_env(**dict([tag.split("=", 1)]))
+    pid = None
     try:
-        assert r.returncode == 0, log.read_text()
-        assert pid is not None and pid != os.getpid()
+        with open(log, "w") as err:
+            launcher = subprocess.Popen(
+                [str(QUOTERD), "--db", str(corpus.db), "--listen",
+                 f"127.0.0.1:{port}", "--workers", "2", "--daemon",
+                 "--pidfile", str(pidfile)],
+                stderr=err, stdin=subprocess.DEVNULL, env=env)
+            rc = launcher.wait(30)
+        pid = int(pidfile.read_text()) if pidfile.exists() else None
+        assert rc == 0, log.read_text()
+        # The master is another process than the one started, which has
+        # exited: it detached.
+        assert pid is not None and pid != launcher.pid
+        assert os.path.exists(f"/proc/{pid}")
         # Serving already: no waiting needed after --daemon returned.
         assert run_quote(["-s", f"127.0.0.1:{port}", "-n", "2"]).returncode == 0
         assert run_quoterd(["--pidfile", str(pidfile), "--signal",
@@ -382,14 +402,18 @@ def test_daemon_detaches_once_serving(corpus, tmp_path):
         wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 15,
                    "the daemon to exit")
         assert not pidfile.exists()
-    finally:
-        if pid is not None and os.path.exists(f"/proc/{pid}"):
-            os.kill(pid, signal.SIGKILL)
-    assert not sanitizer_reports(log.read_text()), log.read_text()
 
-    # A daemon that cannot start says so with its parent's exit status.
-    r = subprocess.run([str(QUOTERD), "--db", str(tmp_path / "missing.mdb"),
-                        "--listen", f"127.0.0.1:{port}", "--daemon"],
-                       capture_output=True, text=True, timeout=30,
-                       env=child_env(), stdin=subprocess.DEVNULL)
-    assert r.returncode == 1 and "missing.mdb" in r.stderr
+        # A daemon that cannot start says so with its parent's exit
+        # status.
+        r = subprocess.run([str(QUOTERD), "--db", str(tmp_path / "missing.mdb"),
+                            "--listen", f"127.0.0.1:{port}", "--daemon"],
+                           capture_output=True, text=True, timeout=30,
+                           env=env, stdin=subprocess.DEVNULL)
+        assert r.returncode == 1 and "missing.mdb" in r.stderr
+    finally:
+        for p in pids_with_env(tag):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert not sanitizer_reports(log.read_text()), log.read_text()

@@ -518,6 +518,8 @@ def test_workers_hold_no_replaced_file_open(quoterd, dbs, pb, tmp_path):
         wait_generation(d, gen, t, dbs.corpus(name))
         assert_all_from(dbs, name, fresh_calls(pb, d.addr, 10), d)
     for pid in workers:
+        # LMDB keeps the file it maps open: seen here, so fds() sees.
+        assert served.inode() in served.fds(pid), served.fds(pid)
         stray = set(served.fds(pid)) - served.mapped(pid)
         assert stray == set(), (
             f"worker {pid} holds database files it does not map (inodes "
@@ -578,6 +580,10 @@ def test_back_to_back_swaps_reported_only_when_switched(quoterd, dbs, pb,
                 early.append("\n".join(lines[max(0, n - 6):n + 1]) +
                              f"\n  -> workers still on another file: {stale}")
     gens = len(GEN_LINE.findall(d.log()))
+    # The check below means something only if the log showed every
+    # worker opening files, the last of them the final one.
+    assert gens > 0 and set(opened) == set(workers), (opened, workers)
+    assert all(q == len(final.pairs) for q in opened.values()), opened
     assert early == [], (
         f"{len(early)} of {gens} generation lines said every worker had "
         f"switched before every worker had opened the new file; first:\n"
