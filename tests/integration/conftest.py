@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -435,6 +436,79 @@ def run_quoterd(args, timeout=15):
     return subprocess.run([str(QUOTERD)] + args, capture_output=True,
                           text=True, timeout=timeout, env=child_env(),
                           stdin=subprocess.DEVNULL)
+
+
+# -------------------------------------------------------------------- load
+
+class Load:
+    """Threads calling GetQuote until finish() (each at most `calls`
+    times), every reply checked against pairs. A thread takes a fresh
+    channel every per_channel calls, so that new connections keep landing
+    on whichever workers exist. Counts successes (ok); calls refused as a
+    stopping worker refuses them (refused: gRPC core 1.51 answers
+    CANCELLED to a call that reaches a worker as its shutdown begins, a
+    closed port gives UNAVAILABLE); anything else, a thread's own
+    exception included, goes to bad."""
+
+    def __init__(self, pb, addr, pairs, threads=3, per_channel=20,
+                 calls=200000):
+        self.pb, self.addr, self.pairs = pb, addr, pairs
+        self.per_channel, self.calls = per_channel, calls
+        self.lock = threading.Lock()
+        self.ok = 0
+        self.refused = []
+        self.bad = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._guard)
+                        for _ in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def _guard(self):
+        try:
+            self._run()
+        except Exception as e:  # reported, not lost with the thread
+            with self.lock:
+                self.bad.append(f"load thread died: {e!r}")
+
+    def _run(self):
+        pb2, pb2_grpc = self.pb
+        left = self.calls
+        while left > 0 and not self.stop.is_set():
+            with channel(self.addr) as ch:
+                stub = pb2_grpc.QuoterStub(ch)
+                for _ in range(min(self.per_channel, left)):
+                    if self.stop.is_set():
+                        return
+                    left -= 1
+                    self._one(stub, pb2)
+
+    def _one(self, stub, pb2):
+        try:
+            r = stub.GetQuote(pb2.QuoteRequest(), timeout=5)
+            with self.lock:
+                if (r.quote, r.author) in self.pairs:
+                    self.ok += 1
+                else:
+                    self.bad.append(f"wrong reply {r}")
+        except grpc.RpcError as e:
+            with self.lock:
+                if e.code() in (grpc.StatusCode.CANCELLED,
+                                grpc.StatusCode.UNAVAILABLE):
+                    self.refused.append(e.details())
+                else:
+                    self.bad.append(f"{e.code()}: {e.details()} "
+                                    f"{e.debug_error_string()}")
+
+    def wait_for(self, n, what, timeout=30):
+        start = self.ok
+        wait_until(lambda: self.ok >= start + n or self.bad, timeout, what)
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+        assert not any(t.is_alive() for t in self.threads)
 
 
 # ------------------------------------------------------------- raw HTTP/2

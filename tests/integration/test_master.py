@@ -8,14 +8,13 @@ import re
 import signal
 import socket
 import subprocess
-import threading
 import time
 import uuid
 
 import grpc
 import pytest
 
-from conftest import (H2, LOG_LINE, QUOTERD, SRC, channel, child_env,
+from conftest import (H2, LOG_LINE, QUOTERD, SRC, Load, channel, child_env,
                       free_port, get_quote, make_corpus, run_quoterd,
                       wait_until, worker_calls)
 
@@ -97,58 +96,23 @@ def test_sigterm_under_load(quoterd, corpus, pb, threads):
     d = quoterd(db=corpus.db, threads=threads)
     d.wait_ready(pb)
     workers = d.wait_workers(2)
-    pb2, pb2_grpc = pb
-    lock = threading.Lock()
-    ok, unavailable, other = [0], [0], []
-    done = threading.Event()
-
-    def load():
-        with channel(d.addr) as ch:
-            stub = pb2_grpc.QuoterStub(ch)
-            for _ in range(20000):
-                if done.is_set():
-                    return
-                try:
-                    r = stub.GetQuote(pb2.QuoteRequest(), timeout=5)
-                    good = (r.quote, r.author) in corpus.pairs
-                    with lock:
-                        if good:
-                            ok[0] += 1
-                        else:
-                            other.append(f"bad reply {r}")
-                except grpc.RpcError as e:
-                    # A call that reaches a worker after its shutdown
-                    # began is refused, never half-served: gRPC core 1.51
-                    # answers such a call CANCELLED, a closed port gives
-                    # UNAVAILABLE. Anything else is a failed call.
-                    with lock:
-                        if e.code() in (grpc.StatusCode.UNAVAILABLE,
-                                        grpc.StatusCode.CANCELLED):
-                            unavailable[0] += 1
-                        else:
-                            other.append(f"{e.code()}: {e.details()} "
-                                         f"{e.debug_error_string()}")
-
-    threads = [threading.Thread(target=load) for _ in range(4)]
-    for t in threads:
-        t.start()
+    # One channel a thread for the whole run, as long-lived clients have.
+    load = Load(pb, d.addr, corpus.pairs, threads=4, per_channel=20000,
+                calls=20000)
     try:
-        wait_until(lambda: ok[0] >= 200, 15, "200 calls under load")
+        load.wait_for(200, "200 calls under load", timeout=15)
         d.send(signal.SIGTERM)
         rc = d.wait_exit()
         # Let the clients see the closed server for a moment.
-        seen = unavailable[0]
+        seen = len(load.refused)
         deadline = time.monotonic() + 2
-        while unavailable[0] == seen and time.monotonic() < deadline:
+        while len(load.refused) == seen and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
-        done.set()
-        for t in threads:
-            t.join(30)
-    assert not any(t.is_alive() for t in threads)
+        load.finish()
     assert rc == 0, d.log()
-    assert other == [], f"{len(other)} calls: {other[:5]}\nstderr:\n{d.log()}"
-    assert ok[0] >= 200
+    assert load.bad == [], f"{len(load.bad)} calls: {load.bad[:5]}\nstderr:\n{d.log()}"
+    assert load.ok >= 200
     assert d.leftovers() == [], f"workers {workers} left: {d.leftovers()}"
 
 

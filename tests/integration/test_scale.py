@@ -5,62 +5,8 @@ all workers rather than copied into each."""
 import os
 import signal
 import subprocess
-import threading
 
-import grpc
-
-from conftest import IMPORT, QUOTE, SRC, channel, wait_until
-
-
-class Load:
-    """Threads calling GetQuote until stopped, each reply checked; counts
-    successes, calls refused by a retiring worker, and anything else."""
-
-    def __init__(self, pb, addr, pairs, threads=3):
-        self.pb, self.addr, self.pairs = pb, addr, pairs
-        self.lock = threading.Lock()
-        self.ok = 0
-        self.refused = []
-        self.bad = []
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
-        for t in self.threads:
-            t.start()
-
-    def run(self):
-        pb2, pb2_grpc = self.pb
-        for _ in range(200000):  # bounded even if never stopped
-            if self.stop.is_set():
-                return
-            # A fresh channel every few calls, so new connections keep
-            # landing on whichever workers exist now.
-            with channel(self.addr) as ch:
-                stub = pb2_grpc.QuoterStub(ch)
-                for _ in range(20):
-                    try:
-                        r = stub.GetQuote(pb2.QuoteRequest(), timeout=5)
-                        with self.lock:
-                            if (r.quote, r.author) in self.pairs:
-                                self.ok += 1
-                            else:
-                                self.bad.append(f"wrong reply {r}")
-                    except grpc.RpcError as e:
-                        with self.lock:
-                            if e.code() in (grpc.StatusCode.CANCELLED,
-                                            grpc.StatusCode.UNAVAILABLE):
-                                self.refused.append(e.details())
-                            else:
-                                self.bad.append(f"{e.code()}: {e.details()}")
-
-    def wait_for(self, n, what):
-        start = self.ok
-        wait_until(lambda: self.ok >= start + n, 30, what)
-
-    def finish(self):
-        self.stop.set()
-        for t in self.threads:
-            t.join(30)
-        assert not any(t.is_alive() for t in self.threads)
+from conftest import IMPORT, QUOTE, SRC, Load, child_env, wait_until
 
 
 def test_ttin_ttou_change_the_count(quoterd, corpus, pb):
@@ -146,10 +92,18 @@ def test_database_pages_are_shared(quoterd, pb, tmp_path):
     # Touch the map in every worker: many connections, so each worker
     # gets some, and enough calls to fault in a good part of the file.
     procs = [subprocess.Popen([str(QUOTE), "-s", d.addr, "-n", "3000"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env=child_env())
              for _ in range(8)]
-    for p in procs:
-        assert p.wait(120) == 0, p.stderr.read()
+    try:
+        for p in procs:
+            _, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     touched = 0
     for w in workers:
         rss, dirty = _smaps_db(w, db)
