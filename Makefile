@@ -62,7 +62,8 @@ UNIT_TESTS = $(BUILD)/tests/test_store $(BUILD)/tests/test_utf8 \
 	$(BUILD)/tests/test_rng $(BUILD)/tests/test_quotes_import \
 	$(BUILD)/tests/test_config $(BUILD)/tests/test_reflection
 
-.PHONY: all deps test unit-test integration-test run bench clean format
+.PHONY: all deps test unit-test integration-test fuzz-replay fuzz run bench \
+	clean format
 all: $(PROGS)
 
 deps:
@@ -117,7 +118,7 @@ TEST_ENV = QUOTERD_BUILD=$(abspath $(BUILD)) QUOTERD_SRC=$(CURDIR) \
 	QUOTERD_SANITIZE=$(SANITIZE)
 
 test: deps
-	@$(MAKE) --no-print-directory unit-test integration-test
+	@$(MAKE) --no-print-directory unit-test fuzz-replay integration-test
 
 unit-test: $(PROGS) $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do \
@@ -131,6 +132,43 @@ run: deps
 	$(BUILD)/quotes-import -o $(BUILD)/quotes.mdb etc/quotes.txt
 	exec $(BUILD)/quoterd -c etc/quoterd.conf --db $(BUILD)/quotes.mdb \
 		--listen 127.0.0.1:5050 --pidfile $(BUILD)/quoterd.pid
+
+# Fuzz targets (libFuzzer, clang): tests/fuzz/fuzz_NAME.c, built from the
+# sources listed in FUZZ_SRC_NAME, with a seed corpus in
+# tests/fuzz/corpus/NAME/. `make fuzz` runs each for FUZZ_TIME seconds
+# (new inputs go to $(BUILD)/fuzz/corpus/NAME/, crashes to $(BUILD)/fuzz/);
+# `make fuzz-replay`, part of `make test`, runs every committed input once.
+FUZZ_CC ?= clang
+FUZZ_BUILD = $(BUILD)/fuzz
+FUZZ_TIME ?= 60
+FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -DQUOTERD_FUZZ \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-Isrc/common -Isrc/store -Isrc/worker -Itools -I$(BUILD)/gen $(PKG_CFLAGS)
+FUZZ_SRC_utf8 = src/common/utf8.c
+FUZZ_TARGETS = $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_BINS = $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
+
+.SECONDEXPANSION:
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_$$*) $(GEN_H)
+	@mkdir -p $(@D)
+	@echo "  FUZZ    $@"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC_$*) $(PKG_LIBS) $(FUZZ_LIBS_$*)
+
+fuzz-replay: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz_$$t: replaying tests/fuzz/corpus/$$t"; \
+		$(FUZZ_BUILD)/fuzz_$$t -runs=0 tests/fuzz/corpus/$$t \
+			2>$(FUZZ_BUILD)/replay-$$t.log || \
+			{ cat $(FUZZ_BUILD)/replay-$$t.log; exit 1; }; \
+		tail -1 $(FUZZ_BUILD)/replay-$$t.log; done
+
+fuzz: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+		echo "== fuzz_$$t: $(FUZZ_TIME) s"; \
+		$(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_TIME) \
+			-artifact_prefix=$(FUZZ_BUILD)/fuzz_$$t- \
+			$(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t; done
 
 # Benchmarks are measurements, not tests: run by hand, results in bench/.
 bench:
