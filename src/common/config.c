@@ -26,6 +26,7 @@ config_defaults(struct config *c)
 	c->max_request_size = 4096;
 	c->requested_calls = 128;
 	c->watch_database = true;
+	c->check_timeout = 60;
 	c->max_connection_age_grace = 10;
 }
 
@@ -108,6 +109,8 @@ static const struct int_key {
     {"shutdown_timeout", offsetof(struct config, shutdown_timeout), 0, 3600,
 	"seconds"},
     {"drain_time", offsetof(struct config, drain_time), 0, 3600, "seconds"},
+    {"check_timeout", offsetof(struct config, check_timeout), 1, 3600,
+	"seconds"},
     {"max_request_size", offsetof(struct config, max_request_size), 64,
 	4 << 20, "bytes"},
     {"requested_calls", offsetof(struct config, requested_calls), 1, 65536,
@@ -193,6 +196,7 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 	if (strcmp(key, "watch_database") == 0) {
 		if (strcmp(value, "yes") == 0) {
 			c->watch_database = true;
+	c->check_timeout = 60;
 		} else if (strcmp(value, "no") == 0) {
 			c->watch_database = false;
 		} else {

@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "check.h"
 #include "master.h"
 #include "store.h"
 
@@ -173,6 +174,36 @@ absolute(char *path, size_t size)
 	return 0;
 }
 
+/*
+ * Opens the database and has a checker child read all of it (check.h):
+ * its descriptor, or -1 after saying why not. With test, says what it
+ * found.
+ */
+static int
+open_database(const struct config *c, int test)
+{
+	struct check_verdict v;
+	int fd;
+
+	if ((fd = open(c->database, O_RDONLY | O_CLOEXEC)) < 0) {
+		fprintf(stderr, "quoterd: %s: %s\n", c->database,
+		    strerror(errno));
+		return -1;
+	}
+	check_run(fd, c->check_timeout * 1000, &v);
+	if (!v.ok) {
+		fprintf(stderr, "quoterd: %s: %s\n", c->database, v.why);
+		close(fd);
+		return -1;
+	}
+	if (test)
+		printf("quoterd: configuration ok: %s: %llu quotes, %llu "
+		       "authors\n", c->database,
+		    (unsigned long long)v.info.nquotes,
+		    (unsigned long long)v.info.nauthors);
+	return fd;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -205,7 +236,7 @@ main(int argc, char *argv[])
 	const char *config_path = NULL, *signame = NULL;
 	int nflags = 0, test = 0, daemonize = 0, ch, rc;
 	char err[CONFIG_PATH_MAX + 128];
-	struct store *store;
+	int db_fd;
 
 	log_init("master", LOG_LEVEL_INFO);
 	while ((ch = getopt_long(argc, argv, "c:ts:vqh", longopts, NULL)) !=
@@ -302,23 +333,17 @@ main(int argc, char *argv[])
 		fprintf(stderr, "quoterd: %s\n", err);
 		return 1;
 	}
-	/* Refuse a bad database now rather than in every worker. */
-	if ((rc = store_open(c.database, &store)) != 0) {
-		fprintf(stderr, "quoterd: %s: %s\n", c.database,
-		    store_strerror(rc));
+	/* Refuse a bad database now rather than in every worker; the
+	 * workers map the very file checked. */
+	if ((db_fd = open_database(&c, test)) < 0) {
 		config_free_tls(&c);
 		return 1;
 	}
 	if (test) {
 		config_free_tls(&c);
-		printf("quoterd: configuration ok: %s: %llu quotes, %llu "
-		       "authors\n", c.database,
-		    (unsigned long long)store_nquotes(store),
-		    (unsigned long long)store_nauthors(store));
-		store_close(store);
+		close(db_fd);
 		return 0;
 	}
-	store_close(store);
 	if (check_listen(c.listen, err, sizeof(err)) != 0) {
 		fprintf(stderr, "quoterd: cannot listen on %s: %s\n", c.listen,
 		    err);
@@ -336,7 +361,7 @@ main(int argc, char *argv[])
 		config_free_tls(&c);
 		return 1;
 	}
-	rc = master_run(&c, daemonize);
+	rc = master_run(&c, daemonize, db_fd);
 	config_free_tls(&c);
 	return rc;
 }

@@ -5,9 +5,11 @@
  * when they crash-loop) and swapping the database, until told to stop.
  * Signals stay blocked in the master; nothing runs in a handler.
  *
- * A swap: the master opens and checks the new file itself, then sends
- * WORKER_SIGRELOAD to every worker, which reopens it and reports back; the
- * master logs one line when all have switched.
+ * A swap: the master opens the new file and forks a checker of it
+ * (check.c), going on with its loop meanwhile; on the checker's "good" it
+ * sends WORKER_SIGRELOAD to every worker, which reopens it and reports
+ * back, and the master logs one line when all have switched. The master
+ * never parses a database itself.
  */
 #include "master.h"
 
@@ -29,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "handoff.h"
 #include "log.h"
 #include "store.h"
@@ -95,6 +98,13 @@ struct master {
 	struct file_id db_id;   /* the file db_fd is */
 	struct file_id seen_id; /* the file last examined, good or not */
 	struct swap swap;
+	struct check *check;    /* a candidate being checked, or NULL */
+	int check_fd;           /* the candidate's descriptor */
+	struct file_id check_id; /* the file check_fd is */
+	const char *check_why;  /* what asked for it: "SIGHUP", ... */
+	long check_deadline;    /* ms: refused if no verdict by then */
+	int check_again;        /* asked to swap again during the check: */
+	int check_force;        /* and whether by SIGHUP */
 	int pidfile_fd;
 	int listen_fd;  /* Unix listener, which the master accepts on; or -1 */
 	int next;       /* the worker the next connection goes to */
@@ -163,9 +173,12 @@ spawn(struct master *m, int index)
 			close(m->pidfile_fd);
 		if (m->notify_fd >= 0)
 			close(m->notify_fd);
-		/* The worker opens the master's descriptor through /proc:
-		 * its own copy would pin this file after the next swap. */
-		close(m->db_fd);
+		if (m->check != NULL) {
+			close(check_fd(m->check));
+			close(m->check_fd);
+		}
+		/* The worker maps the checked file from its copy of db_fd,
+		 * then closes it, so that it pins no file after a swap. */
 		worker_main(m->config, index, master_pid, m->status_wr,
 		    m->db_fd, chan[1]);
 	}
@@ -249,6 +262,15 @@ begin_stop(struct master *m, enum stop_mode mode, int status)
 	m->stopping = mode;
 	if (status > m->status)
 		m->status = status;
+	if (m->check != NULL) {
+		struct check_verdict v;
+
+		check_abort(m->check, &v);
+		m->check = NULL;
+		close(m->check_fd);
+		m->check_fd = -1;
+		m->check_again = 0;
+	}
 	/* Workers still serve while they drain: so does a Unix listener. */
 	if (mode == STOP_NOW || m->config->drain_time == 0)
 		close_listener(m);
@@ -289,8 +311,11 @@ reap(struct master *m)
 				p = &m->procs[index];
 				break;
 			}
-		if (p == NULL)
+		if (p == NULL) {
+			if (m->check != NULL && pid == check_pid(m->check))
+				check_reaped(m->check, status);
 			continue;
+		}
 		p->pid = 0;
 		if (p->chan >= 0) {
 			close(p->chan);
@@ -416,81 +441,97 @@ same_file(const struct file_id *a, const struct file_id *b)
 }
 
 /*
- * Opens the database at the path and checks the very file it opened.
- * Returns its descriptor, or -1 after logging why not. Unless force,
- * a file that looks the same as the one in use is skipped (-2).
- */
-static int
-open_database(struct master *m, const char *why, int force,
-    struct store **store, struct file_id *idp)
-{
-	const char *path = m->config->database;
-	struct file_id id;
-	struct stat st;
-	int fd, rc;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st)) {
-		log_warn("%s: %s", why, path);
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	file_id(&st, &id);
-	if (!force && m->db_fd >= 0 && same_file(&id, &m->seen_id)) {
-		close(fd);
-		return -2;
-	}
-	m->seen_id = id; /* checked once is enough for this file */
-	*idp = id;
-	if ((rc = store_open_fd(fd, path, store)) != 0) {
-		log_warnx("%s: %s: %s", why, path, store_strerror(rc));
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/*
- * Checks the database now at the path and, if it is good, has every
- * worker switch to it. A bad file is refused with the reason, and the
- * workers keep serving what they have. force: reload even if the file
- * looks unchanged (SIGHUP).
+ * Opens the database at the path and forks a checker of the very file it
+ * opened; the verdict comes to the loop (finish_check). Unless force, a
+ * file that looks the same as the one last examined is not checked again.
  */
 static void
 swap_database(struct master *m, const char *why, int force)
 {
-	struct swap *sw = &m->swap;
-	struct store *store;
-	struct file_id id;
-	int fd;
+	const char *path = m->config->database;
+	struct stat st;
+	int fd, rc;
 
 	if (m->stopping != RUNNING)
 		return;
-	if ((fd = open_database(m, why, force, &store, &id)) < 0) {
-		if (fd == -1)
-			log_warnx("new database refused; still serving "
-				  "generation %u", sw->generation);
+	if (m->check != NULL) {
+		/* The path may name yet another file by the time this check
+		 * ends: look again then. */
+		m->check_again = 1;
+		m->check_force |= force;
 		return;
 	}
-	/* Same descriptor number, new file: workers always find the
-	 * current database at /proc/MASTER/fd/db_fd. */
-	if (dup3(fd, m->db_fd, O_CLOEXEC) < 0)
-		fatal("dup3");
-	close(fd);
-	m->db_id = id;
-	if (sw->started != 0)
-		swap_report(m); /* a swap still waiting for reports */
-	sw->generation++;
-	sw->quotes = store_nquotes(store);
-	sw->authors = store_nauthors(store);
-	store_close(store);
-	sw->started = now_ms();
-	sw->switched = sw->failed = 0;
-	/* Retiring workers are stopping: they take no new database. */
-	sw->expected = 0;
-	for (int i = 0; i < m->nprocs; i++)
-		if (m->procs[i].state == PROC_ACTIVE && m->procs[i].pid != 0) {
-			if (sigqueue(m->procs[i].pid, WORKER_SIGRELOAD,
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st)) {
+		log_warn("%s: %s", why, path);
+		log_warnx("new database refused; still serving generation %u",
+		    m->swap.generation);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	file_id(&st, &m->check_id);
+	if (!force && same_file(&m->check_id, &m->seen_id)) {
+		close(fd);
+		return;
+	}
+	m->seen_id = m->check_id; /* checked once is enough for this file */
+	if ((rc = check_start(fd, &m->check)) != 0) {
+		log_warnx("%s: %s: cannot start the checker: %s; still serving "
+			  "generation %u", why, path, strerror(rc),
+		    m->swap.generation);
+		close(fd);
+		return;
+	}
+	m->check_fd = fd;
+	m->check_why = why;
+	m->check_deadline = now_ms() + (long)m->config->check_timeout * 1000;
+	log_debug("%s: checking %s (checker pid %ld)", why, path,
+	    (long)check_pid(m->check));
+}
+
+/*
+ * Acts on a checker's verdict: a bad file is refused with the reason,
+ * and the workers keep serving what they have; a good one becomes the
+ * database every worker switches to.
+ */
+static void
+finish_check(struct master *m, int timed_out)
+{
+	struct swap *sw = &m->swap;
+	struct check_verdict v;
+
+	if (timed_out)
+		check_abort(m->check, &v);
+	else
+		check_finish(m->check, &v);
+	m->check = NULL;
+	if (!v.ok) {
+		log_warnx("%s: %s: %s; new database refused; still serving "
+			  "generation %u", m->check_why, m->config->database,
+		    v.why, sw->generation);
+		close(m->check_fd);
+	} else {
+		/* Same descriptor number, new file: workers always find the
+		 * current database at /proc/MASTER/fd/db_fd. */
+		if (dup3(m->check_fd, m->db_fd, O_CLOEXEC) < 0)
+			fatal("dup3");
+		close(m->check_fd);
+		m->db_id = m->check_id;
+		if (sw->started != 0)
+			swap_report(m); /* a swap still waiting for reports */
+		sw->generation++;
+		sw->quotes = v.info.nquotes;
+		sw->authors = v.info.nauthors;
+		sw->started = now_ms();
+		sw->switched = sw->failed = 0;
+		/* Retiring workers are stopping: they take no new database. */
+		sw->expected = 0;
+		for (int i = 0; i < m->nprocs; i++) {
+			struct proc *p = &m->procs[i];
+
+			if (p->state != PROC_ACTIVE || p->pid == 0)
+				continue;
+			if (sigqueue(p->pid, WORKER_SIGRELOAD,
 			    (union sigval){.sival_int = (int)sw->generation}) ==
 			    0)
 				sw->expected++;
@@ -498,9 +539,16 @@ swap_database(struct master *m, const char *why, int force)
 				log_warn("worker %d: cannot ask it to reload",
 				    i);
 		}
-	log_debug("%s: swapping to %s", why, m->config->database);
-	if (sw->expected == 0)
-		swap_report(m);
+		if (sw->expected == 0)
+			swap_report(m);
+	}
+	m->check_fd = -1;
+	if (m->check_again) {
+		int force = m->check_force;
+
+		m->check_again = m->check_force = 0;
+		swap_database(m, "database file replaced", force);
+	}
 }
 
 /* Watches the database's directory: quotes-import renames onto the path. */
@@ -710,10 +758,10 @@ check_migrate_req(const struct config *c)
 }
 
 int
-master_run(const struct config *c, int detach)
+master_run(const struct config *c, int detach, int db_fd)
 {
 	struct master m;
-	struct store *store;
+	struct stat st;
 	sigset_t set, blocked;
 	int fds[2];
 	long now, timeout;
@@ -749,10 +797,12 @@ master_run(const struct config *c, int detach)
 		fatal("pipe");
 	m.status_rd = fds[0];
 	m.status_wr = fds[1];
-	m.db_fd = -1;
-	if ((m.db_fd = open_database(&m, "database", 1, &store, &m.db_id)) < 0)
-		return 1;
-	store_close(store); /* no database is held across fork */
+	m.db_fd = db_fd;
+	m.check_fd = -1;
+	if (fstat(db_fd, &st) != 0)
+		fatal("fstat %s", c->database);
+	file_id(&st, &m.db_id);
+	m.seen_id = m.db_id;
 	watch_database(&m);
 	if (strncmp(c->listen, "unix:", 5) == 0) {
 		char err[256];
@@ -777,9 +827,9 @@ master_run(const struct config *c, int detach)
 		spawn(&m, i);
 
 	for (;;) {
-		struct pollfd pfd[4] = {{m.sigfd, POLLIN, 0},
+		struct pollfd pfd[5] = {{m.sigfd, POLLIN, 0},
 		    {m.status_rd, POLLIN, 0}, {m.inotify_fd, POLLIN, 0},
-		    {m.listen_fd, POLLIN, 0}};
+		    {m.listen_fd, POLLIN, 0}, {-1, POLLIN, 0}};
 		struct signalfd_siginfo si;
 
 		if (m.stopping != RUNNING && running(&m) == 0)
@@ -824,12 +874,21 @@ master_run(const struct config *c, int detach)
 				timeout = left;
 			}
 		}
+		if (m.check != NULL) {
+			if (m.check_deadline <= now) {
+				finish_check(&m, 1);
+				continue;
+			}
+			pfd[4].fd = check_fd(m.check);
+			if (timeout < 0 || m.check_deadline - now < timeout)
+				timeout = m.check_deadline - now;
+		}
 		if (m.accept_paused_until > now) {
 			pfd[3].fd = -1;
 			if (timeout < 0 || m.accept_paused_until - now < timeout)
 				timeout = m.accept_paused_until - now;
 		}
-		if (poll(pfd, 4, (int)timeout) < 0) {
+		if (poll(pfd, 5, (int)timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			fatal("poll");
@@ -840,6 +899,8 @@ master_run(const struct config *c, int detach)
 			read_inotify(&m);
 		if ((pfd[3].revents & POLLIN) && m.listen_fd >= 0)
 			accept_connections(&m);
+		if (pfd[4].revents != 0 && m.check != NULL)
+			finish_check(&m, 0);
 		while (read(m.sigfd, &si, sizeof(si)) == sizeof(si))
 			handle_signal(&m, (int)si.ssi_signo);
 	}

@@ -7,7 +7,10 @@
 
 #include "config.h"
 
-/* Runs the master until it stops; returns the process exit status. */
-int master_run(const struct config *c, int daemonize);
+/*
+ * Runs the master until it stops; returns the process exit status. db_fd
+ * is the database file, already checked (check.h).
+ */
+int master_run(const struct config *c, int daemonize, int db_fd);
 
 #endif

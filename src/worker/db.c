@@ -17,7 +17,7 @@ db_free(struct db *d)
 }
 
 struct db *
-db_open(const char *path, const char *fallback, int nstores, int *rc)
+db_open(const char *path, int nstores, int *rc)
 {
 	struct db *d;
 	int fd;
@@ -25,14 +25,11 @@ db_open(const char *path, const char *fallback, int nstores, int *rc)
 	/*
 	 * Every store must map the same file, even if path is made to name
 	 * another one meanwhile (the master swaps what its fd holds): open
-	 * it once, and map each store from that descriptor.
+	 * it once, and map each store from that descriptor. There is no
+	 * fallback to the database's own path: only the file the checker
+	 * passed may be mapped.
 	 */
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 &&
-	    (errno == ENOENT || errno == EACCES) && fallback != NULL) {
-		path = fallback;
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-	}
-	if (fd < 0) {
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		*rc = errno;
 		return NULL;
 	}

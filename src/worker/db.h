@@ -23,12 +23,10 @@ struct db {
 };
 
 /*
- * Opens path nstores times, or fallback where path does not exist (a
- * /proc path on a system without /proc). Returns NULL with a store error
- * in *rc.
+ * Opens path, a /proc path naming a checked descriptor, nstores times.
+ * Returns NULL with a store error in *rc.
  */
-struct db *db_open(const char *path, const char *fallback, int nstores,
-    int *rc);
+struct db *db_open(const char *path, int nstores, int *rc);
 struct db *db_ref(struct db *d);
 /* Takes void * so that it can be a gRPC slice destructor. */
 void db_unref(void *d);

@@ -261,8 +261,7 @@ reload(struct worker *w, unsigned generation)
 	struct db *d, *old;
 	int rc;
 
-	if ((d = db_open(w->db_path, w->config->database, w->nloops, &rc)) ==
-	    NULL) {
+	if ((d = db_open(w->db_path, w->nloops, &rc)) == NULL) {
 		log_warnx("reload: %s: %s; keeping the database in use",
 		    w->config->database, store_strerror(rc));
 		tell_master(w, WORKER_RELOAD_FAILED, generation);
@@ -1121,6 +1120,7 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	pthread_t sigthread;
 	pthread_condattr_t condattr;
 	grpc_event ev;
+	char path[64];
 	int rc;
 
 	log_setrole("worker %d", index);
@@ -1168,7 +1168,12 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	atomic_init(&w.draining, 0);
 	atomic_init(&w.shutting_down, 0);
 	atomic_init(&w.inflight, 0);
-	if ((w.db = db_open(w.db_path, c->database, w.nloops, &rc)) == NULL)
+	/* The file checked when we were forked, through our own copy of the
+	 * master's descriptor; swaps come through the master's. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", db_fd);
+	w.db = db_open(path, w.nloops, &rc);
+	close(db_fd);
+	if (w.db == NULL)
 		fatalx("%s: %s", c->database, store_strerror(rc));
 	if (reflection_init() != 0)
 		fatalx("cannot index the reflection descriptors");

@@ -40,12 +40,12 @@ struct worker_msg {
 /*
  * Runs worker number index of the master master_pid, in a process just
  * forked from it, reporting to the master on status_fd. The database is
- * the file the master holds open as db_fd: the one it last checked, even
- * if the path now names another file. WORKER_SIGRELOAD (or SIGHUP) makes
- * the worker open it again. With a Unix-socket listener, the master accepts and passes each
- * connection over conn_fd (handoff.h); otherwise conn_fd is -1 and the
- * worker listens itself. Never
- * returns: exits 0 after a graceful stop, EXIT_FATAL if it cannot serve
+ * the file open as db_fd, the one the master last had checked, even if
+ * the path now names another file; the worker maps it and closes db_fd.
+ * WORKER_SIGRELOAD (or SIGHUP) makes it open the master's db_fd again,
+ * through /proc. With a Unix-socket listener, the master accepts and
+ * passes each connection over conn_fd (handoff.h); otherwise conn_fd is
+ * -1 and the worker listens itself. Never returns: exits 0 after a graceful stop, EXIT_FATAL if it cannot serve
  * at all (the master must not restart it), 1 on other errors.
  */
 void worker_main(const struct config *c, int index, pid_t master_pid,

@@ -1,0 +1,200 @@
+/*
+ * The checker child (see check.h): forked from the master with the
+ * candidate file's descriptor, it runs store_verify() and writes one
+ * fixed-size verdict to a pipe before it leaves with _exit(). The master
+ * believes a verdict only if it is whole and the child then exited 0.
+ */
+#include "check.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+struct check {
+	pid_t pid;
+	int rd;       /* the verdict pipe */
+	int reaped;   /* the master's reap collected the child */
+	int status;   /* its wait status, once reaped */
+};
+
+static void
+verdict_fail(struct check_verdict *v, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+verdict_fail(struct check_verdict *v, const char *fmt, ...)
+{
+	va_list ap;
+
+	memset(v, 0, sizeof(*v));
+	va_start(ap, fmt);
+	vsnprintf(v->why, sizeof(v->why), fmt, ap);
+	va_end(ap);
+}
+
+static void __attribute__((noreturn))
+checker_main(int fd, int wr)
+{
+	struct check_verdict v;
+	struct rlimit no_core = {0, 0};
+	sigset_t none;
+	int rc;
+
+	/* A crafted file that crashes us leaves no core behind, and we do
+	 * not outlive a master that has stopped waiting. */
+	setrlimit(RLIMIT_CORE, &no_core);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	memset(&v, 0, sizeof(v));
+	if ((rc = store_verify(fd, &v.info, v.why, sizeof(v.why))) == 0)
+		v.ok = 1;
+	else if (v.why[0] == '\0')
+		snprintf(v.why, sizeof(v.why), "%s", store_strerror(rc));
+	if (write(wr, &v, sizeof(v)) != (ssize_t)sizeof(v))
+		_exit(1);
+	_exit(0);
+}
+
+int
+check_start(int fd, struct check **out)
+{
+	struct check *c;
+	int p[2];
+
+	*out = NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return errno;
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		free(c);
+		return errno;
+	}
+	if ((c->pid = fork()) < 0) {
+		int err = errno;
+
+		close(p[0]);
+		close(p[1]);
+		free(c);
+		return err;
+	}
+	if (c->pid == 0) {
+		close(p[0]);
+		checker_main(fd, p[1]);
+	}
+	close(p[1]);
+	c->rd = p[0];
+	*out = c;
+	return 0;
+}
+
+int
+check_fd(const struct check *c)
+{
+	return c->rd;
+}
+
+pid_t
+check_pid(const struct check *c)
+{
+	return c->pid;
+}
+
+void
+check_reaped(struct check *c, int status)
+{
+	c->reaped = 1;
+	c->status = status;
+}
+
+static void
+collect(struct check *c)
+{
+	pid_t pid;
+
+	if (c->reaped)
+		return;
+	do
+		pid = waitpid(c->pid, &c->status, 0);
+	while (pid < 0 && errno == EINTR);
+	c->reaped = pid == c->pid;
+}
+
+void
+check_finish(struct check *c, struct check_verdict *v)
+{
+	struct check_verdict got;
+	ssize_t n;
+
+	do
+		n = read(c->rd, &got, sizeof(got));
+	while (n < 0 && errno == EINTR);
+	close(c->rd);
+	collect(c);
+	if (c->reaped && WIFSIGNALED(c->status))
+		verdict_fail(v, "the checker died of signal %d (%s)",
+		    WTERMSIG(c->status), strsignal(WTERMSIG(c->status)));
+	else if (n != (ssize_t)sizeof(got) || !c->reaped ||
+	    !WIFEXITED(c->status) || WEXITSTATUS(c->status) != 0)
+		verdict_fail(v, "the checker failed without a verdict");
+	else {
+		*v = got;
+		v->why[sizeof(v->why) - 1] = '\0';
+	}
+	free(c);
+}
+
+void
+check_abort(struct check *c, struct check_verdict *v)
+{
+	if (!c->reaped)
+		kill(c->pid, SIGKILL);
+	collect(c);
+	close(c->rd);
+	free(c);
+	verdict_fail(v, "the check took too long");
+}
+
+void
+check_run(int fd, int timeout_ms, struct check_verdict *v)
+{
+	struct pollfd pfd;
+	struct timespec start, now;
+	struct check *c;
+	long left;
+	int rc;
+
+	if ((rc = check_start(fd, &c)) != 0) {
+		verdict_fail(v, "cannot start the checker: %s", strerror(rc));
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	pfd.fd = c->rd;
+	pfd.events = POLLIN;
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = timeout_ms - ((now.tv_sec - start.tv_sec) * 1000 +
+		    (now.tv_nsec - start.tv_nsec) / 1000000);
+		if (left <= 0) {
+			check_abort(c, v);
+			return;
+		}
+		rc = poll(&pfd, 1, (int)left);
+		if (rc > 0)
+			break;
+		if (rc < 0 && errno != EINTR) {
+			check_abort(c, v);
+			return;
+		}
+	}
+	check_finish(c, v);
+}

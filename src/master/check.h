@@ -1,0 +1,37 @@
+/*
+ * The database checker. A database file is hostile until a child process
+ * has read every byte a reader could touch (store_verify) and said so:
+ * the master itself never parses one, after OpenBSD's privilege
+ * separation, where untrusted input is parsed by a process that may die.
+ * A checker that says no, dies or outlives its deadline means "refused".
+ */
+#ifndef QUOTERD_CHECK_H
+#define QUOTERD_CHECK_H
+
+#include <sys/types.h>
+
+#include "store.h"
+
+struct check;
+
+struct check_verdict {
+	int ok;
+	struct store_info info; /* when ok */
+	char why[256];          /* when not */
+};
+
+/* Forks a checker of the database open as fd; 0, or an errno code. */
+int check_start(int fd, struct check **out);
+/* Readable once the checker has spoken or died. */
+int check_fd(const struct check *c);
+pid_t check_pid(const struct check *c);
+/* Hands over the checker's wait status when the master's reap found it. */
+void check_reaped(struct check *c, int status);
+/* Reads the verdict, waits for the checker if need be, and frees c. */
+void check_finish(struct check *c, struct check_verdict *v);
+/* Kills the checker (it took too long), waits for it, frees c. */
+void check_abort(struct check *c, struct check_verdict *v);
+/* check_start, a wait of at most timeout_ms, check_finish or abort. */
+void check_run(int fd, int timeout_ms, struct check_verdict *v);
+
+#endif
