@@ -45,7 +45,7 @@ HEALTH_OBJ = $(call genobj,$(HEALTH_GEN))
 
 COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c \
 	src/common/handoff.c
-STORE = src/store/store.c
+STORE = src/store/store.c src/store/verify_stub.c
 MASTER = src/master/main.c src/master/master.c src/master/check.c
 WORKER = src/worker/worker.c src/worker/db.c src/worker/service.c
 

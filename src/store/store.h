@@ -36,6 +36,15 @@ int store_open(const char *path, struct store **out);
  */
 int store_open_fd(int fd, const char *path, struct store **out);
 void store_close(struct store *s);
+
+/* TEMPORARY: the verifier's API, as agreed. */
+struct store_info {
+	uint64_t nquotes;
+	uint64_t nauthors;
+	uint64_t size;
+	uint64_t checksum;
+};
+int store_verify(int fd, struct store_info *info, char *why, size_t whylen);
 const char *store_strerror(int err);
 
 /*
