@@ -1,0 +1,240 @@
+"""Hostile database files: a file can at most be refused.
+
+Files are made from the bundled sample (etc/quotes.txt) and damaged on
+purpose with lmdbfile.py: a stored value length that lies (past its page,
+or wrapped to 0xffffffff), a node offset past its page, a child page past
+the file, a flipped byte in the current meta page or in a root page, a
+flipped byte in a quote's text, and a truncated copy. Then a seeded loop
+of single flipped bytes over the whole file.
+
+Each is tried as quoterd would meet it:
+- `quoterd --test` and a start on it: exit status 1 with the path and a
+  reason, never death by a signal;
+- renamed over the served file under load: refused with a reason in the
+  log, zero failed calls, the same master and workers throughout (none
+  died), and every reply a stored quote of the sample.
+A flipped byte that changes nothing a reader sees (slack inside a page,
+say) may be accepted: then it swaps, and replies are still the sample's.
+"""
+
+import os
+import random
+import re
+import struct
+
+import pytest
+
+from conftest import SRC, IMPORT, Load, run_quoterd, wait_until
+from lmdbfile import P_BRANCH, LmdbFile, Page, MM_DBS, MDB_DB_SIZE, MD_ROOT
+
+REFUSED = "new database refused; still serving generation"
+GENERATION = re.compile(r"master: database generation \d+:")
+TIMEOUT = 20.0
+
+
+class Sample:
+    def __init__(self, directory):
+        self.db = directory / "sample.mdb"
+        src = SRC / "etc" / "quotes.txt"
+        r = __import__("subprocess").run(
+            [str(IMPORT), "-q", "-o", str(self.db), str(src)],
+            capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        self.bytes = self.db.read_bytes()
+        self.pairs = set()
+        for line in src.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                q, a = line.rsplit("~", 1)
+                self.pairs.add((q.strip(), a.strip()))
+
+    def lmdb(self):
+        return LmdbFile(self.bytes)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory, binaries):
+    return Sample(tmp_path_factory.mktemp("hostile"))
+
+
+# ----------------------------------------------------------- crafted files
+
+def quote_of(f, author):
+    for n in f.records(b"quotes"):
+        if author.encode() in f.data[n.value_offset:n.value_offset + n.dsize]:
+            return n
+    raise KeyError(author)
+
+
+def lying_length(f):
+    # The record's stored size runs past its page: a reader trusting it
+    # would send what follows in memory.
+    f.set_dsize(quote_of(f, "Harold Wilson"), 26500)
+
+
+def wrapped_size(f):
+    f.set_dsize(quote_of(f, "Harold Wilson"), 0xFFFFFFFF)
+
+
+def node_past_page(f):
+    leaf = f.leaves(f.named_root(b"quotes"))[0]
+    f.set_ptr(leaf, 0, f.psize - 4)
+
+
+def child_past_file(f):
+    root = Page(f, f.named_root(b"quotes"))
+    assert root.flags & P_BRANCH
+    node = root.nodes()[-1]
+    struct.pack_into("<HH", f.data, node.offset, 0xFFF0, 0x7FFF)
+
+
+def meta_root_flip(f):
+    f.data[f.meta_offset(MM_DBS + MDB_DB_SIZE + MD_ROOT)] ^= 0x40
+
+
+def root_page_flip(f):
+    root = f.named_root(b"authors")
+    f.data[root * f.psize + 12] ^= 0x10        # mp_lower
+
+
+def quote_text_flip(f):
+    n = quote_of(f, "Harold Wilson")
+    f.data[n.value_offset + 4] ^= 0x01         # a letter of the quote
+
+
+def truncated(f):
+    del f.data[len(f.data) // 2:]
+
+
+CRAFTED = [lying_length, wrapped_size, node_past_page, child_past_file,
+           meta_root_flip, root_page_flip, quote_text_flip, truncated]
+
+
+def crafted(sample, how):
+    f = sample.lmdb()
+    how(f)
+    return bytes(f.data)
+
+
+# ---------------------------------------------------------------- helpers
+
+def write(path, data):
+    path.write_bytes(data)
+    return path
+
+
+def assert_refused(r, path):
+    """A CompletedProcess of quoterd refusing the database at path."""
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert str(path) in r.stderr, r.stderr
+    assert "signal" not in r.stderr, r.stderr
+
+
+class Served:
+    """The served path, and renames of crafted bytes onto it."""
+
+    def __init__(self, directory, sample):
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = directory / "quotes.mdb"
+        self.n = 0
+        self.install(sample.bytes)
+
+    def install(self, data):
+        self.n += 1
+        tmp = self.dir / f".tmp{self.n}"
+        tmp.write_bytes(data)
+        os.rename(tmp, self.path)
+
+
+def outcomes(d):
+    log = d.log()
+    return log.count(REFUSED) + len(GENERATION.findall(log))
+
+
+def serve_under_load(quoterd, pb, sample, tmp_path):
+    served = Served(tmp_path / "served", sample)
+    d = quoterd(db=served.path)
+    d.wait_ready(pb)
+    workers = d.workers()
+    load = Load(pb, d.addr, sample.pairs, threads=2)
+    load.wait_for(50, "calls before the first file")
+    return served, d, workers, load
+
+
+def install_and_wait(d, served, data, load, what):
+    before = outcomes(d)
+    calls = load.ok
+    served.install(data)
+    wait_until(lambda: outcomes(d) > before, TIMEOUT,
+               lambda: f"a verdict on {what}:\n{d.log()}")
+    # Calls keep being answered after each file, from whatever serves.
+    load.wait_for(20, f"calls after {what}")
+    assert load.ok > calls
+
+
+def assert_unharmed(d, workers, load):
+    load.finish()
+    assert load.bad == [], load.bad[:5]
+    assert load.refused == [], load.refused[:5]   # zero failed calls
+    assert d.proc.poll() is None, d.log()
+    assert d.workers() == workers, d.log()       # no worker died
+    assert "restarting it" not in d.log(), d.log()
+
+
+# ------------------------------------------------------------------ tests
+
+@pytest.mark.parametrize("how", CRAFTED, ids=[c.__name__ for c in CRAFTED])
+def test_crafted_file_refused_by_test_and_at_start(quoterd, pb, sample,
+                                                    tmp_path, how):
+    path = write(tmp_path / "crafted.mdb", crafted(sample, how))
+    assert_refused(run_quoterd(["--test", "--db", str(path)]), path)
+    d = quoterd(db=path)
+    log = d.expect_exit(1)
+    assert str(path) in log and "signal" not in log, log
+
+
+def test_crafted_files_refused_under_load(quoterd, pb, sample, tmp_path):
+    served, d, workers, load = serve_under_load(quoterd, pb, sample, tmp_path)
+    try:
+        for how in CRAFTED:
+            before = d.log().count(REFUSED)
+            install_and_wait(d, served, crafted(sample, how), load,
+                             how.__name__)
+            assert d.log().count(REFUSED) == before + 1, \
+                f"{how.__name__} was not refused:\n{d.log()}"
+    finally:
+        load.stop.set()
+    assert_unharmed(d, workers, load)
+    assert not GENERATION.search(d.log()), d.log()
+
+
+FLIPS = 40
+
+
+def flips(sample):
+    """FLIPS copies of the sample, each with one byte flipped somewhere
+    in the pages LMDB uses (seeded, so a failure can be replayed)."""
+    rng = random.Random(10)
+    end = min(len(sample.bytes), sample.lmdb().used_pages() * sample.lmdb().psize)
+    for _ in range(FLIPS):
+        data = bytearray(sample.bytes)
+        at = rng.randrange(end)
+        data[at] ^= 1 << rng.randrange(8)
+        yield at, bytes(data)
+
+
+def test_flipped_bytes_refused_or_harmless(quoterd, pb, sample, tmp_path):
+    for i, (at, data) in enumerate(flips(sample)):
+        path = write(tmp_path / f"flip{i}.mdb", data)
+        r = run_quoterd(["--test", "--db", str(path)])
+        assert r.returncode in (0, 1), (at, r.returncode, r.stderr)
+        assert "signal" not in r.stderr, (at, r.stderr)
+
+    served, d, workers, load = serve_under_load(quoterd, pb, sample, tmp_path)
+    try:
+        for at, data in flips(sample):
+            install_and_wait(d, served, data, load, f"a flip at byte {at}")
+    finally:
+        load.stop.set()
+    assert_unharmed(d, workers, load)
+    print(f"{d.log().count(REFUSED)} of {FLIPS} flipped files refused")
