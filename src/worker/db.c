@@ -40,6 +40,7 @@ db_open(const char *path, int nstores, int *rc)
 		return NULL;
 	}
 	atomic_init(&d->refs, 1);
+	atomic_init(&d->complained, 0);
 	*rc = 0;
 	for (; d->nstores < nstores && *rc == 0; d->nstores++)
 		*rc = store_open_fd(fd, path, &d->stores[d->nstores]);

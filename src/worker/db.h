@@ -18,6 +18,7 @@
 
 struct db {
 	atomic_uint refs;
+	atomic_int complained; /* a store error has been logged */
 	int nstores;
 	struct store *stores[]; /* one for each call thread */
 };

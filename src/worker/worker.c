@@ -649,6 +649,11 @@ start_call(struct loop *t, struct slot *s)
 		grpc_byte_buffer_destroy(s->reply);
 		s->reply = NULL;
 	}
+	/* Only the database can make a call INTERNAL (a record outside
+	 * the file, say): worth one line per file, not one per call. */
+	if (status == GRPC_STATUS_INTERNAL &&
+	    atomic_exchange(&d->complained, 1) == 0)
+		log_warnx("database: %s; such calls get INTERNAL", why);
 	answer(w, s, status, why);
 done:
 	/* The reply, if any, holds its own reference. */
