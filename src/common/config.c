@@ -196,7 +196,6 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 	if (strcmp(key, "watch_database") == 0) {
 		if (strcmp(value, "yes") == 0) {
 			c->watch_database = true;
-	c->check_timeout = 60;
 		} else if (strcmp(value, "no") == 0) {
 			c->watch_database = false;
 		} else {
