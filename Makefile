@@ -19,7 +19,7 @@ Q =
 else
 Q = @
 endif
-PKGS = grpc libprotobuf-c lmdb
+PKGS = grpc libprotobuf-c lmdb libmicrohttpd
 # Recursively expanded: pkg-config runs only once `make deps` has run.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS = $(shell pkg-config --libs $(PKGS))
@@ -29,7 +29,8 @@ CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -D_GNU_SOURCE $(CFLAGS) $(SANFLAGS) \
-	-Isrc/common -Isrc/store -Isrc/worker -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
+	-Isrc/common -Isrc/store -Isrc/worker -Isrc/metrics -I$(BUILD)/gen \
+	$(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 
 GRPC_PROTO_DIR = /usr/share/grpc-proto
@@ -44,16 +45,17 @@ GEN_OBJ = $(call genobj,$(GEN))
 HEALTH_OBJ = $(call genobj,$(HEALTH_GEN))
 
 COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c \
-	src/common/handoff.c
+	src/common/handoff.c src/common/metrics.c
 STORE = src/store/store.c src/store/verify_stub.c
 MASTER = src/master/main.c src/master/master.c src/master/check.c
 WORKER = src/worker/worker.c src/worker/db.c src/worker/service.c
+METRICS = src/metrics/httpd.c src/metrics/exposition.c
 
 include src/worker/reflection.mk
 
 IMPORT_OBJS = $(call obj,tools/quotes-import.c src/common/utf8.c) $(GEN_OBJ)
 # sort: the reflection objects share some of these.
-QUOTERD_OBJS = $(sort $(call obj,$(MASTER) $(WORKER) $(STORE) $(COMMON)) \
+QUOTERD_OBJS = $(sort $(call obj,$(MASTER) $(WORKER) $(METRICS) $(STORE) $(COMMON)) \
 	$(GEN_OBJ) $(HEALTH_OBJ) $(REFLECTION_OBJS))
 QUOTE_OBJS = $(call obj,src/client/quote.c) $(GEN_OBJ)
 

@@ -22,6 +22,7 @@ config_defaults(struct config *c)
 	    "/var/lib/quoterd/quotes.mdb");
 	c->workers = 0;
 	c->log_level = LOG_LEVEL_INFO;
+	snprintf(c->log, sizeof(c->log), "stderr");
 	c->shutdown_timeout = 10;
 	c->max_request_size = 4096;
 	c->requested_calls = 128;
@@ -159,6 +160,24 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 		return set_string(c->listen, sizeof(c->listen), value, key,
 		    err, errlen);
 	}
+	if (strcmp(key, "metrics_listen") == 0) {
+		/* "none" turns metrics from the config file off. */
+		if (strcmp(value, "none") == 0) {
+			c->metrics_listen[0] = '\0';
+			return 0;
+		}
+		if (strncmp(value, "unix:", 5) == 0 ||
+		    check_listen(value, err, errlen) != 0) {
+			snprintf(err, errlen, "metrics_listen: '%s' is not "
+			    "HOST:PORT or [IPV6]:PORT", value);
+			return -1;
+		}
+		return set_string(c->metrics_listen, sizeof(c->metrics_listen),
+		    value, key, err, errlen);
+	}
+	if (strcmp(key, "log") == 0)
+		return set_string(c->log, sizeof(c->log), value, key, err,
+		    errlen);
 	if (strcmp(key, "tls_cert") == 0)
 		return set_string(c->tls_cert, sizeof(c->tls_cert), value, key,
 		    err, errlen);

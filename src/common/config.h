@@ -19,6 +19,8 @@ struct config {
 	int workers;                   /* 0: one per online CPU */
 	int threads;                   /* call threads a worker; 0: auto */
 	enum log_level log_level;
+	char log[CONFIG_PATH_MAX];     /* stderr, syslog or a file */
+	char metrics_listen[256];      /* HOST:PORT of /metrics; empty: off */
 	int drain_time;        /* seconds NOT_SERVING before a stop */
 	int shutdown_timeout;  /* seconds a graceful stop may take */
 	int max_request_size;  /* bytes of a request message */

@@ -1,7 +1,7 @@
 /*
- * Logging for every quoterd process: one line per event on stderr, with
- * time, level, pid and role ("master", "worker 3"), after OpenBSD ntpd's
- * log.c. fatal() and fatalx() log and exit with the process's fatal status.
+ * Logging for every quoterd process: one line per event on stderr, in a
+ * file or to syslog, with time, level, pid and role ("master",
+ * "worker 3"), after OpenBSD ntpd's log.c. fatal() and fatalx() log and exit with the process's fatal status.
  */
 #ifndef QUOTERD_LOG_H
 #define QUOTERD_LOG_H
@@ -14,6 +14,15 @@ enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBU
 #define EXIT_FATAL 2
 
 void log_init(const char *role, enum log_level level);
+/*
+ * Sends the log to target: "stderr", "syslog" (the daemon facility), or a
+ * file, appended to. -1 with errno if the file cannot be opened.
+ */
+int log_open(const char *target);
+/* Opens the log file again (after logrotate renamed it); 0 if none. */
+int log_reopen(void);
+/* True while the log goes to stderr. */
+int log_to_stderr(void);
 void log_setrole(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_setlevel(enum log_level level);
 int log_parselevel(const char *name, enum log_level *out);

@@ -20,10 +20,8 @@
 #include "check.h"
 #include "master.h"
 #include "store.h"
+#include "version.h"
 
-#ifndef QUOTERD_VERSION
-#define QUOTERD_VERSION "0.1.0"
-#endif
 
 static void
 usage(FILE *f)
@@ -34,6 +32,7 @@ usage(FILE *f)
 	    "               [--threads N|auto]\n"
 	    "               [--pidfile PATH] [--daemon] [--test] "
 	    "[--signal reload|stop|quit]\n"
+	    "               [--log stderr|syslog|FILE] [--metrics ADDR]\n"
 	    "               [-v|-q] [--version] [--help]\n"
 	    "  -c, --config FILE    settings file (key = value); flags "
 	    "override it\n"
@@ -52,6 +51,10 @@ usage(FILE *f)
 	    "      --tls-key FILE   and this private key (PEM)\n"
 	    "      --tls-client-ca FILE  require client certificates signed "
 	    "by these CAs\n"
+	    "      --log WHERE      stderr (default), syslog or a file "
+	    "(reopened on SIGUSR1)\n"
+	    "      --metrics ADDR   serve Prometheus metrics on "
+	    "HOST:PORT/metrics\n"
 	    "  -t, --test           check configuration and database, then "
 	    "exit\n"
 	    "  -s, --signal SIG     send reload, stop or quit to the running "
@@ -113,23 +116,16 @@ send_signal(const struct config *c, const char *name)
 	return 0;
 }
 
-/*
- * Binds the listen address once, as the workers will (SO_REUSEPORT), so
- * that an address in use fails here with its reason instead of in every
- * worker.
- */
+/* Resolves HOST:PORT or [IPV6]:PORT for a listening socket. */
 static int
-check_listen(const char *listen, char *err, size_t errlen)
+resolve(const char *listen, struct addrinfo **res, char *err, size_t errlen)
 {
-	struct addrinfo hints, *res = NULL;
+	struct addrinfo hints;
 	char host[256];
 	const char *colon = strrchr(listen, ':');
-	size_t hostlen;
-	int fd, rc, one = 1;
+	size_t hostlen = (size_t)(colon - listen);
+	int rc;
 
-	if (strncmp(listen, "unix:", 5) == 0)
-		return 0;
-	hostlen = (size_t)(colon - listen);
 	if (listen[0] == '[') {
 		listen++;
 		hostlen -= 2;
@@ -141,10 +137,28 @@ check_listen(const char *listen, char *err, size_t errlen)
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE;
-	if ((rc = getaddrinfo(host, colon + 1, &hints, &res)) != 0) {
+	if ((rc = getaddrinfo(host, colon + 1, &hints, res)) != 0) {
 		snprintf(err, errlen, "%s: %s", host, gai_strerror(rc));
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Binds the listen address once, as the workers will (SO_REUSEPORT), so
+ * that an address in use fails here with its reason instead of in every
+ * worker.
+ */
+static int
+check_listen(const char *listen, char *err, size_t errlen)
+{
+	struct addrinfo *res;
+	int fd, rc = 0, one = 1;
+
+	if (strncmp(listen, "unix:", 5) == 0)
+		return 0;
+	if (resolve(listen, &res, err, errlen) != 0)
+		return -1;
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
@@ -156,6 +170,30 @@ check_listen(const char *listen, char *err, size_t errlen)
 		close(fd);
 	freeaddrinfo(res);
 	return rc;
+}
+
+/* The metrics endpoint's listening socket, made here so that a bad or
+ * busy address fails the start; the metrics process serves on it. */
+static int
+open_metrics(const char *addr, char *err, size_t errlen)
+{
+	struct addrinfo *res;
+	int fd, one = 1;
+
+	if (resolve(addr, &res, err, errlen) != 0)
+		return -1;
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
+	    listen(fd, 64) != 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
 }
 
 /* Makes a relative path (not an empty one) absolute, in place. */
@@ -180,7 +218,7 @@ absolute(char *path, size_t size)
  * found.
  */
 static int
-open_database(const struct config *c, int test)
+open_database(const struct config *c, int test, struct store_info *info)
 {
 	struct check_verdict v;
 	int fd;
@@ -201,6 +239,7 @@ open_database(const struct config *c, int test)
 		       "authors\n", c->database,
 		    (unsigned long long)v.info.nquotes,
 		    (unsigned long long)v.info.nauthors);
+	*info = v.info;
 	return fd;
 }
 
@@ -209,7 +248,8 @@ main(int argc, char *argv[])
 {
 	enum { OPT_DB = 256, OPT_LISTEN, OPT_WORKERS, OPT_THREADS,
 		OPT_PIDFILE, OPT_DAEMON,
-		OPT_VERSION, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA };
+		OPT_VERSION, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_LOG,
+		OPT_METRICS };
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"db", required_argument, NULL, OPT_DB},
@@ -226,6 +266,8 @@ main(int argc, char *argv[])
 	    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	    {"tls-client-ca", required_argument, NULL, OPT_TLS_CA},
+	    {"log", required_argument, NULL, OPT_LOG},
+	    {"metrics", required_argument, NULL, OPT_METRICS},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	/* Flags are applied after the file, whatever their order. */
@@ -236,7 +278,7 @@ main(int argc, char *argv[])
 	const char *config_path = NULL, *signame = NULL;
 	int nflags = 0, test = 0, daemonize = 0, ch, rc;
 	char err[CONFIG_PATH_MAX + 128];
-	int db_fd;
+	struct master_start start = {-1, {0, 0, 0, 0}, -1};
 
 	log_init("master", LOG_LEVEL_INFO);
 	while ((ch = getopt_long(argc, argv, "c:ts:vqh", longopts, NULL)) !=
@@ -273,6 +315,12 @@ main(int argc, char *argv[])
 			break;
 		case OPT_TLS_CA:
 			key = "tls_client_ca";
+			break;
+		case OPT_LOG:
+			key = "log";
+			break;
+		case OPT_METRICS:
+			key = "metrics_listen";
 			break;
 		case 't':
 			test = 1;
@@ -328,6 +376,17 @@ main(int argc, char *argv[])
 	log_setlevel(c.log_level);
 	if (signame != NULL)
 		return send_signal(&c, signame);
+	/* Absolute, so that a reopen finds it wherever we then are. */
+	if (strcmp(c.log, "stderr") != 0 && strcmp(c.log, "syslog") != 0 &&
+	    absolute(c.log, sizeof(c.log)) != 0) {
+		fprintf(stderr, "quoterd: log: path too long\n");
+		return 1;
+	}
+	if (!test && log_open(c.log) != 0) {
+		fprintf(stderr, "quoterd: log %s: %s\n", c.log,
+		    strerror(errno));
+		return 1;
+	}
 
 	if (config_load_tls(&c, err, sizeof(err)) != 0) {
 		fprintf(stderr, "quoterd: %s\n", err);
@@ -335,18 +394,25 @@ main(int argc, char *argv[])
 	}
 	/* Refuse a bad database now rather than in every worker; the
 	 * workers map the very file checked. */
-	if ((db_fd = open_database(&c, test)) < 0) {
+	if ((start.db_fd = open_database(&c, test, &start.db)) < 0) {
 		config_free_tls(&c);
 		return 1;
 	}
 	if (test) {
 		config_free_tls(&c);
-		close(db_fd);
+		close(start.db_fd);
 		return 0;
 	}
 	if (check_listen(c.listen, err, sizeof(err)) != 0) {
 		fprintf(stderr, "quoterd: cannot listen on %s: %s\n", c.listen,
 		    err);
+		config_free_tls(&c);
+		return 1;
+	}
+	if (c.metrics_listen[0] != '\0' && (start.metrics_fd =
+	    open_metrics(c.metrics_listen, err, sizeof(err))) < 0) {
+		fprintf(stderr, "quoterd: cannot listen on %s (metrics): %s\n",
+		    c.metrics_listen, err);
 		config_free_tls(&c);
 		return 1;
 	}
@@ -361,7 +427,7 @@ main(int argc, char *argv[])
 		config_free_tls(&c);
 		return 1;
 	}
-	rc = master_run(&c, daemonize, db_fd);
+	rc = master_run(&c, daemonize, &start);
 	config_free_tls(&c);
 	return rc;
 }

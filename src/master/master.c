@@ -33,7 +33,9 @@
 
 #include "check.h"
 #include "handoff.h"
+#include "httpd.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "worker.h"
 
@@ -98,6 +100,10 @@ struct master {
 	struct file_id db_id;   /* the file db_fd is */
 	struct file_id seen_id; /* the file last examined, good or not */
 	struct swap swap;
+	struct metrics *metrics; /* the counters, or NULL: metrics off */
+	int metrics_fd;         /* the metrics process's listener, or -1 */
+	pid_t metrics_pid;      /* the metrics process, or 0 */
+	long metrics_respawn_at; /* ms; 0: none due */
 	struct check *check;    /* a candidate being checked, or NULL */
 	int check_fd;           /* the candidate's descriptor */
 	struct file_id check_id; /* the file check_fd is */
@@ -136,6 +142,61 @@ running(const struct master *m)
 	return n;
 }
 
+/* quoterd_workers: the workers running now. */
+static void
+count_workers(struct master *m)
+{
+	if (m->metrics != NULL)
+		metrics_set(&metrics_master(m->metrics)->workers,
+		    (uint64_t)running(m));
+}
+
+/* In a child forked from the master: what only the master may hold. */
+static void
+close_master_fds(struct master *m)
+{
+	if (m->listen_fd >= 0)
+		close(m->listen_fd);
+	for (int i = 0; i < m->nprocs; i++)
+		if (m->procs[i].chan >= 0)
+			close(m->procs[i].chan);
+	close(m->sigfd);
+	close(m->status_rd);
+	if (m->inotify_fd >= 0)
+		close(m->inotify_fd);
+	if (m->pidfile_fd >= 0)
+		close(m->pidfile_fd);
+	if (m->notify_fd >= 0)
+		close(m->notify_fd);
+	if (m->check != NULL) {
+		close(check_fd(m->check));
+		close(m->check_fd);
+	}
+}
+
+/* The metrics process (httpd.h); restarted if it dies. */
+static void
+spawn_metrics(struct master *m)
+{
+	pid_t pid;
+
+	m->metrics_respawn_at = 0;
+	if ((pid = fork()) < 0) {
+		log_warn("starting the metrics process");
+		m->metrics_respawn_at = now_ms() + BACKOFF_MAX_MS;
+		return;
+	}
+	if (pid == 0) {
+		close_master_fds(m);
+		close(m->status_wr);
+		close(m->db_fd);
+		httpd_main(m->metrics_fd, m->metrics);
+	}
+	m->metrics_pid = pid;
+	log_info("metrics on http://%s/metrics, pid %ld",
+	    m->config->metrics_listen, (long)pid);
+}
+
 static void
 spawn(struct master *m, int index)
 {
@@ -158,29 +219,15 @@ spawn(struct master *m, int index)
 	}
 	if (pid == 0) {
 		/* Only the master accepts; a worker gets its own channel. */
-		if (m->listen_fd >= 0) {
-			close(m->listen_fd);
+		if (chan[0] >= 0)
 			close(chan[0]);
-			for (int i = 0; i < m->nprocs; i++)
-				if (m->procs[i].chan >= 0)
-					close(m->procs[i].chan);
-		}
-		close(m->sigfd);
-		close(m->status_rd);
-		if (m->inotify_fd >= 0)
-			close(m->inotify_fd);
-		if (m->pidfile_fd >= 0)
-			close(m->pidfile_fd);
-		if (m->notify_fd >= 0)
-			close(m->notify_fd);
-		if (m->check != NULL) {
-			close(check_fd(m->check));
-			close(m->check_fd);
-		}
+		close_master_fds(m);
+		if (m->metrics_fd >= 0)
+			close(m->metrics_fd);
 		/* The worker maps the checked file from its copy of db_fd,
 		 * then closes it, so that it pins no file after a swap. */
 		worker_main(m->config, index, master_pid, m->status_wr,
-		    m->db_fd, chan[1]);
+		    m->db_fd, chan[1], m->metrics);
 	}
 	if (chan[0] >= 0) {
 		close(chan[1]);
@@ -188,6 +235,7 @@ spawn(struct master *m, int index)
 	}
 	p->pid = pid;
 	p->started = now_ms();
+	count_workers(m);
 	log_info("worker %d started, pid %ld", index, (long)pid);
 }
 
@@ -197,6 +245,8 @@ signal_all(struct master *m, int sig)
 	for (int i = 0; i < m->nprocs; i++)
 		if (m->procs[i].pid != 0)
 			kill(m->procs[i].pid, sig);
+	if (m->metrics_pid != 0)
+		kill(m->metrics_pid, sig);
 }
 
 /* No new connections once a stop has begun. */
@@ -314,9 +364,20 @@ reap(struct master *m)
 		if (p == NULL) {
 			if (m->check != NULL && pid == check_pid(m->check))
 				check_reaped(m->check, status);
+			if (pid == m->metrics_pid) {
+				m->metrics_pid = 0;
+				describe_exit(status, how, sizeof(how));
+				if (m->stopping != RUNNING)
+					continue;
+				log_warnx("metrics process (pid %ld) %s; "
+					  "restarting it", (long)pid, how);
+				m->metrics_respawn_at = now_ms() +
+				    BACKOFF_MAX_MS / 10;
+			}
 			continue;
 		}
 		p->pid = 0;
+		count_workers(m);
 		if (p->chan >= 0) {
 			close(p->chan);
 			p->chan = -1;
@@ -348,6 +409,9 @@ reap(struct master *m)
 			p->backoff_ms = BACKOFF_MAX_MS;
 		log_warnx("worker %d (pid %ld) %s; restarting it%s", index,
 		    (long)pid, how, p->backoff_ms ? " after a pause" : "");
+		if (m->metrics != NULL)
+			metrics_add(&metrics_master(m->metrics)->worker_restarts,
+			    1);
 		p->respawn_at = now_ms() + p->backoff_ms;
 	}
 }
@@ -440,6 +504,24 @@ same_file(const struct file_id *a, const struct file_id *b)
 	    a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
+/* The database gauges, for the file now served; swapped: one more swap. */
+static void
+publish_database(struct master *m, const struct store_info *info,
+    int swapped)
+{
+	struct metrics_master *mm;
+
+	if (m->metrics == NULL)
+		return;
+	mm = metrics_master(m->metrics);
+	metrics_set(&mm->generation, m->swap.generation);
+	metrics_set(&mm->quotes, info->nquotes);
+	metrics_set(&mm->authors, info->nauthors);
+	metrics_set(&mm->loaded_at, (uint64_t)time(NULL));
+	if (swapped)
+		metrics_add(&mm->swaps_ok, 1);
+}
+
 /*
  * Opens the database at the path and forks a checker of the very file it
  * opened; the verdict comes to the loop (finish_check). Unless force, a
@@ -510,6 +592,9 @@ finish_check(struct master *m, int timed_out)
 			  "generation %u", m->check_why, m->config->database,
 		    v.why, sw->generation);
 		close(m->check_fd);
+		if (m->metrics != NULL)
+			metrics_add(&metrics_master(m->metrics)->swaps_refused,
+			    1);
 	} else {
 		/* Same descriptor number, new file: workers always find the
 		 * current database at /proc/MASTER/fd/db_fd. */
@@ -522,6 +607,7 @@ finish_check(struct master *m, int timed_out)
 		sw->generation++;
 		sw->quotes = v.info.nquotes;
 		sw->authors = v.info.nauthors;
+		publish_database(m, &v.info, 1);
 		sw->started = now_ms();
 		sw->switched = sw->failed = 0;
 		/* Retiring workers are stopping: they take no new database. */
@@ -661,6 +747,12 @@ handle_signal(struct master *m, int sig)
 	case SIGTTOU:
 		scale(m, -1);
 		break;
+	case SIGUSR1:
+		/* logrotate has moved the file: everyone opens it anew. */
+		if (log_reopen() != 0)
+			log_warn("reopening the log");
+		signal_all(m, SIGUSR1);
+		break;
 	}
 }
 
@@ -723,9 +815,13 @@ daemonize(struct master *m)
 		fatal("fork");
 	if (pid > 0)
 		_exit(0);
+	/* Never the launching terminal: a log on stderr goes to syslog. */
+	if (log_to_stderr())
+		log_open("syslog");
 	if ((null = open("/dev/null", O_RDWR)) >= 0) {
 		dup2(null, STDIN_FILENO);
 		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
 		if (null > STDERR_FILENO)
 			close(null);
 	}
@@ -758,7 +854,8 @@ check_migrate_req(const struct config *c)
 }
 
 int
-master_run(const struct config *c, int detach, int db_fd)
+master_run(const struct config *c, int detach,
+    const struct master_start *start)
 {
 	struct master m;
 	struct stat st;
@@ -786,6 +883,7 @@ master_run(const struct config *c, int detach, int db_fd)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTTIN);
 	sigaddset(&set, SIGTTOU);
+	sigaddset(&set, SIGUSR1);
 	/* Workers inherit this mask: their signal thread waits for these. */
 	blocked = set;
 	sigaddset(&blocked, WORKER_SIGRELOAD);
@@ -797,9 +895,10 @@ master_run(const struct config *c, int detach, int db_fd)
 		fatal("pipe");
 	m.status_rd = fds[0];
 	m.status_wr = fds[1];
-	m.db_fd = db_fd;
+	m.db_fd = start->db_fd;
 	m.check_fd = -1;
-	if (fstat(db_fd, &st) != 0)
+	m.metrics_fd = start->metrics_fd;
+	if (fstat(m.db_fd, &st) != 0)
 		fatal("fstat %s", c->database);
 	file_id(&st, &m.db_id);
 	m.seen_id = m.db_id;
@@ -820,6 +919,16 @@ master_run(const struct config *c, int detach, int db_fd)
 		fatal("calloc");
 	for (int i = 0; i < m.nprocs; i++)
 		m.procs[i].chan = -1;
+	if (m.metrics_fd >= 0) {
+		int rc = metrics_create(m.nprocs, config_threads(c), &m.metrics);
+
+		if (rc != 0) {
+			errno = rc;
+			fatal("metrics");
+		}
+		publish_database(&m, &start->db, 0);
+		spawn_metrics(&m);
+	}
 	log_info("starting %d workers on %s, database %s", m.nworkers,
 	    c->listen, c->database);
 	check_migrate_req(c);
@@ -847,6 +956,12 @@ master_run(const struct config *c, int detach, int db_fd)
 				    p->respawn_at - now < timeout)
 					timeout = p->respawn_at - now;
 			}
+		}
+		if (m.metrics_respawn_at != 0 && m.stopping == RUNNING) {
+			if (m.metrics_respawn_at <= now)
+				spawn_metrics(&m);
+			else if (timeout < 0 || m.metrics_respawn_at - now < timeout)
+				timeout = m.metrics_respawn_at - now;
 		}
 		if (m.stopping != RUNNING) {
 			if (now >= m.stop_deadline) {
@@ -913,6 +1028,13 @@ master_run(const struct config *c, int detach, int db_fd)
 		close(m.inotify_fd);
 	close_listener(&m);
 	close(m.db_fd);
+	if (m.metrics_pid != 0) {
+		kill(m.metrics_pid, SIGKILL);
+		waitpid(m.metrics_pid, NULL, 0);
+	}
+	if (m.metrics_fd >= 0)
+		close(m.metrics_fd);
+	metrics_close(m.metrics);
 	free(m.procs);
 	log_info("stopped");
 	return m.status;

@@ -6,11 +6,17 @@
 #define QUOTERD_MASTER_H
 
 #include "config.h"
+#include "store.h"
 
-/*
- * Runs the master until it stops; returns the process exit status. db_fd
- * is the database file, already checked (check.h).
- */
-int master_run(const struct config *c, int daemonize, int db_fd);
+/* What main() prepared before the master starts. */
+struct master_start {
+	int db_fd;              /* the checked database (check.h) */
+	struct store_info db;   /* what its checker found */
+	int metrics_fd;         /* listening for /metrics, or -1 */
+};
+
+/* Runs the master until it stops; returns the process exit status. */
+int master_run(const struct config *c, int daemonize,
+    const struct master_start *start);
 
 #endif

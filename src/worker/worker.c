@@ -58,6 +58,7 @@
 #include "db.h"
 #include "handoff.h"
 #include "log.h"
+#include "metrics.h"
 #include "reflection.h"
 #include "rng.h"
 #include "service.h"
@@ -85,22 +86,26 @@ static const struct method {
 	grpc_server_register_method_payload_handling payload;
 	int stream;       /* long-lived: slots made as calls arrive */
 	int slots;        /* kept requested; 0: requested_calls */
+	enum metrics_method metric;
 } methods[SLOT_KINDS] = {
     [SLOT_QUOTE] = {"/quotes.Quoter/GetQuote",
-	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 0},
+	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 0, METRICS_GET_QUOTE},
     [SLOT_LIST_AUTHORS] = {"/quotes.Quoter/ListAuthors",
-	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 4},
+	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 4,
+	METRICS_LIST_AUTHORS},
     [SLOT_CHECK] = {"/grpc.health.v1.Health/Check",
-	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 8},
+	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 8,
+	METRICS_HEALTH_CHECK},
     [SLOT_WATCH] = {"/grpc.health.v1.Health/Watch",
-	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 1, 1},
+	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 1, 1,
+	METRICS_HEALTH_WATCH},
     [SLOT_REFLECTION] = {"/grpc.reflection.v1.ServerReflection/"
 			 "ServerReflectionInfo",
-	GRPC_SRM_PAYLOAD_NONE, 1, 1},
+	GRPC_SRM_PAYLOAD_NONE, 1, 1, METRICS_REFLECTION},
     [SLOT_REFLECTION_ALPHA] = {"/grpc.reflection.v1alpha.ServerReflection/"
 			       "ServerReflectionInfo",
-	GRPC_SRM_PAYLOAD_NONE, 1, 1},
-    [SLOT_UNKNOWN] = {NULL, GRPC_SRM_PAYLOAD_NONE, 0, 8},
+	GRPC_SRM_PAYLOAD_NONE, 1, 1, METRICS_REFLECTION_ALPHA},
+    [SLOT_UNKNOWN] = {NULL, GRPC_SRM_PAYLOAD_NONE, 0, 8, METRICS_OTHER},
 };
 
 enum tag_kind { TAG_OP, TAG_CLOSE, TAG_WAKE, TAG_EXIT, TAG_SHUTDOWN };
@@ -123,6 +128,8 @@ struct slot {
 	int reading;      /* reflection: a receive is under way */
 	int health_known; /* Watch: the service asked about is ours */
 	int health_sent;  /* Watch: last status sent, 0: none */
+	int counted;      /* metrics: the call's end has been counted */
+	uint64_t started_ns; /* metrics: when the call came */
 	grpc_call *call;
 	gpr_timespec deadline;
 	grpc_metadata_array metadata;
@@ -150,6 +157,7 @@ struct loop {
 	struct rng rng;
 	struct arena arena;
 	atomic_ullong calls;          /* given to this thread */
+	struct metrics_thread *metrics; /* its counters; NULL: metrics off */
 };
 
 struct worker {
@@ -183,6 +191,9 @@ struct worker {
 	pthread_cond_t done_cond;
 	int done;
 };
+
+/* The counters of the call thread running, for whichever call it ends. */
+static __thread struct metrics_thread *thread_metrics;
 
 static struct tag wake_tag = {NULL, TAG_WAKE};
 static struct tag exit_tag = {NULL, TAG_EXIT};
@@ -297,6 +308,7 @@ request_slot(struct worker *w, struct slot *s)
 	s->request = s->reply = NULL;
 	s->finished = s->header_sent = s->client_gone = s->reading = 0;
 	s->health_sent = 0;
+	s->counted = 0;
 	grpc_metadata_array_init(&s->metadata);
 	/* Set first: the call may arrive on another thread at once. */
 	s->requested = s->op_pending = 1;
@@ -340,6 +352,17 @@ add_stream_slot(struct worker *w, enum slot_kind kind)
 	request_slot(w, s);
 }
 
+/* Counts a call's end, once, on the counters of the thread ending it. */
+static void
+count_call(struct slot *s, grpc_status_code status)
+{
+	if (thread_metrics == NULL || s->counted)
+		return;
+	s->counted = 1;
+	metrics_call(thread_metrics, methods[s->kind].metric, (int)status,
+	    metrics_now() - s->started_ns);
+}
+
 /*
  * Once nothing is under way on a slot's call, lets go of the call and
  * requests the slot again (or frees a stream's slot).
@@ -350,6 +373,10 @@ release_slot(struct worker *w, struct slot *s)
 	if (s->op_pending || s->close_pending)
 		return;
 	if (s->call != NULL) {
+		/* Ended without a status from us: its client went away or
+		 * a stop cancelled it. */
+		if (!s->counted)
+			count_call(s, GRPC_STATUS_CANCELLED);
 		grpc_call_unref(s->call);
 		if (atomic_fetch_sub(&w->inflight, 1) == 1 &&
 		    atomic_load(&w->shutting_down)) {
@@ -438,7 +465,19 @@ add_status(struct slot *s, grpc_op *op, grpc_status_code status,
 	op->data.send_status_from_server.status = status;
 	op->data.send_status_from_server.status_details = &s->status_details;
 	s->finished = 1;
+	/* Counted as the status leaves: a client that has its answer
+	 * finds it counted. */
+	count_call(s, status);
 	return op + 1;
+}
+
+/* Ends a stream whose client may never end it, in a stop. */
+static void
+cancel_stream(struct slot *s)
+{
+	count_call(s, GRPC_STATUS_UNAVAILABLE);
+	grpc_call_cancel_with_status(s->call, GRPC_STATUS_UNAVAILABLE,
+	    "server shutting down", NULL);
 }
 
 /* Answers a unary call (or ends a stream) in one batch. */
@@ -596,6 +635,10 @@ start_call(struct loop *t, struct slot *s)
 	const char *why = NULL;
 	int known = 0;
 
+	if (t->metrics != NULL) {
+		s->started_ns = metrics_now();
+		metrics_add(&t->metrics->started, 1);
+	}
 	t->arena.used = 0;
 	switch (s->kind) {
 	case SLOT_QUOTE:
@@ -633,9 +676,7 @@ start_call(struct loop *t, struct slot *s)
 		/* A stop's wake-up may have passed this slot by while the
 		 * call was on its way to us: end the stream as it would. */
 		if (atomic_load(&w->shutting_down))
-			grpc_call_cancel_with_status(s->call,
-			    GRPC_STATUS_UNAVAILABLE, "server shutting down",
-			    NULL);
+			cancel_stream(s);
 		else
 			reflection_read(w, s);
 		goto done;
@@ -717,9 +758,7 @@ on_wake(struct worker *w)
 			/* A reflection stream waits on its client, which
 			 * may never close it: end it so the stop need not
 			 * wait. The pending receive then completes. */
-			grpc_call_cancel_with_status(s->call,
-			    GRPC_STATUS_UNAVAILABLE, "server shutting down",
-			    NULL);
+			cancel_stream(s);
 	}
 }
 
@@ -804,6 +843,8 @@ wait_signal(struct worker *w, const sigset_t *set, int seconds)
 			reload(w, (unsigned)info.si_value.sival_int);
 		else if (sig == SIGHUP)
 			reload(w, 0);
+		else if (sig == SIGUSR1 && log_reopen() != 0)
+			log_warn("reopening the log");
 		else if (sig == SIGTERM || sig == SIGINT)
 			return sig;
 		else if (sig < 0 && errno == EAGAIN)
@@ -914,6 +955,7 @@ signal_thread(void *arg)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, WORKER_SIGRELOAD);
 	wait_signal(w, &set, -1);
 
@@ -1091,6 +1133,7 @@ call_thread(void *arg)
 	struct tag *tag;
 	grpc_event ev;
 
+	thread_metrics = t->metrics;
 	for (;;) {
 		ev = grpc_completion_queue_next(w->cq,
 		    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
@@ -1119,7 +1162,7 @@ call_thread(void *arg)
 
 void
 worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
-    int db_fd, int conn_fd)
+    int db_fd, int conn_fd, struct metrics *metrics)
 {
 	struct worker w;
 	pthread_t sigthread;
@@ -1154,6 +1197,7 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 
 		t->w = &w;
 		t->index = i;
+		t->metrics = metrics_thread(metrics, index, i);
 		atomic_init(&t->calls, 0);
 		t->arena.allocator.alloc = arena_alloc;
 		t->arena.allocator.free = arena_free;

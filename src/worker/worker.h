@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "metrics.h"
 
 /* What a worker tells the master over the status pipe. */
 enum worker_event {
@@ -45,11 +46,13 @@ struct worker_msg {
  * WORKER_SIGRELOAD (or SIGHUP) makes it open the master's db_fd again,
  * through /proc. With a Unix-socket listener, the master accepts and
  * passes each connection over conn_fd (handoff.h); otherwise conn_fd is
- * -1 and the worker listens itself. Never returns: exits 0 after a
+ * -1 and the worker listens itself. metrics, unless NULL, is the shared
+ * block where its call threads count calls (metrics.h). Never returns: exits 0 after a
  * graceful stop, EXIT_FATAL if it cannot serve at all (the master must
  * not restart it), 1 on other errors.
  */
 void worker_main(const struct config *c, int index, pid_t master_pid,
-    int status_fd, int db_fd, int conn_fd) __attribute__((noreturn));
+    int status_fd, int db_fd, int conn_fd, struct metrics *metrics)
+    __attribute__((noreturn));
 
 #endif
