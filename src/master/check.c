@@ -54,6 +54,8 @@ checker_main(int fd, int wr)
 	 * not outlive a master that has stopped waiting. */
 	setrlimit(RLIMIT_CORE, &no_core);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* Not a worker, to ps and to the tests. */
+	prctl(PR_SET_NAME, "quoterd-check");
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	memset(&v, 0, sizeof(v));

@@ -101,6 +101,8 @@ httpd_main(int fd, struct metrics *m)
 	int sig;
 
 	log_setrole("metrics");
+	/* Told apart from the workers in ps and top. */
+	prctl(PR_SET_NAME, "quoterd-metrics");
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
 		fatal("prctl");
 	if (getppid() != h.master)

@@ -108,6 +108,14 @@ def proc_stat(pid):
     return rest[0], int(rest[1]), int(rest[19])
 
 
+def comm(pid):
+    """The process's name (PR_SET_NAME), or None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
+
+
 def children_of(ppid):
     """Pids of the live (non-zombie) direct children of ppid."""
     out = []
@@ -317,8 +325,9 @@ class Daemon:
                     f"{last}); its stderr:\n{self.log()}")
 
     def workers(self):
-        """Pids of the master's live direct children."""
-        pids = children_of(self.pid)
+        """Pids of the master's live direct children but the metrics
+        process (and a database checker, which lives for moments)."""
+        pids = [p for p in children_of(self.pid) if comm(p) == "quoterd"]
         for p in pids:
             st = proc_stat(p)
             if st:

@@ -1,0 +1,330 @@
+"""/metrics and the log's destinations.
+
+- Exact counts: after known numbers of calls of each status, every
+  quoterd_calls_total series holds exactly that many, the histogram's count
+  equals each method's total, nothing is in flight, and `promtool check
+  metrics` accepts the scrape.
+- Counts survive a worker retired by SIGTTOU and one killed by SIGKILL
+  (up to its last finished call); restarts and the workers gauge follow.
+- The database gauges and swap counters after a good and a refused swap.
+- The endpoint: 404 for other paths, 405 for other methods, and a slow or
+  malformed HTTP client neither blocks a scrape nor takes it down; a busy
+  metrics address fails the start.
+- log = FILE is reopened by every process on SIGUSR1; --daemon logs to
+  syslog, never to the terminal it was started from.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+
+import grpc
+import pytest
+
+from conftest import (CHANNEL_OPTIONS, QUOTERD, child_env, free_port,
+                      get_quote, make_corpus, pids_with_env, raw_call,
+                      run_quoterd, wait_until)
+
+GET_QUOTE = "/quotes.Quoter/GetQuote"
+CHECK = "/grpc.health.v1.Health/Check"
+SERIES = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
+
+
+def scrape(addr, path="/metrics"):
+    with urllib.request.urlopen(f"http://{addr}{path}", timeout=10) as r:
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return r.read().decode()
+
+
+def parse(text):
+    """{(name, labels): value} of a scrape."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        m = SERIES.match(line)
+        assert m, f"not a sample line: {line!r}"
+        out[(m.group(1), m.group(2) or "")] = float(m.group(3))
+    return out
+
+
+def calls(samples, method, code):
+    return samples.get(("quoterd_calls_total",
+                        f'{{method="{method}",code="{code}"}}'), 0)
+
+
+def method_total(samples, method):
+    return sum(v for (n, l), v in samples.items()
+               if n == "quoterd_calls_total" and f'method="{method}"' in l)
+
+
+def value(samples, name, labels=""):
+    return samples[(name, labels)]
+
+
+def promtool_ok(text):
+    r = subprocess.run(["promtool", "check", "metrics"], input=text,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.fixture
+def metered(quoterd, corpus, pb):
+    """quoterd with metrics on a free port, ready; (daemon, metrics addr)."""
+    def start(workers=2, extra=(), db=None):
+        maddr = f"127.0.0.1:{free_port()}"
+        d = quoterd(db=db or corpus.db, workers=workers,
+                    extra=["--metrics", maddr, *extra])
+        d.wait_ready(pb)
+        # The readiness probe's calls are counted too: start from here.
+        return d, maddr
+    return start
+
+
+def make_calls(pb, addr, ok=0, invalid=0, unimplemented=0, checks=0,
+               not_found=0):
+    for _ in range(ok):
+        get_quote(pb, addr)
+    for _ in range(invalid):
+        with pytest.raises(grpc.RpcError) as e:
+            raw_call(addr, GET_QUOTE, b"\xff\xff\xff")
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    for _ in range(unimplemented):
+        with pytest.raises(grpc.RpcError) as e:
+            raw_call(addr, "/quotes.Quoter/NoSuchMethod", b"")
+        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    for _ in range(checks):
+        raw_call(addr, CHECK, b"")
+    for _ in range(not_found):
+        with pytest.raises(grpc.RpcError) as e:
+            raw_call(addr, CHECK, b"\x0a\x07no.Such")
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_exact_counts_by_status(metered, pb):
+    d, maddr = metered()
+    before = parse(scrape(maddr))
+    make_calls(pb, d.addr, ok=150, invalid=7, unimplemented=5, checks=4,
+               not_found=3)
+    text = scrape(maddr)
+    after = parse(text)
+    promtool_ok(text)
+
+    def grew(method, code):
+        return calls(after, method, code) - calls(before, method, code)
+    assert grew(GET_QUOTE, "OK") == 150
+    assert grew(GET_QUOTE, "INVALID_ARGUMENT") == 7
+    assert grew("other", "UNIMPLEMENTED") == 5
+    assert grew(CHECK, "OK") == 4
+    assert grew(CHECK, "NOT_FOUND") == 3
+    # Nothing else was counted.
+    total = sum(v for (n, _), v in after.items() if n == "quoterd_calls_total")
+    total0 = sum(v for (n, _), v in before.items() if n == "quoterd_calls_total")
+    assert total - total0 == 150 + 7 + 5 + 4 + 3
+    for method in (GET_QUOTE, CHECK, "other"):
+        label = f'{{method="{method}"}}'
+        count = value(after, "quoterd_call_duration_seconds_count", label)
+        assert count == method_total(after, method)
+        inf = value(after, "quoterd_call_duration_seconds_bucket",
+                    f'{{method="{method}",le="+Inf"}}')
+        assert inf == count
+        assert value(after, "quoterd_call_duration_seconds_sum", label) > 0
+    assert value(after, "quoterd_calls_in_flight") == 0
+    assert value(after, "quoterd_workers") == 2
+    assert value(after, "quoterd_database_quotes") == 60
+    assert value(after, "process_open_fds") > 0
+    assert any(n == "quoterd_build_info" for n, _ in after)
+
+
+def test_counts_survive_retired_and_killed_workers(metered, pb):
+    d, maddr = metered(workers=3)
+    base = calls(parse(scrape(maddr)), GET_QUOTE, "OK")
+    make_calls(pb, d.addr, ok=60)
+    d.send(signal.SIGTTOU)
+    d.wait_workers(2)
+    s = parse(scrape(maddr))
+    assert calls(s, GET_QUOTE, "OK") == base + 60   # the retired kept its
+    assert value(s, "quoterd_workers") == 2
+    make_calls(pb, d.addr, ok=40)
+    victim = d.workers()[0]
+    os.kill(victim, signal.SIGKILL)
+    d.wait_workers(2, exclude=[victim])
+    wait_until(lambda: value(parse(scrape(maddr)),
+                             "quoterd_worker_restarts_total") == 1,
+               10, "the restart to be counted")
+    make_calls(pb, d.addr, ok=25)
+    s = parse(scrape(maddr))
+    assert calls(s, GET_QUOTE, "OK") == base + 125
+    assert value(s, "quoterd_worker_restarts_total") == 1
+    assert value(s, "quoterd_workers") == 2
+
+
+def test_database_gauges_and_swaps(metered, pb, tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    a = make_corpus(tmp_path / "a", {"Ada Lovelace": 2, "Alan Turing": 3})
+    b = make_corpus(tmp_path / "b", {"Grace Hopper": 4})
+    path = served / "quotes.mdb"
+    shutil.copyfile(a.db, path)
+    d, maddr = metered(db=path)
+    s = parse(scrape(maddr))
+    assert value(s, "quoterd_database_generation") == 0
+    assert (value(s, "quoterd_database_quotes"),
+            value(s, "quoterd_database_authors")) == (5, 2)
+    loaded = value(s, "quoterd_database_loaded_timestamp_seconds")
+    assert loaded > 0
+
+    shutil.copyfile(b.db, served / "tmp")
+    os.rename(served / "tmp", path)
+    wait_until(lambda: value(parse(scrape(maddr)),
+                             "quoterd_database_generation") == 1,
+               10, "generation 1")
+    s = parse(scrape(maddr))
+    assert (value(s, "quoterd_database_quotes"),
+            value(s, "quoterd_database_authors")) == (4, 1)
+    assert value(s, "quoterd_database_swaps_total", '{result="ok"}') == 1
+    assert value(s, "quoterd_database_swaps_total", '{result="refused"}') == 0
+    assert value(s, "quoterd_database_loaded_timestamp_seconds") >= loaded
+
+    (served / "tmp").write_bytes(b"not a database" * 100)
+    os.rename(served / "tmp", path)
+    wait_until(lambda: value(parse(scrape(maddr)), "quoterd_database_swaps_total",
+                             '{result="refused"}') == 1,
+               10, "the refusal to be counted")
+    s = parse(scrape(maddr))
+    assert value(s, "quoterd_database_generation") == 1
+    assert value(s, "quoterd_database_quotes") == 4
+
+
+def http_status(maddr, method, path):
+    req = urllib.request.Request(f"http://{maddr}{path}", method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers
+
+
+def test_endpoint_serves_only_metrics(metered, pb):
+    d, maddr = metered()
+    assert http_status(maddr, "GET", "/")[0] == 404
+    assert http_status(maddr, "GET", "/metrics/x")[0] == 404
+    status, headers = http_status(maddr, "POST", "/metrics")
+    assert status == 405 and "GET" in headers["Allow"]
+    assert http_status(maddr, "DELETE", "/metrics")[0] == 405
+    assert http_status(maddr, "HEAD", "/metrics")[0] == 200
+
+
+def test_endpoint_survives_slow_and_malformed_clients(metered, pb):
+    d, maddr = metered()
+    host, port = maddr.rsplit(":", 1)
+    slow = []
+    # Clients that connect and say half a request, then nothing.
+    for _ in range(10):
+        s = socket.create_connection((host, int(port)), timeout=5)
+        s.sendall(b"GET /metr")
+        slow.append(s)
+    # Garbage: answered with an error or closed, never a crash.
+    for junk in (b"\x00\xff" * 500 + b"\r\n\r\n", b"GET " + b"A" * 100000
+                 + b" HTTP/1.1\r\n\r\n", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"):
+        with socket.create_connection((host, int(port)), timeout=5) as s:
+            try:
+                s.sendall(junk)
+                s.recv(4096)
+            except OSError:
+                pass
+    promtool_ok(scrape(maddr))   # still answering, with slow ones open
+    for s in slow:
+        s.close()
+    assert "metrics process" not in d.log(), d.log()   # never restarted
+    make_calls(pb, d.addr, ok=3)
+
+
+def test_busy_metrics_address_fails_start(quoterd, corpus):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = f"127.0.0.1:{s.getsockname()[1]}"
+        d = quoterd(db=corpus.db, extra=["--metrics", busy])
+        log = d.expect_exit(1)
+    assert busy in log and "metrics" in log
+
+
+def test_bad_metrics_setting(corpus):
+    r = run_quoterd(["--db", str(corpus.db), "--metrics", "unix:/x", "--test"])
+    assert r.returncode == 2 and "metrics_listen" in r.stderr
+
+
+def test_log_file_reopened_on_sigusr1(quoterd, corpus, pb, tmp_path):
+    log = tmp_path / "quoterd.log"
+    d = quoterd(db=corpus.db, extra=["--log", str(log)])
+    d.wait_ready(pb)
+    workers = d.workers()
+    wait_until(lambda: log.exists() and "serving" in log.read_text(), 10,
+               "the master's line in the log file")
+    assert "serving" not in d.log()   # the file, not stderr
+    os.rename(log, tmp_path / "quoterd.log.1")
+    d.send(signal.SIGUSR1)
+    wait_until(log.exists, 10, "the log file to be opened again")
+    d.stop_cleanly()
+    text = log.read_text()
+    # Every process wrote to the new file after the reopen.
+    assert "master: stopped" in text
+    for i in range(len(workers)):
+        assert f"worker {i}: stopped after" in text, text
+    assert "stopped" not in (tmp_path / "quoterd.log.1").read_text()
+
+
+@pytest.fixture
+def syslog_socket():
+    """A datagram socket at /dev/log standing in for syslogd."""
+    if os.path.exists("/dev/log"):
+        pytest.skip("a syslog daemon owns /dev/log on this machine")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind("/dev/log")
+    s.settimeout(0.2)
+    try:
+        yield s
+    finally:
+        s.close()
+        os.unlink("/dev/log")
+
+
+def test_daemon_logs_to_syslog_not_terminal(corpus, tmp_path, syslog_socket):
+    pidfile = tmp_path / "quoterd.pid"
+    tag = f"QUOTERD_TEST_TAG={os.urandom(8).hex()}"
+    env = child_env(**dict([tag.split("=", 1)]))
+    port = free_port()
+    got = []
+    try:
+        r = subprocess.run(
+            [str(QUOTERD), "--db", str(corpus.db), "--listen",
+             f"127.0.0.1:{port}", "--workers", "1", "--daemon",
+             "--pidfile", str(pidfile)],
+            capture_output=True, text=True, timeout=30, env=env,
+            stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "" and r.stderr == ""   # not the terminal
+
+        def serving():
+            try:
+                got.append(syslog_socket.recv(4096).decode())
+            except socket.timeout:
+                pass
+            return any("serving" in m for m in got)
+        wait_until(serving, 15, lambda: f"'serving' in syslog: {got}")
+        # daemon facility (3), info (6): <30>
+        line = next(m for m in got if "serving" in m)
+        assert line.startswith("<30>") and "quoterd[" in line, line
+        assert "master: serving" in line
+    finally:
+        for p in pids_with_env(tag):
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
