@@ -14,6 +14,7 @@
   syslog, never to the terminal it was started from.
 """
 
+import json
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ import urllib.request
 import grpc
 import pytest
 
-from conftest import (CHANNEL_OPTIONS, QUOTERD, child_env, free_port,
+from conftest import (QUOTERD, SRC, child_env, free_port,
                       get_quote, make_corpus, pids_with_env, raw_call,
                       run_quoterd, wait_until)
 
@@ -328,3 +329,53 @@ def test_daemon_logs_to_syslog_not_terminal(corpus, tmp_path, syslog_socket):
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+# ------------------------------------------------- shipped monitoring files
+
+DEPLOY = SRC / "deploy"
+
+
+def promtool(*args):
+    r = subprocess.run(["promtool", *args], capture_output=True, text=True,
+                       timeout=60, cwd=DEPLOY / "prometheus")
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def test_prometheus_config_and_rules():
+    promtool("check", "config", "prometheus.yml")
+    promtool("check", "rules", "quoterd-rules.yml")
+    # Each alert fires on the series it is meant for.
+    promtool("test", "rules", "quoterd-rules.test.yml")
+
+
+def dashboard_exprs():
+    dash = json.loads((DEPLOY / "grafana" / "quoterd.json").read_text())
+    return [t["expr"] for p in dash["panels"] for t in p["targets"]]
+
+
+def test_grafana_dashboard_queries_parse_and_exist(metered, pb, tmp_path):
+    exprs = dashboard_exprs()
+    assert len(exprs) >= 6
+    # Every query is valid PromQL: promtool parses it as a recording rule
+    # once Grafana's variables are given values.
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:q{i}", "expr": e.replace(
+            "$__rate_interval", "5m").replace("$instance", ".*")}
+        for i, e in enumerate(exprs)]}]}
+    path = tmp_path / "dashboard-rules.yml"
+    path.write_text(json.dumps(rules))
+    r = subprocess.run(["promtool", "check", "rules", str(path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # And names only metrics quoterd serves.
+    d, maddr = metered()
+    served = {n for n, _ in parse(scrape(maddr))}
+    served |= {n.rsplit("_", 1)[0] for n in served if n.endswith("_bucket")}
+    used = set(re.findall(r"\b(quoterd_[a-z_]+)", " ".join(exprs)))
+    assert used and used <= served, used - served
+    for needed in ("quoterd_calls_total", "quoterd_call_duration_seconds_bucket",
+                   "quoterd_workers", "quoterd_worker_restarts_total",
+                   "quoterd_database_generation"):
+        assert needed in used
