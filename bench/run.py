@@ -92,7 +92,7 @@ def quote(port, n=1, timeout=1):
 
 
 class Server:
-    def __init__(self, db, workers, threads='auto', floor=False):
+    def __init__(self, db, workers, threads='auto', floor=False, extra=(), wrap=(), wait=30):
         self.port = free_port()
         self.t0 = time.monotonic()
         self.log = tempfile.TemporaryFile(mode='w+')
@@ -101,9 +101,9 @@ class Server:
             workers = 0  # one process, no master
         else:
             cmd = [os.path.join(BUILD, 'quoterd'), '--db', db, '--listen', f'127.0.0.1:{self.port}',
-                   '--workers', str(workers), '--threads', str(threads)]
-        self.proc = subprocess.Popen(cmd, stderr=self.log)
-        deadline = time.monotonic() + 30
+                   '--workers', str(workers), '--threads', str(threads), *extra]
+        self.proc = subprocess.Popen([*wrap, *cmd], stderr=self.log)
+        deadline = time.monotonic() + wait
         while quote(self.port).returncode != 0:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 sys.exit('quoterd did not start')
@@ -113,11 +113,11 @@ class Server:
         while len(tree(self.proc.pid)) < want and time.monotonic() < deadline:
             time.sleep(0.01)
 
-    def stop(self):
+    def stop(self, wait=15):
         """Stops the server; returns the calls each worker answered."""
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(15)
+            self.proc.wait(wait)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -146,6 +146,60 @@ def h2load(port, n, conns, streams, reqfile, logfile):
     return rps, ok, p50, p99
 
 
+def callgrind_instructions(db, req, log, tmp, calls, metrics):
+    """Instructions the one worker of a quoterd run under callgrind
+    executed, with `calls` GetQuote calls made (counts, not seconds: the
+    same for the same binary and load whatever else the machine does)."""
+    out = os.path.join(tmp, 'cg')
+    os.makedirs(out, exist_ok=True)
+    for f in os.listdir(out):
+        os.unlink(os.path.join(out, f))
+    extra = ['--metrics', f'127.0.0.1:{free_port()}'] if metrics else []
+    s = Server(db, 1, 1, extra=extra, wait=120,
+               wrap=['valgrind', '--tool=callgrind', '--trace-children=yes',
+                     f'--callgrind-out-file={out}/callgrind.out.%p'])
+    try:
+        worker = [p for p in tree(s.proc.pid) if p != s.proc.pid]
+        h2load(s.port, calls, 4, 8, req, log)
+    finally:
+        s.stop(wait=120)
+    total = 0
+    for p in worker:
+        path = os.path.join(out, f'callgrind.out.{p}')
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            for line in f:
+                if line.startswith('summary:') or line.startswith('totals:'):
+                    total = max(total, int(line.split()[1]))
+    return total
+
+
+def metrics_overhead(db, req, log, tmp, rounds, requests, conns, streams, measure_cpu):
+    """Metrics on against off: instructions a call (callgrind: the slope
+    between two loads, so start-up costs cancel) and CPU a call."""
+    lines = ['', 'Metrics on (`metrics_listen` set) against off, one worker, one call thread: '
+             'instructions a call from callgrind (the difference between 2,000 and 6,000 calls), '
+             'and CPU a call under h2load as above.', '',
+             '| metrics | instructions a call | server CPU us/call |', '| --- | --- | --- |']
+    per = {}
+    for on in (False, True):
+        lo = callgrind_instructions(db, req, log, tmp, 2000, on)
+        hi = callgrind_instructions(db, req, log, tmp, 6000, on)
+        per[on] = (hi - lo) / 4000
+        extra = ['--metrics', f'127.0.0.1:{free_port()}'] if on else []
+        s = Server(db, 1, 1, extra=extra)
+        try:
+            med, _ = measure_cpu(s)
+        finally:
+            s.stop()
+        lines.append(f'| {"on" if on else "off"} | {per[on]:,.0f} | {med[3]:.1f} |')
+        print(lines[-1], flush=True)
+    lines.append(f'| on/off | {per[True] / per[False]:.3f} | |')
+    print(lines[-1], flush=True)
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--quotes', type=int, default=100000)
@@ -157,6 +211,8 @@ def main():
     ap.add_argument('--conns', type=int, default=16)
     ap.add_argument('--streams', type=int, default=32)
     ap.add_argument('--out', default=os.path.join(ROOT, 'bench', 'RESULTS.md'))
+    ap.add_argument('--no-metrics-cost', dest='metrics_cost', action='store_false',
+                    help='skip metrics on/off (callgrind)')
     a = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix='quoterd-bench.')
@@ -208,6 +264,10 @@ def main():
             lines.append(f'| | | {failed} calls failed | | | | | | |')
         plot.setdefault(t, []).append((w, med[0]))
         print(lines[-1], flush=True)
+
+    if a.metrics_cost:
+        lines += metrics_overhead(db, req, log, tmp, a.rounds, a.requests, a.conns, a.streams,
+                                  measure)
 
     # The floor: gRPC core answering a fixed reply, with nothing of ours.
     lines += ['', 'The floor, [`bench/floor.c`](floor.c): gRPC core alone answering one fixed reply '
