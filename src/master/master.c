@@ -395,7 +395,7 @@ reap(struct master *m)
 			continue;
 		}
 		if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_FATAL) {
-			log_warnx("worker %d (pid %ld) %s: it cannot serve, "
+			log_errorx("worker %d (pid %ld) %s: it cannot serve, "
 				  "so quoterd stops", index, (long)pid, how);
 			begin_stop(m, STOP_GRACEFUL, 1);
 			continue;
@@ -767,14 +767,14 @@ open_pidfile(struct master *m)
 	if (path[0] == '\0')
 		return 0;
 	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0) {
-		log_warn("pidfile %s", path);
+		log_error("pidfile %s", path);
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		n = (int)read(fd, buf, sizeof(buf) - 1);
 		buf[n > 0 ? n : 0] = '\0';
 		buf[strcspn(buf, "\n")] = '\0';
-		log_warnx("pidfile %s is locked: quoterd is already running "
+		log_errorx("pidfile %s is locked: quoterd is already running "
 			  "(pid %s)", path, buf);
 		close(fd);
 		return -1;
@@ -908,7 +908,7 @@ master_run(const struct config *c, int detach,
 
 		if ((m.listen_fd = handoff_listen(c->listen + 5, err,
 		    sizeof(err))) < 0) {
-			log_warnx("cannot listen on %s: %s", c->listen, err);
+			log_errorx("cannot listen on %s: %s", c->listen, err);
 			return 1;
 		}
 	}

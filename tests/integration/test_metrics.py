@@ -27,7 +27,7 @@ import urllib.request
 import grpc
 import pytest
 
-from conftest import (QUOTERD, SRC, child_env, free_port,
+from conftest import (QUOTERD, SRC, Load, child_env, free_port,
                       get_quote, make_corpus, pids_with_env, raw_call,
                       run_quoterd, wait_until)
 
@@ -140,6 +140,24 @@ def test_exact_counts_by_status(metered, pb):
     assert value(after, "quoterd_database_quotes") == 60
     assert value(after, "process_open_fds") > 0
     assert any(n == "quoterd_build_info" for n, _ in after)
+
+
+def test_exact_after_concurrent_load(metered, pb, corpus):
+    """Calls from several threads on many connections, spread over the
+    workers and their call threads: the counter is the sum, exactly."""
+    d, maddr = metered()
+    base = calls(parse(scrape(maddr)), GET_QUOTE, "OK")
+    load = Load(pb, d.addr, corpus.pairs, threads=3, calls=400)
+    for t in load.threads:
+        t.join(120)
+    load.finish()
+    assert load.bad == [] and load.refused == []
+    assert load.ok == 1200
+    s = parse(scrape(maddr))
+    assert calls(s, GET_QUOTE, "OK") - base == 1200
+    assert value(s, "quoterd_calls_in_flight") == 0
+    assert (value(s, "quoterd_call_duration_seconds_count",
+                  f'{{method="{GET_QUOTE}"}}') == method_total(s, GET_QUOTE))
 
 
 def test_counts_survive_retired_and_killed_workers(metered, pb):
