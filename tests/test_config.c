@@ -59,6 +59,9 @@ test_defaults(void **state)
 	assert_true(config_threads(&c) == 1 || config_threads(&c) == 2);
 	assert_int_equal(c.max_request_size, 4096);
 	assert_string_equal(c.pidfile, "");
+	assert_int_equal(c.check_timeout, 60);
+	assert_string_equal(c.log, "stderr");
+	assert_string_equal(c.metrics_listen, "");
 }
 
 static void
@@ -77,6 +80,10 @@ test_file_sets_every_key(void **state)
 				  "shutdown_timeout = 0\n"
 				  "max_request_size = 1024\n"
 				  "requested_calls = 16\n"
+				  "check_timeout = 5\n"
+				  "watch_database = yes\n"
+				  "log = /var/log/q.log\n"
+				  "metrics_listen = 127.0.0.1:9150\n"
 				  "watch_database = no\n"
 				  "max_connection_age = 30\n"
 				  "keepalive_min_ping_interval = 5\n"),
@@ -93,6 +100,10 @@ test_file_sets_every_key(void **state)
 	assert_int_equal(c.max_request_size, 1024);
 	assert_int_equal(c.requested_calls, 16);
 	assert_false(c.watch_database);
+	/* A later key never resets an earlier one's value. */
+	assert_int_equal(c.check_timeout, 5);
+	assert_string_equal(c.log, "/var/log/q.log");
+	assert_string_equal(c.metrics_listen, "127.0.0.1:9150");
 	assert_int_equal(c.max_connection_age, 30);
 	assert_int_equal(c.max_connection_age_grace, 10);
 	assert_int_equal(c.keepalive_min_ping_interval, 5);
@@ -139,13 +150,18 @@ test_values_validated(void **state)
 	    {"watch_database", "maybe"}, {"max_connection_age", "-1"},
 	    {"threads", "0"}, {"threads", "65"}, {"threads", "two"},
 	    {"max_concurrent_streams", "x"}, {"keepalive_time", "2147484"},
+	    {"check_timeout", "0"}, {"check_timeout", "3601"}, {"log", ""},
+	    {"metrics_listen", "unix:/x"}, {"metrics_listen", "nocolon"},
+	    {"metrics_listen", "host:0"},
 	};
 	static const char *const good[][2] = {
 	    {"listen", "[::1]:5050"}, {"listen", "unix:/tmp/q.sock"},
 	    {"listen", "localhost:1"}, {"workers", "auto"},
 	    {"workers", "1024"}, {"pidfile", "none"},
 	    {"threads", "64"}, {"threads", "auto"},
-	    {"log_level", "error"},
+	    {"log_level", "error"}, {"check_timeout", "1"},
+	    {"log", "syslog"}, {"metrics_listen", "[::1]:9150"},
+	    {"metrics_listen", "none"},
 	};
 	struct config c;
 
