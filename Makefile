@@ -20,11 +20,14 @@ else
 Q = @
 endif
 PKGS = grpc libprotobuf-c lmdb
-# Recursively expanded: pkg-config runs only once `make deps` has run.
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS = $(shell pkg-config --libs $(PKGS))
-IMPORT_LIBS = $(shell pkg-config --libs libprotobuf-c lmdb)
-CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
+# Expanded on first use, so pkg-config runs only once `make deps` has run,
+# and then only once: `pkg-config grpc` takes most of a second, and
+# plain recursive variables ran it again for every file compiled.
+lazy = $(eval $(1) := $$(shell pkg-config $(2)))$($(1))
+PKG_CFLAGS = $(call lazy,PKG_CFLAGS,--cflags $(PKGS))
+PKG_LIBS = $(call lazy,PKG_LIBS,--libs $(PKGS))
+IMPORT_LIBS = $(call lazy,IMPORT_LIBS,--libs libprotobuf-c lmdb)
+CMOCKA_LIBS = $(call lazy,CMOCKA_LIBS,--libs cmocka)
 
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
