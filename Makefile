@@ -1,6 +1,11 @@
 # quoterd build. `make` builds everything into build/; `make test` runs
 # every test; `make run` serves the bundled sample quotes; SANITIZE=1
-# builds into build-san/ with AddressSanitizer and UBSan.
+# builds into build-san/ with AddressSanitizer and UBSan; `make install`
+# (PREFIX, DESTDIR) installs, `make deb` builds the Debian package.
+
+# The included makefiles define targets of their own: without this the
+# first of them, not the programs, would be what a plain `make` builds.
+.DEFAULT_GOAL := all
 
 SANITIZE ?= 0
 ifeq ($(SANITIZE),1)
