@@ -35,8 +35,10 @@ IMPORT_LIBS = $(call lazy,IMPORT_LIBS,--libs libprotobuf-c lmdb)
 CMOCKA_LIBS = $(call lazy,CMOCKA_LIBS,--libs cmocka)
 
 CFLAGS ?= -O2 -g
+# Every program's --version; debian/changelog's upstream version matches.
+VERSION = 0.1.0
 ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-	-Wmissing-prototypes -D_GNU_SOURCE $(CFLAGS) $(SANFLAGS) \
+	-Wmissing-prototypes -D_GNU_SOURCE -DQUOTERD_VERSION='"$(VERSION)"' $(CFLAGS) $(SANFLAGS) \
 	-Isrc/common -Isrc/store -Isrc/worker -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 

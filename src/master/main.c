@@ -33,12 +33,15 @@ usage(FILE *f)
 	    "               [--threads N|auto]\n"
 	    "               [--pidfile PATH] [--daemon] [--test] "
 	    "[--signal reload|stop|quit]\n"
+	    "               [--tls-cert FILE --tls-key FILE "
+	    "[--tls-client-ca FILE]]\n"
 	    "               [-v|-q] [--version] [--help]\n"
 	    "  -c, --config FILE    settings file (key = value); flags "
 	    "override it\n"
 	    "      --db PATH        database written by quotes-import\n"
-	    "      --listen ADDR    HOST:PORT to serve on (default "
-	    "0.0.0.0:5050)\n"
+	    "      --listen ADDR    HOST:PORT, [IPV6]:PORT or unix:PATH to "
+	    "serve on\n"
+	    "                       (default 0.0.0.0:5050)\n"
 	    "      --workers N|auto worker processes (default auto: one per "
 	    "CPU)\n"
 	    "      --threads N|auto call threads per worker (default auto: 2 "
@@ -56,7 +59,9 @@ usage(FILE *f)
 	    "  -s, --signal SIG     send reload, stop or quit to the running "
 	    "master\n"
 	    "  -v, --verbose        log debug messages\n"
-	    "  -q, --quiet          log warnings and errors only\n");
+	    "  -q, --quiet          log warnings and errors only\n"
+	    "      --version        print the version and exit\n"
+	    "  -h, --help           print this help and exit\n");
 }
 
 /* Sends sig to the master named in the pidfile. */
