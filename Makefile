@@ -73,7 +73,7 @@ UNIT_TESTS = $(BUILD)/tests/test_store $(BUILD)/tests/test_utf8 \
 	$(BUILD)/tests/test_config $(BUILD)/tests/test_reflection
 
 .PHONY: all deps test unit-test integration-test fuzz-replay fuzz run bench \
-	clean format
+	clean format install uninstall
 all: $(PROGS)
 
 deps:
@@ -185,6 +185,55 @@ bench:
 	@sh scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all $(BUILD)/floor
 	QUOTERD_BUILD=$(abspath $(BUILD)) /usr/bin/python3 bench/run.py $(BENCH_ARGS)
+
+# Installation, by GNU and Debian conventions: `make install PREFIX=/usr
+# DESTDIR=/tmp/root` stages a tree for a package. An existing
+# quoterd.conf is never overwritten, and uninstall keeps one that was
+# changed, and the state directory if anything is in it.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+# /usr's configuration lives in /etc, any other prefix's under it.
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+# The compiled-in database path and the unit's StateDirectory= name it.
+STATEDIR ?= /var/lib/quoterd
+INSTALL ?= install
+CONF = $(DESTDIR)$(SYSCONFDIR)/quoterd/quoterd.conf
+MAN1 = man/quote.1 man/quotes-import.1
+MAN5 = man/quoterd.conf.5
+MAN8 = man/quoterd.8
+
+install: all
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/quoterd \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(STATEDIR)
+	$(INSTALL) -m 755 $(BUILD)/quoterd $(DESTDIR)$(SBINDIR)/quoterd
+	$(INSTALL) -m 755 $(BUILD)/quotes-import $(BUILD)/quote $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	$(INSTALL) -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
+	$(INSTALL) -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/
+	@if [ -e $(CONF) ]; then echo "keeping the existing $(CONF)"; \
+	else echo "$(INSTALL) -m 644 etc/quoterd.conf $(CONF)"; \
+		$(INSTALL) -m 644 etc/quoterd.conf $(CONF); fi
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		etc/quoterd.service.in >$(DESTDIR)$(UNITDIR)/quoterd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/quoterd.service
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/quoterd $(DESTDIR)$(BINDIR)/quotes-import \
+		$(DESTDIR)$(BINDIR)/quote $(DESTDIR)$(UNITDIR)/quoterd.service \
+		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
+	@if cmp -s etc/quoterd.conf $(CONF); then echo "rm -f $(CONF)"; \
+		rm -f $(CONF); rmdir $(DESTDIR)$(SYSCONFDIR)/quoterd 2>/dev/null || :; \
+	elif [ -e $(CONF) ]; then echo "keeping the changed $(CONF)"; fi
+	@rmdir $(DESTDIR)$(STATEDIR) 2>/dev/null || \
+		[ ! -e $(DESTDIR)$(STATEDIR) ] || \
+		echo "keeping $(DESTDIR)$(STATEDIR): it is not empty"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
