@@ -38,7 +38,7 @@ CFLAGS ?= -O2 -g
 # Every program's --version; debian/changelog's upstream version matches.
 VERSION = 0.1.0
 ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-	-Wmissing-prototypes -D_GNU_SOURCE -DQUOTERD_VERSION='"$(VERSION)"' $(CFLAGS) $(SANFLAGS) \
+	-Wmissing-prototypes -D_GNU_SOURCE -DQUOTERD_VERSION='"$(VERSION)"' $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) \
 	-Isrc/common -Isrc/store -Isrc/worker -I$(BUILD)/gen $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 
@@ -73,7 +73,7 @@ UNIT_TESTS = $(BUILD)/tests/test_store $(BUILD)/tests/test_utf8 \
 	$(BUILD)/tests/test_config $(BUILD)/tests/test_reflection
 
 .PHONY: all deps test unit-test integration-test fuzz-replay fuzz run bench \
-	clean format install uninstall
+	clean format install uninstall deb
 all: $(PROGS)
 
 deps:
@@ -197,6 +197,7 @@ MANDIR ?= $(PREFIX)/share/man
 # /usr's configuration lives in /etc, any other prefix's under it.
 SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 # The compiled-in database path and the unit's StateDirectory= name it.
 STATEDIR ?= /var/lib/quoterd
 INSTALL ?= install
@@ -209,7 +210,7 @@ install: all
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/quoterd \
-		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(STATEDIR)
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(STATEDIR)
 	$(INSTALL) -m 755 $(BUILD)/quoterd $(DESTDIR)$(SBINDIR)/quoterd
 	$(INSTALL) -m 755 $(BUILD)/quotes-import $(BUILD)/quote $(DESTDIR)$(BINDIR)/
 	$(INSTALL) -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
@@ -221,10 +222,12 @@ install: all
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 		etc/quoterd.service.in >$(DESTDIR)$(UNITDIR)/quoterd.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/quoterd.service
+	$(INSTALL) -m 644 etc/quoterd.sysusers $(DESTDIR)$(SYSUSERSDIR)/quoterd.conf
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/quoterd $(DESTDIR)$(BINDIR)/quotes-import \
 		$(DESTDIR)$(BINDIR)/quote $(DESTDIR)$(UNITDIR)/quoterd.service \
+		$(DESTDIR)$(SYSUSERSDIR)/quoterd.conf \
 		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5))) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
@@ -234,6 +237,21 @@ uninstall:
 	@rmdir $(DESTDIR)$(STATEDIR) 2>/dev/null || \
 		[ ! -e $(DESTDIR)$(STATEDIR) ] || \
 		echo "keeping $(DESTDIR)$(STATEDIR): it is not empty"
+
+# The Debian package, built from a copy of the tracked files under
+# $(DEB_DIR) (dpkg-buildpackage writes beside the source tree, so this
+# keeps its output inside build/): $(DEB_DIR)/quoterd_*.deb.
+DEB_DIR ?= $(BUILD)/deb
+deb:
+	rm -rf $(DEB_DIR)/src
+	mkdir -p $(DEB_DIR)/src/quoterd
+	git ls-files -z | xargs -0 sh -c 'for f; do [ ! -e "$$f" ] || \
+		printf "%s\0" "$$f"; done' sh | \
+		xargs -0 cp -P --parents -t $(DEB_DIR)/src/quoterd
+	cd $(DEB_DIR)/src/quoterd && dpkg-buildpackage -us -uc -b -jauto
+	mv $(DEB_DIR)/src/*.deb $(DEB_DIR)/
+	rm -rf $(DEB_DIR)/src
+	@ls $(DEB_DIR)/*.deb
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -59,6 +59,7 @@ USR_TREE = [
     "usr/", "usr/bin/", "usr/bin/quote", "usr/bin/quotes-import",
     "usr/lib/", "usr/lib/systemd/", "usr/lib/systemd/system/",
     "usr/lib/systemd/system/quoterd.service",
+    "usr/lib/sysusers.d/", "usr/lib/sysusers.d/quoterd.conf",
     "usr/sbin/", "usr/sbin/quoterd",
     "usr/share/", "usr/share/man/",
     "usr/share/man/man1/", "usr/share/man/man1/quote.1",
