@@ -56,7 +56,7 @@ HEALTH_OBJ = $(call genobj,$(HEALTH_GEN))
 COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c \
 	src/common/handoff.c
 STORE = src/store/store.c
-MASTER = src/master/main.c src/master/master.c
+MASTER = src/master/main.c src/master/master.c src/master/notify.c
 WORKER = src/worker/worker.c src/worker/db.c src/worker/service.c
 
 include src/worker/reflection.mk

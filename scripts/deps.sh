@@ -1,11 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages quoterd builds, tests and runs with, when
 # any is missing. Used by `make deps`, which `make run` and `make test` call.
+# The last line is for the man page, Debian package and systemd unit tests.
 set -eu
 pkgs="build-essential pkg-config libgrpc-dev libprotobuf-c-dev grpc-proto libprotobuf-dev
 protobuf-c-compiler protobuf-compiler liblmdb-dev lmdb-utils libcmocka-dev
 clang libclang-rt-14-dev
-python3 python3-grpcio python3-grpc-tools python3-pytest"
+python3 python3-grpcio python3-grpc-tools python3-pytest
+git mandoc man-db lintian debhelper systemd"
 [ "${1:-}" = bench ] && pkgs="$pkgs nghttp2-client gnuplot-nox fortunes"
 missing=
 for p in $pkgs; do

@@ -31,6 +31,7 @@
 
 #include "handoff.h"
 #include "log.h"
+#include "notify.h"
 #include "store.h"
 #include "worker.h"
 
@@ -245,6 +246,9 @@ begin_stop(struct master *m, enum stop_mode mode, int status)
 		    (long)(m->config->drain_time +
 			m->config->shutdown_timeout) * 1000 +
 		    STOP_GRACE_MS;
+		/* The manager's stop timeout then covers a long drain_time. */
+		notify("STOPPING=1\nEXTEND_TIMEOUT_USEC=%ld",
+		    (m->stop_deadline - now_ms() + STOP_GRACE_MS) * 1000);
 	}
 	m->stopping = mode;
 	if (status > m->status)
@@ -339,6 +343,8 @@ announce(struct master *m)
 		return;
 	m->announced = 1;
 	log_info("serving %s with %d workers", m->config->listen, ready);
+	notify("READY=1\nSTATUS=serving %s with %d workers", m->config->listen,
+	    ready);
 	if (m->notify_fd >= 0) {
 		if (write(m->notify_fd, "", 1) < 0)
 			log_warn("daemon parent");
@@ -605,7 +611,9 @@ handle_signal(struct master *m, int sig)
 		begin_stop(m, STOP_NOW, 0);
 		break;
 	case SIGHUP:
+		notify("RELOADING=1");
 		swap_database(m, "SIGHUP", 1);
+		notify("READY=1");
 		break;
 	case SIGTTIN:
 		scale(m, 1);
