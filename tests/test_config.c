@@ -59,6 +59,8 @@ test_defaults(void **state)
 	assert_true(config_threads(&c) == 1 || config_threads(&c) == 2);
 	assert_int_equal(c.max_request_size, 4096);
 	assert_string_equal(c.pidfile, "");
+	assert_int_equal(c.unix_mode, 0660);
+	assert_int_equal(c.unix_gid, -1);
 }
 
 static void
@@ -139,13 +141,17 @@ test_values_validated(void **state)
 	    {"watch_database", "maybe"}, {"max_connection_age", "-1"},
 	    {"threads", "0"}, {"threads", "65"}, {"threads", "two"},
 	    {"max_concurrent_streams", "x"}, {"keepalive_time", "2147484"},
+	    {"unix_mode", "0778"}, {"unix_mode", "01000"}, {"unix_mode", ""},
+	    {"unix_mode", "rw"}, {"unix_group", "no-such-group-quoterd"},
 	};
 	static const char *const good[][2] = {
 	    {"listen", "[::1]:5050"}, {"listen", "unix:/tmp/q.sock"},
 	    {"listen", "localhost:1"}, {"workers", "auto"},
 	    {"workers", "1024"}, {"pidfile", "none"},
 	    {"threads", "64"}, {"threads", "auto"},
-	    {"log_level", "error"},
+	    {"log_level", "error"}, {"unix_mode", "0600"},
+	    {"unix_mode", "666"}, {"unix_group", "root"},
+	    {"unix_group", "4242"},
 	};
 	struct config c;
 
@@ -161,6 +167,8 @@ test_values_validated(void **state)
 		assert_int_equal(config_set(&c, good[i][0], good[i][1], err,
 		    sizeof(err)), 0);
 	assert_string_equal(c.pidfile, "");
+	assert_int_equal(c.unix_mode, 0666);
+	assert_int_equal(c.unix_gid, 4242);
 }
 
 /* auto: a second call thread only while workers leave CPUs idle. */

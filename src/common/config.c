@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +28,8 @@ config_defaults(struct config *c)
 	c->requested_calls = 128;
 	c->watch_database = true;
 	c->max_connection_age_grace = 10;
+	c->unix_mode = 0660;
+	c->unix_gid = -1;
 }
 
 static int
@@ -186,6 +189,35 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 			snprintf(err, errlen,
 			    "log_level: '%s' is not error, warn, info or debug",
 			    value);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "unix_mode") == 0) {
+		char *end;
+
+		errno = 0;
+		v = strtol(value, &end, 8);
+		if (errno != 0 || end == value || *end != '\0' || v < 0 ||
+		    v > 0777) {
+			snprintf(err, errlen,
+			    "unix_mode: '%s' is not an octal mode 0..0777", value);
+			return -1;
+		}
+		c->unix_mode = (int)v;
+		return 0;
+	}
+	if (strcmp(key, "unix_group") == 0) {
+		struct group *gr;
+
+		/* Resolved now, so --test finds a group that does not
+		 * exist. */
+		if (parse_int(value, 0, INT32_MAX, &v) == 0) {
+			c->unix_gid = v;
+		} else if ((gr = getgrnam(value)) != NULL) {
+			c->unix_gid = (long)gr->gr_gid;
+		} else {
+			snprintf(err, errlen, "unix_group: no group '%s'", value);
 			return -1;
 		}
 		return 0;

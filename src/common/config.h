@@ -24,6 +24,10 @@ struct config {
 	int max_request_size;  /* bytes of a request message */
 	int requested_calls;   /* calls each worker keeps requested */
 	bool watch_database;   /* reload when the file is replaced */
+	/* A unix:PATH listener's socket file: its mode and group (-1:
+	 * the process's own). */
+	int unix_mode;
+	long unix_gid;
 	/* gRPC server limits, in seconds unless named otherwise; 0 leaves
 	 * gRPC's own default (or, for ages and idle, no limit). */
 	int max_concurrent_streams;

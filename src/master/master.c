@@ -765,8 +765,8 @@ master_run(const struct config *c, int detach)
 	if (strncmp(c->listen, "unix:", 5) == 0) {
 		char err[256];
 
-		if ((m.listen_fd = handoff_listen(c->listen + 5, err,
-		    sizeof(err))) < 0) {
+		if ((m.listen_fd = handoff_listen(c->listen + 5, c->unix_mode,
+		    c->unix_gid, err, sizeof(err))) < 0) {
 			log_warnx("cannot listen on %s: %s", c->listen, err);
 			return 1;
 		}
