@@ -180,11 +180,20 @@ fuzz: $(FUZZ_BINS)
 			-artifact_prefix=$(FUZZ_BUILD)/fuzz_$$t- \
 			$(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t; done
 
-# Benchmarks are measurements, not tests: run by hand, results in bench/.
+# Benchmarks are measurements, not tests: run by hand. Results go to
+# $(BUILD)/bench/; `make bench UPDATE=1` replaces the committed ones in
+# bench/ instead.
+ifeq ($(UPDATE),1)
+BENCH_OUT = bench
+else
+BENCH_OUT = $(BUILD)/bench
+endif
 bench:
 	@sh scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all $(BUILD)/floor
-	QUOTERD_BUILD=$(abspath $(BUILD)) /usr/bin/python3 bench/run.py $(BENCH_ARGS)
+	@mkdir -p $(BENCH_OUT)
+	QUOTERD_BUILD=$(abspath $(BUILD)) /usr/bin/python3 bench/run.py \
+		--out $(BENCH_OUT)/RESULTS.md $(BENCH_ARGS)
 
 # Installation, by GNU and Debian conventions: `make install PREFIX=/usr
 # DESTDIR=/tmp/root` stages a tree for a package. An existing

@@ -8,7 +8,8 @@ protobuf-c-compiler protobuf-compiler liblmdb-dev lmdb-utils libcmocka-dev
 clang libclang-rt-14-dev
 python3 python3-grpcio python3-grpc-tools python3-pytest
 git mandoc man-db lintian debhelper systemd"
-[ "${1:-}" = bench ] && pkgs="$pkgs nghttp2-client gnuplot-nox fortunes"
+# bench/run.py runs h2load and gnuplot, nothing else.
+[ "${1:-}" = bench ] && pkgs="$pkgs nghttp2-client gnuplot-nox"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
