@@ -24,7 +24,7 @@ Q =
 else
 Q = @
 endif
-PKGS = grpc libprotobuf-c lmdb
+PKGS = grpc libprotobuf-c lmdb libcrypto
 # Expanded on first use, so pkg-config runs only once `make deps` has run,
 # and then only once: `pkg-config grpc` takes most of a second, and
 # plain recursive variables ran it again for every file compiled.
@@ -54,7 +54,7 @@ GEN_OBJ = $(call genobj,$(GEN))
 HEALTH_OBJ = $(call genobj,$(HEALTH_GEN))
 
 COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c \
-	src/common/handoff.c
+	src/common/handoff.c src/common/tls.c
 STORE = src/store/store.c
 MASTER = src/master/main.c src/master/master.c src/master/notify.c
 WORKER = src/worker/worker.c src/worker/db.c src/worker/service.c
@@ -117,7 +117,8 @@ $(BUILD)/tests/test_store: $(call obj,tests/test_store.c tests/testutil.c $(STOR
 $(BUILD)/tests/test_utf8: $(call obj,tests/test_utf8.c src/common/utf8.c)
 $(BUILD)/tests/test_rng: $(call obj,tests/test_rng.c src/common/rng.c)
 $(BUILD)/tests/test_quotes_import: $(call obj,tests/test_quotes_import.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
-$(BUILD)/tests/test_config: $(call obj,tests/test_config.c src/common/config.c src/common/log.c)
+$(BUILD)/tests/test_config: $(call obj,tests/test_config.c src/common/config.c src/common/log.c \
+	src/common/tls.c)
 $(BUILD)/tests/%:
 	@mkdir -p $(@D)
 	@echo "  LD      $@"

@@ -4,7 +4,7 @@
 # The last line is for the man page, Debian package and systemd unit tests.
 set -eu
 pkgs="build-essential pkg-config libgrpc-dev libprotobuf-c-dev grpc-proto libprotobuf-dev
-protobuf-c-compiler protobuf-compiler liblmdb-dev lmdb-utils libcmocka-dev
+protobuf-c-compiler protobuf-compiler liblmdb-dev lmdb-utils libcmocka-dev libssl-dev
 clang libclang-rt-14-dev
 python3 python3-grpcio python3-grpc-tools python3-pytest
 git mandoc man-db lintian debhelper systemd"

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tls.h"
+
 void
 config_defaults(struct config *c)
 {
@@ -30,6 +32,7 @@ config_defaults(struct config *c)
 	c->max_connection_age_grace = 10;
 	c->unix_mode = 0660;
 	c->unix_gid = -1;
+	c->tls_fd = -1;
 }
 
 static int
@@ -336,6 +339,8 @@ read_pem(const char *key, const char *path, char *err, size_t errlen)
 int
 config_load_tls(struct config *c, char *err, size_t errlen)
 {
+	char why[256];
+
 	if (c->tls_cert[0] == '\0' && c->tls_key[0] == '\0' &&
 	    c->tls_client_ca[0] == '\0')
 		return 0;
@@ -355,6 +360,14 @@ config_load_tls(struct config *c, char *err, size_t errlen)
 	    (c->tls_client_ca[0] != '\0' &&
 		(c->tls_client_ca_pem = read_pem("tls_client_ca",
 		c->tls_client_ca, err, errlen)) == NULL)) {
+		config_free_tls(c);
+		return -1;
+	}
+	/* gRPC would only find a mismatch in each worker. */
+	if (tls_check_pair(c->tls_cert_pem, c->tls_key_pem, why,
+	    sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s (%s, %s)", why, c->tls_cert,
+		    c->tls_key);
 		config_free_tls(c);
 		return -1;
 	}

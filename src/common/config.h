@@ -45,6 +45,9 @@ struct config {
 	char tls_client_ca[CONFIG_PATH_MAX];
 	/* Their contents, read by config_load_tls(); NULL when unset. */
 	char *tls_cert_pem, *tls_key_pem, *tls_client_ca_pem;
+	/* The master's memory file of checked PEMs that workers read
+	 * (tls.h); -1 without TLS. */
+	int tls_fd;
 };
 
 void config_defaults(struct config *c);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "master.h"
 #include "store.h"
+#include "tls.h"
 
 #ifndef QUOTERD_VERSION
 #define QUOTERD_VERSION "0.1.0"
@@ -338,6 +339,12 @@ main(int argc, char *argv[])
 		absolute(c.listen + 5, sizeof(c.listen) - 5) != 0))) {
 		fprintf(stderr, "quoterd: a path is too long once made "
 				"absolute\n");
+		config_free_tls(&c);
+		return 1;
+	}
+	if (c.tls_cert_pem != NULL &&
+	    tls_publish(&c, &c.tls_fd, err, sizeof(err)) != 0) {
+		fprintf(stderr, "quoterd: %s\n", err);
 		config_free_tls(&c);
 		return 1;
 	}

@@ -33,6 +33,7 @@
 #include "log.h"
 #include "notify.h"
 #include "store.h"
+#include "tls.h"
 #include "worker.h"
 
 /* A worker that dies sooner than this after its start is crash-looping. */
@@ -612,6 +613,7 @@ handle_signal(struct master *m, int sig)
 		break;
 	case SIGHUP:
 		notify("RELOADING=1");
+		tls_reload(m->config);
 		swap_database(m, "SIGHUP", 1);
 		notify("READY=1");
 		break;
