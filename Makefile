@@ -1,6 +1,11 @@
 # quoterd build. `make` builds everything into build/; `make test` runs
 # every test; `make run` serves the bundled sample quotes; SANITIZE=1
-# builds into build-san/ with AddressSanitizer and UBSan.
+# builds into build-san/ with AddressSanitizer and UBSan; `make install`
+# (PREFIX, DESTDIR) installs, `make deb` builds the Debian package.
+
+# The included makefiles define targets of their own: without this the
+# first of them, not the programs, would be what a plain `make` builds.
+.DEFAULT_GOAL := all
 
 SANITIZE ?= 0
 ifeq ($(SANITIZE),1)
@@ -19,16 +24,21 @@ Q =
 else
 Q = @
 endif
-PKGS = grpc libprotobuf-c lmdb libmicrohttpd
-# Recursively expanded: pkg-config runs only once `make deps` has run.
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS = $(shell pkg-config --libs $(PKGS))
-IMPORT_LIBS = $(shell pkg-config --libs libprotobuf-c lmdb)
-CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
+PKGS = grpc libprotobuf-c lmdb libcrypto libmicrohttpd
+# Expanded on first use, so pkg-config runs only once `make deps` has run,
+# and then only once: `pkg-config grpc` takes most of a second, and
+# plain recursive variables ran it again for every file compiled.
+lazy = $(eval $(1) := $$(shell pkg-config $(2)))$($(1))
+PKG_CFLAGS = $(call lazy,PKG_CFLAGS,--cflags $(PKGS))
+PKG_LIBS = $(call lazy,PKG_LIBS,--libs $(PKGS))
+IMPORT_LIBS = $(call lazy,IMPORT_LIBS,--libs libprotobuf-c lmdb)
+CMOCKA_LIBS = $(call lazy,CMOCKA_LIBS,--libs cmocka)
 
 CFLAGS ?= -O2 -g
+# Every program's --version; debian/changelog's upstream version matches.
+VERSION = 0.1.0
 ALL_CFLAGS = -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-	-Wmissing-prototypes -D_GNU_SOURCE $(CFLAGS) $(SANFLAGS) \
+	-Wmissing-prototypes -D_GNU_SOURCE -DQUOTERD_VERSION='"$(VERSION)"' $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) \
 	-Isrc/common -Isrc/store -Isrc/worker -Isrc/metrics -I$(BUILD)/gen \
 	$(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
@@ -45,9 +55,10 @@ GEN_OBJ = $(call genobj,$(GEN))
 HEALTH_OBJ = $(call genobj,$(HEALTH_GEN))
 
 COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c \
-	src/common/handoff.c src/common/metrics.c
+	src/common/handoff.c src/common/metrics.c src/common/tls.c
 STORE = src/store/store.c src/store/verify_stub.c
-MASTER = src/master/main.c src/master/master.c src/master/check.c
+MASTER = src/master/main.c src/master/master.c src/master/check.c \
+	src/master/notify.c
 WORKER = src/worker/worker.c src/worker/db.c src/worker/service.c
 METRICS = src/metrics/httpd.c src/metrics/exposition.c
 
@@ -66,7 +77,7 @@ UNIT_TESTS = $(BUILD)/tests/test_store $(BUILD)/tests/test_utf8 \
 	$(BUILD)/tests/test_metrics
 
 .PHONY: all deps test unit-test integration-test fuzz-replay fuzz run bench \
-	clean format
+	clean format install uninstall deb
 all: $(PROGS)
 
 deps:
@@ -110,7 +121,8 @@ $(BUILD)/tests/test_store: $(call obj,tests/test_store.c tests/testutil.c $(STOR
 $(BUILD)/tests/test_utf8: $(call obj,tests/test_utf8.c src/common/utf8.c)
 $(BUILD)/tests/test_rng: $(call obj,tests/test_rng.c src/common/rng.c)
 $(BUILD)/tests/test_quotes_import: $(call obj,tests/test_quotes_import.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
-$(BUILD)/tests/test_config: $(call obj,tests/test_config.c src/common/config.c src/common/log.c)
+$(BUILD)/tests/test_config: $(call obj,tests/test_config.c src/common/config.c src/common/log.c \
+	src/common/tls.c)
 $(BUILD)/tests/test_metrics: $(call obj,tests/test_metrics.c src/common/metrics.c src/metrics/exposition.c)
 $(BUILD)/tests/%:
 	@mkdir -p $(@D)
@@ -174,11 +186,87 @@ fuzz: $(FUZZ_BINS)
 			-artifact_prefix=$(FUZZ_BUILD)/fuzz_$$t- \
 			$(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t; done
 
-# Benchmarks are measurements, not tests: run by hand, results in bench/.
+# Benchmarks are measurements, not tests: run by hand. Results go to
+# $(BUILD)/bench/; `make bench UPDATE=1` replaces the committed ones in
+# bench/ instead.
+ifeq ($(UPDATE),1)
+BENCH_OUT = bench
+else
+BENCH_OUT = $(BUILD)/bench
+endif
 bench:
 	@sh scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all $(BUILD)/floor
-	QUOTERD_BUILD=$(abspath $(BUILD)) /usr/bin/python3 bench/run.py $(BENCH_ARGS)
+	@mkdir -p $(BENCH_OUT)
+	QUOTERD_BUILD=$(abspath $(BUILD)) /usr/bin/python3 bench/run.py \
+		--out $(BENCH_OUT)/RESULTS.md $(BENCH_ARGS)
+
+# Installation, by GNU and Debian conventions: `make install PREFIX=/usr
+# DESTDIR=/tmp/root` stages a tree for a package. An existing
+# quoterd.conf is never overwritten, and uninstall keeps one that was
+# changed, and the state directory if anything is in it.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+# /usr's configuration lives in /etc, any other prefix's under it.
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+# The compiled-in database path and the unit's StateDirectory= name it.
+STATEDIR ?= /var/lib/quoterd
+INSTALL ?= install
+CONF = $(DESTDIR)$(SYSCONFDIR)/quoterd/quoterd.conf
+MAN1 = man/quote.1 man/quotes-import.1
+MAN5 = man/quoterd.conf.5
+MAN8 = man/quoterd.8
+
+install: all
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/quoterd \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(STATEDIR)
+	$(INSTALL) -m 755 $(BUILD)/quoterd $(DESTDIR)$(SBINDIR)/quoterd
+	$(INSTALL) -m 755 $(BUILD)/quotes-import $(BUILD)/quote $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	$(INSTALL) -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
+	$(INSTALL) -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/
+	@if [ -e $(CONF) ]; then echo "keeping the existing $(CONF)"; \
+	else echo "$(INSTALL) -m 644 etc/quoterd.conf $(CONF)"; \
+		$(INSTALL) -m 644 etc/quoterd.conf $(CONF); fi
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		etc/quoterd.service.in >$(DESTDIR)$(UNITDIR)/quoterd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/quoterd.service
+	$(INSTALL) -m 644 etc/quoterd.sysusers $(DESTDIR)$(SYSUSERSDIR)/quoterd.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/quoterd $(DESTDIR)$(BINDIR)/quotes-import \
+		$(DESTDIR)$(BINDIR)/quote $(DESTDIR)$(UNITDIR)/quoterd.service \
+		$(DESTDIR)$(SYSUSERSDIR)/quoterd.conf \
+		$(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
+	@if cmp -s etc/quoterd.conf $(CONF); then echo "rm -f $(CONF)"; \
+		rm -f $(CONF); rmdir $(DESTDIR)$(SYSCONFDIR)/quoterd 2>/dev/null || :; \
+	elif [ -e $(CONF) ]; then echo "keeping the changed $(CONF)"; fi
+	@rmdir $(DESTDIR)$(STATEDIR) 2>/dev/null || \
+		[ ! -e $(DESTDIR)$(STATEDIR) ] || \
+		echo "keeping $(DESTDIR)$(STATEDIR): it is not empty"
+
+# The Debian package, built from a copy of the tracked files under
+# $(DEB_DIR) (dpkg-buildpackage writes beside the source tree, so this
+# keeps its output inside build/): $(DEB_DIR)/quoterd_*.deb.
+DEB_DIR ?= $(BUILD)/deb
+deb:
+	rm -rf $(DEB_DIR)/src
+	mkdir -p $(DEB_DIR)/src/quoterd
+	git ls-files -z | xargs -0 sh -c 'for f; do [ ! -e "$$f" ] || \
+		printf "%s\0" "$$f"; done' sh | \
+		xargs -0 cp -P --parents -t $(DEB_DIR)/src/quoterd
+	cd $(DEB_DIR)/src/quoterd && dpkg-buildpackage -us -uc -b -jauto
+	mv $(DEB_DIR)/src/*.deb $(DEB_DIR)/
+	rm -rf $(DEB_DIR)/src
+	@ls $(DEB_DIR)/*.deb
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

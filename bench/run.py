@@ -6,8 +6,10 @@ worker count W and call-thread count T runs quoterd under h2load and
 measures requests/s, p50 and
 p99 latency, server CPU microseconds per call and the RSS and PSS of all
 quoterd processes; and the time from start to the first answered call for
-a small and a large database. Writes bench/RESULTS.md and
-bench/throughput.png (gnuplot).
+a small and a large database. Writes RESULTS.md and throughput.png
+(gnuplot) into the directory of --out: build/bench/ unless told
+otherwise (`make bench UPDATE=1` names bench/). Its temporary files,
+some hundred MB for the large database, are removed at the end.
 
 h2load sees only HTTP status, so each run also checks a sample of replies
 with the quote client.
@@ -15,6 +17,7 @@ with the quote client.
 import argparse
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -210,12 +213,20 @@ def main():
     ap.add_argument('--threads', default='1,2', help='call threads a worker, each measured')
     ap.add_argument('--conns', type=int, default=16)
     ap.add_argument('--streams', type=int, default=32)
-    ap.add_argument('--out', default=os.path.join(ROOT, 'bench', 'RESULTS.md'))
+    ap.add_argument('--out', default=os.path.join(BUILD, 'bench', 'RESULTS.md'))
     ap.add_argument('--no-metrics-cost', dest='metrics_cost', action='store_false',
                     help='skip metrics on/off (callgrind)')
     a = ap.parse_args()
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
 
     tmp = tempfile.mkdtemp(prefix='quoterd-bench.')
+    try:
+        run(a, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(a, tmp):
     req = os.path.join(tmp, 'req.bin')
     with open(req, 'wb') as f:
         f.write(b'\0\0\0\0\0')  # gRPC frame: uncompressed, 0 bytes: an empty QuoteRequest

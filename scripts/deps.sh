@@ -1,13 +1,16 @@
 #!/bin/sh
 # Installs the Debian packages quoterd builds, tests and runs with, when
 # any is missing. Used by `make deps`, which `make run` and `make test` call.
+# The last line is for the man page, Debian package and systemd unit tests.
 set -eu
 pkgs="build-essential pkg-config libgrpc-dev libprotobuf-c-dev grpc-proto libprotobuf-dev
-protobuf-c-compiler protobuf-compiler liblmdb-dev lmdb-utils libcmocka-dev
+protobuf-c-compiler protobuf-compiler liblmdb-dev lmdb-utils libcmocka-dev libssl-dev
 clang libclang-rt-14-dev
 libmicrohttpd-dev prometheus
-python3 python3-grpcio python3-grpc-tools python3-pytest"
-[ "${1:-}" = bench ] && pkgs="$pkgs nghttp2-client gnuplot-nox fortunes"
+python3 python3-grpcio python3-grpc-tools python3-pytest
+git mandoc man-db lintian debhelper systemd"
+# bench/run.py runs h2load, gnuplot and valgrind (metrics on and off).
+[ "${1:-}" = bench ] && pkgs="$pkgs nghttp2-client gnuplot-nox valgrind"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||

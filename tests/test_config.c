@@ -62,6 +62,8 @@ test_defaults(void **state)
 	assert_int_equal(c.check_timeout, 60);
 	assert_string_equal(c.log, "stderr");
 	assert_string_equal(c.metrics_listen, "");
+	assert_int_equal(c.unix_mode, 0660);
+	assert_int_equal(c.unix_gid, -1);
 }
 
 static void
@@ -153,6 +155,8 @@ test_values_validated(void **state)
 	    {"check_timeout", "0"}, {"check_timeout", "3601"}, {"log", ""},
 	    {"metrics_listen", "unix:/x"}, {"metrics_listen", "nocolon"},
 	    {"metrics_listen", "host:0"},
+	    {"unix_mode", "0778"}, {"unix_mode", "01000"}, {"unix_mode", ""},
+	    {"unix_mode", "rw"}, {"unix_group", "no-such-group-quoterd"},
 	};
 	static const char *const good[][2] = {
 	    {"listen", "[::1]:5050"}, {"listen", "unix:/tmp/q.sock"},
@@ -162,6 +166,9 @@ test_values_validated(void **state)
 	    {"log_level", "error"}, {"check_timeout", "1"},
 	    {"log", "syslog"}, {"metrics_listen", "[::1]:9150"},
 	    {"metrics_listen", "none"},
+	    {"log_level", "error"}, {"unix_mode", "0600"},
+	    {"unix_mode", "666"}, {"unix_group", "root"},
+	    {"unix_group", "4242"},
 	};
 	struct config c;
 
@@ -177,6 +184,8 @@ test_values_validated(void **state)
 		assert_int_equal(config_set(&c, good[i][0], good[i][1], err,
 		    sizeof(err)), 0);
 	assert_string_equal(c.pidfile, "");
+	assert_int_equal(c.unix_mode, 0666);
+	assert_int_equal(c.unix_gid, 4242);
 }
 
 /* auto: a second call thread only while workers leave CPUs idle. */

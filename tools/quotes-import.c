@@ -57,6 +57,10 @@ struct import {
 	struct timespec start;
 };
 
+#ifndef QUOTERD_VERSION
+#define QUOTERD_VERSION "0.1.0"
+#endif
+
 /* The temporary file, removed if a signal ends the import. */
 static char tmp_path[PATH_MAX];
 
@@ -66,11 +70,14 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: " PROG " [-o OUT] [-f text|fortune] [--skip-invalid] [-q] "
 	    "INPUT...\n"
+	    "       " PROG " --version | --help\n"
 	    "  -o, --output OUT     database to write (default quotes.mdb)\n"
 	    "  -f, --format FORMAT  text: one quote~author a line (default)\n"
 	    "                       fortune: Unix fortune files, '-- author'\n"
 	    "      --skip-invalid   import the valid lines, skip the others\n"
 	    "  -q, --quiet          no summary or progress\n"
+	    "      --version        print the version and exit\n"
+	    "  -h, --help           print this help and exit\n"
 	    "  INPUT of - reads standard input\n");
 }
 
@@ -639,6 +646,7 @@ main(int argc, char *argv[])
 	    {"format", required_argument, NULL, 'f'},
 	    {"skip-invalid", no_argument, NULL, 'S'},
 	    {"quiet", no_argument, NULL, 'q'},
+	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	struct import im = {0};
@@ -671,6 +679,9 @@ main(int argc, char *argv[])
 		case 'q':
 			im.quiet = true;
 			break;
+		case 'V':
+			printf(PROG " %s\n", QUOTERD_VERSION);
+			return 0;
 		case 'h':
 			usage(stdout);
 			return 0;

@@ -20,6 +20,10 @@
 
 #include "quote_service.pb-c.h"
 
+#ifndef QUOTERD_VERSION
+#define QUOTERD_VERSION "0.1.0"
+#endif
+
 #define GETQUOTE "/quotes.Quoter/GetQuote"
 #define LISTAUTHORS "/quotes.Quoter/ListAuthors"
 
@@ -39,10 +43,11 @@ struct client {
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: quote [-s HOST:PORT] [-a AUTHOR] [-n COUNT] "
-		   "[-t SECONDS] [--list-authors]\n"
-		   "             [--tls-ca FILE [--tls-cert FILE --tls-key "
-		   "FILE]]\n"
+	fprintf(f, "usage: quote [-s HOST:PORT|unix:PATH] [-a AUTHOR] "
+		   "[-n COUNT] [-t SECONDS]\n"
+		   "             [--list-authors] [--tls-ca FILE "
+		   "[--tls-cert FILE --tls-key FILE]]\n"
+		   "             [--version] [--help]\n"
 		   "  -s  server (default localhost:5050; unix:PATH for a "
 		   "Unix socket)\n"
 		   "  -a  author (default: any)\n"
@@ -51,7 +56,9 @@ usage(FILE *f)
 		   "  --list-authors  print every author the server knows\n"
 		   "  --tls-ca        use TLS, trusting these CAs (PEM)\n"
 		   "  --tls-cert, --tls-key  client certificate and key "
-		   "(PEM)\n");
+		   "(PEM)\n"
+		   "  --version       print the version and exit\n"
+		   "  -h, --help      print this help and exit\n");
 }
 
 static void
@@ -235,12 +242,13 @@ list_authors(struct client *c)
 int
 main(int argc, char *argv[])
 {
-	enum { OPT_LIST = 256, OPT_CA, OPT_CERT, OPT_KEY };
+	enum { OPT_LIST = 256, OPT_CA, OPT_CERT, OPT_KEY, OPT_VERSION };
 	static const struct option longopts[] = {
 	    {"list-authors", no_argument, NULL, OPT_LIST},
 	    {"tls-ca", required_argument, NULL, OPT_CA},
 	    {"tls-cert", required_argument, NULL, OPT_CERT},
 	    {"tls-key", required_argument, NULL, OPT_KEY},
+	    {"version", no_argument, NULL, OPT_VERSION},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	struct client c = {"localhost:5050", 5, NULL, NULL};
@@ -293,16 +301,28 @@ main(int argc, char *argv[])
 		case OPT_KEY:
 			key = optarg;
 			break;
+		case OPT_VERSION:
+			printf("quote %s\n", QUOTERD_VERSION);
+			return 0;
 		case 'h':
 			usage(stdout);
 			return 0;
 		default:
+			/* getopt_long() has said what was wrong. */
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (optind < argc || (cert == NULL) != (key == NULL) ||
-	    (cert != NULL && ca == NULL)) {
+	if (optind < argc) {
+		fprintf(stderr, "quote: unexpected argument '%s'\n",
+		    argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if ((cert == NULL) != (key == NULL) || (cert != NULL && ca == NULL)) {
+		fprintf(stderr, "quote: %s\n", ca == NULL
+		    ? "a client certificate needs --tls-ca"
+		    : "--tls-cert and --tls-key go together");
 		usage(stderr);
 		return 2;
 	}

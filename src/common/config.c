@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "tls.h"
 
 void
 config_defaults(struct config *c)
@@ -29,6 +32,9 @@ config_defaults(struct config *c)
 	c->watch_database = true;
 	c->check_timeout = 60;
 	c->max_connection_age_grace = 10;
+	c->unix_mode = 0660;
+	c->unix_gid = -1;
+	c->tls_fd = -1;
 }
 
 static int
@@ -212,6 +218,35 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 		}
 		return 0;
 	}
+	if (strcmp(key, "unix_mode") == 0) {
+		char *end;
+
+		errno = 0;
+		v = strtol(value, &end, 8);
+		if (errno != 0 || end == value || *end != '\0' || v < 0 ||
+		    v > 0777) {
+			snprintf(err, errlen,
+			    "unix_mode: '%s' is not an octal mode 0..0777", value);
+			return -1;
+		}
+		c->unix_mode = (int)v;
+		return 0;
+	}
+	if (strcmp(key, "unix_group") == 0) {
+		struct group *gr;
+
+		/* Resolved now, so --test finds a group that does not
+		 * exist. */
+		if (parse_int(value, 0, INT32_MAX, &v) == 0) {
+			c->unix_gid = v;
+		} else if ((gr = getgrnam(value)) != NULL) {
+			c->unix_gid = (long)gr->gr_gid;
+		} else {
+			snprintf(err, errlen, "unix_group: no group '%s'", value);
+			return -1;
+		}
+		return 0;
+	}
 	if (strcmp(key, "watch_database") == 0) {
 		if (strcmp(value, "yes") == 0) {
 			c->watch_database = true;
@@ -326,6 +361,8 @@ read_pem(const char *key, const char *path, char *err, size_t errlen)
 int
 config_load_tls(struct config *c, char *err, size_t errlen)
 {
+	char why[256];
+
 	if (c->tls_cert[0] == '\0' && c->tls_key[0] == '\0' &&
 	    c->tls_client_ca[0] == '\0')
 		return 0;
@@ -345,6 +382,14 @@ config_load_tls(struct config *c, char *err, size_t errlen)
 	    (c->tls_client_ca[0] != '\0' &&
 		(c->tls_client_ca_pem = read_pem("tls_client_ca",
 		c->tls_client_ca, err, errlen)) == NULL)) {
+		config_free_tls(c);
+		return -1;
+	}
+	/* gRPC would only find a mismatch in each worker. */
+	if (tls_check_pair(c->tls_cert_pem, c->tls_key_pem, why,
+	    sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s (%s, %s)", why, c->tls_cert,
+		    c->tls_key);
 		config_free_tls(c);
 		return -1;
 	}

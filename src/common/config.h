@@ -27,6 +27,10 @@ struct config {
 	int requested_calls;   /* calls each worker keeps requested */
 	bool watch_database;   /* reload when the file is replaced */
 	int check_timeout;     /* seconds the database checker may take */
+	/* A unix:PATH listener's socket file: its mode and group (-1:
+	 * the process's own). */
+	int unix_mode;
+	long unix_gid;
 	/* gRPC server limits, in seconds unless named otherwise; 0 leaves
 	 * gRPC's own default (or, for ages and idle, no limit). */
 	int max_concurrent_streams;
@@ -44,6 +48,9 @@ struct config {
 	char tls_client_ca[CONFIG_PATH_MAX];
 	/* Their contents, read by config_load_tls(); NULL when unset. */
 	char *tls_cert_pem, *tls_key_pem, *tls_client_ca_pem;
+	/* The master's memory file of checked PEMs that workers read
+	 * (tls.h); -1 without TLS. */
+	int tls_fd;
 };
 
 void config_defaults(struct config *c);

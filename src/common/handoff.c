@@ -12,10 +12,12 @@
 #include <unistd.h>
 
 int
-handoff_listen(const char *path, char *err, size_t errlen)
+handoff_listen(const char *path, int mode, long gid, char *err,
+    size_t errlen)
 {
 	struct sockaddr_un sun;
 	struct stat st;
+	mode_t mask;
 	int fd, probe;
 
 	memset(&sun, 0, sizeof(sun));
@@ -56,14 +58,38 @@ handoff_listen(const char *path, char *err, size_t errlen)
 		}
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
-	    listen(fd, SOMAXCONN) != 0) {
+	if (fd < 0) {
 		snprintf(err, errlen, "%s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
 		return -1;
 	}
+	/* bind() creates the file with the umask's mode: create it private
+	 * and open it up only once its group is right, so that no one else
+	 * can connect in between. The master is single-threaded here. */
+	mask = umask(0177);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		umask(mask);
+		close(fd);
+		return -1;
+	}
+	umask(mask);
+	if (gid != -1 && chown(path, (uid_t)-1, (gid_t)gid) != 0) {
+		snprintf(err, errlen, "unix_group %ld: %s", gid, strerror(errno));
+		goto fail;
+	}
+	if (chmod(path, (mode_t)mode) != 0) {
+		snprintf(err, errlen, "unix_mode %04o: %s", mode, strerror(errno));
+		goto fail;
+	}
+	if (listen(fd, SOMAXCONN) != 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		goto fail;
+	}
 	return fd;
+fail:
+	unlink(path);
+	close(fd);
+	return -1;
 }
 
 int

@@ -10,11 +10,13 @@
 #include <stddef.h>
 
 /*
- * Listens on the Unix socket path. A stale socket file (nothing accepts
- * on it) is replaced; a live one is refused. Returns the listening
- * descriptor, or -1 with the reason in err.
+ * Listens on the Unix socket path, whose file gets mode and, unless gid
+ * is -1, that group. A stale socket file (nothing accepts on it) is
+ * replaced; a live one is refused. Returns the listening descriptor, or
+ * -1 with the reason in err.
  */
-int handoff_listen(const char *path, char *err, size_t errlen);
+int handoff_listen(const char *path, int mode, long gid, char *err,
+    size_t errlen);
 /* A channel: fds[0] for the master, fds[1] for the worker. */
 int handoff_channel(int fds[2]);
 /* Passes fd over the channel; the caller still closes its copy. */

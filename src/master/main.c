@@ -20,6 +20,7 @@
 #include "check.h"
 #include "master.h"
 #include "store.h"
+#include "tls.h"
 #include "version.h"
 
 
@@ -32,13 +33,16 @@ usage(FILE *f)
 	    "               [--threads N|auto]\n"
 	    "               [--pidfile PATH] [--daemon] [--test] "
 	    "[--signal reload|stop|quit]\n"
+	    "               [--tls-cert FILE --tls-key FILE "
+	    "[--tls-client-ca FILE]]\n"
 	    "               [--log stderr|syslog|FILE] [--metrics ADDR]\n"
 	    "               [-v|-q] [--version] [--help]\n"
 	    "  -c, --config FILE    settings file (key = value); flags "
 	    "override it\n"
 	    "      --db PATH        database written by quotes-import\n"
-	    "      --listen ADDR    HOST:PORT to serve on (default "
-	    "0.0.0.0:5050)\n"
+	    "      --listen ADDR    HOST:PORT, [IPV6]:PORT or unix:PATH to "
+	    "serve on\n"
+	    "                       (default 0.0.0.0:5050)\n"
 	    "      --workers N|auto worker processes (default auto: one per "
 	    "CPU)\n"
 	    "      --threads N|auto call threads per worker (default auto: 2 "
@@ -60,7 +64,9 @@ usage(FILE *f)
 	    "  -s, --signal SIG     send reload, stop or quit to the running "
 	    "master\n"
 	    "  -v, --verbose        log debug messages\n"
-	    "  -q, --quiet          log warnings and errors only\n");
+	    "  -q, --quiet          log warnings and errors only\n"
+	    "      --version        print the version and exit\n"
+	    "  -h, --help           print this help and exit\n");
 }
 
 /* Sends sig to the master named in the pidfile. */
@@ -424,6 +430,12 @@ main(int argc, char *argv[])
 		absolute(c.listen + 5, sizeof(c.listen) - 5) != 0))) {
 		fprintf(stderr, "quoterd: a path is too long once made "
 				"absolute\n");
+		config_free_tls(&c);
+		return 1;
+	}
+	if (c.tls_cert_pem != NULL &&
+	    tls_publish(&c, &c.tls_fd, err, sizeof(err)) != 0) {
+		fprintf(stderr, "quoterd: %s\n", err);
 		config_free_tls(&c);
 		return 1;
 	}

@@ -36,7 +36,9 @@
 #include "httpd.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "store.h"
+#include "tls.h"
 #include "worker.h"
 
 /* A worker that dies sooner than this after its start is crash-looping. */
@@ -111,6 +113,7 @@ struct master {
 	long check_deadline;    /* ms: refused if no verdict by then */
 	int check_again;        /* asked to swap again during the check: */
 	int check_force;        /* and whether by SIGHUP */
+	int reloading;          /* systemd waits for READY=1 after SIGHUP */
 	int pidfile_fd;
 	int listen_fd;  /* Unix listener, which the master accepts on; or -1 */
 	int next;       /* the worker the next connection goes to */
@@ -308,6 +311,9 @@ begin_stop(struct master *m, enum stop_mode mode, int status)
 		    (long)(m->config->drain_time +
 			m->config->shutdown_timeout) * 1000 +
 		    STOP_GRACE_MS;
+		/* The manager's stop timeout then covers a long drain_time. */
+		notify("STOPPING=1\nEXTEND_TIMEOUT_USEC=%ld",
+		    (m->stop_deadline - now_ms() + STOP_GRACE_MS) * 1000);
 	}
 	m->stopping = mode;
 	if (status > m->status)
@@ -428,12 +434,27 @@ announce(struct master *m)
 		return;
 	m->announced = 1;
 	log_info("serving %s with %d workers", m->config->listen, ready);
+	notify("READY=1\nSTATUS=serving %s with %d workers", m->config->listen,
+	    ready);
 	if (m->notify_fd >= 0) {
 		if (write(m->notify_fd, "", 1) < 0)
 			log_warn("daemon parent");
 		close(m->notify_fd);
 		m->notify_fd = -1;
 	}
+}
+
+/*
+ * After SIGHUP, systemd is told READY=1 once the reload is over: the
+ * file refused, or every worker switched (or the report's deadline).
+ */
+static void
+reload_done(struct master *m)
+{
+	if (!m->reloading || m->check != NULL || m->swap.started != 0)
+		return;
+	m->reloading = 0;
+	notify("READY=1");
 }
 
 static void
@@ -449,6 +470,7 @@ swap_report(struct master *m)
 	    sw->switched, sw->expected, now_ms() - sw->started,
 	    sw->failed ? " (the others kept the previous database)" : "");
 	sw->started = 0;
+	reload_done(m);
 }
 
 static void
@@ -635,6 +657,7 @@ finish_check(struct master *m, int timed_out)
 		m->check_again = m->check_force = 0;
 		swap_database(m, "database file replaced", force);
 	}
+	reload_done(m);
 }
 
 /* Watches the database's directory: quotes-import renames onto the path. */
@@ -739,7 +762,11 @@ handle_signal(struct master *m, int sig)
 		begin_stop(m, STOP_NOW, 0);
 		break;
 	case SIGHUP:
+		notify("RELOADING=1");
+		tls_reload(m->config);
+		m->reloading = 1;
 		swap_database(m, "SIGHUP", 1);
+		reload_done(m);
 		break;
 	case SIGTTIN:
 		scale(m, 1);
@@ -906,8 +933,8 @@ master_run(const struct config *c, int detach,
 	if (strncmp(c->listen, "unix:", 5) == 0) {
 		char err[256];
 
-		if ((m.listen_fd = handoff_listen(c->listen + 5, err,
-		    sizeof(err))) < 0) {
+		if ((m.listen_fd = handoff_listen(c->listen + 5, c->unix_mode,
+		    c->unix_gid, err, sizeof(err))) < 0) {
 			log_errorx("cannot listen on %s: %s", c->listen, err);
 			return 1;
 		}

@@ -62,6 +62,7 @@
 #include "reflection.h"
 #include "rng.h"
 #include "service.h"
+#include "tls.h"
 
 #define ARENA_SIZE 8192
 /* In a stop, how long gRPC may hold streams that are not our calls once
@@ -1003,18 +1004,10 @@ conn_thread(void *arg)
 static grpc_server_credentials *
 server_credentials(const struct config *c)
 {
-	grpc_ssl_pem_key_cert_pair pair;
-
 	if (c->tls_cert_pem == NULL)
 		return grpc_insecure_server_credentials_create();
-	pair.private_key = c->tls_key_pem;
-	pair.cert_chain = c->tls_cert_pem;
-	return grpc_ssl_server_credentials_create_ex(c->tls_client_ca_pem,
-	    &pair, 1,
-	    c->tls_client_ca_pem != NULL
-		? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-		: GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
-	    NULL);
+	/* Reloaded on SIGHUP: see tls.c. */
+	return tls_server_credentials(c);
 }
 
 /* Adds an integer channel argument when the setting is not 0. */

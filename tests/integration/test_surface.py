@@ -488,19 +488,19 @@ def test_tls_start_up_errors(quoterd, corpus, tls, tmp_path, case):
     assert "worker" not in log, "forked despite a bad TLS setting"
 
 
-@pytest.mark.parametrize("key", ["ca_pem", "client_key"],
-                         ids=["certificate as key", "key of another cert"])
-def test_tls_unusable_key_stops_daemon(quoterd, corpus, tls, key):
-    """PEM files that only OpenSSL can judge: each worker fails to listen
-    and exits "do not restart", and the master stops with status 1
-    instead of looping."""
+@pytest.mark.parametrize("key,why", [
+    ("ca_pem", "no private key in it"),
+    ("client_key", "does not match the certificate")],
+    ids=["certificate as key", "key of another cert"])
+def test_tls_unusable_key_refused(quoterd, corpus, tls, key, why):
+    """PEM files that only OpenSSL can judge: the master checks that the
+    key is the certificate's before any fork (it once left that to each
+    worker's gRPC), exit 1."""
     d = quoterd(db=corpus.db, extra=["--tls-cert", str(tls.server_pem),
                                      "--tls-key", str(getattr(tls, key))])
     log = d.expect_exit(1)
-    assert "TLS certificate and key are unusable" in log, log
-    assert "cannot serve, so quoterd stops" in log, log
-    # No loop: no worker was restarted before the stop.
-    assert "restarting it" not in log, log
+    assert why in log and str(getattr(tls, key)) in log, log
+    assert "worker" not in log, "forked despite a bad TLS pair"
 
 
 # ----------------------------------------------------------- Unix sockets

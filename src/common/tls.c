@@ -1,0 +1,211 @@
+/*
+ * TLS certificates and their reload (see tls.h). The master is the only
+ * process that reads the certificate files; workers read what it
+ * checked, so a half-written or mismatched pair never reaches gRPC.
+ */
+#include "tls.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "log.h"
+
+/* An encrypted key is refused instead of prompting on the terminal. */
+static int
+no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)arg;
+	return -1;
+}
+
+int
+tls_check_pair(const char *cert_pem, const char *key_pem, char *err,
+    size_t errlen)
+{
+	X509 *cert = NULL;
+	EVP_PKEY *key = NULL;
+	BIO *bio;
+	int rc = -1;
+
+	if ((bio = BIO_new_mem_buf(cert_pem, -1)) != NULL) {
+		cert = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
+		BIO_free(bio);
+	}
+	if ((bio = BIO_new_mem_buf(key_pem, -1)) != NULL) {
+		key = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+		BIO_free(bio);
+	}
+	if (cert == NULL)
+		snprintf(err, errlen, "tls_cert: no certificate in it");
+	else if (key == NULL)
+		snprintf(err, errlen,
+		    "tls_key: no private key in it, or an encrypted one");
+	else if (X509_check_private_key(cert, key) != 1)
+		snprintf(err, errlen,
+		    "tls_key does not match the certificate in tls_cert");
+	else
+		rc = 0;
+	ERR_clear_error();
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	return rc;
+}
+
+static int
+write_all(int fd, const char *s, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = write(fd, s, len)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		s += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+tls_publish(const struct config *c, int *fd, char *err, size_t errlen)
+{
+	const char *ca = c->tls_client_ca_pem != NULL ? c->tls_client_ca_pem
+						      : "";
+	int mfd;
+
+	/* Three NUL-terminated strings: certificate, key, client CAs. */
+	if ((mfd = memfd_create("quoterd-tls", MFD_CLOEXEC)) < 0 ||
+	    write_all(mfd, c->tls_cert_pem, strlen(c->tls_cert_pem) + 1) != 0 ||
+	    write_all(mfd, c->tls_key_pem, strlen(c->tls_key_pem) + 1) != 0 ||
+	    write_all(mfd, ca, strlen(ca) + 1) != 0 ||
+	    (*fd >= 0 && dup3(mfd, *fd, O_CLOEXEC) < 0)) {
+		snprintf(err, errlen, "TLS memory file: %s", strerror(errno));
+		if (mfd >= 0)
+			close(mfd);
+		return -1;
+	}
+	if (*fd < 0)
+		*fd = mfd;
+	else
+		close(mfd);
+	return 0;
+}
+
+void
+tls_reload(const struct config *c)
+{
+	struct config fresh;
+	char err[CONFIG_PATH_MAX + 128];
+	int fd = c->tls_fd;
+
+	if (c->tls_fd < 0)
+		return;
+	/* The same settings, the files read again. */
+	fresh = *c;
+	fresh.tls_cert_pem = fresh.tls_key_pem = fresh.tls_client_ca_pem =
+	    NULL;
+	if (config_load_tls(&fresh, err, sizeof(err)) != 0 ||
+	    tls_publish(&fresh, &fd, err, sizeof(err)) != 0)
+		log_warnx("new TLS certificate refused, keeping the old one: "
+			  "%s", err);
+	else
+		log_info("TLS certificate reloaded from %s", c->tls_cert);
+	config_free_tls(&fresh);
+}
+
+/* A worker's view of the master's memory file. */
+static struct {
+	pthread_mutex_t lock;
+	char path[64];
+	dev_t dev;
+	ino_t ino;
+} source = {PTHREAD_MUTEX_INITIALIZER, "", 0, 0};
+
+/*
+ * gRPC's certificate fetcher, called at start and before each handshake:
+ * a new file at the master's descriptor is a new certificate.
+ */
+static grpc_ssl_certificate_config_reload_status
+fetch(void *arg, grpc_ssl_server_certificate_config **config)
+{
+	grpc_ssl_certificate_config_reload_status rc =
+	    GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
+	grpc_ssl_pem_key_cert_pair pair;
+	const char *ca;
+	char *buf = NULL;
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	(void)arg;
+	if ((fd = open(source.path, O_RDONLY | O_CLOEXEC)) < 0)
+		return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
+	pthread_mutex_lock(&source.lock);
+	if (fstat(fd, &st) != 0)
+		goto done;
+	if (st.st_dev == source.dev && st.st_ino == source.ino) {
+		rc = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+		goto done;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL ||
+	    (n = pread(fd, buf, (size_t)st.st_size, 0)) != st.st_size)
+		goto done;
+	buf[n] = '\0';
+	/* Certificate, key and CAs, each NUL-terminated. */
+	pair.cert_chain = buf;
+	pair.private_key = buf + strlen(buf) + 1;
+	if (pair.private_key >= buf + n)
+		goto done;
+	ca = pair.private_key + strlen(pair.private_key) + 1;
+	if (ca >= buf + n)
+		goto done;
+	/* gRPC 1.51 asserts that a fetched config has root certificates,
+	 * even when no client certificate is asked for and they go
+	 * unused: the server's own chain stands in. */
+	*config = grpc_ssl_server_certificate_config_create(
+	    *ca ? ca : pair.cert_chain, &pair, 1);
+	source.dev = st.st_dev;
+	source.ino = st.st_ino;
+	rc = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
+done:
+	pthread_mutex_unlock(&source.lock);
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+grpc_server_credentials *
+tls_server_credentials(const struct config *c)
+{
+	grpc_ssl_server_credentials_options *opts;
+
+	snprintf(source.path, sizeof(source.path), "/proc/%ld/fd/%d",
+	    (long)getppid(), c->tls_fd);
+	/* Whether clients must present a certificate is fixed at start;
+	 * a reload changes the certificate, key and CAs. */
+	opts = grpc_ssl_server_credentials_create_options_using_config_fetcher(
+	    c->tls_client_ca_pem != NULL
+		? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+		: GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+	    fetch, NULL);
+	if (opts == NULL)
+		return NULL;
+	return grpc_ssl_server_credentials_create_with_options(opts);
+}

@@ -1,0 +1,135 @@
+"""SIGHUP reloads the TLS certificate: the master reads and checks the
+files, and every worker's next handshake uses them. Two CAs, each with a
+server certificate for localhost and 127.0.0.1; clients trust only one."""
+
+import shutil
+import signal
+import subprocess
+from types import SimpleNamespace
+
+import grpc
+import pytest
+
+from conftest import CHANNEL_OPTIONS, run_quoterd, wait_until
+
+
+@pytest.fixture(scope="module")
+def cas(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tls-reload")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+          "-nodes"]
+
+    def openssl(*args):
+        r = subprocess.run(["openssl", *args], cwd=d, capture_output=True,
+                           text=True, timeout=30, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, f"openssl {args}: {r.stderr}"
+
+    (d / "server.ext").write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+        "extendedKeyUsage=serverAuth\n")
+    out = {}
+    for name in ("a", "b"):
+        openssl("req", "-x509", *ec, "-keyout", f"{name}-ca.key", "-out",
+                f"{name}-ca.pem", "-days", "2", "-subj", f"/CN=CA {name}",
+                "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                "-subj", "/CN=localhost")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{name}-ca.pem",
+                "-CAkey", f"{name}-ca.key", "-CAcreateserial", "-days", "2",
+                "-extfile", "server.ext", "-out", f"{name}.pem")
+        out[name] = SimpleNamespace(ca=d / f"{name}-ca.pem",
+                                    cert=d / f"{name}.pem",
+                                    key=d / f"{name}.key")
+    return SimpleNamespace(**out)
+
+
+def tls_quote(pb, addr, ca, timeout=5.0):
+    """One GetQuote on a new connection, trusting only ca."""
+    pb2, pb2_grpc = pb
+    creds = grpc.ssl_channel_credentials(ca.read_bytes())
+    with grpc.secure_channel(addr, creds, options=CHANNEL_OPTIONS) as ch:
+        return pb2_grpc.QuoterStub(ch).GetQuote(pb2.QuoteRequest(),
+                                                timeout=timeout)
+
+
+def refused(pb, addr, ca):
+    try:
+        tls_quote(pb, addr, ca, timeout=2.0)
+    except grpc.RpcError as e:
+        return e.code() == grpc.StatusCode.UNAVAILABLE
+    return False
+
+
+def install(pair, live):
+    shutil.copyfile(pair.cert, live.cert)
+    shutil.copyfile(pair.key, live.key)
+
+
+@pytest.fixture
+def live(tmp_path, cas):
+    live = SimpleNamespace(cert=tmp_path / "server.pem",
+                           key=tmp_path / "server.key")
+    install(cas.a, live)
+    return live
+
+
+def start(quoterd, corpus, pb, live, ca):
+    d = quoterd(db=corpus.db, extra=["--tls-cert", str(live.cert),
+                                     "--tls-key", str(live.key)])
+    d.wait_serving(lambda: tls_quote(pb, d.addr, ca))
+    return d
+
+
+def test_reload_new_certificate(quoterd, corpus, pb, cas, live):
+    d = start(quoterd, corpus, pb, live, cas.a.ca)
+    install(cas.b, live)
+    d.send(signal.SIGHUP)
+    wait_until(lambda: "TLS certificate reloaded" in d.log(), 10,
+               lambda: f"no reload logged:\n{d.log()}")
+    # Every new connection, whichever worker takes it, shows the new
+    # certificate: a client trusting only the new CA gets through, one
+    # trusting only the old does not.
+    for _ in range(8):
+        tls_quote(pb, d.addr, cas.b.ca)
+        assert refused(pb, d.addr, cas.a.ca)
+    # So does a worker started after the reload.
+    d.send(signal.SIGTTIN)
+    d.wait_workers(3)
+    for _ in range(8):
+        tls_quote(pb, d.addr, cas.b.ca)
+    d.stop_cleanly()
+
+
+@pytest.mark.parametrize("bad", ["mismatch", "empty key", "not PEM"])
+def test_bad_pair_refused(quoterd, corpus, pb, cas, live, bad):
+    d = start(quoterd, corpus, pb, live, cas.a.ca)
+    if bad == "mismatch":
+        shutil.copyfile(cas.b.cert, live.cert)  # key still a's
+    elif bad == "empty key":
+        live.key.write_text("")
+    else:
+        live.cert.write_text("not a certificate\n")
+    d.send(signal.SIGHUP)
+    wait_until(lambda: "new TLS certificate refused" in d.log(), 10,
+               lambda: f"no refusal logged:\n{d.log()}")
+    for _ in range(4):
+        tls_quote(pb, d.addr, cas.a.ca)
+        assert refused(pb, d.addr, cas.b.ca)
+    # A later good pair is still taken.
+    install(cas.b, live)
+    d.send(signal.SIGHUP)
+    wait_until(lambda: "TLS certificate reloaded" in d.log(), 10,
+               lambda: f"no reload logged:\n{d.log()}")
+    tls_quote(pb, d.addr, cas.b.ca)
+    d.stop_cleanly()
+
+
+def test_check_refuses_mismatched_pair(corpus, cas):
+    r = run_quoterd(["--db", str(corpus.db), "--tls-cert", str(cas.a.cert),
+                     "--tls-key", str(cas.b.key), "--test"])
+    assert r.returncode == 1
+    assert "does not match" in r.stderr
+    r = run_quoterd(["--db", str(corpus.db), "--tls-cert", str(cas.a.cert),
+                     "--tls-key", str(cas.a.key), "--test"])
+    assert r.returncode == 0, r.stderr
