@@ -2,13 +2,14 @@
 # Installs the Debian packages quoterd builds, tests and runs with, when
 # any is missing. Used by `make deps`, which `make run`, `make test` and
 # `make cluster` call. nginx (Debian's, with the gRPC proxy module),
-# python3-yaml and curl are for the scale-out tests and scripts/cluster.
+# python3-yaml, curl and openssl are for the scale-out tests and
+# scripts/cluster (openssl also makes the TLS tests' certificates).
 set -eu
 pkgs="build-essential pkg-config libgrpc-dev libprotobuf-c-dev grpc-proto libprotobuf-dev
 protobuf-c-compiler protobuf-compiler liblmdb-dev lmdb-utils libcmocka-dev
 clang libclang-rt-14-dev
 python3 python3-grpcio python3-grpc-tools python3-pytest
-nginx python3-yaml curl"
+nginx python3-yaml curl openssl"
 [ "${1:-}" = bench ] && pkgs="$pkgs nghttp2-client gnuplot-nox fortunes"
 missing=
 for p in $pkgs; do
