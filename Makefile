@@ -77,7 +77,7 @@ UNIT_TESTS = $(BUILD)/tests/test_store $(BUILD)/tests/test_utf8 \
 	$(BUILD)/tests/test_metrics
 
 .PHONY: all deps test unit-test integration-test fuzz-replay fuzz run bench \
-	clean format install uninstall deb
+	clean format install uninstall deb cluster
 all: $(PROGS)
 
 deps:
@@ -148,6 +148,13 @@ run: deps
 	$(BUILD)/quotes-import -o $(BUILD)/quotes.mdb etc/quotes.txt
 	exec $(BUILD)/quoterd -c etc/quoterd.conf --db $(BUILD)/quotes.mdb \
 		--listen 127.0.0.1:5050 --pidfile $(BUILD)/quoterd.pid
+
+# Several hosts behind nginx on this machine, in the foreground until
+# Ctrl-C: `make cluster CLUSTER_ARGS="-n 5"` (see scripts/cluster --help).
+CLUSTER_ARGS ?= -n 3
+cluster: deps
+	@$(MAKE) --no-print-directory all
+	QUOTERD_BUILD=$(abspath $(BUILD)) exec scripts/cluster $(CLUSTER_ARGS)
 
 # Fuzz targets (libFuzzer, clang): tests/fuzz/fuzz_NAME.c, built from the
 # sources listed in FUZZ_SRC_NAME, with a seed corpus in

@@ -1,14 +1,18 @@
 #!/bin/sh
 # Installs the Debian packages quoterd builds, tests and runs with, when
-# any is missing. Used by `make deps`, which `make run` and `make test` call.
-# The last line is for the man page, Debian package and systemd unit tests.
+# any is missing. Used by `make deps`, which `make run`, `make test` and
+# `make cluster` call. By line: build, fuzz, metrics (promtool checks the
+# rules), tests; man pages, the Debian package and the systemd unit;
+# nginx, python3-yaml, curl and openssl for the scale-out tests and
+# scripts/cluster (openssl also makes the TLS tests' certificates).
 set -eu
 pkgs="build-essential pkg-config libgrpc-dev libprotobuf-c-dev grpc-proto libprotobuf-dev
 protobuf-c-compiler protobuf-compiler liblmdb-dev lmdb-utils libcmocka-dev libssl-dev
 clang libclang-rt-14-dev
 libmicrohttpd-dev prometheus
 python3 python3-grpcio python3-grpc-tools python3-pytest
-git mandoc man-db lintian debhelper systemd"
+git mandoc man-db lintian debhelper systemd
+nginx python3-yaml curl openssl"
 # bench/run.py runs h2load, gnuplot and valgrind (metrics on and off).
 [ "${1:-}" = bench ] && pkgs="$pkgs nghttp2-client gnuplot-nox valgrind"
 missing=
