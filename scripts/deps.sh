@@ -27,6 +27,14 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Some packages (nginx) start a system service when installed; the tests
+# start their own, on loopback ports of their own, so keep those still.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+	trap 'rm -f "$policy"' EXIT
+fi
 # The package lists of a fresh machine may be missing or stale.
 apt-get update -qq
 # shellcheck disable=SC2086
