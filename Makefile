@@ -19,11 +19,11 @@ Q =
 else
 Q = @
 endif
-PKGS = grpc libprotobuf-c lmdb
+PKGS = grpc libprotobuf-c lmdb libxxhash
 # Recursively expanded: pkg-config runs only once `make deps` has run.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS = $(shell pkg-config --libs $(PKGS))
-IMPORT_LIBS = $(shell pkg-config --libs libprotobuf-c lmdb)
+IMPORT_LIBS = $(shell pkg-config --libs libprotobuf-c lmdb libxxhash)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka)
 
 CFLAGS ?= -O2 -g
@@ -45,13 +45,14 @@ HEALTH_OBJ = $(call genobj,$(HEALTH_GEN))
 
 COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c \
 	src/common/handoff.c
-STORE = src/store/store.c
+STORE = src/store/store.c src/store/checksum.c
 MASTER = src/master/main.c src/master/master.c
 WORKER = src/worker/worker.c src/worker/db.c src/worker/service.c
 
 include src/worker/reflection.mk
 
-IMPORT_OBJS = $(call obj,tools/quotes-import.c src/common/utf8.c) $(GEN_OBJ)
+IMPORT_OBJS = $(call obj,tools/quotes-import.c src/common/utf8.c \
+	src/store/checksum.c) $(GEN_OBJ)
 # sort: the reflection objects share some of these.
 QUOTERD_OBJS = $(sort $(call obj,$(MASTER) $(WORKER) $(STORE) $(COMMON)) \
 	$(GEN_OBJ) $(HEALTH_OBJ) $(REFLECTION_OBJS))
