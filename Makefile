@@ -45,7 +45,7 @@ HEALTH_OBJ = $(call genobj,$(HEALTH_GEN))
 
 COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c \
 	src/common/handoff.c
-STORE = src/store/store.c src/store/checksum.c
+STORE = src/store/store.c src/store/verify.c src/store/checksum.c
 MASTER = src/master/main.c src/master/master.c
 WORKER = src/worker/worker.c src/worker/db.c src/worker/service.c
 
@@ -59,7 +59,8 @@ QUOTERD_OBJS = $(sort $(call obj,$(MASTER) $(WORKER) $(STORE) $(COMMON)) \
 QUOTE_OBJS = $(call obj,src/client/quote.c) $(GEN_OBJ)
 
 PROGS = $(BUILD)/quotes-import $(BUILD)/quoterd $(BUILD)/quote
-UNIT_TESTS = $(BUILD)/tests/test_store $(BUILD)/tests/test_utf8 \
+UNIT_TESTS = $(BUILD)/tests/test_store $(BUILD)/tests/test_verify \
+	$(BUILD)/tests/test_utf8 \
 	$(BUILD)/tests/test_rng $(BUILD)/tests/test_quotes_import \
 	$(BUILD)/tests/test_config $(BUILD)/tests/test_reflection
 
@@ -105,6 +106,7 @@ $(BUILD)/floor: $(call obj,bench/floor.c)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/tests/test_store: $(call obj,tests/test_store.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
+$(BUILD)/tests/test_verify: $(call obj,tests/test_verify.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
 $(BUILD)/tests/test_utf8: $(call obj,tests/test_utf8.c src/common/utf8.c)
 $(BUILD)/tests/test_rng: $(call obj,tests/test_rng.c src/common/rng.c)
 $(BUILD)/tests/test_quotes_import: $(call obj,tests/test_quotes_import.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
@@ -113,6 +115,12 @@ $(BUILD)/tests/%:
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
+
+# bench/verify.c: how long store_verify() takes on given files.
+$(BUILD)/verify-time: $(call obj,bench/verify.c $(STORE) src/common/utf8.c \
+	src/common/rng.c) $(GEN_OBJ)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # Tests find the programs and data through these.
 TEST_ENV = QUOTERD_BUILD=$(abspath $(BUILD)) QUOTERD_SRC=$(CURDIR) \
