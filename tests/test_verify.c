@@ -401,10 +401,78 @@ test_page_past_file(void **state)
 	expect_refused(&d, STORE_ECORRUPT, "points to page");
 	free(d.buf);
 
+	/* A branch's child that is a meta page. */
+	d = copy(&orig);
+	n = node(root_page(&d, STORE_DB_QUOTES), 1);
+	put16(n + LMDB_ND_LO, 1);
+	put16(n + LMDB_ND_HI, 0);
+	put16(n + LMDB_ND_FLAGS, 0);
+	expect_refused(&d, STORE_ECORRUPT, "page 1 is a meta page");
+	free(d.buf);
+
 	/* The meta's last page past the file, which is the same. */
 	d = copy(&orig);
 	put64(meta(&d) + LMDB_MM_LASTPG, npages);
 	expect_refused(&d, STORE_ETRUNCATED, "past the end of the file");
+	free(d.buf);
+	free(orig.buf);
+}
+
+/* A quote too big for a page lives on overflow pages, which the node
+ * names: they must be there, be overflow pages, and be enough. */
+static void
+test_overflow(void **state)
+{
+	struct fixture *fx = *state;
+	struct dbfile orig, d;
+	char path[PATH_MAX], *text;
+	unsigned char *n, *op;
+	uint64_t opg;
+
+	text = malloc(8000);
+	assert_non_null(text);
+	memset(text, 'a', 6000);
+	strcpy(text + 6000, "~Long Winded\nShort.~Brief\n");
+	import_text(fx, text, "overflow.mdb", path);
+	free(text);
+	orig.buf = (unsigned char *)read_file(path, &orig.len);
+	orig.psize = lmdb_u32(orig.buf + LMDB_PAGEHDRSZ + LMDB_MM_FREE +
+	    LMDB_DB_PAD);
+	expect_ok(&orig);
+	/* Authors in name order: Brief's quote is 0, Long Winded's 1. */
+	n = node(root_page(&orig, STORE_DB_QUOTES), 1);
+	assert_int_equal(lmdb_u16(n + LMDB_ND_FLAGS), LMDB_F_BIGDATA);
+	opg = lmdb_u64(n + LMDB_NODESIZE + 4);
+
+	/* Too few pages for the size. */
+	d = copy(&orig);
+	op = page(&d, opg);
+	assert_int_equal(lmdb_u16(op + LMDB_PG_FLAGS), LMDB_P_OVERFLOW);
+	memset(op + LMDB_PG_PAGES, 0, 4);
+	op[LMDB_PG_PAGES] = 1;
+	expect_refused(&d, STORE_ECORRUPT, "on 1 overflow pages");
+	free(d.buf);
+
+	/* A size that needs more pages than there are. */
+	d = copy(&orig);
+	n = node(root_page(&d, STORE_DB_QUOTES), 1);
+	put16(n + LMDB_ND_HI, 0x7fff);
+	expect_refused(&d, STORE_ECORRUPT, "overflow pages");
+	free(d.buf);
+
+	/* Pages past the file. */
+	d = copy(&orig);
+	op = page(&d, opg);
+	memset(op + LMDB_PG_PAGES, 0xff, 4);
+	expect_refused(&d, STORE_ECORRUPT, "past the last page");
+	free(d.buf);
+
+	/* A leaf page where the overflow page should be. */
+	d = copy(&orig);
+	n = node(root_page(&d, STORE_DB_QUOTES), 1);
+	put64(n + LMDB_NODESIZE + 4, lmdb_u64(dbrec(&d, STORE_DB_META) +
+	    LMDB_DB_ROOT));
+	expect_refused(&d, STORE_ECORRUPT, "is not an overflow page");
 	free(d.buf);
 	free(orig.buf);
 }
@@ -824,6 +892,7 @@ main(void)
 	    T(test_value_past_page),
 	    T(test_node_offset),
 	    T(test_page_past_file),
+	    T(test_overflow),
 	    T(test_cycle),
 	    T(test_truncated),
 	    T(test_meta_pages),

@@ -102,7 +102,10 @@ keycmp(const struct tree *t, const unsigned char *a, size_t alen,
 static int
 take(struct verify *v, const struct tree *t, uint64_t pgno, uint64_t n)
 {
-	if (pgno < 2 || pgno >= v->npages || n > v->npages - pgno)
+	if (pgno < 2)
+		return fail(v, STORE_ECORRUPT,
+		    "%s: page %llu is a meta page", t->name, (ull)pgno);
+	if (pgno >= v->npages || n > v->npages - pgno)
 		return fail(v, STORE_ECORRUPT,
 		    "%s: page %llu (%llu pages) lies past the last page %llu",
 		    t->name, (ull)pgno, (ull)n, (ull)v->npages - 1);
@@ -155,7 +158,7 @@ check_overflow(struct verify *v, struct tree *t, uint64_t pgno, unsigned i,
 	uint64_t need = lmdb_ovpages(dsize, v->psize), pages;
 	const unsigned char *p;
 
-	if (opg < 2 || opg >= v->npages)
+	if (opg >= v->npages)
 		return fail(v, STORE_ECORRUPT,
 		    "%s: page %llu: node %u: overflow page %llu lies past the "
 		    "last page", t->name, (ull)pgno, i, (ull)opg);
@@ -307,7 +310,7 @@ walk(struct verify *v, struct tree *t, uint64_t pgno, unsigned level)
 		child = lmdb_u16(node + LMDB_ND_LO) |
 		    (uint64_t)lmdb_u16(node + LMDB_ND_HI) << 16 |
 		    (uint64_t)lmdb_u16(node + LMDB_ND_FLAGS) << 32;
-		if (child < 2 || child >= v->npages)
+		if (child >= v->npages)
 			return fail(v, STORE_ECORRUPT,
 			    "%s: page %llu: node %u points to page %llu, past "
 			    "the last page %llu", t->name, (ull)pgno, i,
