@@ -587,10 +587,15 @@ check_records(struct verify *v, struct store *s)
 	if ((rc = store_checksum(s->txn, s->authors, s->byindex, s->quotes,
 	    &sum)) != 0)
 		goto done;
+	/* Anyone can compute the sum, so it guards against damage, not
+	 * against a crafted file: fuzzing goes past it to what is served
+	 * from a file that carries the right one. */
+#ifndef QUOTERD_FUZZ
 	if (sum != s->checksum)
 		rc = fail(v, STORE_ECHECKSUM,
 		    "content checksum %016llx, the meta says %016llx",
 		    (ull)sum, (ull)s->checksum);
+#endif
 done:
 	if (cq != NULL)
 		mdb_cursor_close(cq);
