@@ -24,14 +24,14 @@ Q =
 else
 Q = @
 endif
-PKGS = grpc libprotobuf-c lmdb libcrypto libmicrohttpd
+PKGS = grpc libprotobuf-c lmdb libxxhash libcrypto libmicrohttpd
 # Expanded on first use, so pkg-config runs only once `make deps` has run,
 # and then only once: `pkg-config grpc` takes most of a second, and
 # plain recursive variables ran it again for every file compiled.
 lazy = $(eval $(1) := $$(shell pkg-config $(2)))$($(1))
 PKG_CFLAGS = $(call lazy,PKG_CFLAGS,--cflags $(PKGS))
 PKG_LIBS = $(call lazy,PKG_LIBS,--libs $(PKGS))
-IMPORT_LIBS = $(call lazy,IMPORT_LIBS,--libs libprotobuf-c lmdb)
+IMPORT_LIBS = $(call lazy,IMPORT_LIBS,--libs libprotobuf-c lmdb libxxhash)
 CMOCKA_LIBS = $(call lazy,CMOCKA_LIBS,--libs cmocka)
 
 CFLAGS ?= -O2 -g
@@ -56,7 +56,7 @@ HEALTH_OBJ = $(call genobj,$(HEALTH_GEN))
 
 COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c \
 	src/common/handoff.c src/common/metrics.c src/common/tls.c
-STORE = src/store/store.c src/store/verify_stub.c
+STORE = src/store/store.c src/store/verify.c src/store/checksum.c
 MASTER = src/master/main.c src/master/master.c src/master/check.c \
 	src/master/notify.c
 WORKER = src/worker/worker.c src/worker/db.c src/worker/service.c
@@ -64,14 +64,16 @@ METRICS = src/metrics/httpd.c src/metrics/exposition.c
 
 include src/worker/reflection.mk
 
-IMPORT_OBJS = $(call obj,tools/quotes-import.c src/common/utf8.c) $(GEN_OBJ)
+IMPORT_OBJS = $(call obj,tools/quotes-import.c src/common/utf8.c \
+	src/store/checksum.c) $(GEN_OBJ)
 # sort: the reflection objects share some of these.
 QUOTERD_OBJS = $(sort $(call obj,$(MASTER) $(WORKER) $(METRICS) $(STORE) $(COMMON)) \
 	$(GEN_OBJ) $(HEALTH_OBJ) $(REFLECTION_OBJS))
 QUOTE_OBJS = $(call obj,src/client/quote.c) $(GEN_OBJ)
 
 PROGS = $(BUILD)/quotes-import $(BUILD)/quoterd $(BUILD)/quote
-UNIT_TESTS = $(BUILD)/tests/test_store $(BUILD)/tests/test_utf8 \
+UNIT_TESTS = $(BUILD)/tests/test_store $(BUILD)/tests/test_verify \
+	$(BUILD)/tests/test_utf8 \
 	$(BUILD)/tests/test_rng $(BUILD)/tests/test_quotes_import \
 	$(BUILD)/tests/test_config $(BUILD)/tests/test_reflection \
 	$(BUILD)/tests/test_metrics
@@ -118,6 +120,7 @@ $(BUILD)/floor: $(call obj,bench/floor.c)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/tests/test_store: $(call obj,tests/test_store.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
+$(BUILD)/tests/test_verify: $(call obj,tests/test_verify.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
 $(BUILD)/tests/test_utf8: $(call obj,tests/test_utf8.c src/common/utf8.c)
 $(BUILD)/tests/test_rng: $(call obj,tests/test_rng.c src/common/rng.c)
 $(BUILD)/tests/test_quotes_import: $(call obj,tests/test_quotes_import.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
@@ -128,6 +131,12 @@ $(BUILD)/tests/%:
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS)
+
+# bench/verify.c: how long store_verify() takes on given files.
+$(BUILD)/verify-time: $(call obj,bench/verify.c $(STORE) src/common/utf8.c \
+	src/common/rng.c) $(GEN_OBJ)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # Tests find the programs and data through these.
 TEST_ENV = QUOTERD_BUILD=$(abspath $(BUILD)) QUOTERD_SRC=$(CURDIR) \
@@ -168,6 +177,7 @@ FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -DQUOTERD_FUZZ \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-Isrc/common -Isrc/store -Isrc/worker -Itools -I$(BUILD)/gen $(PKG_CFLAGS)
 FUZZ_SRC_utf8 = src/common/utf8.c
+FUZZ_SRC_store = $(STORE) src/common/utf8.c src/common/rng.c $(GEN)
 FUZZ_TARGETS = $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_BINS = $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
 

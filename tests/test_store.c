@@ -781,7 +781,7 @@ test_open_patch_noop(void **state)
 static void
 test_open_version(void **state)
 {
-	uint32_t v99 = 99, v0 = 0;
+	uint32_t v99 = 99, v0 = 0, v1 = 1;
 	struct meta_edit e = {.version = &v99};
 	char path[PATH_MAX];
 
@@ -790,10 +790,18 @@ test_open_version(void **state)
 	e.version = &v0;
 	patched_db(*state, "v0.mdb", &e, path);
 	expect_open_error(path, STORE_EVERSION);
-	/* A longer meta is a later format's, not garbage. */
+	/* A version 1 meta: no checksum, 8 bytes shorter. The version
+	 * is read before the size, which differs from one to another. */
+	e = (struct meta_edit){.version = &v1, .size_add = -8};
+	patched_db(*state, "v1.mdb", &e, path);
+	expect_open_error(path, STORE_EVERSION);
+	/* This version's meta of another size is nobody's. */
 	e = (struct meta_edit){.size_add = 8};
 	patched_db(*state, "long.mdb", &e, path);
-	expect_open_error(path, STORE_EVERSION);
+	expect_open_error(path, STORE_EBADMAGIC);
+	e = (struct meta_edit){.size_add = -1};
+	patched_db(*state, "short1.mdb", &e, path);
+	expect_open_error(path, STORE_EBADMAGIC);
 	/* Too short to even hold a version. */
 	e = (struct meta_edit){.size_add = -(ptrdiff_t)(sizeof(struct
 	    store_meta) - 4)};
@@ -958,7 +966,8 @@ static void
 test_strerror(void **state)
 {
 	static const int codes[] = {STORE_EBADMAGIC, STORE_EVERSION,
-	    STORE_EEMPTY, STORE_ECORRUPT, STORE_ETRUNCATED, MDB_INVALID,
+	    STORE_EEMPTY, STORE_ECORRUPT, STORE_ETRUNCATED, STORE_EBOUNDS,
+	    STORE_ECHECKSUM, MDB_INVALID,
 	    MDB_NOTFOUND, ENOENT, EISDIR, EACCES};
 	enum { N = sizeof(codes) / sizeof(codes[0]) };
 

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checksum.h"
 #include "quote_service.pb-c.h"
 #include "store_format.h"
 #include "utf8.h"
@@ -516,6 +517,10 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 	m.nquotes = im->nquotes;
 	m.nauthors = *nauthors;
 	m.created = (uint64_t)time(NULL);
+	/* Read back from this transaction: the sum is of what was written. */
+	if ((rc = store_checksum(txn, authors, byindex, quotes,
+	    &m.checksum)) != 0)
+		goto fail;
 	key.mv_size = sizeof(STORE_META_KEY) - 1;
 	key.mv_data = (void *)STORE_META_KEY;
 	val.mv_size = sizeof(m);

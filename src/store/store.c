@@ -13,19 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "lmdb_layout.h"
 #include "store_format.h"
-
-struct store {
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi authors;
-	MDB_dbi byindex;
-	MDB_dbi quotes;
-	uint64_t nquotes;
-	uint64_t nauthors;
-	uint64_t size;
-};
+#include "store_impl.h"
 
 const char *
 store_strerror(int err)
@@ -41,6 +33,10 @@ store_strerror(int err)
 		return "database is corrupt";
 	case STORE_ETRUNCATED:
 		return "database file is truncated";
+	case STORE_EBOUNDS:
+		return "record lies outside the file";
+	case STORE_ECHECKSUM:
+		return "database content does not match its checksum";
 	case MDB_INVALID:
 		return "not an LMDB file";
 	default:
@@ -69,7 +65,6 @@ open_dbi(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi,
 static int
 check_meta(struct store *s, uint64_t file_size)
 {
-	MDB_dbi meta;
 	MDB_val key = {sizeof(STORE_META_KEY) - 1, (void *)STORE_META_KEY};
 	MDB_val val;
 	MDB_envinfo info;
@@ -83,25 +78,29 @@ check_meta(struct store *s, uint64_t file_size)
 	if ((rc = mdb_env_info(s->env, &info)) != 0 ||
 	    (rc = mdb_env_stat(s->env, &envstat)) != 0)
 		return rc;
-	if ((uint64_t)(info.me_last_pgno + 1) * envstat.ms_psize > file_size)
+	if (envstat.ms_psize == 0 ||
+	    info.me_last_pgno >= file_size / envstat.ms_psize)
 		return STORE_ETRUNCATED;
 
-	if ((rc = open_dbi(s->txn, STORE_DB_META, 0, &meta, &n)) != 0)
+	if ((rc = open_dbi(s->txn, STORE_DB_META, 0, &s->meta, &n)) != 0)
 		return rc;
-	rc = mdb_get(s->txn, meta, &key, &val);
+	rc = mdb_get(s->txn, s->meta, &key, &val);
 	if (rc == MDB_NOTFOUND)
 		return STORE_EBADMAGIC;
 	if (rc != 0)
 		return rc;
-	if (val.mv_size != sizeof(m))
-		return val.mv_size < sizeof(m.magic) + sizeof(m.version)
-		    ? STORE_EBADMAGIC
-		    : STORE_EVERSION;
-	memcpy(&m, val.mv_data, sizeof(m));
-	if (memcmp(m.magic, STORE_MAGIC, sizeof(STORE_MAGIC)) != 0)
+	/* The magic and version first: another version's meta may well
+	 * have another size. Any other size is not ours. */
+	memset(&m, 0, sizeof(m));
+	memcpy(&m, val.mv_data, val.mv_size < sizeof(m) ? val.mv_size :
+	    sizeof(m));
+	if (val.mv_size < offsetof(struct store_meta, reserved) ||
+	    memcmp(m.magic, STORE_MAGIC, sizeof(STORE_MAGIC)) != 0)
 		return STORE_EBADMAGIC;
 	if (m.version != STORE_FORMAT_VERSION)
 		return STORE_EVERSION;
+	if (val.mv_size != sizeof(m))
+		return STORE_EBADMAGIC;
 	if (m.nquotes == 0 || m.nauthors == 0)
 		return STORE_EEMPTY;
 	if (m.nauthors > m.nquotes || m.nquotes > UINT32_MAX)
@@ -122,6 +121,67 @@ check_meta(struct store *s, uint64_t file_size)
 		return STORE_ECORRUPT;
 	s->nquotes = m.nquotes;
 	s->nauthors = m.nauthors;
+	s->checksum = m.checksum;
+	return 0;
+}
+
+/*
+ * Finds where LMDB mapped the file, which its API does not tell, so that
+ * picks can check what they return. The main database's first key lies
+ * at a known offset of its root page: read that page's header from the
+ * file, then ask LMDB for the key.
+ */
+static int
+find_map(struct store *s, int fd)
+{
+	unsigned char meta[2][LMDB_PAGEHDRSZ + LMDB_META_SIZE];
+	unsigned char hdr[LMDB_PG_PTRS + 2];
+	MDB_envinfo info;
+	MDB_stat st;
+	MDB_cursor *cur;
+	MDB_dbi main;
+	MDB_val key, val;
+	const unsigned char *m;
+	uint64_t root, pos;
+	uint16_t node0;
+	int rc;
+
+	if ((rc = mdb_env_info(s->env, &info)) != 0 ||
+	    (rc = mdb_env_stat(s->env, &st)) != 0)
+		return rc;
+	if (pread(fd, meta[0], sizeof(meta[0]), 0) != sizeof(meta[0]) ||
+	    pread(fd, meta[1], sizeof(meta[1]), st.ms_psize) !=
+	    sizeof(meta[1]))
+		return STORE_ETRUNCATED;
+	/* The meta LMDB picks (mdb_env_pick_meta). */
+	m = meta[lmdb_u64(meta[0] + LMDB_PAGEHDRSZ + LMDB_MM_TXNID) <
+	    lmdb_u64(meta[1] + LMDB_PAGEHDRSZ + LMDB_MM_TXNID)] +
+	    LMDB_PAGEHDRSZ;
+	root = lmdb_u64(m + LMDB_MM_MAIN + LMDB_DB_ROOT);
+	/* check_meta() made (me_last_pgno + 1) * psize fit the file. */
+	if (root > info.me_last_pgno)
+		return STORE_ECORRUPT;
+	if (pread(fd, hdr, sizeof(hdr), (off_t)(root * st.ms_psize)) !=
+	    sizeof(hdr))
+		return STORE_ETRUNCATED;
+	node0 = lmdb_u16(hdr + LMDB_PG_PTRS);
+	if (lmdb_u16(hdr + LMDB_PG_FLAGS) != LMDB_P_LEAF ||
+	    lmdb_u16(hdr + LMDB_PG_LOWER) < sizeof(hdr) ||
+	    node0 > st.ms_psize - LMDB_NODESIZE)
+		return STORE_ECORRUPT;
+	pos = root * st.ms_psize + node0 + LMDB_NODESIZE;
+
+	if ((rc = mdb_dbi_open(s->txn, NULL, 0, &main)) != 0 ||
+	    (rc = mdb_cursor_open(s->txn, main, &cur)) != 0)
+		return rc;
+	rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+	mdb_cursor_close(cur);
+	if (rc != 0)
+		return rc;
+	if ((uintptr_t)key.mv_data < pos)
+		return STORE_ECORRUPT;
+	s->base = (uintptr_t)key.mv_data - (uintptr_t)pos;
+	s->limit = s->size < info.me_mapsize ? s->size : info.me_mapsize;
 	return 0;
 }
 
@@ -148,6 +208,11 @@ store_open(const char *path, struct store **out)
 		goto fail;
 	if ((rc = mdb_env_set_maxdbs(s->env, STORE_MAXDBS)) != 0)
 		goto fail;
+	/* Map the file's size, not the size its meta asks for: nothing
+	 * past the file can be reached, and the map is no larger than
+	 * need be. LMDB raises it to the meta's last page if need be. */
+	if ((rc = mdb_env_set_mapsize(s->env, (size_t)st.st_size)) != 0)
+		goto fail;
 	/*
 	 * MDB_NOLOCK: the file is immutable, so there is no writer to
 	 * exclude and no lock file to create beside it. MDB_NOTLS: the
@@ -171,11 +236,34 @@ store_open(const char *path, struct store **out)
 		goto fail;
 	if ((rc = check_meta(s, s->size)) != 0)
 		goto fail;
+	if ((rc = find_map(s, fd)) != 0)
+		goto fail;
 	*out = s;
 	return 0;
 fail:
 	store_close(s);
 	return rc;
+}
+
+/* Opens path if it is the very file open as fd. */
+static int
+open_same(const char *path, int fd, struct store **out)
+{
+	struct stat want, got;
+	mdb_filehandle_t lfd;
+	int rc;
+
+	if (fstat(fd, &want) != 0)
+		return errno;
+	if ((rc = store_open(path, out)) != 0)
+		return rc;
+	if (mdb_env_get_fd((*out)->env, &lfd) != 0 || fstat(lfd, &got) != 0 ||
+	    got.st_dev != want.st_dev || got.st_ino != want.st_ino) {
+		store_close(*out);
+		*out = NULL;
+		return ESTALE;
+	}
+	return 0;
 }
 
 int
@@ -185,8 +273,8 @@ store_open_fd(int fd, const char *path, struct store **out)
 	int rc;
 
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
-	if ((rc = store_open(self, out)) == ENOENT)
-		rc = store_open(path, out);
+	if ((rc = open_same(self, fd, out)) == ENOENT && path != NULL)
+		rc = open_same(path, fd, out);
 	return rc;
 }
 
@@ -211,6 +299,8 @@ get_author(const struct store *s, MDB_dbi dbi, MDB_val *key,
 
 	if ((rc = mdb_get(s->txn, dbi, key, &val)) != 0)
 		return rc;
+	if (!store_inside(s, val.mv_data, val.mv_size))
+		return STORE_EBOUNDS;
 	if (val.mv_size < sizeof(*a))
 		return STORE_ECORRUPT;
 	/* LMDB aligns values to 2 bytes only: copy, don't cast. */
@@ -248,6 +338,8 @@ store_pick(const struct store *s, const char *author, size_t len,
 	key.mv_data = &index;
 	if ((rc = mdb_get(s->txn, s->quotes, &key, &val)) != 0)
 		return rc == MDB_NOTFOUND ? STORE_ECORRUPT : rc;
+	if (!store_inside(s, val.mv_data, val.mv_size))
+		return STORE_EBOUNDS;
 	out->reply = val.mv_data;
 	out->len = val.mv_size;
 	return 0;
@@ -278,6 +370,10 @@ store_authors(const struct store *s, const char *after, size_t afterlen,
 	for (; rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		if (n == max) {
 			*more = 1;
+			break;
+		}
+		if (!store_inside(s, key.mv_data, key.mv_size)) {
+			rc = STORE_EBOUNDS;
 			break;
 		}
 		if (fn(arg, key.mv_data, key.mv_size) != 0)

@@ -19,8 +19,10 @@ enum {
 	STORE_EBADMAGIC = -40001, /* an LMDB file, but not a quoterd one */
 	STORE_EVERSION = -40002,  /* a quoterd file of another format */
 	STORE_EEMPTY = -40003,    /* no quotes */
-	STORE_ECORRUPT = -40004,  /* counts or records do not agree */
-	STORE_ETRUNCATED = -40005 /* shorter than its pages say */
+	STORE_ECORRUPT = -40004,   /* counts, records or pages are wrong */
+	STORE_ETRUNCATED = -40005, /* shorter than its pages say */
+	STORE_EBOUNDS = -40006,	   /* a record lies outside the file */
+	STORE_ECHECKSUM = -40007   /* content and checksum disagree */
 };
 
 struct store_quote {
@@ -32,20 +34,34 @@ int store_open(const char *path, struct store **out);
 /*
  * Opens the file open as fd, through /proc/self/fd, so that it is that
  * very file even if its path has since been made to name another; where
- * there is no /proc, opens path instead.
+ * there is no /proc, opens path instead, if path (which may be NULL)
+ * still names that very file, else fails with ESTALE.
  */
 int store_open_fd(int fd, const char *path, struct store **out);
 void store_close(struct store *s);
+const char *store_strerror(int err);
 
-/* TEMPORARY: the verifier's API, as agreed. */
+/*
+ * Whatever store_open() accepts, picks are bounds-checked: a record that
+ * would lie outside the map is STORE_EBOUNDS, never a pointer. But LMDB
+ * itself trusts the file's pages, so a hostile file can still crash the
+ * process that opens it; store_verify() is the complete check.
+ */
 struct store_info {
 	uint64_t nquotes;
 	uint64_t nauthors;
-	uint64_t size;
-	uint64_t checksum;
+	uint64_t size;	   /* bytes of the file */
+	uint64_t checksum; /* the content checksum in the meta record */
 };
+/*
+ * Checks, completely, the database open as fd: every page a reader could
+ * ever touch, every record, and the content checksum. Returns 0 and fills
+ * *info, or an error code (store_strerror) with a specific reason in
+ * why[0..whylen) such as "page 17: node 3 lies past the page end".
+ * It reads a hostile file: run it in a process whose death means
+ * "refused" (the master's checker child), never in the master.
+ */
 int store_verify(int fd, struct store_info *info, char *why, size_t whylen);
-const char *store_strerror(int err);
 
 /*
  * Picks a quote of the author named author[0..len) if known, otherwise of

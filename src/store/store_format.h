@@ -16,13 +16,23 @@
  * Authors are numbered 0..nauthors-1 in name order; each author's quotes
  * have consecutive indexes, so a pick is: find the author (by name, or by
  * a random index), then a random quote index in [first, first + count).
+ *
+ * The checksum in the meta (version 2 on) is XXH3_64bits, seed 0, of this
+ * byte stream: for each of "authors", "byindex" and "quotes" in that
+ * order, each record in key order as
+ *
+ *   u64 key length, key bytes, u64 value length, value bytes
+ *
+ * with the lengths little-endian. It covers everything a reader serves;
+ * store_checksum() (checksum.h) is its one implementation, used by the
+ * importer to write it and by store_verify() to check it.
  */
 #ifndef QUOTERD_STORE_FORMAT_H
 #define QUOTERD_STORE_FORMAT_H
 
 #include <stdint.h>
 
-#define STORE_FORMAT_VERSION 1
+#define STORE_FORMAT_VERSION 2
 #define STORE_MAGIC "QUOTERD"
 #define STORE_META_KEY "quoterd"
 #define STORE_DB_META "meta"
@@ -30,6 +40,9 @@
 #define STORE_DB_BYINDEX "byindex"
 #define STORE_DB_QUOTES "quotes"
 #define STORE_MAXDBS 4
+/* The importer's limits, which the verifier holds every record to. */
+#define STORE_MAX_AUTHOR 511	     /* bytes of an author's name */
+#define STORE_MAX_QUOTE (64 * 1024) /* bytes of a quote's text */
 
 struct store_meta {
 	char magic[8]; /* STORE_MAGIC, NUL-padded */
@@ -37,7 +50,8 @@ struct store_meta {
 	uint32_t reserved;
 	uint64_t nquotes;
 	uint64_t nauthors;
-	uint64_t created; /* Unix time of the import */
+	uint64_t created;  /* Unix time of the import */
+	uint64_t checksum; /* of the content, see above */
 };
 
 struct store_author {

@@ -1,0 +1,41 @@
+/*
+ * The store's insides, shared by store.c and the verifier's logical walk
+ * (verify.c) and nothing else.
+ */
+#ifndef QUOTERD_STORE_IMPL_H
+#define QUOTERD_STORE_IMPL_H
+
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store {
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta;
+	MDB_dbi authors;
+	MDB_dbi byindex;
+	MDB_dbi quotes;
+	uint64_t nquotes;
+	uint64_t nauthors;
+	uint64_t size;	   /* of the file */
+	uint64_t checksum; /* as the meta says */
+	uintptr_t base;	   /* the map's first byte */
+	uint64_t limit;	   /* bytes mapped and in the file */
+};
+
+/*
+ * Whether p[0..len) lies inside the map and the file. LMDB returns data
+ * at offsets and of sizes it read from the file without checking them;
+ * this is the check, in two compares: p below the map wraps to a huge
+ * offset.
+ */
+static inline int
+store_inside(const struct store *s, const void *p, size_t len)
+{
+	uint64_t off = (uint64_t)((uintptr_t)p - s->base);
+
+	return off <= s->limit && len <= s->limit - off;
+}
+
+#endif
