@@ -51,7 +51,8 @@ WORKER = src/worker/worker.c src/worker/db.c src/worker/service.c
 
 include src/worker/reflection.mk
 
-IMPORT_OBJS = $(call obj,tools/quotes-import.c src/common/utf8.c) $(GEN_OBJ)
+IMPORT_OBJS = $(call obj,tools/quotes-import.c tools/import_parse.c \
+	src/common/utf8.c) $(GEN_OBJ)
 # sort: the reflection objects share some of these.
 QUOTERD_OBJS = $(sort $(call obj,$(MASTER) $(WORKER) $(STORE) $(COMMON)) \
 	$(GEN_OBJ) $(HEALTH_OBJ) $(REFLECTION_OBJS))

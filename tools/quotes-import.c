@@ -1,5 +1,6 @@
 /*
  * quotes-import: compiles quote files into a quoterd database offline.
+ * What a quote is, in either format, is import_parse.c's business.
  *
  * The whole input is parsed and checked before anything is written; the
  * database is then built in a temporary file beside OUT, synced, and
@@ -24,15 +25,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "import_parse.h"
 #include "quote_service.pb-c.h"
 #include "store_format.h"
-#include "utf8.h"
 
 #define PROG "quotes-import"
-#define MAX_LINE (64 * 1024)
 #define MAX_REPORTED 20 /* bad lines reported one by one */
-
-enum format { FORMAT_TEXT, FORMAT_FORTUNE };
 
 struct quote {
 	const char *text;
@@ -40,11 +38,10 @@ struct quote {
 	uint32_t textlen;
 	uint32_t authorlen;
 	uint32_t seq; /* input order, kept within an author */
-	bool owned;   /* text was allocated (joined fortune lines) */
 };
 
 struct import {
-	enum format format;
+	enum parse_format format;
 	bool skip_invalid;
 	bool quiet;
 	bool progress; /* stderr is a terminal */
@@ -54,6 +51,8 @@ struct import {
 	size_t nbuffers;
 	size_t bad;        /* invalid lines or entries */
 	size_t unsigned_;  /* fortune entries without attribution */
+	const char *file;  /* the input being parsed, as messages name it */
+	size_t filelen;
 	struct timespec start;
 };
 
@@ -100,34 +99,12 @@ bad_input(struct import *im, const char *file, size_t line, const char *fmt,
 	fputc('\n', stderr);
 }
 
-static bool
-is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' ||
-	    c == '\f';
-}
-
-static void
-trim(const char **s, size_t *len)
-{
-	while (*len > 0 && is_space(**s)) {
-		(*s)++;
-		(*len)--;
-	}
-	while (*len > 0 && is_space((*s)[*len - 1]))
-		(*len)--;
-}
-
-/*
- * Records a checked quote. Both strings are NUL-terminated in place, as
- * protobuf-c wants: the byte after each is trailing white space, the '~',
- * a line end or the NUL that read_all() leaves after the input, all of
- * which the parser has already passed.
- */
+/* Records a checked quote; both strings point into im->buffers. */
 static int
-add_quote(struct import *im, char *text, size_t textlen, char *author,
-    size_t authorlen, bool owned)
+on_quote(void *arg, char *text, size_t textlen, char *author,
+    size_t authorlen)
 {
+	struct import *im = arg;
 	struct quote *q;
 
 	if (im->nquotes == im->cap) {
@@ -149,180 +126,36 @@ add_quote(struct import *im, char *text, size_t textlen, char *author,
 	q->author = author;
 	q->authorlen = (uint32_t)authorlen;
 	q->seq = (uint32_t)im->nquotes;
-	q->owned = owned;
-	text[textlen] = '\0';
-	author[authorlen] = '\0';
 	im->nquotes++;
 	return 0;
 }
 
-/*
- * Checks one quote and author, already trimmed. Returns the reason it is
- * refused, or NULL.
- */
-static const char *
-check_quote(const char *text, size_t textlen, const char *author,
-    size_t authorlen)
+static void
+on_invalid(void *arg, size_t line, const char *why)
 {
-	if (textlen == 0)
-		return "empty quote";
-	if (authorlen == 0)
-		return "empty author";
-	if (!utf8_valid(text, textlen) || !utf8_valid(author, authorlen))
-		return "invalid UTF-8";
-	if (memchr(text, '\0', textlen) || memchr(author, '\0', authorlen))
-		return "NUL byte in line";
-	/* LMDB's largest key, with its default build. */
-	if (authorlen > 511)
-		return "author name longer than 511 bytes";
-	return NULL;
+	struct import *im = arg;
+
+	bad_input(im, im->file, line, "%s", why);
 }
 
 static void
-show_progress(struct import *im, const char *file, size_t done, size_t total)
+on_unattributed(void *arg, size_t line)
 {
+	struct import *im = arg;
+
+	(void)line;
+	im->unsigned_++;
+}
+
+static void
+on_progress(void *arg, size_t done)
+{
+	struct import *im = arg;
+
 	if (!im->progress || im->quiet || elapsed(im) < 1.0)
 		return;
-	fprintf(stderr, "\r" PROG ": %s: %3zu%% read, %zu quotes", file,
-	    total ? done * 100 / total : 100, im->nquotes);
-}
-
-static int
-parse_text(struct import *im, const char *file, const char *buf, size_t len)
-{
-	const char *p = buf, *end = buf + len;
-	size_t lineno = 0;
-
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *eol = nl ? nl : end;
-		const char *text = p, *author, *tilde;
-		size_t linelen = (size_t)(eol - p), textlen, authorlen;
-		const char *why;
-
-		lineno++;
-		p = nl ? nl + 1 : end;
-		if ((lineno & 0xffff) == 0)
-			show_progress(im, file, (size_t)(p - buf), len);
-		if (linelen > MAX_LINE) {
-			bad_input(im, file, lineno, "line longer than %d bytes",
-			    MAX_LINE);
-			continue;
-		}
-		trim(&text, &linelen);
-		if (linelen == 0)
-			continue;
-		/* Split at the last '~': quotes may contain one, names not. */
-		tilde = NULL;
-		for (const char *c = text + linelen; c > text; c--)
-			if (c[-1] == '~') {
-				tilde = c - 1;
-				break;
-			}
-		if (tilde == NULL) {
-			bad_input(im, file, lineno, "no '~' between quote and "
-			    "author");
-			continue;
-		}
-		textlen = (size_t)(tilde - text);
-		author = tilde + 1;
-		authorlen = (size_t)(text + linelen - author);
-		trim(&text, &textlen);
-		trim(&author, &authorlen);
-		if ((why = check_quote(text, textlen, author, authorlen))) {
-			bad_input(im, file, lineno, "%s", why);
-			continue;
-		}
-		if (add_quote(im, (char *)text, textlen, (char *)author,
-		    authorlen, false))
-			return -1;
-	}
-	return 0;
-}
-
-/*
- * One fortune entry: lines [first, first + n). The attribution is the
- * last non-blank line if it starts with "--"; the quote is the lines
- * before it, with their line breaks, less any carriage returns.
- */
-static int
-fortune_entry(struct import *im, const char *file, size_t lineno,
-    const char *start, const char *end)
-{
-	const char *last = end, *author, *text = start;
-	size_t authorlen, textlen, n;
-	const char *why;
-	char *copy;
-
-	textlen = (size_t)(end - start);
-	trim(&text, &textlen);
-	if (textlen == 0)
-		return 0;
-	end = text + textlen;
-	for (last = end; last > text && last[-1] != '\n'; last--)
-		;
-	author = last;
-	authorlen = (size_t)(end - last);
-	trim(&author, &authorlen);
-	if (last == text || authorlen < 2 || author[0] != '-' ||
-	    author[1] != '-') {
-		im->unsigned_++;
-		return 0;
-	}
-	author += 2;
-	authorlen -= 2;
-	trim(&author, &authorlen);
-	textlen = (size_t)(last - text);
-	trim(&text, &textlen);
-	if ((why = check_quote(text, textlen, author, authorlen))) {
-		bad_input(im, file, lineno, "%s", why);
-		return 0;
-	}
-	if ((copy = malloc(textlen + 1)) == NULL)
-		return -1;
-	n = 0;
-	for (size_t i = 0; i < textlen; i++)
-		if (text[i] != '\r')
-			copy[n++] = text[i];
-	if (add_quote(im, copy, n, (char *)author, authorlen, true)) {
-		free(copy);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-parse_fortune(struct import *im, const char *file, const char *buf,
-    size_t len)
-{
-	const char *p = buf, *end = buf + len, *entry = buf;
-	size_t lineno = 0, entryline = 1;
-	bool skip = false; /* the entry has an over-long line */
-
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *eol = nl ? nl : end;
-		size_t linelen = (size_t)(eol - p);
-
-		lineno++;
-		if (linelen > MAX_LINE) {
-			bad_input(im, file, lineno, "line longer than %d bytes",
-			    MAX_LINE);
-			skip = true;
-		} else if (linelen >= 1 && p[0] == '%' &&
-		    (linelen == 1 || (linelen == 2 && p[1] == '\r'))) {
-			if (!skip &&
-			    fortune_entry(im, file, entryline, entry, p))
-				return -1;
-			skip = false;
-			entry = nl ? nl + 1 : end;
-			entryline = lineno + 1;
-		}
-		p = nl ? nl + 1 : end;
-		if ((lineno & 0xffff) == 0)
-			show_progress(im, file, (size_t)(p - buf), len);
-	}
-	return skip ? 0 : fortune_entry(im, file, entryline, entry, end);
+	fprintf(stderr, "\r" PROG ": %s: %3zu%% read, %zu quotes", im->file,
+	    im->filelen ? done * 100 / im->filelen : 100, im->nquotes);
 }
 
 static char *
@@ -368,8 +201,10 @@ read_input(struct import *im, const char *path)
 {
 	const char *name = strcmp(path, "-") == 0 ? "(stdin)" : path;
 	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY);
+	const struct parse_cb cb = {on_quote, on_invalid, on_unattributed,
+	    on_progress, im};
 	char **nbufs, *buf;
-	size_t len, off = 0;
+	size_t len;
 	int rc;
 
 	if (fd < 0) {
@@ -387,17 +222,15 @@ read_input(struct import *im, const char *path)
 		close(fd);
 	if ((nbufs = realloc(im->buffers,
 	    (im->nbuffers + 1) * sizeof(*nbufs))) == NULL) {
+		fprintf(stderr, PROG ": %s: %s\n", name, strerror(errno));
 		free(buf);
 		return -1;
 	}
 	im->buffers = nbufs;
 	im->buffers[im->nbuffers++] = buf;
-	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
-		off = 3;
-	if (im->format == FORMAT_TEXT)
-		rc = parse_text(im, name, buf + off, len - off);
-	else
-		rc = parse_fortune(im, name, buf + off, len - off);
+	im->file = name;
+	im->filelen = len;
+	rc = parse_input(im->format, buf, len, &cb);
 	if (rc != 0)
 		fprintf(stderr, PROG ": %s: %s\n", name, strerror(errno));
 	return rc;
@@ -622,9 +455,6 @@ fail_rc:
 static void
 free_import(struct import *im)
 {
-	for (size_t i = 0; i < im->nquotes; i++)
-		if (im->quotes[i].owned)
-			free((char *)im->quotes[i].text);
 	free(im->quotes);
 	for (size_t i = 0; i < im->nbuffers; i++)
 		free(im->buffers[i]);
@@ -655,9 +485,9 @@ main(int argc, char *argv[])
 			break;
 		case 'f':
 			if (strcmp(optarg, "text") == 0) {
-				im.format = FORMAT_TEXT;
+				im.format = PARSE_TEXT;
 			} else if (strcmp(optarg, "fortune") == 0) {
-				im.format = FORMAT_FORTUNE;
+				im.format = PARSE_FORTUNE;
 			} else {
 				fprintf(stderr, PROG ": unknown format '%s'\n",
 				    optarg);
