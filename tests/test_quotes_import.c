@@ -305,11 +305,12 @@ test_basic(void **state)
 	expect_summary(fx, fx->out, 4, 3, "0 skipped");
 	expect_db(fx->out, want, NQ(want));
 	expect_dir(fx->dbdir, "q.mdb");
-	/* Readable as any new file is, not mkstemp's private 0600. */
+	/* Readable as any new file is, not mkstemp's private 0600, and
+	 * read-only: workers map it, nothing may change it in place. */
 	mask = umask(0);
 	umask(mask);
 	assert_int_equal(stat(fx->out, &st), 0);
-	assert_int_equal(st.st_mode & 0777, 0644 & ~mask);
+	assert_int_equal(st.st_mode & 0777, 0444 & ~mask);
 }
 
 static void
@@ -1191,22 +1192,31 @@ test_failure_keeps_out(void **state)
 	expect_db(fx->out, want, NQ(want));
 }
 
-/* A successful import replaces OUT whole. */
+/* A successful import replaces OUT whole, read-only as it is. */
 static void
 test_success_replaces_out(void **state)
 {
 	struct fixture *fx = *state;
 	static const struct quote want[] = {{"B", "New"}, {"C", "Newer"}};
 	char in[PATH_MAX];
+	struct stat st;
+	ino_t old;
 
 	INPUT(fx, "a.txt", "Old~A\nOlder~A\n", in);
 	run(fx, "-q", "-o", fx->out, in);
 	expect_status(fx, 0);
+	assert_int_equal(stat(fx->out, &st), 0);
+	assert_int_equal(st.st_mode & 0222, 0);
+	old = st.st_ino;
 	INPUT(fx, "b.txt", "New~B\nNewer~C\n", in);
 	run(fx, "-q", "-o", fx->out, in);
 	expect_status(fx, 0);
 	expect_db(fx->out, want, NQ(want));
 	expect_dir(fx->dbdir, "q.mdb");
+	/* Replaced by rename, not rewritten: another file, read-only too. */
+	assert_int_equal(stat(fx->out, &st), 0);
+	assert_int_equal(st.st_mode & 0222, 0);
+	assert_true(st.st_ino != old);
 }
 
 static void

@@ -403,16 +403,6 @@ write_output(struct import *im, const char *out, uint64_t *nauthors,
 		tmp_path[0] = '\0';
 		return -1;
 	}
-	/* mkstemp makes the file private; a database is for every reader
-	 * the umask allows, as any new file would be. */
-	mask = umask(0);
-	umask(mask);
-	if (fchmod(fd, 0644 & ~mask) != 0) {
-		rc = errno;
-		close(fd);
-		goto fail_rc;
-	}
-	close(fd);
 
 	for (size_t i = 0; i < im->nquotes; i++)
 		bytes += im->quotes[i].textlen + 2 * im->quotes[i].authorlen +
@@ -431,10 +421,18 @@ write_output(struct import *im, const char *out, uint64_t *nauthors,
 		goto fail_rc;
 	mdb_env_close(env);
 	env = NULL;
-	if (stat(tmp_path, &st) != 0 || rename(tmp_path, out) != 0) {
+	/* mkstemp's 0600 kept the file ours while it was written. Now it is
+	 * for every reader the umask allows, and for no writer: workers map
+	 * it, so it must never change in place. Renaming over it needs only
+	 * the directory writable, which is how the next import replaces it. */
+	mask = umask(0);
+	umask(mask);
+	if (fchmod(fd, 0444 & ~mask) != 0 || fstat(fd, &st) != 0 ||
+	    rename(tmp_path, out) != 0) {
 		rc = errno;
 		goto fail_rc;
 	}
+	close(fd);
 	tmp_path[0] = '\0';
 	if (fsync_dir(out) != 0) {
 		fprintf(stderr, PROG ": %s: syncing directory: %s\n", out,
@@ -448,6 +446,7 @@ fail_rc:
 	if (env != NULL)
 		mdb_env_close(env);
 	unlink(tmp_path);
+	close(fd);
 	tmp_path[0] = '\0';
 	return -1;
 }
