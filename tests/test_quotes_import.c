@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1192,6 +1193,61 @@ test_failure_keeps_out(void **state)
 	expect_db(fx->out, want, NQ(want));
 }
 
+/*
+ * An import killed while it writes (SIGKILL, a crash) leaves its
+ * temporary file. The next import to the same OUT removes it, but not
+ * one a running import holds (locked), nor any other name.
+ */
+static void
+test_stale_temp(void **state)
+{
+	struct fixture *fx = *state;
+	static const char *const keep[] = {
+	    "db/.q.mdb.backup",
+	    "db/.q.mdb.quotes-import.short",
+	    "db/.other.mdb.quotes-import.Ab12Cd",
+	};
+	char in[PATH_MAX], path[PATH_MAX], live[PATH_MAX], cwd[PATH_MAX];
+	char want[2 * PATH_MAX];
+	int lfd;
+
+	INPUT(fx, "in.txt", "Q~A\n", in);
+	path_in(fx, "db/.q.mdb.quotes-import.Ab12Cd", path);
+	write_file(path, "stale", 5);
+	for (size_t i = 0; i < NQ(keep); i++) {
+		char k[PATH_MAX];
+
+		path_in(fx, keep[i], k);
+		write_file(k, "keep", 4);
+	}
+	/* One that an import still writes: it holds the lock. */
+	path_in(fx, "db/.q.mdb.quotes-import.Zz9Yy8", live);
+	write_file(live, "live", 4);
+	lfd = open(live, O_RDONLY);
+	assert_true(lfd >= 0);
+	assert_int_equal(flock(lfd, LOCK_EX), 0);
+
+	run(fx, "-o", fx->out, in);
+	expect_status(fx, 0);
+	snprintf(want, sizeof(want), "quotes-import: %s: removed, left by an "
+	    "import that did not finish\n", path);
+	expect_stderr(fx, want);
+	expect_dir(fx->dbdir, ".other.mdb.quotes-import.Ab12Cd .q.mdb.backup "
+	    ".q.mdb.quotes-import.Zz9Yy8 .q.mdb.quotes-import.short q.mdb");
+
+	/* Its import gone, the lock goes with it; an OUT in the working
+	 * directory is cleaned as well, and -q says nothing. */
+	close(lfd);
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(fx->dbdir), 0);
+	run(fx, "-q", "-o", "q.mdb", in);
+	assert_int_equal(chdir(cwd), 0);
+	expect_status(fx, 0);
+	expect_stderr(fx, "");
+	expect_dir(fx->dbdir, ".other.mdb.quotes-import.Ab12Cd .q.mdb.backup "
+	    ".q.mdb.quotes-import.short q.mdb");
+}
+
 /* A successful import replaces OUT whole, read-only as it is. */
 static void
 test_success_replaces_out(void **state)
@@ -1431,6 +1487,7 @@ main(void)
 	    T(test_fortune_long_entry),
 	    T(test_failure_keeps_out),
 	    T(test_success_replaces_out),
+	    T(test_stale_temp),
 	    T(test_skip_invalid),
 	    T(test_many_bad_lines),
 	    T(test_usage_errors),

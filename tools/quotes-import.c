@@ -7,6 +7,8 @@
  * renamed over OUT, so OUT is either the old database or the complete new
  * one, never a mix, and a failed import leaves it untouched.
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +34,8 @@
 
 #define PROG "quotes-import"
 #define MAX_REPORTED 20 /* bad lines reported one by one */
+/* The temporary file is DIR/.BASE.quotes-import.XXXXXX, beside OUT. */
+#define TMP_INFIX ".quotes-import."
 
 struct quote {
 	const char *text;
@@ -377,12 +382,94 @@ fsync_dir(const char *path)
 	return rc;
 }
 
+static bool
+is_tmp_name(const char *name, const char *prefix, size_t plen)
+{
+	if (strncmp(name, prefix, plen) != 0 || strlen(name + plen) != 6)
+		return false;
+	for (name += plen; *name != '\0'; name++)
+		if (!isalnum((unsigned char)*name))
+			return false;
+	return true;
+}
+
+/*
+ * Removes the temporary files of imports to the same OUT that were killed
+ * (SIGKILL, a crash, a power cut) before they could remove their own. An
+ * import holds an flock() on its file while it runs, so a file that can
+ * be locked has no import left; unlike a pid in the name, that holds
+ * across pid namespaces and pid reuse.
+ */
+static void
+remove_stale(const char *dir, const char *base, bool quiet)
+{
+	char prefix[NAME_MAX + sizeof(TMP_INFIX) + 1];
+	struct stat st, now;
+	struct dirent *de;
+	size_t plen;
+	DIR *d;
+	int fd;
+
+	plen = (size_t)snprintf(prefix, sizeof(prefix), ".%s" TMP_INFIX,
+	    base);
+	/* Failing here is no reason to fail the import; creating ours
+	 * reports whatever is wrong with the directory. */
+	if (plen >= sizeof(prefix) || (d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (!is_tmp_name(de->d_name, prefix, plen))
+			continue;
+		fd = openat(dirfd(d), de->d_name,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		/* Still the file that was locked when it goes. */
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+		    fstatat(dirfd(d), de->d_name, &now,
+		    AT_SYMLINK_NOFOLLOW) == 0 && now.st_dev == st.st_dev &&
+		    now.st_ino == st.st_ino &&
+		    unlinkat(dirfd(d), de->d_name, 0) == 0 && !quiet)
+			fprintf(stderr, PROG ": %s/%s: removed, left by an "
+			    "import that did not finish\n", dir, de->d_name);
+		close(fd);
+	}
+	closedir(d);
+}
+
+/*
+ * Creates the temporary file from the template in tmp_path, locked until
+ * this process ends (see remove_stale). Another import's remove_stale()
+ * may lock and remove it between mkstemp() and flock(): then the lock
+ * comes with no name left, and another name is tried.
+ */
+static int
+create_tmp(void)
+{
+	char template[sizeof(tmp_path)];
+	struct stat st;
+	int fd;
+
+	memcpy(template, tmp_path, sizeof(template));
+	for (;;) {
+		memcpy(tmp_path, template, sizeof(tmp_path));
+		if ((fd = mkstemp(tmp_path)) < 0)
+			return -1;
+		/* Without flock() (some network file systems) nothing is
+		 * cleaned either: remove_stale() needs the lock. */
+		if (flock(fd, LOCK_EX) != 0 || fstat(fd, &st) != 0 ||
+		    st.st_nlink > 0)
+			return fd;
+		close(fd);
+	}
+}
+
 /* Builds the database in a temporary file and renames it over out. */
 static int
 write_output(struct import *im, const char *out, uint64_t *nauthors,
     uint64_t *size)
 {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], *dname, *bname;
 	MDB_env *env = NULL;
 	struct stat st;
 	size_t bytes = 0;
@@ -390,15 +477,18 @@ write_output(struct import *im, const char *out, uint64_t *nauthors,
 	int fd, rc;
 
 	snprintf(dir, sizeof(dir), "%s", out);
-	if ((size_t)snprintf(tmp_path, sizeof(tmp_path), "%s/.%s.XXXXXX",
-	    dirname(dir), basename((char *)out)) >= sizeof(tmp_path)) {
+	dname = dirname(dir);
+	bname = basename((char *)out);
+	if ((size_t)snprintf(tmp_path, sizeof(tmp_path),
+	    "%s/.%s" TMP_INFIX "XXXXXX", dname, bname) >= sizeof(tmp_path)) {
 		fprintf(stderr, PROG ": %s: path too long\n", out);
 		return -1;
 	}
+	remove_stale(dname, bname, im->quiet);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
-	if ((fd = mkstemp(tmp_path)) < 0) {
+	if ((fd = create_tmp()) < 0) {
 		fprintf(stderr, PROG ": %s: %s\n", tmp_path, strerror(errno));
 		tmp_path[0] = '\0';
 		return -1;
