@@ -19,7 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1248,6 +1251,99 @@ test_stale_temp(void **state)
 	    ".q.mdb.quotes-import.short q.mdb");
 }
 
+/* Enough quotes (about 2.6 MB) to fill a small disk or file limit. */
+static void
+write_big_input(const char *path)
+{
+	enum { N = 20000 };
+	char *buf = malloc((size_t)N * 160);
+	size_t len = 0;
+
+	assert_non_null(buf);
+	for (int i = 0; i < N; i++)
+		len += (size_t)sprintf(buf + len, "Quote number %d, padded "
+		    "out with words to about the length of a real one, as "
+		    "most of them are.~Author %d\n", i, i % 1000);
+	write_file(path, buf, len);
+	free(buf);
+}
+
+/*
+ * A write the kernel cuts short is named for its reason, not LMDB's
+ * "Input/output error". A file size limit needs no privilege to set up;
+ * test_disk_full does the same with a full file system.
+ */
+static void
+test_write_error_named(void **state)
+{
+	struct fixture *fx = *state;
+	struct rlimit old, small;
+	char in[PATH_MAX], want[PATH_MAX + 64], *before;
+	size_t blen;
+
+	path_in(fx, "big.txt", in);
+	write_big_input(in);
+	before = existing_out(fx, &blen);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	small = old;
+	small.rlim_cur = 512 * 1024;
+	/* Ignored, SIGXFSZ leaves the write to fail with EFBIG. */
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	run(fx, "-o", fx->out, in);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	expect_status(fx, 1);
+	snprintf(want, sizeof(want), "quotes-import: %s: File too large\n",
+	    fx->out);
+	expect_stderr(fx, want);
+	expect_out_kept(fx, before, blen);
+}
+
+/*
+ * A full disk says so. This needs a small file system: a tmpfs mounted
+ * in a mount namespace of this test's own (so it cannot leak into the
+ * machine's), which takes root or CAP_SYS_ADMIN; without, it is skipped.
+ */
+static void
+test_disk_full(void **state)
+{
+	struct fixture *fx = *state;
+	char in[PATH_MAX], small[PATH_MAX], out[PATH_MAX], want[PATH_MAX + 64];
+	char *before, *after;
+	size_t blen, alen;
+
+	path_in(fx, "big.txt", in);
+	write_big_input(in);
+	path_in(fx, "small", small);
+	assert_int_equal(mkdir(small, 0755), 0);
+	if (unshare(CLONE_NEWNS) != 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("tmpfs", small, "tmpfs", 0, "size=1m") != 0) {
+		skip();
+		return;
+	}
+	path_join(small, "q.mdb", out);
+	INPUT(fx, "one.txt", "Original~A\n", in);
+	run(fx, "-q", "-o", out, in);
+	expect_status(fx, 0);
+	before = read_file(out, &blen);
+
+	path_in(fx, "big.txt", in);
+	run(fx, "-o", out, in);
+	expect_status(fx, 1);
+	snprintf(want, sizeof(want),
+	    "quotes-import: %s: No space left on device\n", out);
+	expect_stderr(fx, want);
+	after = read_file(out, &alen);
+	assert_int_equal(alen, blen);
+	assert_memory_equal(after, before, blen);
+	expect_dir(small, "q.mdb");
+	free(before);
+	free(after);
+	assert_int_equal(umount(small), 0);
+}
+
 /* A successful import replaces OUT whole, read-only as it is. */
 static void
 test_success_replaces_out(void **state)
@@ -1488,6 +1584,8 @@ main(void)
 	    T(test_failure_keeps_out),
 	    T(test_success_replaces_out),
 	    T(test_stale_temp),
+	    T(test_write_error_named),
+	    T(test_disk_full),
 	    T(test_skip_invalid),
 	    T(test_many_bad_lines),
 	    T(test_usage_errors),

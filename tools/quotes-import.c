@@ -464,6 +464,36 @@ create_tmp(void)
 	}
 }
 
+/*
+ * LMDB reports a short write as EIO (mdb_page_flush(): "short write,
+ * filesystem full?"), which hides the kernel's reason: a full disk
+ * (ENOSPC), a quota (EDQUOT), a file size limit (EFBIG). Writing on past
+ * the end of the temporary file, which is about to go anyway, asks the
+ * kernel again and gets that reason; if the writes succeed, EIO stands.
+ */
+static int
+write_error(int fd, int rc)
+{
+	static const char zeros[1 << 16];
+	struct stat st;
+	size_t done = 0;
+	ssize_t n;
+
+	if (rc != EIO || fstat(fd, &st) != 0)
+		return rc;
+	while (done < sizeof(zeros)) {
+		n = pwrite(fd, zeros, sizeof(zeros) - done,
+		    st.st_size + (off_t)done);
+		if (n < 0 && errno != EINTR)
+			return errno;
+		if (n == 0)
+			break;
+		if (n > 0)
+			done += (size_t)n;
+	}
+	return rc;
+}
+
 /* Builds the database in a temporary file and renames it over out. */
 static int
 write_output(struct import *im, const char *out, uint64_t *nauthors,
@@ -532,6 +562,7 @@ write_output(struct import *im, const char *out, uint64_t *nauthors,
 	*size = (uint64_t)st.st_size;
 	return 0;
 fail_rc:
+	rc = write_error(fd, rc);
 	fprintf(stderr, PROG ": %s: %s\n", out, mdb_strerror(rc));
 	if (env != NULL)
 		mdb_env_close(env);
