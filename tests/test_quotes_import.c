@@ -1053,7 +1053,6 @@ static void
 test_fortune_refused(void **state)
 {
 	struct fixture *fx = *state;
-	static const struct quote want[] = {{"A", "Good"}};
 	static const char input[] =
 	    "Good\n-- A\n%\n"
 	    "\bBack at the start\n-- B\n%\n"
@@ -1072,24 +1071,46 @@ test_fortune_refused(void **state)
 	    "17: control character U+000C",
 	    "20: byte-order mark (U+FEFF) not at the start of the file",
 	    "23: control character U+0085",
+	    "31: backspace over more than 256 characters",
 	};
-	char in[PATH_MAX], l[7][PATH_MAX + 80], *before;
-	size_t blen;
+	char in[PATH_MAX], l[8][PATH_MAX + 80], *before, *buf;
+	char xy[301];
+	struct quote want[] = {{"A", "Good"}, {"I", xy}};
+	size_t blen, n = sizeof(input) - 1;
 
+	/* Backspaces reach 256 characters back (line 28), not 257 (31). */
+	buf = malloc(n + 2048);
+	assert_non_null(buf);
+	memcpy(buf, input, n);
+	for (int back = 256; back <= 257; back++) {
+		memset(buf + n, 'x', 300);
+		n += 300;
+		memset(buf + n, '\b', (size_t)back);
+		n += (size_t)back;
+		memset(buf + n, 'y', 256);
+		n += 256;
+		n += (size_t)sprintf(buf + n, "\n-- %s\n%%\n",
+		    back == 256 ? "I" : "J");
+	}
+	memset(xy, 'x', 44);
+	memset(xy + 44, 'y', 256);
+	xy[300] = '\0';
 	path_in(fx, "fortunes", in);
-	write_file(in, input, sizeof(input) - 1);
-	for (int i = 0; i < 7; i++)
+	write_file(in, buf, n);
+	free(buf);
+	for (int i = 0; i < 8; i++)
 		snprintf(l[i], sizeof(l[i]), "%s:%s", in, lines[i]);
 	before = existing_out(fx, &blen);
 	run(fx, "-f", "fortune", "-o", fx->out, in);
 	expect_rejected(fx,
-	    (const char *[]){l[0], l[1], l[2], l[3], l[4], l[5], l[6], NULL},
-	    7, fx->out);
+	    (const char *[]){l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7],
+	    NULL},
+	    8, fx->out);
 	expect_out_kept(fx, before, blen);
 
 	run(fx, "-f", "fortune", "--skip-invalid", "-o", fx->out, in);
 	expect_status(fx, 0);
-	expect_summary(fx, fx->out, 1, 1, "8 skipped (1 without attribution)");
+	expect_summary(fx, fx->out, 2, 2, "9 skipped (1 without attribution)");
 	expect_db(fx->out, want, NQ(want));
 }
 

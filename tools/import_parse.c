@@ -13,6 +13,10 @@
 #include "utf8.h"
 
 #define BOM "\xef\xbb\xbf"
+/* How far back backspaces may reach, in characters: further than a
+ * terminal line is no overstrike, and the bound keeps striking over a
+ * character of another length (the rest of the line moves) cheap. */
+#define MAX_BACK 256
 
 /* Lines end in "\n", "\r\n" or a lone "\r" (old Mac files), as Python's
  * universal newlines have it; anything else would import a CR-only file
@@ -163,10 +167,13 @@ check_line(const char *str, size_t len, struct why *w)
 		return "invalid UTF-8";
 	if (memchr(str, '\0', len))
 		return "NUL byte in line";
-	for (size_t i = 0; i < len; i++)
-		if ((s[i] < 0x20 || s[i] == 0x7f || s[i] == 0xc2 ||
-		    s[i] == 0xef) && (why = refused_char(s, i, w)) != NULL)
+	for (size_t i = 0; i < len; i++) {
+		/* Printable ASCII, nearly every byte, in one comparison. */
+		if ((unsigned char)(s[i] - 0x20) < 0x5f)
+			continue;
+		if ((why = refused_char(s, i, w)) != NULL)
 			return why;
+	}
 	return NULL;
 }
 
@@ -187,7 +194,7 @@ static const char *
 clean_fortune(char *str, size_t *len, struct why *w)
 {
 	unsigned char *s = (unsigned char *)str;
-	size_t r = 0, wr = 0, line = 0, cur = 0, n = *len;
+	size_t r = 0, wr = 0, line = 0, cur = 0, back = 0, n = *len;
 	const char *why;
 
 	while (r < n) {
@@ -199,6 +206,7 @@ clean_fortune(char *str, size_t *len, struct why *w)
 			    : 1;
 			s[wr++] = '\n';
 			line = cur = wr;
+			back = 0;
 			continue;
 		}
 		if (s[r] == '\a') {
@@ -208,6 +216,12 @@ clean_fortune(char *str, size_t *len, struct why *w)
 		if (s[r] == '\b') {
 			if (cur == line)
 				return "backspace at the start of a line";
+			if (++back > MAX_BACK) {
+				snprintf(w->buf, sizeof(w->buf),
+				    "backspace over more than %d characters",
+				    MAX_BACK);
+				return w->buf;
+			}
 			do
 				cur--;
 			while (cur > line && is_cont(s[cur]));
@@ -235,6 +249,7 @@ clean_fortune(char *str, size_t *len, struct why *w)
 		}
 		memcpy(s + cur, ch, k);
 		cur += k;
+		back--;
 	}
 	*len = wr;
 	return NULL;
