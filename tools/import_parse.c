@@ -23,7 +23,7 @@
  * as one line, and so as one wrong quote. */
 struct lines {
 	char *p, *end;
-	char *nl, *cr; /* the next '\n' and '\r' from p, or end; NULL: unknown */
+	char *nl, *cr; /* the next '\n', '\r' from p, or end; NULL: unknown */
 	size_t lineno;
 };
 
@@ -62,11 +62,11 @@ next_line(struct lines *l, char **line, size_t *len)
 }
 
 /*
- * Unicode's White_Space characters, less the controls among them (\v, \f,
- * U+0085), which are refused rather than trimmed. The property has 25 code
- * points and has changed once since Unicode 4.0 (U+180E left it in 6.3),
- * so naming them here costs less than a Unicode library in the importer
- * and its fuzz target.
+ * Unicode's White_Space characters beyond ASCII, but U+0085, a control
+ * and refused as one (so are \v and \f; space, tab and line ends are
+ * space_len()'s). The property has 25 code points and has changed once
+ * since Unicode 4.0 (U+180E left it in 6.3), so naming them here costs
+ * less than a Unicode library in the importer and its fuzz target.
  */
 static bool
 is_space_cp(uint32_t cp)
