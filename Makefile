@@ -64,8 +64,8 @@ METRICS = src/metrics/httpd.c src/metrics/exposition.c
 
 include src/worker/reflection.mk
 
-IMPORT_OBJS = $(call obj,tools/quotes-import.c src/common/utf8.c \
-	src/store/checksum.c) $(GEN_OBJ)
+IMPORT_OBJS = $(call obj,tools/quotes-import.c tools/import_parse.c \
+	src/common/utf8.c src/store/checksum.c) $(GEN_OBJ)
 # sort: the reflection objects share some of these.
 QUOTERD_OBJS = $(sort $(call obj,$(MASTER) $(WORKER) $(METRICS) $(STORE) $(COMMON)) \
 	$(GEN_OBJ) $(HEALTH_OBJ) $(REFLECTION_OBJS))
@@ -178,6 +178,7 @@ FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -DQUOTERD_FUZZ \
 	-Isrc/common -Isrc/store -Isrc/worker -Itools -I$(BUILD)/gen $(PKG_CFLAGS)
 FUZZ_SRC_utf8 = src/common/utf8.c
 FUZZ_SRC_store = $(STORE) src/common/utf8.c src/common/rng.c $(GEN)
+FUZZ_SRC_import = tools/import_parse.c src/common/utf8.c
 FUZZ_TARGETS = $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_BINS = $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
 

@@ -19,6 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -248,6 +252,33 @@ expect_db(const char *db, const struct quote *q, size_t n)
 	store_close(s);
 }
 
+/* Imports one quote into OUT, for a failing import to leave alone;
+ * returns the file's bytes. */
+static char *
+existing_out(struct fixture *fx, size_t *len)
+{
+	char in[PATH_MAX];
+
+	INPUT(fx, "orig.txt", "Original~A\n", in);
+	run(fx, "-q", "-o", fx->out, in);
+	expect_status(fx, 0);
+	return read_file(fx->out, len);
+}
+
+/* OUT holds exactly what existing_out() wrote, and nothing else is new. */
+static void
+expect_out_kept(const struct fixture *fx, char *before, size_t blen)
+{
+	size_t alen;
+	char *after = read_file(fx->out, &alen);
+
+	assert_int_equal(alen, blen);
+	assert_memory_equal(after, before, blen);
+	free(after);
+	free(before);
+	expect_dir(fx->dbdir, "q.mdb");
+}
+
 #define NQ(a) (sizeof(a) / sizeof(a[0]))
 
 static void
@@ -278,11 +309,12 @@ test_basic(void **state)
 	expect_summary(fx, fx->out, 4, 3, "0 skipped");
 	expect_db(fx->out, want, NQ(want));
 	expect_dir(fx->dbdir, "q.mdb");
-	/* Readable as any new file is, not mkstemp's private 0600. */
+	/* Readable as any new file is, not mkstemp's private 0600, and
+	 * read-only: workers map it, nothing may change it in place. */
 	mask = umask(0);
 	umask(mask);
 	assert_int_equal(stat(fx->out, &st), 0);
-	assert_int_equal(st.st_mode & 0777, 0644 & ~mask);
+	assert_int_equal(st.st_mode & 0777, 0444 & ~mask);
 }
 
 static void
@@ -509,7 +541,7 @@ test_trim(void **state)
 
 	INPUT(fx, "in.txt",
 	    "  \tInner  spaces\tstay  ~  Mark  Twain \t \n"
-	    "\v\fOuter ones go\t~\tMark  Twain\v\n"
+	    " \tOuter ones go\t~\tMark  Twain \n"
 	    " \xe2\x80\x94 ~ A \n",
 	    in);
 	run(fx, "-q", "-o", fx->out, in);
@@ -558,6 +590,190 @@ test_bom(void **state)
 	run(fx, "-q", "-o", fx->out, in);
 	expect_status(fx, 0);
 	expect_db(fx->out, want, NQ(want));
+}
+
+/* A lone CR ends a line, as CRLF and LF do: a CR-only (old Mac) file is
+ * its lines, not one long line split at its last '~'. */
+static void
+test_cr_only(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct quote want[] = {
+	    {"Author One", "First"},
+	    {"Author Two", "Second"},
+	    {"Author One", "Third"},
+	};
+	static const struct quote fwant[] = {
+	    {"Author", "Line one\nLine two"},
+	    {"Other", "Second"},
+	};
+	char in[PATH_MAX], l[2][PATH_MAX + 64], *before;
+	size_t blen;
+
+	INPUT(fx, "in.txt",
+	    "First~Author One\rSecond~Author Two\r\rThird~Author One\r", in);
+	run(fx, "-o", fx->out, in);
+	expect_status(fx, 0);
+	expect_summary(fx, fx->out, 3, 2, "0 skipped");
+	expect_db(fx->out, want, NQ(want));
+
+	/* Mixed line ends, each one line: CRLF, CR, LF, CR, CRLF, CR. */
+	before = existing_out(fx, &blen);
+	INPUT(fx, "in2.txt", "A~B\r\nC~D\rbad\nE~F\r\r\nworse\r", in);
+	snprintf(l[0], sizeof(l[0]), "%s:3: no '~' between quote and author",
+	    in);
+	snprintf(l[1], sizeof(l[1]), "%s:6: no '~' between quote and author",
+	    in);
+	run(fx, "-o", fx->out, in);
+	expect_rejected(fx, (const char *[]){l[0], l[1], NULL}, 2, fx->out);
+	expect_out_kept(fx, before, blen);
+
+	INPUT(fx, "fortunes",
+	    "Line one\rLine two\r-- Author\r%\rSecond\r\r-- Other\r", in);
+	run(fx, "-f", "fortune", "-o", fx->out, in);
+	expect_status(fx, 0);
+	expect_summary(fx, fx->out, 2, 2, "0 skipped");
+	expect_db(fx->out, fwant, NQ(fwant));
+}
+
+/* Unicode white space is trimmed like ASCII's, so a name of only a
+ * no-break space is empty, not an invisible author. */
+static void
+test_unicode_space(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct quote want[] = {
+	    {"Mark Twain", "Quote"},
+	    {"Mark\xc2\xa0Twain", "Inner\xe3\x80\x80kept"},
+	};
+	char in[PATH_MAX], l[4][PATH_MAX + 64], *before;
+	size_t blen;
+
+	/* U+00A0, U+2003, U+202F, U+3000, U+2028: trimmed at the ends,
+	 * kept inside. */
+	INPUT(fx, "in.txt",
+	    "\xc2\xa0Quote\xe2\x80\x83~\xe2\x80\xafMark Twain\xc2\xa0\n"
+	    "\xe3\x80\x80 Inner\xe3\x80\x80kept ~ Mark\xc2\xa0Twain"
+	    "\xe2\x80\xa8\n"
+	    "\xc2\xa0\xe2\x80\xa9\n", /* blank */
+	    in);
+	run(fx, "-o", fx->out, in);
+	expect_status(fx, 0);
+	expect_summary(fx, fx->out, 2, 2, "0 skipped");
+	expect_db(fx->out, want, NQ(want));
+
+	before = existing_out(fx, &blen);
+	INPUT(fx, "in2.txt",
+	    "Quote~\xc2\xa0\n"
+	    "\xe2\x80\x80\xe2\x80\x8a~Author\n"
+	    "\xe1\x9a\x80 \xe2\x81\x9f~\xe3\x80\x80\n"
+	    "Fine~A\n",
+	    in);
+	snprintf(l[0], sizeof(l[0]), "%s:1: empty author", in);
+	snprintf(l[1], sizeof(l[1]), "%s:2: empty quote", in);
+	snprintf(l[2], sizeof(l[2]), "%s:3: empty quote", in);
+	run(fx, "-o", fx->out, in);
+	expect_rejected(fx, (const char *[]){l[0], l[1], l[2], NULL}, 3,
+	    fx->out);
+	expect_out_kept(fx, before, blen);
+
+	before = existing_out(fx, &blen);
+	INPUT(fx, "fortunes", "Fine\n-- A\n%\nQuote\n-- \xc2\xa0\n%\n", in);
+	snprintf(l[3], sizeof(l[3]), "%s:4: empty author", in);
+	run(fx, "-f", "fortune", "-o", fx->out, in);
+	expect_rejected(fx, (const char *[]){l[3], NULL}, 1, fx->out);
+	expect_out_kept(fx, before, blen);
+}
+
+/* Text-format lines may hold tab but no other C0 control, DEL or C1
+ * control: no client can show them, and they are not text. */
+static void
+test_control_chars(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct quote want[] = {
+	    {"A\tB", "Tab\tinside"},
+	    {"A", "Latin \xc2\xa0 and \xc2\xa9"},
+	};
+	static const char *const reasons[] = {
+	    "control character U+0007", "control character U+0008",
+	    "control character U+000B", "control character U+000C",
+	    "control character U+001B", "control character U+007F",
+	    "control character U+0080", "control character U+0085",
+	    "control character U+009F", "control character U+0001",
+	};
+	char in[PATH_MAX], l[10][PATH_MAX + 64], *before;
+	char want_err[10 * (PATH_MAX + 80)];
+	size_t blen, n = 0;
+
+	INPUT(fx, "in.txt",
+	    "Tab\tinside~A\tB\n"
+	    "Bell\a~A\n"
+	    "Back\bspace~A\n"
+	    "\vVT~A\n"
+	    "FF~A\f\n"
+	    "Esc \x1b[1m~A\n"
+	    "Del\x7f~A\n"
+	    "C1 \xc2\x80~A\n"
+	    "NEL~A\xc2\x85\n"
+	    "C1 \xc2\x9f~A\n"
+	    "\x01\n" /* not blank */
+	    "Latin \xc2\xa0 and \xc2\xa9~A\n",
+	    in);
+	for (int i = 0; i < 10; i++)
+		snprintf(l[i], sizeof(l[i]), "%s:%d: %s", in, i + 2,
+		    reasons[i]);
+	before = existing_out(fx, &blen);
+	run(fx, "-o", fx->out, in);
+	expect_rejected(fx,
+	    (const char *[]){l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7],
+	    l[8], l[9], NULL},
+	    10, fx->out);
+	expect_out_kept(fx, before, blen);
+
+	/* --skip-invalid reports and counts them, and imports the rest. */
+	run(fx, "--skip-invalid", "-o", fx->out, in);
+	expect_status(fx, 0);
+	for (int i = 0; i < 10; i++)
+		n += (size_t)snprintf(want_err + n, sizeof(want_err) - n,
+		    "quotes-import: %s\n", l[i]);
+	expect_stderr(fx, want_err);
+	expect_summary(fx, fx->out, 2, 2, "10 skipped");
+	expect_db(fx->out, want, NQ(want));
+}
+
+/* U+FEFF is a byte-order mark only as a file's first character; any
+ * other one is an invisible character pasted into the text. */
+static void
+test_bom_mid_file(void **state)
+{
+	struct fixture *fx = *state;
+	static const char why[] =
+	    "byte-order mark (U+FEFF) not at the start of the file";
+	char in[PATH_MAX], l[4][PATH_MAX + 80], *before;
+	size_t blen;
+
+	before = existing_out(fx, &blen);
+	INPUT(fx, "in.txt",
+	    "\xef\xbb\xbf" "First~A\n"
+	    "\xef\xbb\xbf" "Second~A\n"
+	    "Third\xef\xbb\xbf~A\n"
+	    "Fourth~\xef\xbb\xbf" "A\n",
+	    in);
+	for (int i = 0; i < 3; i++)
+		snprintf(l[i], sizeof(l[i]), "%s:%d: %s", in, i + 2, why);
+	run(fx, "-o", fx->out, in);
+	expect_rejected(fx, (const char *[]){l[0], l[1], l[2], NULL}, 3,
+	    fx->out);
+	expect_out_kept(fx, before, blen);
+
+	/* Only the first of two at the start is the file's. */
+	before = existing_out(fx, &blen);
+	INPUT(fx, "in2.txt", "\xef\xbb\xbf\xef\xbb\xbfQ~A\n", in);
+	snprintf(l[3], sizeof(l[3]), "%s:1: %s", in, why);
+	run(fx, "-o", fx->out, in);
+	expect_rejected(fx, (const char *[]){l[3], NULL}, 1, fx->out);
+	expect_out_kept(fx, before, blen);
 }
 
 static void
@@ -778,7 +994,7 @@ test_fortune_errors(void **state)
 	snprintf(l[0], sizeof(l[0]), "%s:4: invalid UTF-8", in);
 	snprintf(l[1], sizeof(l[1]), "%s:7: empty author", in);
 	snprintf(l[2], sizeof(l[2]), "%s:10: NUL byte in line", in);
-	snprintf(l[3], sizeof(l[3]), "%s:13: line longer than 65536 bytes",
+	snprintf(l[3], sizeof(l[3]), "%s:13: quote longer than 65536 bytes",
 	    in);
 	run(fx, "-f", "fortune", "-o", fx->out, in);
 	expect_rejected(fx, (const char *[]){l[0], l[1], l[2], l[3], NULL}, 4,
@@ -800,6 +1016,155 @@ test_fortune_errors(void **state)
 	expect_summary(fx, fx->out, 2, 2, "4 skipped");
 	expect_db(fx->out, want2, NQ(want2));
 	free(big);
+	free(input);
+}
+
+/* Fortune files hold nroff's overstrikes and bells: cleaned as `col -b`
+ * shows them, in the quote and the attribution alike. */
+static void
+test_fortune_overstrike(void **state)
+{
+	struct fixture *fx = *state;
+	static const struct quote want[] = {
+	    {"Honore de Balzac", "It is *and* under Bold!\n\tRings"},
+	    {"A", "\xc3\xa9t\xc3\xa9 x"},
+	};
+	char in[PATH_MAX];
+
+	INPUT(fx, "fortunes",
+	    "It is *___\b\b\band* _\bu_\bn_\bd_\be_\br B\bBo\bol\bld\bd\a\a!\n"
+	    "\a\a\a\tRings\n"
+	    "\t\t-- Honor'\be de Balzac\n"
+	    "%\n"
+	    /* The last character struck wins, whatever its length. */
+	    "x\b\xc3\xa9t\xc3\xa9\b\xc3\xa9 \xc3\xa9\bx\n"
+	    "-- A\n",
+	    in);
+	run(fx, "-f", "fortune", "-o", fx->out, in);
+	expect_status(fx, 0);
+	expect_stderr(fx, "");
+	expect_summary(fx, fx->out, 2, 2, "0 skipped");
+	expect_db(fx->out, want, NQ(want));
+}
+
+/* Other control characters are refused in fortune entries too, at the
+ * entry's first line; entries without attribution are not looked at. */
+static void
+test_fortune_refused(void **state)
+{
+	struct fixture *fx = *state;
+	static const char input[] =
+	    "Good\n-- A\n%\n"
+	    "\bBack at the start\n-- B\n%\n"
+	    "Line\n\bagain\n-- C\n%\n"
+	    "Esc \x1b[1mbold\n-- D\n%\n"
+	    "C1 \xc2\x9b here\n-- E\n%\n"
+	    "Form\ffeed\n-- F\n%\n"
+	    "Mid \xef\xbb\xbf BOM\n-- G\n%\n"
+	    "Fine\n-- \xc2\x85H\n%\n"
+	    "No attribution \x1b\n%\n";
+	static const char *const lines[] = {
+	    "4: backspace at the start of a line",
+	    "7: backspace at the start of a line",
+	    "11: control character U+001B",
+	    "14: control character U+009B",
+	    "17: control character U+000C",
+	    "20: byte-order mark (U+FEFF) not at the start of the file",
+	    "23: control character U+0085",
+	    "31: backspace over more than 256 characters",
+	};
+	char in[PATH_MAX], l[8][PATH_MAX + 80], *before, *buf;
+	char xy[301];
+	struct quote want[] = {{"A", "Good"}, {"I", xy}};
+	size_t blen, n = sizeof(input) - 1;
+
+	/* Backspaces reach 256 characters back (line 28), not 257 (31). */
+	buf = malloc(n + 2048);
+	assert_non_null(buf);
+	memcpy(buf, input, n);
+	for (int back = 256; back <= 257; back++) {
+		memset(buf + n, 'x', 300);
+		n += 300;
+		memset(buf + n, '\b', (size_t)back);
+		n += (size_t)back;
+		memset(buf + n, 'y', 256);
+		n += 256;
+		n += (size_t)sprintf(buf + n, "\n-- %s\n%%\n",
+		    back == 256 ? "I" : "J");
+	}
+	memset(xy, 'x', 44);
+	memset(xy + 44, 'y', 256);
+	xy[300] = '\0';
+	path_in(fx, "fortunes", in);
+	write_file(in, buf, n);
+	free(buf);
+	for (int i = 0; i < 8; i++)
+		snprintf(l[i], sizeof(l[i]), "%s:%s", in, lines[i]);
+	before = existing_out(fx, &blen);
+	run(fx, "-f", "fortune", "-o", fx->out, in);
+	expect_rejected(fx,
+	    (const char *[]){l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7],
+	    NULL},
+	    8, fx->out);
+	expect_out_kept(fx, before, blen);
+
+	run(fx, "-f", "fortune", "--skip-invalid", "-o", fx->out, in);
+	expect_status(fx, 0);
+	expect_summary(fx, fx->out, 2, 2, "9 skipped (1 without attribution)");
+	expect_db(fx->out, want, NQ(want));
+}
+
+/* A fortune entry of 4096 lines of 16 bytes, the last one ending in
+ * extra (65535 bytes of quote once trimmed, then extra), by "Long". */
+static char *
+long_entry(const char *head, const char *extra, size_t *len)
+{
+	size_t hlen = strlen(head), elen = strlen(extra), n;
+	char *buf = malloc(hlen + 4096 * 16 + elen + 16);
+
+	assert_non_null(buf);
+	memcpy(buf, head, hlen);
+	n = hlen;
+	for (int i = 0; i < 4096; i++) {
+		memcpy(buf + n, "xxxxxxxxxxxxxxx\n", 16);
+		n += 16;
+	}
+	memcpy(buf + n - 1, extra, elen);
+	n += elen - 1;
+	memcpy(buf + n, "\n-- Long\n", 9);
+	*len = n + 9;
+	return buf;
+}
+
+/* A quote is at most 64 KiB however many lines it spans: a 4.8 MB
+ * entry imported, and no default client (4 MiB limit) could take it. */
+static void
+test_fortune_long_entry(void **state)
+{
+	struct fixture *fx = *state;
+	char in[PATH_MAX], l4[PATH_MAX + 64], *input, *before;
+	struct quote want = {"Long", NULL};
+	size_t n, blen;
+
+	input = long_entry("Good\n-- A\n%\n", "zz", &n);
+	path_in(fx, "fortunes", in);
+	write_file(in, input, n);
+	free(input);
+	snprintf(l4, sizeof(l4), "%s:4: quote longer than 65536 bytes", in);
+	before = existing_out(fx, &blen);
+	run(fx, "-f", "fortune", "-o", fx->out, in);
+	expect_rejected(fx, (const char *[]){l4, NULL}, 1, fx->out);
+	expect_out_kept(fx, before, blen);
+
+	/* One byte less is the longest quote, and goes in whole. */
+	input = long_entry("", "z", &n);
+	write_file(in, input, n);
+	run(fx, "-q", "-f", "fortune", "-o", fx->out, in);
+	expect_status(fx, 0);
+	input[n - 9] = '\0';
+	want.text = input;
+	assert_int_equal(strlen(want.text), 65536);
+	expect_db(fx->out, &want, 1);
 	free(input);
 }
 
@@ -852,22 +1217,179 @@ test_failure_keeps_out(void **state)
 	expect_db(fx->out, want, NQ(want));
 }
 
-/* A successful import replaces OUT whole. */
+/*
+ * An import killed while it writes (SIGKILL, a crash) leaves its
+ * temporary file. The next import to the same OUT removes it, but not
+ * one a running import holds (locked), nor any other name.
+ */
+static void
+test_stale_temp(void **state)
+{
+	struct fixture *fx = *state;
+	static const char *const keep[] = {
+	    "db/.q.mdb.backup",
+	    "db/.q.mdb.quotes-import.short",
+	    "db/.other.mdb.quotes-import.Ab12Cd",
+	};
+	char in[PATH_MAX], path[PATH_MAX], live[PATH_MAX], cwd[PATH_MAX];
+	char want[2 * PATH_MAX];
+	int lfd;
+
+	INPUT(fx, "in.txt", "Q~A\n", in);
+	path_in(fx, "db/.q.mdb.quotes-import.Ab12Cd", path);
+	write_file(path, "stale", 5);
+	for (size_t i = 0; i < NQ(keep); i++) {
+		char k[PATH_MAX];
+
+		path_in(fx, keep[i], k);
+		write_file(k, "keep", 4);
+	}
+	/* One that an import still writes: it holds the lock. */
+	path_in(fx, "db/.q.mdb.quotes-import.Zz9Yy8", live);
+	write_file(live, "live", 4);
+	lfd = open(live, O_RDONLY);
+	assert_true(lfd >= 0);
+	assert_int_equal(flock(lfd, LOCK_EX), 0);
+
+	run(fx, "-o", fx->out, in);
+	expect_status(fx, 0);
+	snprintf(want, sizeof(want), "quotes-import: %s: removed, left by an "
+	    "import that did not finish\n", path);
+	expect_stderr(fx, want);
+	expect_dir(fx->dbdir, ".other.mdb.quotes-import.Ab12Cd .q.mdb.backup "
+	    ".q.mdb.quotes-import.Zz9Yy8 .q.mdb.quotes-import.short q.mdb");
+
+	/* Its import gone, the lock goes with it; an OUT in the working
+	 * directory is cleaned as well, and -q says nothing. */
+	close(lfd);
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(fx->dbdir), 0);
+	run(fx, "-q", "-o", "q.mdb", in);
+	assert_int_equal(chdir(cwd), 0);
+	expect_status(fx, 0);
+	expect_stderr(fx, "");
+	expect_dir(fx->dbdir, ".other.mdb.quotes-import.Ab12Cd .q.mdb.backup "
+	    ".q.mdb.quotes-import.short q.mdb");
+}
+
+/* Enough quotes (about 2.6 MB) to fill a small disk or file limit. */
+static void
+write_big_input(const char *path)
+{
+	enum { N = 20000 };
+	char *buf = malloc((size_t)N * 160);
+	size_t len = 0;
+
+	assert_non_null(buf);
+	for (int i = 0; i < N; i++)
+		len += (size_t)sprintf(buf + len, "Quote number %d, padded "
+		    "out with words to about the length of a real one, as "
+		    "most of them are.~Author %d\n", i, i % 1000);
+	write_file(path, buf, len);
+	free(buf);
+}
+
+/*
+ * A write the kernel cuts short is named for its reason, not LMDB's
+ * "Input/output error". A file size limit needs no privilege to set up;
+ * test_disk_full does the same with a full file system.
+ */
+static void
+test_write_error_named(void **state)
+{
+	struct fixture *fx = *state;
+	struct rlimit old, small;
+	char in[PATH_MAX], want[PATH_MAX + 64], *before;
+	size_t blen;
+
+	path_in(fx, "big.txt", in);
+	write_big_input(in);
+	before = existing_out(fx, &blen);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	small = old;
+	small.rlim_cur = 512 * 1024;
+	/* Ignored, SIGXFSZ leaves the write to fail with EFBIG. */
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	run(fx, "-o", fx->out, in);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	expect_status(fx, 1);
+	snprintf(want, sizeof(want), "quotes-import: %s: File too large\n",
+	    fx->out);
+	expect_stderr(fx, want);
+	expect_out_kept(fx, before, blen);
+}
+
+/*
+ * A full disk says so. This needs a small file system: a tmpfs mounted
+ * in a mount namespace of this test's own (so it cannot leak into the
+ * machine's), which takes root or CAP_SYS_ADMIN; without, it is skipped.
+ */
+static void
+test_disk_full(void **state)
+{
+	struct fixture *fx = *state;
+	char in[PATH_MAX], small[PATH_MAX], out[PATH_MAX], want[PATH_MAX + 64];
+	char *before, *after;
+	size_t blen, alen;
+
+	path_in(fx, "big.txt", in);
+	write_big_input(in);
+	path_in(fx, "small", small);
+	assert_int_equal(mkdir(small, 0755), 0);
+	if (unshare(CLONE_NEWNS) != 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("tmpfs", small, "tmpfs", 0, "size=1m") != 0) {
+		skip();
+		return;
+	}
+	path_join(small, "q.mdb", out);
+	INPUT(fx, "one.txt", "Original~A\n", in);
+	run(fx, "-q", "-o", out, in);
+	expect_status(fx, 0);
+	before = read_file(out, &blen);
+
+	path_in(fx, "big.txt", in);
+	run(fx, "-o", out, in);
+	expect_status(fx, 1);
+	snprintf(want, sizeof(want),
+	    "quotes-import: %s: No space left on device\n", out);
+	expect_stderr(fx, want);
+	after = read_file(out, &alen);
+	assert_int_equal(alen, blen);
+	assert_memory_equal(after, before, blen);
+	expect_dir(small, "q.mdb");
+	free(before);
+	free(after);
+	assert_int_equal(umount(small), 0);
+}
+
+/* A successful import replaces OUT whole, read-only as it is. */
 static void
 test_success_replaces_out(void **state)
 {
 	struct fixture *fx = *state;
 	static const struct quote want[] = {{"B", "New"}, {"C", "Newer"}};
 	char in[PATH_MAX];
+	struct stat st;
+	ino_t old;
 
 	INPUT(fx, "a.txt", "Old~A\nOlder~A\n", in);
 	run(fx, "-q", "-o", fx->out, in);
 	expect_status(fx, 0);
+	assert_int_equal(stat(fx->out, &st), 0);
+	assert_int_equal(st.st_mode & 0222, 0);
+	old = st.st_ino;
 	INPUT(fx, "b.txt", "New~B\nNewer~C\n", in);
 	run(fx, "-q", "-o", fx->out, in);
 	expect_status(fx, 0);
 	expect_db(fx->out, want, NQ(want));
 	expect_dir(fx->dbdir, "q.mdb");
+	/* Replaced by rename, not rewritten: another file, read-only too. */
+	assert_int_equal(stat(fx->out, &st), 0);
+	assert_int_equal(st.st_mode & 0222, 0);
+	assert_true(st.st_ino != old);
 }
 
 static void
@@ -1066,6 +1588,10 @@ main(void)
 	    T(test_trim),
 	    T(test_crlf),
 	    T(test_bom),
+	    T(test_cr_only),
+	    T(test_unicode_space),
+	    T(test_control_chars),
+	    T(test_bom_mid_file),
 	    T(test_blank_lines),
 	    T(test_stdin),
 	    T(test_stdin_large),
@@ -1073,8 +1599,14 @@ main(void)
 	    T(test_fortune),
 	    T(test_fortune_crlf_and_long_option),
 	    T(test_fortune_errors),
+	    T(test_fortune_overstrike),
+	    T(test_fortune_refused),
+	    T(test_fortune_long_entry),
 	    T(test_failure_keeps_out),
 	    T(test_success_replaces_out),
+	    T(test_stale_temp),
+	    T(test_write_error_named),
+	    T(test_disk_full),
 	    T(test_skip_invalid),
 	    T(test_many_bad_lines),
 	    T(test_usage_errors),

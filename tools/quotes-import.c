@@ -1,11 +1,14 @@
 /*
  * quotes-import: compiles quote files into a quoterd database offline.
+ * What a quote is, in either format, is import_parse.c's business.
  *
  * The whole input is parsed and checked before anything is written; the
  * database is then built in a temporary file beside OUT, synced, and
  * renamed over OUT, so OUT is either the old database or the complete new
  * one, never a mix, and a failed import leaves it untouched.
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -20,20 +23,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "checksum.h"
+#include "import_parse.h"
 #include "quote_service.pb-c.h"
 #include "store_format.h"
-#include "utf8.h"
 
 #define PROG "quotes-import"
-#define MAX_LINE (64 * 1024)
 #define MAX_REPORTED 20 /* bad lines reported one by one */
-
-enum format { FORMAT_TEXT, FORMAT_FORTUNE };
+/* The temporary file is DIR/.BASE.quotes-import.XXXXXX, beside OUT. */
+#define TMP_INFIX ".quotes-import."
 
 struct quote {
 	const char *text;
@@ -41,11 +44,10 @@ struct quote {
 	uint32_t textlen;
 	uint32_t authorlen;
 	uint32_t seq; /* input order, kept within an author */
-	bool owned;   /* text was allocated (joined fortune lines) */
 };
 
 struct import {
-	enum format format;
+	enum parse_format format;
 	bool skip_invalid;
 	bool quiet;
 	bool progress; /* stderr is a terminal */
@@ -55,6 +57,8 @@ struct import {
 	size_t nbuffers;
 	size_t bad;        /* invalid lines or entries */
 	size_t unsigned_;  /* fortune entries without attribution */
+	const char *file;  /* the input being parsed, as messages name it */
+	size_t filelen;
 	struct timespec start;
 };
 
@@ -108,34 +112,12 @@ bad_input(struct import *im, const char *file, size_t line, const char *fmt,
 	fputc('\n', stderr);
 }
 
-static bool
-is_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' ||
-	    c == '\f';
-}
-
-static void
-trim(const char **s, size_t *len)
-{
-	while (*len > 0 && is_space(**s)) {
-		(*s)++;
-		(*len)--;
-	}
-	while (*len > 0 && is_space((*s)[*len - 1]))
-		(*len)--;
-}
-
-/*
- * Records a checked quote. Both strings are NUL-terminated in place, as
- * protobuf-c wants: the byte after each is trailing white space, the '~',
- * a line end or the NUL that read_all() leaves after the input, all of
- * which the parser has already passed.
- */
+/* Records a checked quote; both strings point into im->buffers. */
 static int
-add_quote(struct import *im, char *text, size_t textlen, char *author,
-    size_t authorlen, bool owned)
+on_quote(void *arg, char *text, size_t textlen, char *author,
+    size_t authorlen)
 {
+	struct import *im = arg;
 	struct quote *q;
 
 	if (im->nquotes == im->cap) {
@@ -157,180 +139,36 @@ add_quote(struct import *im, char *text, size_t textlen, char *author,
 	q->author = author;
 	q->authorlen = (uint32_t)authorlen;
 	q->seq = (uint32_t)im->nquotes;
-	q->owned = owned;
-	text[textlen] = '\0';
-	author[authorlen] = '\0';
 	im->nquotes++;
 	return 0;
 }
 
-/*
- * Checks one quote and author, already trimmed. Returns the reason it is
- * refused, or NULL.
- */
-static const char *
-check_quote(const char *text, size_t textlen, const char *author,
-    size_t authorlen)
+static void
+on_invalid(void *arg, size_t line, const char *why)
 {
-	if (textlen == 0)
-		return "empty quote";
-	if (authorlen == 0)
-		return "empty author";
-	if (!utf8_valid(text, textlen) || !utf8_valid(author, authorlen))
-		return "invalid UTF-8";
-	if (memchr(text, '\0', textlen) || memchr(author, '\0', authorlen))
-		return "NUL byte in line";
-	/* LMDB's largest key, with its default build. */
-	if (authorlen > 511)
-		return "author name longer than 511 bytes";
-	return NULL;
+	struct import *im = arg;
+
+	bad_input(im, im->file, line, "%s", why);
 }
 
 static void
-show_progress(struct import *im, const char *file, size_t done, size_t total)
+on_unattributed(void *arg, size_t line)
 {
+	struct import *im = arg;
+
+	(void)line;
+	im->unsigned_++;
+}
+
+static void
+on_progress(void *arg, size_t done)
+{
+	struct import *im = arg;
+
 	if (!im->progress || im->quiet || elapsed(im) < 1.0)
 		return;
-	fprintf(stderr, "\r" PROG ": %s: %3zu%% read, %zu quotes", file,
-	    total ? done * 100 / total : 100, im->nquotes);
-}
-
-static int
-parse_text(struct import *im, const char *file, const char *buf, size_t len)
-{
-	const char *p = buf, *end = buf + len;
-	size_t lineno = 0;
-
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *eol = nl ? nl : end;
-		const char *text = p, *author, *tilde;
-		size_t linelen = (size_t)(eol - p), textlen, authorlen;
-		const char *why;
-
-		lineno++;
-		p = nl ? nl + 1 : end;
-		if ((lineno & 0xffff) == 0)
-			show_progress(im, file, (size_t)(p - buf), len);
-		if (linelen > MAX_LINE) {
-			bad_input(im, file, lineno, "line longer than %d bytes",
-			    MAX_LINE);
-			continue;
-		}
-		trim(&text, &linelen);
-		if (linelen == 0)
-			continue;
-		/* Split at the last '~': quotes may contain one, names not. */
-		tilde = NULL;
-		for (const char *c = text + linelen; c > text; c--)
-			if (c[-1] == '~') {
-				tilde = c - 1;
-				break;
-			}
-		if (tilde == NULL) {
-			bad_input(im, file, lineno, "no '~' between quote and "
-			    "author");
-			continue;
-		}
-		textlen = (size_t)(tilde - text);
-		author = tilde + 1;
-		authorlen = (size_t)(text + linelen - author);
-		trim(&text, &textlen);
-		trim(&author, &authorlen);
-		if ((why = check_quote(text, textlen, author, authorlen))) {
-			bad_input(im, file, lineno, "%s", why);
-			continue;
-		}
-		if (add_quote(im, (char *)text, textlen, (char *)author,
-		    authorlen, false))
-			return -1;
-	}
-	return 0;
-}
-
-/*
- * One fortune entry: lines [first, first + n). The attribution is the
- * last non-blank line if it starts with "--"; the quote is the lines
- * before it, with their line breaks, less any carriage returns.
- */
-static int
-fortune_entry(struct import *im, const char *file, size_t lineno,
-    const char *start, const char *end)
-{
-	const char *last = end, *author, *text = start;
-	size_t authorlen, textlen, n;
-	const char *why;
-	char *copy;
-
-	textlen = (size_t)(end - start);
-	trim(&text, &textlen);
-	if (textlen == 0)
-		return 0;
-	end = text + textlen;
-	for (last = end; last > text && last[-1] != '\n'; last--)
-		;
-	author = last;
-	authorlen = (size_t)(end - last);
-	trim(&author, &authorlen);
-	if (last == text || authorlen < 2 || author[0] != '-' ||
-	    author[1] != '-') {
-		im->unsigned_++;
-		return 0;
-	}
-	author += 2;
-	authorlen -= 2;
-	trim(&author, &authorlen);
-	textlen = (size_t)(last - text);
-	trim(&text, &textlen);
-	if ((why = check_quote(text, textlen, author, authorlen))) {
-		bad_input(im, file, lineno, "%s", why);
-		return 0;
-	}
-	if ((copy = malloc(textlen + 1)) == NULL)
-		return -1;
-	n = 0;
-	for (size_t i = 0; i < textlen; i++)
-		if (text[i] != '\r')
-			copy[n++] = text[i];
-	if (add_quote(im, copy, n, (char *)author, authorlen, true)) {
-		free(copy);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-parse_fortune(struct import *im, const char *file, const char *buf,
-    size_t len)
-{
-	const char *p = buf, *end = buf + len, *entry = buf;
-	size_t lineno = 0, entryline = 1;
-	bool skip = false; /* the entry has an over-long line */
-
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		const char *eol = nl ? nl : end;
-		size_t linelen = (size_t)(eol - p);
-
-		lineno++;
-		if (linelen > MAX_LINE) {
-			bad_input(im, file, lineno, "line longer than %d bytes",
-			    MAX_LINE);
-			skip = true;
-		} else if (linelen >= 1 && p[0] == '%' &&
-		    (linelen == 1 || (linelen == 2 && p[1] == '\r'))) {
-			if (!skip &&
-			    fortune_entry(im, file, entryline, entry, p))
-				return -1;
-			skip = false;
-			entry = nl ? nl + 1 : end;
-			entryline = lineno + 1;
-		}
-		p = nl ? nl + 1 : end;
-		if ((lineno & 0xffff) == 0)
-			show_progress(im, file, (size_t)(p - buf), len);
-	}
-	return skip ? 0 : fortune_entry(im, file, entryline, entry, end);
+	fprintf(stderr, "\r" PROG ": %s: %3zu%% read, %zu quotes", im->file,
+	    im->filelen ? done * 100 / im->filelen : 100, im->nquotes);
 }
 
 static char *
@@ -376,8 +214,10 @@ read_input(struct import *im, const char *path)
 {
 	const char *name = strcmp(path, "-") == 0 ? "(stdin)" : path;
 	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY);
+	const struct parse_cb cb = {on_quote, on_invalid, on_unattributed,
+	    on_progress, im};
 	char **nbufs, *buf;
-	size_t len, off = 0;
+	size_t len;
 	int rc;
 
 	if (fd < 0) {
@@ -395,17 +235,15 @@ read_input(struct import *im, const char *path)
 		close(fd);
 	if ((nbufs = realloc(im->buffers,
 	    (im->nbuffers + 1) * sizeof(*nbufs))) == NULL) {
+		fprintf(stderr, PROG ": %s: %s\n", name, strerror(errno));
 		free(buf);
 		return -1;
 	}
 	im->buffers = nbufs;
 	im->buffers[im->nbuffers++] = buf;
-	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
-		off = 3;
-	if (im->format == FORMAT_TEXT)
-		rc = parse_text(im, name, buf + off, len - off);
-	else
-		rc = parse_fortune(im, name, buf + off, len - off);
+	im->file = name;
+	im->filelen = len;
+	rc = parse_input(im->format, buf, len, &cb);
 	if (rc != 0)
 		fprintf(stderr, PROG ": %s: %s\n", name, strerror(errno));
 	return rc;
@@ -556,12 +394,124 @@ fsync_dir(const char *path)
 	return rc;
 }
 
+static bool
+is_tmp_name(const char *name, const char *prefix, size_t plen)
+{
+	if (strncmp(name, prefix, plen) != 0 || strlen(name + plen) != 6)
+		return false;
+	for (name += plen; *name != '\0'; name++)
+		if (!isalnum((unsigned char)*name))
+			return false;
+	return true;
+}
+
+/*
+ * Removes the temporary files of imports to the same OUT that were killed
+ * (SIGKILL, a crash, a power cut) before they could remove their own. An
+ * import holds an flock() on its file while it runs, so a file that can
+ * be locked has no import left; unlike a pid in the name, that holds
+ * across pid namespaces and pid reuse.
+ */
+static void
+remove_stale(const char *dir, const char *base, bool quiet)
+{
+	char prefix[NAME_MAX + sizeof(TMP_INFIX) + 1];
+	struct stat st, now;
+	struct dirent *de;
+	size_t plen;
+	DIR *d;
+	int fd;
+
+	plen = (size_t)snprintf(prefix, sizeof(prefix), ".%s" TMP_INFIX,
+	    base);
+	/* Failing here is no reason to fail the import; creating ours
+	 * reports whatever is wrong with the directory. */
+	if (plen >= sizeof(prefix) || (d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (!is_tmp_name(de->d_name, prefix, plen))
+			continue;
+		fd = openat(dirfd(d), de->d_name,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		/* Still the file that was locked when it goes. */
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+		    fstatat(dirfd(d), de->d_name, &now,
+		    AT_SYMLINK_NOFOLLOW) == 0 && now.st_dev == st.st_dev &&
+		    now.st_ino == st.st_ino &&
+		    unlinkat(dirfd(d), de->d_name, 0) == 0 && !quiet)
+			fprintf(stderr, PROG ": %s/%s: removed, left by an "
+			    "import that did not finish\n", dir, de->d_name);
+		close(fd);
+	}
+	closedir(d);
+}
+
+/*
+ * Creates the temporary file from the template in tmp_path, locked until
+ * this process ends (see remove_stale). Another import's remove_stale()
+ * may lock and remove it between mkstemp() and flock(): then the lock
+ * comes with no name left, and another name is tried.
+ */
+static int
+create_tmp(void)
+{
+	char template[sizeof(tmp_path)];
+	struct stat st;
+	int fd;
+
+	memcpy(template, tmp_path, sizeof(template));
+	for (;;) {
+		memcpy(tmp_path, template, sizeof(tmp_path));
+		if ((fd = mkstemp(tmp_path)) < 0)
+			return -1;
+		/* Without flock() (some network file systems) nothing is
+		 * cleaned either: remove_stale() needs the lock. */
+		if (flock(fd, LOCK_EX) != 0 || fstat(fd, &st) != 0 ||
+		    st.st_nlink > 0)
+			return fd;
+		close(fd);
+	}
+}
+
+/*
+ * LMDB reports a short write as EIO (mdb_page_flush(): "short write,
+ * filesystem full?"), which hides the kernel's reason: a full disk
+ * (ENOSPC), a quota (EDQUOT), a file size limit (EFBIG). Writing on past
+ * the end of the temporary file, which is about to go anyway, asks the
+ * kernel again and gets that reason; if the writes succeed, EIO stands.
+ */
+static int
+write_error(int fd, int rc)
+{
+	static const char zeros[1 << 16];
+	struct stat st;
+	size_t done = 0;
+	ssize_t n;
+
+	if (rc != EIO || fstat(fd, &st) != 0)
+		return rc;
+	while (done < sizeof(zeros)) {
+		n = pwrite(fd, zeros, sizeof(zeros) - done,
+		    st.st_size + (off_t)done);
+		if (n < 0 && errno != EINTR)
+			return errno;
+		if (n == 0)
+			break;
+		if (n > 0)
+			done += (size_t)n;
+	}
+	return rc;
+}
+
 /* Builds the database in a temporary file and renames it over out. */
 static int
 write_output(struct import *im, const char *out, uint64_t *nauthors,
     uint64_t *size)
 {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], *dname, *bname;
 	MDB_env *env = NULL;
 	struct stat st;
 	size_t bytes = 0;
@@ -569,29 +519,22 @@ write_output(struct import *im, const char *out, uint64_t *nauthors,
 	int fd, rc;
 
 	snprintf(dir, sizeof(dir), "%s", out);
-	if ((size_t)snprintf(tmp_path, sizeof(tmp_path), "%s/.%s.XXXXXX",
-	    dirname(dir), basename((char *)out)) >= sizeof(tmp_path)) {
+	dname = dirname(dir);
+	bname = basename((char *)out);
+	if ((size_t)snprintf(tmp_path, sizeof(tmp_path),
+	    "%s/.%s" TMP_INFIX "XXXXXX", dname, bname) >= sizeof(tmp_path)) {
 		fprintf(stderr, PROG ": %s: path too long\n", out);
 		return -1;
 	}
+	remove_stale(dname, bname, im->quiet);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
-	if ((fd = mkstemp(tmp_path)) < 0) {
+	if ((fd = create_tmp()) < 0) {
 		fprintf(stderr, PROG ": %s: %s\n", tmp_path, strerror(errno));
 		tmp_path[0] = '\0';
 		return -1;
 	}
-	/* mkstemp makes the file private; a database is for every reader
-	 * the umask allows, as any new file would be. */
-	mask = umask(0);
-	umask(mask);
-	if (fchmod(fd, 0644 & ~mask) != 0) {
-		rc = errno;
-		close(fd);
-		goto fail_rc;
-	}
-	close(fd);
 
 	for (size_t i = 0; i < im->nquotes; i++)
 		bytes += im->quotes[i].textlen + 2 * im->quotes[i].authorlen +
@@ -610,10 +553,18 @@ write_output(struct import *im, const char *out, uint64_t *nauthors,
 		goto fail_rc;
 	mdb_env_close(env);
 	env = NULL;
-	if (stat(tmp_path, &st) != 0 || rename(tmp_path, out) != 0) {
+	/* mkstemp's 0600 kept the file ours while it was written. Now it is
+	 * for every reader the umask allows, and for no writer: workers map
+	 * it, so it must never change in place. Renaming over it needs only
+	 * the directory writable, which is how the next import replaces it. */
+	mask = umask(0);
+	umask(mask);
+	if (fchmod(fd, 0444 & ~mask) != 0 || fstat(fd, &st) != 0 ||
+	    rename(tmp_path, out) != 0) {
 		rc = errno;
 		goto fail_rc;
 	}
+	close(fd);
 	tmp_path[0] = '\0';
 	if (fsync_dir(out) != 0) {
 		fprintf(stderr, PROG ": %s: syncing directory: %s\n", out,
@@ -623,10 +574,12 @@ write_output(struct import *im, const char *out, uint64_t *nauthors,
 	*size = (uint64_t)st.st_size;
 	return 0;
 fail_rc:
+	rc = write_error(fd, rc);
 	fprintf(stderr, PROG ": %s: %s\n", out, mdb_strerror(rc));
 	if (env != NULL)
 		mdb_env_close(env);
 	unlink(tmp_path);
+	close(fd);
 	tmp_path[0] = '\0';
 	return -1;
 }
@@ -634,9 +587,6 @@ fail_rc:
 static void
 free_import(struct import *im)
 {
-	for (size_t i = 0; i < im->nquotes; i++)
-		if (im->quotes[i].owned)
-			free((char *)im->quotes[i].text);
 	free(im->quotes);
 	for (size_t i = 0; i < im->nbuffers; i++)
 		free(im->buffers[i]);
@@ -668,9 +618,9 @@ main(int argc, char *argv[])
 			break;
 		case 'f':
 			if (strcmp(optarg, "text") == 0) {
-				im.format = FORMAT_TEXT;
+				im.format = PARSE_TEXT;
 			} else if (strcmp(optarg, "fortune") == 0) {
-				im.format = FORMAT_FORTUNE;
+				im.format = PARSE_FORTUNE;
 			} else {
 				fprintf(stderr, PROG ": unknown format '%s'\n",
 				    optarg);
