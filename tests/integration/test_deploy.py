@@ -184,7 +184,10 @@ def test_ports_agree(k8s, manifests):
     port = int(k8s["conf"]["listen"].rsplit(":", 1)[1])
     q = k8s["quoterd"]
     ports = {p["name"]: p["containerPort"] for p in q["ports"]}
-    assert ports == {"grpc": port}
+    metrics = int(k8s["conf"]["metrics_listen"].rsplit(":", 1)[1])
+    assert ports == {"grpc": port, "metrics": metrics}
+    annotations = k8s["dep"]["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(metrics)
     for probe in ("readinessProbe", "livenessProbe"):
         assert q[probe]["grpc"]["port"] == port, probe
     for (kind, name), svc in manifests.items():
@@ -196,7 +199,7 @@ def test_ports_agree(k8s, manifests):
     assert manifests[("Service", "quoterd-headless")]["spec"]["clusterIP"] == "None"
     assert manifests[("Service", "quoterd")]["spec"].get("type", "ClusterIP") == "ClusterIP"
     # The image says the same.
-    assert ("EXPOSE", str(port)) in containerfile()[-1][1]
+    assert ("EXPOSE", f"{port} {metrics}") in containerfile()[-1][1]
 
 
 def test_selectors_match_pods(k8s, manifests):
