@@ -13,7 +13,7 @@
 
 #define LMDB_MAGIC	  0xBEEFC0DEu
 #define LMDB_DATA_VERSION 1
-#define LMDB_MIN_PSIZE	  512	 /* ours: no real file has smaller pages */
+#define LMDB_MIN_PSIZE	  512	 /* ours: no real file has less */
 #define LMDB_MAX_PSIZE	  0x8000 /* mp_lower/mp_upper are 16-bit */
 #define LMDB_MAX_DEPTH	  32	 /* CURSOR_STACK */
 #define LMDB_MAX_KEYSIZE  511	 /* MDB_MAXKEYSIZE */

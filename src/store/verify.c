@@ -219,8 +219,8 @@ check_leaf_node(struct verify *v, struct tree *t, uint64_t pgno, unsigned i,
 	if (flags == 0) {
 		if (dsize > room)
 			return fail(v, STORE_ECORRUPT,
-			    "%s: page %llu: node %u: its %llu bytes of data lie "
-			    "past the page end", t->name, (ull)pgno, i,
+			    "%s: page %llu: node %u: its %llu bytes of data "
+			    "lie past the page end", t->name, (ull)pgno, i,
 			    (ull)dsize);
 		return 0;
 	}
@@ -332,8 +332,9 @@ walk_tree(struct verify *v, struct tree *t, const unsigned char *db,
 
 	t->depth = lmdb_u16(db + LMDB_DB_DEPTH);
 	if (flags != want_flags)
-		return fail(v, STORE_ECORRUPT, "%s: database flags %#x, not %#x",
-		    t->name, flags, want_flags);
+		return fail(v, STORE_ECORRUPT,
+		    "%s: database flags %#x, not %#x", t->name, flags,
+		    want_flags);
 	if (root == LMDB_P_INVALID)
 		return fail(v, t->main ? STORE_EBADMAGIC : STORE_EEMPTY,
 		    "%s: the database is empty", t->name);
