@@ -33,6 +33,11 @@ from pathlib import Path
 import grpc
 import pytest
 
+# The tests run make themselves, as a user would: the make running them
+# (`make SANITIZE=1 test`) must not hand its command-line variables down.
+for _var in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+    os.environ.pop(_var, None)
+
 SRC = Path(os.environ.get("QUOTERD_SRC") or Path(__file__).resolve().parents[2])
 BUILD = Path(os.environ.get("QUOTERD_BUILD") or SRC / "build")
 QUOTERD = BUILD / "quoterd"
