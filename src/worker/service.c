@@ -2,7 +2,8 @@
  * quotes.Quoter and grpc.health.v1.Health. Requests are decoded with
  * protobuf-c into the caller's arena; GetQuote's reply is the stored,
  * pre-encoded QuoteReply, sent as a slice of the map that holds a
- * reference to its database.
+ * reference to its database. Every request's strings are checked on the
+ * wire before decoding (wire.h), so the C strings seen here are whole.
  */
 #include "service.h"
 
@@ -13,7 +14,7 @@
 
 #include "grpc/health/v1/health.pb-c.h"
 #include "quote_service.pb-c.h"
-#include "utf8.h"
+#include "wire.h"
 
 #define AUTHORS_PAGE_DEFAULT 100
 #define AUTHORS_PAGE_MAX 1000
@@ -42,27 +43,25 @@ static ProtobufCMessage *
 decode(const struct request_ctx *ctx, grpc_byte_buffer *request,
     const ProtobufCMessageDescriptor *desc, const char **why)
 {
-	ProtobufCMessage *msg;
+	ProtobufCMessage *msg = NULL;
+	enum wire_result wr;
 	grpc_slice body;
 
 	if (read_body(request, &body, why) != 0)
 		return NULL;
-	msg = protobuf_c_message_unpack(desc, ctx->allocator,
-	    GRPC_SLICE_LENGTH(body), GRPC_SLICE_START_PTR(body));
+	/* Strings are checked by their length on the wire: after
+	 * decoding, a NUL would hide the rest of one (wire.h). */
+	wr = wire_check_strings(desc, GRPC_SLICE_START_PTR(body),
+	    GRPC_SLICE_LENGTH(body));
+	if (wr == WIRE_OK)
+		msg = protobuf_c_message_unpack(desc, ctx->allocator,
+		    GRPC_SLICE_LENGTH(body), GRPC_SLICE_START_PTR(body));
 	grpc_slice_unref(body);
-	if (msg == NULL)
+	if (wr != WIRE_OK)
+		*why = wire_strerror(wr);
+	else if (msg == NULL)
 		*why = "request does not decode";
 	return msg;
-}
-
-/* protobuf-c does not check that strings are UTF-8; proto3 requires it. */
-static int
-check_utf8(const char *s, const char **why)
-{
-	if (utf8_valid(s, strlen(s)))
-		return 0;
-	*why = "a string field is not valid UTF-8";
-	return -1;
 }
 
 static grpc_byte_buffer *
@@ -90,10 +89,6 @@ service_get_quote(const struct request_ctx *ctx, grpc_byte_buffer *request,
 	    &quotes__quote_request__descriptor, why);
 	if (req == NULL)
 		return GRPC_STATUS_INVALID_ARGUMENT;
-	if (check_utf8(req->author, why) != 0) {
-		quotes__quote_request__free_unpacked(req, ctx->allocator);
-		return GRPC_STATUS_INVALID_ARGUMENT;
-	}
 	rc = store_pick(ctx->store, req->author, strlen(req->author),
 	    ctx->rng, &q);
 	quotes__quote_request__free_unpacked(req, ctx->allocator);
@@ -151,10 +146,6 @@ service_list_authors(const struct request_ctx *ctx, grpc_byte_buffer *request,
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	if (req->page_size < 0) {
 		*why = "page_size is negative";
-		status = GRPC_STATUS_INVALID_ARGUMENT;
-		goto done;
-	}
-	if (check_utf8(req->page_token, why) != 0) {
 		status = GRPC_STATUS_INVALID_ARGUMENT;
 		goto done;
 	}

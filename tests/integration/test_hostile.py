@@ -1,0 +1,81 @@
+"""Hostile peers and sick processes (issue #11): what a client can send or
+hold, and what can go wrong with a worker, must neither mislead quoterd nor
+take it down for good. Each test drives one such case against the real
+daemon on loopback and checks that the service recovers or refuses.
+
+Loads here are bounded (counts, not durations) and every process a test
+starts is killed by the quoterd fixture."""
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import grpc
+import pytest
+
+from conftest import (H2, QUOTERD, Daemon, channel, child_env, free_port,
+                      get_quote, raw_call, wait_until)
+
+GET = "/quotes.Quoter/GetQuote"
+LIST = "/quotes.Quoter/ListAuthors"
+CHECK = "/grpc.health.v1.Health/Check"
+REFLECT = {"v1alpha": "/grpc.reflection.v1alpha.ServerReflection/"
+                      "ServerReflectionInfo",
+           "v1": "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"}
+
+
+def field(number, data):
+    """A length-delimited protobuf field (number < 16, len < 128)."""
+    assert number < 16 and len(data) < 128
+    return bytes([number << 3 | 2, len(data)]) + data
+
+
+def status_of(addr, method, body):
+    try:
+        raw_call(addr, method, body)
+    except grpc.RpcError as e:
+        return e.code()
+    return grpc.StatusCode.OK
+
+
+def reflect_raw(addr, body, version="v1alpha"):
+    """One raw request on a reflection stream: (status, replies)."""
+    with channel(addr) as ch:
+        call = ch.stream_stream(REFLECT[version])(iter([body]), timeout=5)
+        try:
+            replies = list(call)
+        except grpc.RpcError as e:
+            return e.code(), []
+    return grpc.StatusCode.OK, replies
+
+
+# ------------------------------------------------------ strings by length
+
+@pytest.mark.parametrize("tail", [b"\x00", b"\x00\xff", b"\x00tail"])
+def test_nul_in_request_strings_is_refused(served, tail):
+    twain = b"Mark Twain"
+    # Without the NUL, the name is a plain known author.
+    assert status_of(served.addr, GET, field(1, twain)) == grpc.StatusCode.OK
+    bad = twain + tail
+    inv = grpc.StatusCode.INVALID_ARGUMENT
+    assert status_of(served.addr, GET, field(1, bad)) == inv
+    assert status_of(served.addr, LIST, field(2, bad)) == inv
+    assert status_of(served.addr, CHECK, field(1, b"quotes.Quoter" + tail)) \
+        == inv
+    for version in REFLECT:
+        # file_containing_symbol (4) and host (1)
+        for body in (field(4, b"quotes.Quoter" + tail),
+                     field(1, b"h" + tail) + field(7, b"")):
+            code, _ = reflect_raw(served.addr, body, version)
+            assert code == inv, (version, body)
+
+
+def test_invalid_utf8_after_valid_prefix_is_refused(served):
+    inv = grpc.StatusCode.INVALID_ARGUMENT
+    assert status_of(served.addr, GET, field(1, b"Mark Twain\xff")) == inv
+    # Still answered: the same request with valid strings.
+    code, replies = reflect_raw(served.addr, field(7, b""))
+    assert code == grpc.StatusCode.OK and len(replies) == 1
