@@ -61,7 +61,7 @@ PROGS = $(BUILD)/quotes-import $(BUILD)/quoterd $(BUILD)/quote
 UNIT_TESTS = $(BUILD)/tests/test_store $(BUILD)/tests/test_utf8 \
 	$(BUILD)/tests/test_rng $(BUILD)/tests/test_quotes_import \
 	$(BUILD)/tests/test_config $(BUILD)/tests/test_reflection \
-	$(BUILD)/tests/test_wire
+	$(BUILD)/tests/test_wire $(BUILD)/tests/test_log
 
 .PHONY: all deps test unit-test integration-test fuzz-replay fuzz run bench \
 	clean format
@@ -108,10 +108,12 @@ $(BUILD)/tests/test_store: $(call obj,tests/test_store.c tests/testutil.c $(STOR
 $(BUILD)/tests/test_utf8: $(call obj,tests/test_utf8.c src/common/utf8.c)
 $(BUILD)/tests/test_rng: $(call obj,tests/test_rng.c src/common/rng.c)
 $(BUILD)/tests/test_quotes_import: $(call obj,tests/test_quotes_import.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
-$(BUILD)/tests/test_config: $(call obj,tests/test_config.c src/common/config.c src/common/log.c)
+$(BUILD)/tests/test_config: $(call obj,tests/test_config.c src/common/config.c src/common/log.c \
+	src/common/utf8.c)
 $(BUILD)/tests/test_wire: $(call obj,tests/test_wire.c src/worker/wire.c src/common/utf8.c) \
 	$(GEN_OBJ) $(REFLECTION_GEN_OBJS)
 $(call obj,tests/test_wire.c): $(REFLECTION_GEN_H)
+$(BUILD)/tests/test_log: $(call obj,tests/test_log.c src/common/log.c src/common/utf8.c)
 $(BUILD)/tests/%:
 	@mkdir -p $(@D)
 	@echo "  LD      $@"

@@ -211,14 +211,24 @@ arena_free(void *data, void *p)
 		free(p);
 }
 
+/*
+ * gRPC's messages are mostly about what peers sent (a bad header, a
+ * failed handshake), which any client can repeat at will: they are
+ * rate-limited, and log.c escapes what they quote.
+ */
+static struct log_limit grpc_handshakes = LOG_LIMIT_INIT("TLS handshakes");
+static struct log_limit grpc_messages = LOG_LIMIT_INIT("gRPC messages");
+
 static void
 grpc_log_to_ours(gpr_log_func_args *args)
 {
 	/* Anyone who can connect can fail a TLS handshake: not a warning. */
 	if (strstr(args->message, "Handshake failed") != NULL)
-		log_debug("grpc: %s", args->message);
+		log_limited(&grpc_handshakes, LOG_LEVEL_DEBUG, "grpc: %s",
+		    args->message);
 	else
-		log_warnx("grpc: %s", args->message);
+		log_limited(&grpc_messages, LOG_LEVEL_WARN, "grpc: %s",
+		    args->message);
 }
 
 /* Posts tag to the call threads' queue; callable from any thread. */
@@ -1229,6 +1239,8 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 		free(s);
 	}
 	free(w.slots);
+	log_limit_flush(&grpc_handshakes);
+	log_limit_flush(&grpc_messages);
 	log_info("stopped after %llu calls", calls_given(&w));
 	free(w.loops);
 	reflection_free();
