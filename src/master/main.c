@@ -113,9 +113,13 @@ send_signal(const struct config *c, const char *name)
 }
 
 /*
- * Binds the listen address once, as the workers will (SO_REUSEPORT), so
- * that an address in use fails here with its reason instead of in every
- * worker.
+ * Binds the listen address once so that an address in use fails here,
+ * with its reason, instead of in every worker. Not with SO_REUSEPORT, as
+ * the workers bind: that would succeed beside another quoterd's workers,
+ * and the two would silently split the traffic. A plain bind fails while
+ * any socket listens there, SO_REUSEPORT or not; SO_REUSEADDR only lets
+ * it past connections of an earlier run still in TIME_WAIT. (Unix
+ * sockets: handoff_listen() refuses a socket file someone answers on.)
  */
 static int
 check_listen(const char *listen, char *err, size_t errlen)
@@ -146,7 +150,7 @@ check_listen(const char *listen, char *err, size_t errlen)
 	}
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
 		snprintf(err, errlen, "%s", strerror(errno));
 		rc = -1;

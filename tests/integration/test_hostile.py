@@ -113,3 +113,29 @@ def test_clients_cannot_forge_or_flood_log_lines(served, pb):
     assert log.count("1x\\n2030") < 100, log[-3000:]
     served.stop_cleanly()
     assert "suppressed" in served.log()
+
+
+# ------------------------------------------------------- a second quoterd
+
+@pytest.mark.parametrize("unix", [False, True])
+def test_second_instance_on_the_same_address_is_refused(
+        quoterd, corpus, pb, tmp_path, unix):
+    first = quoterd(db=corpus.db, workers=1) if not unix else None
+    if unix:
+        path = tmp_path / "q.sock"
+        addr = f"unix:{path}"
+        first = quoterd(args=["--listen", addr, "--workers", "1",
+                              "--db", str(corpus.db)])
+        first.addr = addr
+    first.wait_ready(pb)
+    # Another pidfile, or none: the address alone must refuse it.
+    second = quoterd(args=["--listen", first.addr, "--workers", "1",
+                           "--db", str(corpus.db),
+                           "--pidfile", str(tmp_path / "second.pid")])
+    log = second.expect_exit(1)
+    assert f"cannot listen on {first.addr}" in log, log
+    assert "in use" in log, log
+    # The first one still has the address, and all of it.
+    for _ in range(20):
+        get_quote(pb, first.addr)
+    first.stop_cleanly()
