@@ -44,6 +44,7 @@ GEN_OBJ = $(call genobj,$(GEN))
 HEALTH_OBJ = $(call genobj,$(HEALTH_GEN))
 
 COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c \
+	src/common/scoreboard.c \
 	src/common/handoff.c
 STORE = src/store/store.c
 MASTER = src/master/main.c src/master/master.c

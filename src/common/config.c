@@ -27,6 +27,7 @@ config_defaults(struct config *c)
 	c->requested_calls = 128;
 	c->watch_database = true;
 	c->max_connection_age_grace = 10;
+	c->worker_timeout = 10;
 }
 
 static int
@@ -108,6 +109,8 @@ static const struct int_key {
     {"shutdown_timeout", offsetof(struct config, shutdown_timeout), 0, 3600,
 	"seconds"},
     {"drain_time", offsetof(struct config, drain_time), 0, 3600, "seconds"},
+    {"worker_timeout", offsetof(struct config, worker_timeout), 0, 3600,
+	"seconds"},
     {"max_request_size", offsetof(struct config, max_request_size), 64,
 	4 << 20, "bytes"},
     {"requested_calls", offsetof(struct config, requested_calls), 1, 65536,

@@ -24,6 +24,7 @@ struct config {
 	int max_request_size;  /* bytes of a request message */
 	int requested_calls;   /* calls each worker keeps requested */
 	bool watch_database;   /* reload when the file is replaced */
+	int worker_timeout;    /* seconds without a heartbeat; 0: never */
 	/* gRPC server limits, in seconds unless named otherwise; 0 leaves
 	 * gRPC's own default (or, for ages and idle, no limit). */
 	int max_concurrent_streams;

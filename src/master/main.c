@@ -30,7 +30,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: quoterd [-c FILE] [--db PATH] [--listen ADDR] "
 	    "[--workers N|auto]\n"
-	    "               [--threads N|auto]\n"
+	    "               [--threads N|auto] [--worker-timeout SECONDS]\n"
 	    "               [--pidfile PATH] [--daemon] [--test] "
 	    "[--signal reload|stop|quit]\n"
 	    "               [-v|-q] [--version] [--help]\n"
@@ -44,6 +44,9 @@ usage(FILE *f)
 	    "      --threads N|auto call threads per worker (default auto: 2 "
 	    "while there\n"
 	    "                       are fewer workers than CPUs, else 1)\n"
+	    "      --worker-timeout SECONDS  kill and replace a worker silent "
+	    "this long\n"
+	    "                       (default 10; 0: never)\n"
 	    "      --pidfile PATH   write and lock the master's pid here\n"
 	    "      --daemon         detach from the terminal\n"
 	    "      --tls-cert FILE  serve TLS with this certificate chain "
@@ -181,7 +184,7 @@ int
 main(int argc, char *argv[])
 {
 	enum { OPT_DB = 256, OPT_LISTEN, OPT_WORKERS, OPT_THREADS,
-		OPT_PIDFILE, OPT_DAEMON,
+		OPT_WORKER_TIMEOUT, OPT_PIDFILE, OPT_DAEMON,
 		OPT_VERSION, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA };
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'},
@@ -189,6 +192,7 @@ main(int argc, char *argv[])
 	    {"listen", required_argument, NULL, OPT_LISTEN},
 	    {"workers", required_argument, NULL, OPT_WORKERS},
 	    {"threads", required_argument, NULL, OPT_THREADS},
+	    {"worker-timeout", required_argument, NULL, OPT_WORKER_TIMEOUT},
 	    {"pidfile", required_argument, NULL, OPT_PIDFILE},
 	    {"daemon", no_argument, NULL, OPT_DAEMON},
 	    {"test", no_argument, NULL, 't'},
@@ -231,6 +235,9 @@ main(int argc, char *argv[])
 			break;
 		case OPT_THREADS:
 			key = "threads";
+			break;
+		case OPT_WORKER_TIMEOUT:
+			key = "worker_timeout";
 			break;
 		case OPT_PIDFILE:
 			key = "pidfile";

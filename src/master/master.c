@@ -31,6 +31,7 @@
 
 #include "handoff.h"
 #include "log.h"
+#include "scoreboard.h"
 #include "store.h"
 #include "worker.h"
 
@@ -42,6 +43,10 @@
 #define STOP_GRACE_MS 5000
 /* How long workers get to report a swap before the master logs it. */
 #define SWAP_REPORT_MS 5000
+
+/* A Unix listener hands connections only to workers whose heartbeat is
+ * fresher than this, while any is. */
+#define HANDOFF_STALE_MS 3000
 
 /* Worker slots; a slot's index is the worker's number. */
 #define MAX_WORKERS 1024
@@ -61,6 +66,7 @@ struct proc {
 	int backoff_ms;
 	unsigned swapped; /* the last swap generation it confirmed */
 	int chan;         /* Unix listener: the master's end of its channel */
+	int hung;         /* killed for a stale heartbeat */
 };
 
 enum stop_mode { RUNNING, STOP_GRACEFUL, STOP_NOW };
@@ -85,6 +91,7 @@ struct swap {
 struct master {
 	const struct config *config;
 	struct proc *procs;
+	struct scoreboard *sb; /* one slot per proc */
 	int nprocs;     /* slots: MAX_WORKERS */
 	int nworkers;   /* active workers: the count asked for */
 	int sigfd;
@@ -136,6 +143,9 @@ spawn(struct master *m, int index)
 	p->state = PROC_ACTIVE;
 	p->respawn_at = 0;
 	p->ready = 0;
+	p->hung = 0;
+	/* The worker beats once it serves; until then it is not judged. */
+	scoreboard_reset(scoreboard_slot(m->sb, index), 0);
 	if ((m->listen_fd >= 0 && handoff_channel(chan) != 0) ||
 	    (pid = fork()) < 0) {
 		log_warn("starting worker %d", index);
@@ -167,7 +177,7 @@ spawn(struct master *m, int index)
 		 * its own copy would pin this file after the next swap. */
 		close(m->db_fd);
 		worker_main(m->config, index, master_pid, m->status_wr,
-		    m->db_fd, chan[1]);
+		    m->db_fd, chan[1], scoreboard_slot(m->sb, index));
 	}
 	if (chan[0] >= 0) {
 		close(chan[1]);
@@ -197,29 +207,44 @@ close_listener(struct master *m)
 	unlink(m->config->listen + 5);
 }
 
+/* Hands fd to the next ready worker in turn, if fresh only to one whose
+ * heartbeat is recent; 0 if one took it. */
+static int
+hand_off(struct master *m, int fd, int fresh)
+{
+	for (int tries = 0; tries < m->nprocs; tries++) {
+		struct proc *p = &m->procs[m->next];
+		long age;
+
+		m->next = (m->next + 1) % m->nprocs;
+		if (p->state != PROC_ACTIVE || p->pid == 0 || !p->ready ||
+		    p->chan < 0)
+			continue;
+		age = scoreboard_age(scoreboard_slot(m->sb,
+		    (int)(p - m->procs)));
+		if (fresh && (age < 0 || age > HANDOFF_STALE_MS))
+			continue;
+		if (handoff_send(p->chan, fd) == 0)
+			return 0;
+	}
+	return -1;
+}
+
 /*
  * Hands each new connection on the Unix listener to the next ready
- * worker in turn; with none ready, the connection is closed and the
- * client tries again.
+ * worker in turn, passing over any whose heartbeat is stale (stopped or
+ * hung: the connection would wait there) unless all are; with none
+ * ready, the connection is closed and the client tries again.
  */
 static void
 accept_connections(struct master *m)
 {
-	int fd, tries;
+	int fd;
 
 	/* gRPC expects a non-blocking socket. */
 	while ((fd = accept4(m->listen_fd, NULL, NULL,
 	    SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
-		for (tries = 0; tries < m->nprocs; tries++) {
-			struct proc *p = &m->procs[m->next];
-
-			m->next = (m->next + 1) % m->nprocs;
-			if (p->state == PROC_ACTIVE && p->pid != 0 &&
-			    p->ready && p->chan >= 0 &&
-			    handoff_send(p->chan, fd) == 0)
-				break;
-		}
-		if (tries == m->nprocs)
+		if (hand_off(m, fd, 1) != 0 && hand_off(m, fd, 0) != 0)
 			log_warnx("no worker to take a connection");
 		close(fd);
 	}
@@ -325,6 +350,34 @@ reap(struct master *m)
 		    (long)pid, how, p->backoff_ms ? " after a pause" : "");
 		p->respawn_at = now_ms() + p->backoff_ms;
 	}
+}
+
+/*
+ * Kills (SIGKILL) each serving worker whose heartbeat is older than
+ * worker_timeout: stopped, or hung in a way no signal of ours would
+ * mend. reap() then starts another in its place. Returns how long until
+ * the next check is due, in ms.
+ */
+static long
+check_heartbeats(struct master *m)
+{
+	long limit = (long)m->config->worker_timeout * 1000, age;
+
+	for (int i = 0; i < m->nprocs; i++) {
+		struct proc *p = &m->procs[i];
+
+		if (p->state != PROC_ACTIVE || p->pid == 0 || !p->ready ||
+		    p->hung)
+			continue;
+		age = scoreboard_age(scoreboard_slot(m->sb, i));
+		if (age <= limit)
+			continue;
+		log_warnx("worker %d (pid %ld) has not answered for %ld ms: "
+			  "killing it", i, (long)p->pid, age);
+		kill(p->pid, SIGKILL);
+		p->hung = 1;
+	}
+	return limit / 4 < 1000 ? (limit / 4 > 100 ? limit / 4 : 100) : 1000;
 }
 
 static void
@@ -768,6 +821,8 @@ master_run(const struct config *c, int detach)
 	m.nworkers = config_workers(c);
 	if ((m.procs = calloc((size_t)m.nprocs, sizeof(*m.procs))) == NULL)
 		fatal("calloc");
+	if ((m.sb = scoreboard_create(m.nprocs)) == NULL)
+		fatal("scoreboard");
 	for (int i = 0; i < m.nprocs; i++)
 		m.procs[i].chan = -1;
 	log_info("starting %d workers on %s, database %s", m.nworkers,
@@ -824,6 +879,12 @@ master_run(const struct config *c, int detach)
 				timeout = left;
 			}
 		}
+		if (m.stopping == RUNNING && c->worker_timeout > 0) {
+			long next = check_heartbeats(&m);
+
+			if (timeout < 0 || next < timeout)
+				timeout = next;
+		}
 		if (m.accept_paused_until > now) {
 			pfd[3].fd = -1;
 			if (timeout < 0 || m.accept_paused_until - now < timeout)
@@ -852,6 +913,7 @@ master_run(const struct config *c, int detach)
 		close(m.inotify_fd);
 	close_listener(&m);
 	close(m.db_fd);
+	scoreboard_destroy(m.sb);
 	free(m.procs);
 	log_info("stopped");
 	return m.status;

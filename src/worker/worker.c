@@ -66,6 +66,8 @@
 /* In a stop, how long gRPC may hold streams that are not our calls once
  * ours have all ended (see finish_stop()). */
 #define STRAGGLER_MS 250
+/* How often an idle call thread wakes to renew the heartbeat. */
+#define TICK_MS 1000
 /* Streams open at once; beyond this, new ones wait in gRPC. */
 #define MAX_STREAMS 1024
 
@@ -161,6 +163,7 @@ struct worker {
 	pthread_mutex_t db_lock;
 	struct db *db;                /* for new calls; under db_lock */
 	int status_fd;
+	struct scoreboard_slot *score; /* our heartbeat, for the master */
 	char db_path[64];             /* the master's database fd, in /proc */
 	struct loop *loops;
 	int nloops;
@@ -1084,6 +1087,15 @@ request_all(struct worker *w)
 	}
 }
 
+/* Housekeeping for an idle call thread, about once a TICK_MS. */
+static void
+tick(struct worker *w)
+{
+	(void)w;
+	log_limit_flush(&grpc_handshakes);
+	log_limit_flush(&grpc_messages);
+}
+
 /*
  * A call thread: handles events until the server has stopped. The one
  * that sees the stop tells the others to leave; calls that end after
@@ -1098,8 +1110,17 @@ call_thread(void *arg)
 	grpc_event ev;
 
 	for (;;) {
+		/* Busy or idle, the heartbeat is renewed every TICK_MS: only
+		 * a thread that is stuck misses it. */
 		ev = grpc_completion_queue_next(w->cq,
-		    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+			gpr_time_from_millis(TICK_MS, GPR_TIMESPAN)),
+		    NULL);
+		scoreboard_beat(w->score);
+		if (ev.type == GRPC_QUEUE_TIMEOUT) {
+			tick(w);
+			continue;
+		}
 		if (ev.type != GRPC_OP_COMPLETE)
 			fatalx("completion queue ended unexpectedly");
 		if (ev.tag == &exit_tag)
@@ -1125,7 +1146,7 @@ call_thread(void *arg)
 
 void
 worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
-    int db_fd, int conn_fd)
+    int db_fd, int conn_fd, struct scoreboard_slot *score)
 {
 	struct worker w;
 	pthread_t sigthread;
@@ -1148,6 +1169,8 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	w.config = c;
 	w.index = index;
 	w.status_fd = status_fd;
+	w.score = score;
+	atomic_store(&score->pid, (int)getpid());
 	w.conn_fd = conn_fd;
 	snprintf(w.db_path, sizeof(w.db_path), "/proc/%ld/fd/%d",
 	    (long)master_pid, db_fd);
@@ -1200,6 +1223,7 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 			errno = rc;
 			fatal("pthread_create");
 		}
+	scoreboard_beat(w.score);
 	tell_master(&w, WORKER_READY, 0);
 	log_debug("serving %s with %d call thread%s", c->listen, w.nloops,
 	    w.nloops == 1 ? "" : "s");

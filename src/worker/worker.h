@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "scoreboard.h"
 
 /* What a worker tells the master over the status pipe. */
 enum worker_event {
@@ -44,11 +45,13 @@ struct worker_msg {
  * if the path now names another file. WORKER_SIGRELOAD (or SIGHUP) makes
  * the worker open it again. With a Unix-socket listener, the master accepts and passes each
  * connection over conn_fd (handoff.h); otherwise conn_fd is -1 and the
- * worker listens itself. Never
+ * worker listens itself. Its call threads renew the heartbeat in score
+ * (its slot of the master's scoreboard) at least once a second. Never
  * returns: exits 0 after a graceful stop, EXIT_FATAL if it cannot serve
  * at all (the master must not restart it), 1 on other errors.
  */
 void worker_main(const struct config *c, int index, pid_t master_pid,
-    int status_fd, int db_fd, int conn_fd) __attribute__((noreturn));
+    int status_fd, int db_fd, int conn_fd, struct scoreboard_slot *score)
+    __attribute__((noreturn));
 
 #endif

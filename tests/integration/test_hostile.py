@@ -16,8 +16,8 @@ import time
 import grpc
 import pytest
 
-from conftest import (H2, QUOTERD, Daemon, channel, child_env, free_port,
-                      get_quote, raw_call, wait_until)
+from conftest import (H2, QUOTERD, Load, channel, child_env, free_port,
+                      get_quote, process_alive, raw_call, wait_until)
 
 GET = "/quotes.Quoter/GetQuote"
 LIST = "/quotes.Quoter/ListAuthors"
@@ -139,3 +139,54 @@ def test_second_instance_on_the_same_address_is_refused(
     for _ in range(20):
         get_quote(pb, first.addr)
     first.stop_cleanly()
+
+
+# ------------------------------------------------------------ hung workers
+
+def fresh_calls_succeed(pb, addr, n, timeout=2.0):
+    """True if n GetQuotes, each on a new connection, all succeed."""
+    try:
+        for _ in range(n):
+            get_quote(pb, addr, timeout=timeout)
+    except grpc.RpcError:
+        return False
+    return True
+
+
+def test_stopped_worker_is_killed_and_replaced(quoterd, corpus, pb):
+    d = quoterd(db=corpus.db, extra=["--worker-timeout", "2"])
+    d.wait_ready(pb)
+    victim = d.wait_workers(2)[0]
+    load = Load(pb, d.addr, corpus.pairs, threads=2, per_channel=5)
+    try:
+        load.wait_for(50, "calls before the stop")
+        os.kill(victim, signal.SIGSTOP)
+        wait_until(lambda: not process_alive(victim), 20,
+                   lambda: f"worker {victim} killed; log:\n{d.log()}")
+        d.wait_workers(2, timeout=20, exclude=[victim])
+        assert "has not answered for" in d.log()
+        wait_until(lambda: fresh_calls_succeed(pb, d.addr, 20), 20,
+                   "new calls served by the replacement")
+        load.wait_for(50, "calls after the replacement")
+    finally:
+        load.finish()
+    d.stop_cleanly()
+
+
+def test_unix_listener_passes_over_a_stopped_worker(quoterd, corpus, pb,
+                                                    tmp_path):
+    addr = f"unix:{tmp_path / 'q.sock'}"
+    # Never killed: only the hand-off is being tested.
+    d = quoterd(args=["--listen", addr, "--workers", "2", "--db",
+                      str(corpus.db), "--worker-timeout", "0"])
+    d.addr = addr
+    d.wait_ready(pb)
+    victim = d.wait_workers(2)[1]
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        wait_until(lambda: fresh_calls_succeed(pb, addr, 20), 30,
+                   "20 calls in a row served with a worker stopped")
+        assert process_alive(victim)
+    finally:
+        os.kill(victim, signal.SIGCONT)
+    d.stop_cleanly()
