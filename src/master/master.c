@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -44,6 +45,8 @@
 /* How long workers get to report a swap before the master logs it. */
 #define SWAP_REPORT_MS 5000
 
+/* A sick worker's replacement starts no sooner than this after it. */
+#define SICK_MIN_MS 1000
 /* A Unix listener hands connections only to workers whose heartbeat is
  * fresher than this, while any is. */
 #define HANDOFF_STALE_MS 3000
@@ -67,6 +70,7 @@ struct proc {
 	unsigned swapped; /* the last swap generation it confirmed */
 	int chan;         /* Unix listener: the master's end of its channel */
 	int hung;         /* killed for a stale heartbeat */
+	int sick;         /* asked to be replaced (see replace_sick()) */
 };
 
 enum stop_mode { RUNNING, STOP_GRACEFUL, STOP_NOW };
@@ -143,7 +147,7 @@ spawn(struct master *m, int index)
 	p->state = PROC_ACTIVE;
 	p->respawn_at = 0;
 	p->ready = 0;
-	p->hung = 0;
+	p->hung = p->sick = 0;
 	/* The worker beats once it serves; until then it is not judged. */
 	scoreboard_reset(scoreboard_slot(m->sb, index), 0);
 	if ((m->listen_fd >= 0 && handoff_channel(chan) != 0) ||
@@ -380,6 +384,52 @@ check_heartbeats(struct master *m)
 	return limit / 4 < 1000 ? (limit / 4 > 100 ? limit / 4 : 100) : 1000;
 }
 
+/*
+ * Replaces each worker that reported itself sick: the worker moves to a
+ * free slot to retire there (finishing its calls, as after SIGTTOU) and
+ * a new one starts in its slot at once. Not sooner than SICK_MIN_MS
+ * after the sick one started, so that a cause that lasts (a flood of
+ * connections holding every descriptor) cannot make it spin. Returns ms
+ * until one is due, or -1.
+ */
+static long
+replace_sick(struct master *m)
+{
+	long now = now_ms(), next = -1;
+	int spare;
+
+	for (int i = 0; i < m->nprocs; i++) {
+		struct proc *p = &m->procs[i];
+
+		if (p->state != PROC_ACTIVE || !p->sick || p->pid == 0)
+			continue;
+		if (now < p->started + SICK_MIN_MS) {
+			if (next < 0 || p->started + SICK_MIN_MS - now < next)
+				next = p->started + SICK_MIN_MS - now;
+			continue;
+		}
+		for (spare = m->nprocs - 1;
+		     spare >= 0 && m->procs[spare].state != PROC_FREE; spare--)
+			;
+		if (spare < 0) {
+			/* Every slot busy: restart it in place instead. */
+			kill(p->pid, SIGTERM);
+			p->sick = 0;
+			continue;
+		}
+		log_info("worker %d (pid %ld) retires in slot %d; a new worker "
+			 "%d starts", i, (long)p->pid, spare, i);
+		m->procs[spare] = *p;
+		m->procs[spare].state = PROC_RETIRING;
+		kill(p->pid, SIGTERM);
+		p->chan = -1;
+		p->pid = 0;
+		p->backoff_ms = 0;
+		spawn(m, i);
+	}
+	return next;
+}
+
 static void
 announce(struct master *m)
 {
@@ -422,9 +472,21 @@ read_status(struct master *m)
 	struct swap *sw = &m->swap;
 
 	while (read(m->status_rd, &msg, sizeof(msg)) == sizeof(msg)) {
-		if (msg.index < 0 || msg.index >= m->nprocs)
+		/* From the worker now in the slot, not one that died
+		 * after writing it. */
+		if (msg.index < 0 || msg.index >= m->nprocs ||
+		    msg.pid == 0 || msg.pid != m->procs[msg.index].pid)
 			continue;
 		switch (msg.event) {
+		case WORKER_SICK:
+			if (m->procs[msg.index].state == PROC_ACTIVE &&
+			    !m->procs[msg.index].sick) {
+				m->procs[msg.index].sick = 1;
+				log_warnx("worker %d (pid %ld) cannot accept "
+					  "connections any more: replacing it",
+				    msg.index, (long)msg.pid);
+			}
+			break;
 		case WORKER_READY:
 			m->procs[msg.index].ready = 1;
 			log_debug("worker %d ready", msg.index);
@@ -762,6 +824,37 @@ check_migrate_req(const struct config *c)
 	close(fd);
 }
 
+/*
+ * Each connection is a descriptor in some worker, and the usual soft
+ * limit (1024) is a few hundred clients a worker away: take what the
+ * hard limit allows, for the master and the workers it forks.
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		log_warn("getrlimit");
+		return;
+	}
+	if (rl.rlim_cur >= rl.rlim_max) {
+		log_info("descriptors: %llu a process",
+		    (unsigned long long)rl.rlim_cur);
+		return;
+	}
+	was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		log_warn("descriptors: cannot raise %llu to %llu",
+		    (unsigned long long)was, (unsigned long long)rl.rlim_max);
+		return;
+	}
+	log_info("descriptors: %llu a process (raised from %llu)",
+	    (unsigned long long)rl.rlim_cur, (unsigned long long)was);
+}
+
 int
 master_run(const struct config *c, int detach)
 {
@@ -782,6 +875,7 @@ master_run(const struct config *c, int detach)
 		daemonize(&m);
 	if (open_pidfile(&m) != 0)
 		return 1;
+	raise_nofile();
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
@@ -878,6 +972,12 @@ master_run(const struct config *c, int detach)
 			} else if (timeout < 0 || left < timeout) {
 				timeout = left;
 			}
+		}
+		if (m.stopping == RUNNING) {
+			long next = replace_sick(&m);
+
+			if (next >= 0 && (timeout < 0 || next < timeout))
+				timeout = next;
 		}
 		if (m.stopping == RUNNING && c->worker_timeout > 0) {
 			long next = check_heartbeats(&m);

@@ -221,10 +221,30 @@ arena_free(void *data, void *p)
  */
 static struct log_limit grpc_handshakes = LOG_LIMIT_INIT("TLS handshakes");
 static struct log_limit grpc_messages = LOG_LIMIT_INIT("gRPC messages");
+/* For gRPC's log hook, which has no argument of ours. */
+static struct worker *the_worker;
+static atomic_int sick_told;
+
+static void tell_master(struct worker *w, enum worker_event event,
+    unsigned generation);
 
 static void
 grpc_log_to_ours(gpr_log_func_args *args)
 {
+	/*
+	 * gRPC 1.51 gives up on a listener whose accept4() fails with
+	 * anything but EAGAIN or ECONNABORTED (EMFILE, ENFILE, ENOBUFS:
+	 * CVE-2023-4785): it logs this and never accepts again, while the
+	 * kernel still queues our share of new connections there. Only a
+	 * new process brings the listener back, so ask the master for one.
+	 */
+	if (strncmp(args->message, "Failed accept4", 14) == 0 &&
+	    the_worker != NULL && atomic_exchange(&sick_told, 1) == 0) {
+		log_warnx("grpc: %s: this worker accepts no more connections; "
+			  "asking to be replaced", args->message);
+		tell_master(the_worker, WORKER_SICK, 0);
+		return;
+	}
 	/* Anyone who can connect can fail a TLS handshake: not a warning. */
 	if (strstr(args->message, "Handshake failed") != NULL)
 		log_limited(&grpc_handshakes, LOG_LEVEL_DEBUG, "grpc: %s",
@@ -257,7 +277,7 @@ current_db(struct worker *w)
 static void
 tell_master(struct worker *w, enum worker_event event, unsigned generation)
 {
-	struct worker_msg msg = {w->index, event, generation, 0};
+	struct worker_msg msg = {w->index, event, generation, (int32_t)getpid()};
 
 	if (write(w->status_fd, &msg, sizeof(msg)) != sizeof(msg))
 		log_warn("cannot report to the master");
@@ -1170,6 +1190,7 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	w.index = index;
 	w.status_fd = status_fd;
 	w.score = score;
+	the_worker = &w;
 	atomic_store(&score->pid, (int)getpid());
 	w.conn_fd = conn_fd;
 	snprintf(w.db_path, sizeof(w.db_path), "/proc/%ld/fd/%d",

@@ -16,7 +16,8 @@
 enum worker_event {
 	WORKER_READY = 1,       /* serving */
 	WORKER_RELOADED = 2,    /* new calls use the database now at the path */
-	WORKER_RELOAD_FAILED = 3 /* kept the database it had */
+	WORKER_RELOAD_FAILED = 3, /* kept the database it had */
+	WORKER_SICK = 4         /* cannot take new connections: replace me */
 };
 
 /*
@@ -29,13 +30,14 @@ enum worker_event {
 /*
  * Smaller than PIPE_BUF, so workers' writes never interleave. generation
  * is the swap a report answers (0 for none), so that the master counts
- * it toward that swap only.
+ * it toward that swap only. pid is the sender's: a report a dead worker
+ * left in the pipe must not be taken for its replacement's.
  */
 struct worker_msg {
 	int32_t index;
 	int32_t event;
 	uint32_t generation;
-	uint32_t reserved;
+	int32_t pid;
 };
 
 /*

@@ -190,3 +190,56 @@ def test_unix_listener_passes_over_a_stopped_worker(quoterd, corpus, pb,
     finally:
         os.kill(victim, signal.SIGCONT)
     d.stop_cleanly()
+
+
+# ------------------------------------------------------------- descriptors
+
+def flood_connections(addr, n):
+    """n TCP connections that say nothing, held open by the caller."""
+    host, port = addr.rsplit(":", 1)
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.settimeout(5)
+        try:
+            s.connect((host, int(port)))
+        except OSError:
+            s.close()
+            break
+        socks.append(s)
+    return socks
+
+
+def test_out_of_descriptors_recovers(quoterd, corpus, pb):
+    # 64 descriptors a process, hard: the master cannot raise it, and a
+    # worker runs out after a few dozen connections.
+    d = quoterd(db=corpus.db, workers=1, threads=1,
+                wrapper=["prlimit", "--nofile=64:64", "--"])
+    d.wait_ready(pb)
+    first = d.wait_workers(1)
+    socks = flood_connections(d.addr, 120)
+    try:
+        wait_until(lambda: "Failed accept4" in d.log(), 20,
+                   lambda: f"accept to fail; log:\n{d.log()}")
+    finally:
+        for s in socks:
+            s.close()
+    # Once they are closed, new connections are served again.
+    wait_until(lambda: fresh_calls_succeed(pb, d.addr, 10), 30,
+               lambda: f"calls served again; log:\n{d.log()}")
+    assert "cannot accept connections any more: replacing it" in d.log()
+    assert d.wait_workers(1) != first
+    d.stop_cleanly()
+
+
+def test_soft_descriptor_limit_raised_to_hard(quoterd, corpus, pb):
+    d = quoterd(db=corpus.db, workers=1,
+                wrapper=["prlimit", "--nofile=256:4096", "--"])
+    d.wait_ready(pb)
+    assert "descriptors: 4096 a process (raised from 256)" in d.log()
+    worker = d.wait_workers(1)[0]
+    limits = open(f"/proc/{worker}/limits").read()
+    assert [ln for ln in limits.splitlines()
+            if ln.startswith("Max open files")][0].split()[3:5] == \
+        ["4096", "4096"], limits
+    d.stop_cleanly()
