@@ -25,6 +25,7 @@ struct config {
 	int requested_calls;   /* calls each worker keeps requested */
 	bool watch_database;   /* reload when the file is replaced */
 	int worker_timeout;    /* seconds without a heartbeat; 0: never */
+	int reflection_idle_timeout; /* seconds; 0: never */
 	/* gRPC server limits, in seconds unless named otherwise; 0 leaves
 	 * gRPC's own default (or, for ages and idle, no limit). */
 	int max_concurrent_streams;

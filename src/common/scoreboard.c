@@ -70,11 +70,13 @@ scoreboard_reset(struct scoreboard_slot *s, pid_t pid)
 	atomic_store(&s->pid, (int)pid);
 }
 
-void
+long
 scoreboard_beat(struct scoreboard_slot *s)
 {
-	atomic_store_explicit(&s->heartbeat, scoreboard_now(),
-	    memory_order_relaxed);
+	long now = scoreboard_now();
+
+	atomic_store_explicit(&s->heartbeat, now, memory_order_relaxed);
+	return now;
 }
 
 long

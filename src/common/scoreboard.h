@@ -37,8 +37,8 @@ struct scoreboard_slot *scoreboard_slot(struct scoreboard *sb, int index);
 
 /* The master, before starting a worker in the slot: no heartbeat yet. */
 void scoreboard_reset(struct scoreboard_slot *s, pid_t pid);
-/* A worker: it is alive now. */
-void scoreboard_beat(struct scoreboard_slot *s);
+/* A worker: it is alive now; returns now (scoreboard_now()). */
+long scoreboard_beat(struct scoreboard_slot *s);
 /* How long ago the last heartbeat was, in ms; -1 if none yet. */
 long scoreboard_age(const struct scoreboard_slot *s);
 

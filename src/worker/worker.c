@@ -68,8 +68,14 @@
 #define STRAGGLER_MS 250
 /* How often an idle call thread wakes to renew the heartbeat. */
 #define TICK_MS 1000
-/* Streams open at once; beyond this, new ones wait in gRPC. */
-#define MAX_STREAMS 1024
+/*
+ * Streams open at once, per kind; beyond this, new ones of that kind wait
+ * in gRPC. Each kind has its own budget so that one cannot starve
+ * another: a client holding reflection streams open must not leave
+ * health Watch (what balancers and Kubernetes ask) without a slot.
+ */
+#define MAX_WATCH_STREAMS 1024
+#define MAX_REFLECTION_STREAMS 128
 
 enum slot_kind {
 	SLOT_QUOTE,
@@ -86,7 +92,8 @@ static const struct method {
 	const char *path; /* NULL: unregistered calls */
 	grpc_server_register_method_payload_handling payload;
 	int stream;       /* long-lived: slots made as calls arrive */
-	int slots;        /* kept requested; 0: requested_calls */
+	int slots;        /* kept requested; 0: requested_calls; streams:
+			   * most open at once */
 } methods[SLOT_KINDS] = {
     [SLOT_QUOTE] = {"/quotes.Quoter/GetQuote",
 	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 0},
@@ -95,13 +102,13 @@ static const struct method {
     [SLOT_CHECK] = {"/grpc.health.v1.Health/Check",
 	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 8},
     [SLOT_WATCH] = {"/grpc.health.v1.Health/Watch",
-	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 1, 1},
+	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 1, MAX_WATCH_STREAMS},
     [SLOT_REFLECTION] = {"/grpc.reflection.v1.ServerReflection/"
 			 "ServerReflectionInfo",
-	GRPC_SRM_PAYLOAD_NONE, 1, 1},
+	GRPC_SRM_PAYLOAD_NONE, 1, MAX_REFLECTION_STREAMS},
     [SLOT_REFLECTION_ALPHA] = {"/grpc.reflection.v1alpha.ServerReflection/"
 			       "ServerReflectionInfo",
-	GRPC_SRM_PAYLOAD_NONE, 1, 1},
+	GRPC_SRM_PAYLOAD_NONE, 1, MAX_REFLECTION_STREAMS},
     [SLOT_UNKNOWN] = {NULL, GRPC_SRM_PAYLOAD_NONE, 0, 8},
 };
 
@@ -120,6 +127,7 @@ struct slot {
 	int op_pending;   /* a batch on op_tag is under way */
 	int close_pending; /* a receive-close on close_tag is under way */
 	int finished;     /* the status has been sent */
+	long active;      /* reflection: ms of the last request (or start) */
 	int header_sent;  /* streams: initial metadata sent */
 	int client_gone;  /* streams: the call is over for the client */
 	int reading;      /* reflection: a receive is under way */
@@ -171,8 +179,9 @@ struct worker {
 	size_t nslots;
 	pthread_mutex_t stream_lock;  /* the next three, and stream slots */
 	struct slot *streams;         /* open or requested stream slots */
-	int nstreams;
+	int nstreams[SLOT_KINDS];     /* stream slots, open or requested */
 	int waiting[SLOT_KINDS];      /* stream slots requested, per kind */
+	atomic_long next_tick;        /* ms: when tick() is next due */
 	grpc_channel *wake_channel;
 	int conn_fd;                  /* connections from the master, or -1 */
 	pthread_t conn_thread;
@@ -360,7 +369,8 @@ add_stream_slot(struct worker *w, enum slot_kind kind)
 {
 	struct slot *s;
 
-	if (atomic_load(&w->shutting_down) || w->nstreams >= MAX_STREAMS)
+	if (atomic_load(&w->shutting_down) ||
+	    w->nstreams[kind] >= methods[kind].slots)
 		return;
 	if ((s = new_slot(kind, NULL)) == NULL) {
 		log_warn("stream slot");
@@ -370,7 +380,7 @@ add_stream_slot(struct worker *w, enum slot_kind kind)
 	if (w->streams != NULL)
 		w->streams->prev = s;
 	w->streams = s;
-	w->nstreams++;
+	w->nstreams[kind]++;
 	request_slot(w, s);
 }
 
@@ -408,9 +418,9 @@ release_slot(struct worker *w, struct slot *s)
 			w->streams = s->next;
 		if (s->next != NULL)
 			s->next->prev = s->prev;
-		w->nstreams--;
+		w->nstreams[s->kind]--;
 		free(s);
-		/* Slots may have been missing while MAX_STREAMS were open. */
+		/* Slots may have been missing while the most were open. */
 		for (int k = 0; k < SLOT_KINDS; k++)
 			if (methods[k].stream && w->waiting[k] == 0)
 				add_stream_slot(w, (enum slot_kind)k);
@@ -585,6 +595,7 @@ reflection_step(struct worker *w, struct slot *s)
 		return;
 	}
 	s->reading = 0;
+	s->active = scoreboard_now();
 	if (s->request == NULL) {
 		/* The client has sent all its requests. */
 		answer(w, s, GRPC_STATUS_OK, NULL);
@@ -662,6 +673,7 @@ start_call(struct loop *t, struct slot *s)
 		goto done;
 	case SLOT_REFLECTION:
 	case SLOT_REFLECTION_ALPHA:
+		s->active = scoreboard_now();
 		if (watch_close(w, s) != 0)
 			goto done;
 		/* A stop's wake-up may have passed this slot by while the
@@ -1107,13 +1119,39 @@ request_all(struct worker *w)
 	}
 }
 
-/* Housekeeping for an idle call thread, about once a TICK_MS. */
+/*
+ * Housekeeping, once a TICK_MS on one call thread: reports of dropped
+ * log lines, and the end of reflection streams idle for longer than
+ * reflection_idle_timeout (a client could otherwise hold them all).
+ */
 static void
-tick(struct worker *w)
+tick(struct worker *w, long now)
 {
-	(void)w;
+	long limit = (long)w->config->reflection_idle_timeout * 1000;
+	struct slot *s;
+	int ended = 0;
+
 	log_limit_flush(&grpc_handshakes);
 	log_limit_flush(&grpc_messages);
+	if (limit == 0)
+		return;
+	pthread_mutex_lock(&w->stream_lock);
+	for (s = w->streams; s != NULL; s = s->next) {
+		if ((s->kind != SLOT_REFLECTION &&
+			s->kind != SLOT_REFLECTION_ALPHA) ||
+		    s->requested || s->finished || s->client_gone ||
+		    !s->reading || now - s->active <= limit)
+			continue;
+		/* The pending receive then completes and frees the slot. */
+		s->finished = 1;
+		grpc_call_cancel_with_status(s->call,
+		    GRPC_STATUS_DEADLINE_EXCEEDED,
+		    "reflection stream idle too long", NULL);
+		ended++;
+	}
+	pthread_mutex_unlock(&w->stream_lock);
+	if (ended > 0)
+		log_debug("ended %d idle reflection streams", ended);
 }
 
 /*
@@ -1128,6 +1166,7 @@ call_thread(void *arg)
 	struct worker *w = t->w;
 	struct tag *tag;
 	grpc_event ev;
+	long now, due;
 
 	for (;;) {
 		/* Busy or idle, the heartbeat is renewed every TICK_MS: only
@@ -1136,11 +1175,14 @@ call_thread(void *arg)
 		    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
 			gpr_time_from_millis(TICK_MS, GPR_TIMESPAN)),
 		    NULL);
-		scoreboard_beat(w->score);
-		if (ev.type == GRPC_QUEUE_TIMEOUT) {
-			tick(w);
+		now = scoreboard_beat(w->score);
+		due = atomic_load(&w->next_tick);
+		/* One thread a tick, busy or idle. */
+		if (now >= due && atomic_compare_exchange_strong(&w->next_tick,
+		    &due, now + TICK_MS))
+			tick(w, now);
+		if (ev.type == GRPC_QUEUE_TIMEOUT)
 			continue;
-		}
 		if (ev.type != GRPC_OP_COMPLETE)
 			fatalx("completion queue ended unexpectedly");
 		if (ev.tag == &exit_tag)

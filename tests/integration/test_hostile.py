@@ -79,14 +79,14 @@ def test_nul_in_request_strings_is_refused(served, tail):
 FORGED = "2030-01-01T00:00:00.000Z error [1] master: forged by a client"
 
 
-def h2_headers(extra):
-    """An HPACK block for a GetQuote call with extra (name, value) pairs,
+def h2_headers(extra, path=GET):
+    """An HPACK block for a call to path with extra (name, value) pairs,
     each a literal without indexing (values may hold any byte)."""
     def literal(name, value):
         assert len(name) < 127 and len(value) < 127
         return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
     pairs = [(b":method", b"POST"), (b":scheme", b"http"),
-             (b":path", GET.encode()), (b":authority", b"test"),
+             (b":path", path.encode()), (b":authority", b"test"),
              (b"content-type", b"application/grpc"), (b"te", b"trailers")]
     return b"".join(literal(k, v) for k, v in pairs + list(extra))
 
@@ -242,4 +242,84 @@ def test_soft_descriptor_limit_raised_to_hard(quoterd, corpus, pb):
     assert [ln for ln in limits.splitlines()
             if ln.startswith("Max open files")][0].split()[3:5] == \
         ["4096", "4096"], limits
+    d.stop_cleanly()
+
+
+# ----------------------------------------------------------------- streams
+
+WATCH = "/grpc.health.v1.Health/Watch"
+
+
+def hold_streams(addr, path, n, per_conn=100):
+    """n streams on path that send nothing after their headers, over
+    connections of per_conn streams; returns the open sockets."""
+    socks = []
+    block = h2_headers([], path)
+    while n > 0:
+        h = H2(addr)
+        k = min(n, per_conn)
+        # Then a PING: its ACK means the server has read every HEADERS
+        # frame before it, so the calls exist once it comes.
+        h.sock.sendall(b"".join(h.frame(1, 4, 2 * i + 1, block)
+                                for i in range(k))
+                       + h.frame(6, 0, 0, b"barrier!"))
+        deadline = time.monotonic() + 10
+        while True:
+            f = h.next_frame(deadline)
+            assert f is not None, "connection closed"
+            if f[0] == 6 and f[1] & 1:
+                break
+        socks.append(h)
+        n -= k
+    return socks
+
+
+def watches_say_serving(addr, n):
+    """n Watch streams open at once on one channel each get SERVING."""
+    with channel(addr) as ch:
+        calls = [ch.unary_stream(WATCH)(b"", timeout=10) for _ in range(n)]
+        try:
+            return [next(c) for c in calls] == [b"\x08\x01"] * n
+        finally:
+            for c in calls:
+                c.cancel()
+
+
+def test_idle_reflection_streams_do_not_starve_watch(quoterd, corpus, pb):
+    d = quoterd(db=corpus.db, workers=1)
+    d.wait_ready(pb)
+    held = hold_streams(d.addr, REFLECT["v1alpha"], 1100)
+    try:
+        # Wait until the worker has taken what it will of them.
+        code, _ = reflect_raw(d.addr, field(7, b""), "v1")
+        assert code == grpc.StatusCode.OK
+        assert watches_say_serving(d.addr, 5)
+        get_quote(pb, d.addr)
+    finally:
+        for h in held:
+            h.close()
+    d.stop_cleanly()
+
+
+def test_idle_reflection_stream_is_ended(quoterd, corpus, pb):
+    d = quoterd(db=corpus.db, workers=1,
+                extra=["-v"], config="reflection_idle_timeout = 1\n")
+    d.wait_ready(pb)
+    with channel(d.addr) as ch:
+        done = threading.Event()
+
+        def requests():
+            yield field(7, b"")
+            done.wait(60)  # then nothing: idle
+        call = ch.stream_stream(REFLECT["v1"])(requests(), timeout=60)
+        try:
+            first = next(call)
+            assert first
+            with pytest.raises(grpc.RpcError) as e:
+                next(call)
+            assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert "idle" in e.value.details()
+        finally:
+            done.set()
+    get_quote(pb, d.addr)
     d.stop_cleanly()
