@@ -197,6 +197,18 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 		}
 		return 0;
 	}
+	if (strcmp(key, "accept_compressed") == 0) {
+		if (strcmp(value, "yes") == 0) {
+			c->accept_compressed = true;
+		} else if (strcmp(value, "no") == 0) {
+			c->accept_compressed = false;
+		} else {
+			snprintf(err, errlen,
+			    "accept_compressed: '%s' is not yes or no", value);
+			return -1;
+		}
+		return 0;
+	}
 	if (strcmp(key, "watch_database") == 0) {
 		if (strcmp(value, "yes") == 0) {
 			c->watch_database = true;

@@ -26,6 +26,7 @@ struct config {
 	bool watch_database;   /* reload when the file is replaced */
 	int worker_timeout;    /* seconds without a heartbeat; 0: never */
 	int reflection_idle_timeout; /* seconds; 0: never */
+	bool accept_compressed; /* gzip/deflate requests, bounded inflation */
 	/* gRPC server limits, in seconds unless named otherwise; 0 leaves
 	 * gRPC's own default (or, for ages and idle, no limit). */
 	int max_concurrent_streams;

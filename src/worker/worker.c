@@ -582,7 +582,8 @@ reflection_step(struct worker *w, struct slot *s)
 {
 	grpc_op op;
 	grpc_slice body, slice;
-	grpc_byte_buffer_reader reader;
+	grpc_status_code status;
+	const char *why = NULL;
 	void *out;
 	size_t outlen;
 	int rc = -1, err = EINVAL;
@@ -601,9 +602,9 @@ reflection_step(struct worker *w, struct slot *s)
 		answer(w, s, GRPC_STATUS_OK, NULL);
 		return;
 	}
-	if (grpc_byte_buffer_reader_init(&reader, s->request)) {
-		body = grpc_byte_buffer_reader_readall(&reader);
-		grpc_byte_buffer_reader_destroy(&reader);
+	status = service_read_body(s->request,
+	    (size_t)w->config->max_request_size, &body, &why);
+	if (status == GRPC_STATUS_OK) {
 		rc = reflection_respond(GRPC_SLICE_START_PTR(body),
 		    GRPC_SLICE_LENGTH(body), &out, &outlen);
 		err = errno;
@@ -611,6 +612,10 @@ reflection_step(struct worker *w, struct slot *s)
 	}
 	grpc_byte_buffer_destroy(s->request);
 	s->request = NULL;
+	if (status != GRPC_STATUS_OK) {
+		answer(w, s, status, why);
+		return;
+	}
 	if (rc != 0) {
 		if (err == ENOMEM)
 			answer(w, s, GRPC_STATUS_RESOURCE_EXHAUSTED,
@@ -636,7 +641,7 @@ start_call(struct loop *t, struct slot *s)
 	struct worker *w = t->w;
 	struct db *d = current_db(w);
 	struct request_ctx ctx = {d, d->stores[t->index], &t->rng,
-	    &t->arena.allocator};
+	    &t->arena.allocator, (size_t)w->config->max_request_size};
 	grpc_status_code status = GRPC_STATUS_OK;
 	const char *why = NULL;
 	int known = 0;
@@ -1041,6 +1046,22 @@ setup_server(struct worker *w)
 	add_arg(args, &chargs.num_args, GRPC_ARG_ALLOW_REUSEPORT, 1, 1);
 	add_arg(args, &chargs.num_args, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
 	    c->max_request_size, 1);
+	/*
+	 * Compressed requests: refused by gRPC itself (UNIMPLEMENTED) unless
+	 * accept_compressed, and then inflated by us, never past
+	 * max_request_size (service_read_body()), rather than by gRPC, which
+	 * inflates all of a message before it looks at its size.
+	 */
+	args[chargs.num_args].type = GRPC_ARG_INTEGER;
+	args[chargs.num_args].key =
+	    (char *)GRPC_COMPRESSION_CHANNEL_ENABLED_ALGORITHMS_BITSET;
+	args[chargs.num_args++].value.integer = c->accept_compressed
+	    ? (1 << GRPC_COMPRESS_ALGORITHMS_COUNT) - 1
+	    : 1 << GRPC_COMPRESS_NONE;
+	args[chargs.num_args].type = GRPC_ARG_INTEGER;
+	args[chargs.num_args].key =
+	    (char *)GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION;
+	args[chargs.num_args++].value.integer = 0;
 	add_arg(args, &chargs.num_args, GRPC_ARG_MAX_CONCURRENT_STREAMS,
 	    c->max_concurrent_streams, 1);
 	add_arg(args, &chargs.num_args, GRPC_ARG_MAX_CONNECTION_AGE_MS,

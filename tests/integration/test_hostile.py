@@ -323,3 +323,38 @@ def test_idle_reflection_stream_is_ended(quoterd, corpus, pb):
             done.set()
     get_quote(pb, d.addr)
     d.stop_cleanly()
+
+
+# ------------------------------------------------------------- compression
+
+def gzip_status(pb, addr, author, method="GetQuote"):
+    pb2, pb2_grpc = pb
+    with channel(addr) as ch:
+        stub = pb2_grpc.QuoterStub(ch)
+        try:
+            getattr(stub, method)(pb2.QuoteRequest(author=author), timeout=10,
+                                  compression=grpc.Compression.Gzip)
+        except grpc.RpcError as e:
+            return e.code()
+    return grpc.StatusCode.OK
+
+
+def test_compressed_requests_refused_by_default(served, pb):
+    assert gzip_status(pb, served.addr, "Mark Twain") == \
+        grpc.StatusCode.UNIMPLEMENTED
+    get_quote(pb, served.addr, "Mark Twain")
+
+
+def test_compressed_request_inflated_only_up_to_the_limit(quoterd, corpus,
+                                                          pb):
+    d = quoterd(db=corpus.db, config="accept_compressed = yes\n")
+    d.wait_ready(pb)
+    assert gzip_status(pb, d.addr, "Mark Twain") == grpc.StatusCode.OK
+    # 3.9 MB of one letter: about 4 KB compressed, under the 4096-byte
+    # limit on what arrives, far over it once inflated.
+    big = "a" * 3_900_000
+    assert gzip_status(pb, d.addr, big) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert gzip_status(pb, d.addr, "a" * 5000) == \
+        grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert gzip_status(pb, d.addr, "a" * 4000) == grpc.StatusCode.OK
+    d.stop_cleanly()
