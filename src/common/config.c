@@ -28,6 +28,7 @@ config_defaults(struct config *c)
 	c->watch_database = true;
 	c->max_connection_age_grace = 10;
 	c->worker_timeout = 10;
+	c->start_timeout = 30;
 	c->reflection_idle_timeout = 60;
 	c->max_concurrent_streams = 100;
 }
@@ -112,6 +113,8 @@ static const struct int_key {
 	"seconds"},
     {"drain_time", offsetof(struct config, drain_time), 0, 3600, "seconds"},
     {"worker_timeout", offsetof(struct config, worker_timeout), 0, 3600,
+	"seconds"},
+    {"start_timeout", offsetof(struct config, start_timeout), 1, 3600,
 	"seconds"},
     {"reflection_idle_timeout",
 	offsetof(struct config, reflection_idle_timeout), 0, 86400, "seconds"},

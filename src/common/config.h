@@ -25,6 +25,7 @@ struct config {
 	int requested_calls;   /* calls each worker keeps requested */
 	bool watch_database;   /* reload when the file is replaced */
 	int worker_timeout;    /* seconds without a heartbeat; 0: never */
+	int start_timeout;     /* --daemon: seconds for workers to start */
 	int reflection_idle_timeout; /* seconds; 0: never */
 	bool accept_compressed; /* gzip/deflate requests, bounded inflation */
 	/* gRPC server limits, in seconds unless named otherwise; 0 leaves

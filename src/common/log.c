@@ -29,6 +29,7 @@
 static char log_role[32] = "quoterd";
 static enum log_level log_max = LOG_LEVEL_INFO;
 static int log_fatal_status = 1;
+static log_exitfn log_exit = exit;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -66,6 +67,12 @@ log_parselevel(const char *name, enum log_level *out)
 		}
 	}
 	return -1;
+}
+
+void
+log_setexit(log_exitfn exitfn)
+{
+	log_exit = exitfn;
 }
 
 void
@@ -310,7 +317,7 @@ fatal(const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(LOG_LEVEL_ERROR, saved, fmt, ap);
 	va_end(ap);
-	exit(log_fatal_status);
+	log_exit(log_fatal_status);
 }
 
 void
@@ -321,5 +328,5 @@ fatalx(const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(LOG_LEVEL_ERROR, 0, fmt, ap);
 	va_end(ap);
-	exit(log_fatal_status);
+	log_exit(log_fatal_status);
 }

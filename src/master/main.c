@@ -215,6 +215,10 @@ main(int argc, char *argv[])
 	char err[CONFIG_PATH_MAX + 128];
 	struct store *store;
 
+	/* Whatever the launcher left open would reach every worker. */
+	if (close_range(3, ~0U, 0) != 0)
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
 	log_init("master", LOG_LEVEL_INFO);
 	while ((ch = getopt_long(argc, argv, "c:ts:vqh", longopts, NULL)) !=
 	    -1) {

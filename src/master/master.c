@@ -45,6 +45,14 @@
 /* How long workers get to report a swap before the master logs it. */
 #define SWAP_REPORT_MS 5000
 
+/*
+ * --daemon: the workers get start_timeout to start before the master
+ * gives up (and stops) and the waiting parent exits 1 with the reason;
+ * the parent itself waits this much longer in case the master cannot
+ * even say so.
+ */
+#define DAEMON_PARENT_GRACE_MS 10000
+
 /* A sick worker's replacement starts no sooner than this after it. */
 #define SICK_MIN_MS 1000
 /* A Unix listener hands connections only to workers whose heartbeat is
@@ -110,6 +118,7 @@ struct master {
 	int listen_fd;  /* Unix listener, which the master accepts on; or -1 */
 	int next;       /* the worker the next connection goes to */
 	int notify_fd; /* --daemon: tells the waiting parent we serve */
+	long start_deadline; /* --daemon: ms by which workers must serve */
 	enum stop_mode stopping;
 	long stop_deadline;
 	long listener_close_at; /* ms: a Unix listener lasts the drain */
@@ -765,6 +774,47 @@ open_pidfile(struct master *m)
 }
 
 /*
+ * The --daemon parent: waits for the daemon's word, a NUL byte once it
+ * serves or the reason it gave up, and exits 0 or 1 accordingly. It
+ * never waits forever: workers may fail to start for good.
+ */
+static void __attribute__((noreturn))
+daemon_parent(int fd, long wait_ms)
+{
+	struct pollfd pfd = {fd, POLLIN, 0};
+	char why[256];
+	ssize_t n = 0, r;
+	long deadline = now_ms() + wait_ms;
+	int ready;
+
+	while ((size_t)n < sizeof(why) - 1) {
+		long left = deadline - now_ms();
+
+		ready = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready == 0) {
+			fprintf(stderr, "quoterd: the daemon did not report "
+					"serving within %ld s\n",
+			    wait_ms / 1000);
+			_exit(1);
+		}
+		if ((r = read(fd, why + n, sizeof(why) - 1 - (size_t)n)) < 0 &&
+		    errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += r;
+		if (why[0] == '\0')
+			_exit(0);
+	}
+	why[n] = '\0';
+	fprintf(stderr, "quoterd: %s\n", n > 0 ? why
+	    : "the daemon stopped before serving (see its log)");
+	_exit(1);
+}
+
+/*
  * Detaches from the terminal. The parent waits until the daemon serves
  * (or fails) so that its exit status means something to whoever ran it.
  */
@@ -772,7 +822,6 @@ static int
 daemonize(struct master *m)
 {
 	int fds[2], null;
-	char c;
 	pid_t pid;
 
 	if (pipe2(fds, O_CLOEXEC) != 0)
@@ -781,7 +830,8 @@ daemonize(struct master *m)
 		fatal("fork");
 	if (pid > 0) {
 		close(fds[1]);
-		_exit(read(fds[0], &c, 1) == 1 ? 0 : 1);
+		daemon_parent(fds[0], (long)m->config->start_timeout * 1000 +
+		    DAEMON_PARENT_GRACE_MS);
 	}
 	close(fds[0]);
 	if (setsid() < 0)
@@ -799,6 +849,7 @@ daemonize(struct master *m)
 	if (chdir("/") != 0)
 		log_warn("chdir /");
 	m->notify_fd = fds[1];
+	m->start_deadline = now_ms() + (long)m->config->start_timeout * 1000;
 	return 0;
 }
 
@@ -963,6 +1014,25 @@ master_run(const struct config *c, int detach)
 			else if (m.listen_fd >= 0 &&
 			    m.listener_close_at - now < timeout)
 				timeout = m.listener_close_at - now;
+		}
+		if (m.notify_fd >= 0 && m.stopping == RUNNING) {
+			if (now >= m.start_deadline) {
+				char why[128];
+				int n;
+
+				n = snprintf(why, sizeof(why), "workers did not "
+				    "start within %d s (see the log): stopping",
+				    c->start_timeout);
+				log_warnx("%s", why);
+				if (write(m.notify_fd, why, (size_t)n) < 0)
+					log_warn("daemon parent");
+				close(m.notify_fd);
+				m.notify_fd = -1;
+				begin_stop(&m, STOP_NOW, 1);
+			} else if (timeout < 0 ||
+			    m.start_deadline - now < timeout) {
+				timeout = m.start_deadline - now;
+			}
 		}
 		if (m.swap.started != 0) {
 			long left = m.swap.started + SWAP_REPORT_MS - now;

@@ -358,3 +358,34 @@ def test_compressed_request_inflated_only_up_to_the_limit(quoterd, corpus,
         grpc.StatusCode.RESOURCE_EXHAUSTED
     assert gzip_status(pb, d.addr, "a" * 4000) == grpc.StatusCode.OK
     d.stop_cleanly()
+
+
+# --------------------------------------------------------- process hygiene
+
+def test_inherited_descriptors_do_not_reach_workers(quoterd, corpus, pb,
+                                                    tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("the launcher's\n")
+    # The launcher leaves descriptor 7 open (not close-on-exec).
+    d = quoterd(db=corpus.db, wrapper=[
+        "sh", "-c", f'exec 7<"{secret}"; exec "$@"', "sh"])
+    d.wait_ready(pb)
+    for pid in [d.pid] + d.wait_workers(2):
+        targets = [os.readlink(f"/proc/{pid}/fd/{fd}")
+                   for fd in os.listdir(f"/proc/{pid}/fd")
+                   if os.path.exists(f"/proc/{pid}/fd/{fd}")]
+        assert str(secret) not in targets, (pid, targets)
+    d.stop_cleanly()
+
+
+def test_daemon_gives_up_when_workers_cannot_start(quoterd, corpus,
+                                                   tmp_path):
+    # Nine descriptors a process: the master runs (not watching the
+    # database saves it one), but every worker dies at start (gRPC cannot
+    # make its wake-up descriptors) and is restarted, again and again.
+    d = quoterd(args=["--listen", f"127.0.0.1:{free_port()}", "--workers",
+                      "1", "--db", str(corpus.db), "--daemon"],
+                config="start_timeout = 2\nwatch_database = no\n",
+                wrapper=["prlimit", "--nofile=9:9", "--"])
+    log = d.expect_exit(1, timeout=30)
+    assert "workers did not start within 2 s" in log, log
