@@ -897,6 +897,18 @@ raise_nofile(void)
 	}
 	was = rl.rlim_cur;
 	rl.rlim_cur = rl.rlim_max;
+	/* An unlimited hard limit is still capped by fs.nr_open. */
+	if (rl.rlim_cur == RLIM_INFINITY) {
+		FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+		unsigned long long nr = 0;
+
+		if (f != NULL) {
+			if (fscanf(f, "%llu", &nr) != 1)
+				nr = 0;
+			fclose(f);
+		}
+		rl.rlim_cur = nr > was ? (rlim_t)nr : was;
+	}
 	if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
 		log_warn("descriptors: cannot raise %llu to %llu",
 		    (unsigned long long)was, (unsigned long long)rl.rlim_max);
