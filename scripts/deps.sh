@@ -3,7 +3,7 @@
 # any is missing. Used by `make deps`, which `make run` and `make test` call.
 set -eu
 pkgs="build-essential pkg-config libgrpc-dev libprotobuf-c-dev grpc-proto libprotobuf-dev
-protobuf-c-compiler protobuf-compiler liblmdb-dev lmdb-utils libcmocka-dev
+protobuf-c-compiler protobuf-compiler liblmdb-dev lmdb-utils libcmocka-dev zlib1g-dev
 clang libclang-rt-14-dev
 python3 python3-grpcio python3-grpc-tools python3-pytest"
 [ "${1:-}" = bench ] && pkgs="$pkgs nghttp2-client gnuplot-nox fortunes"
