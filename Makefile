@@ -55,7 +55,8 @@ GEN_OBJ = $(call genobj,$(GEN))
 HEALTH_OBJ = $(call genobj,$(HEALTH_GEN))
 
 COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c \
-	src/common/handoff.c src/common/metrics.c src/common/tls.c
+	src/common/handoff.c src/common/metrics.c src/common/tls.c \
+	src/common/scoreboard.c
 STORE = src/store/store.c src/store/verify.c src/store/checksum.c
 MASTER = src/master/main.c src/master/master.c src/master/check.c \
 	src/master/notify.c
@@ -76,7 +77,8 @@ UNIT_TESTS = $(BUILD)/tests/test_store $(BUILD)/tests/test_verify \
 	$(BUILD)/tests/test_utf8 \
 	$(BUILD)/tests/test_rng $(BUILD)/tests/test_quotes_import \
 	$(BUILD)/tests/test_config $(BUILD)/tests/test_reflection \
-	$(BUILD)/tests/test_metrics
+	$(BUILD)/tests/test_metrics $(BUILD)/tests/test_wire \
+	$(BUILD)/tests/test_log
 
 .PHONY: all deps test unit-test integration-test fuzz-replay fuzz run bench \
 	clean format install uninstall deb cluster
@@ -125,8 +127,12 @@ $(BUILD)/tests/test_utf8: $(call obj,tests/test_utf8.c src/common/utf8.c)
 $(BUILD)/tests/test_rng: $(call obj,tests/test_rng.c src/common/rng.c)
 $(BUILD)/tests/test_quotes_import: $(call obj,tests/test_quotes_import.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
 $(BUILD)/tests/test_config: $(call obj,tests/test_config.c src/common/config.c src/common/log.c \
-	src/common/tls.c)
+	src/common/tls.c src/common/utf8.c)
 $(BUILD)/tests/test_metrics: $(call obj,tests/test_metrics.c src/common/metrics.c src/metrics/exposition.c)
+$(BUILD)/tests/test_wire: $(call obj,tests/test_wire.c src/worker/wire.c src/common/utf8.c) \
+	$(GEN_OBJ) $(REFLECTION_GEN_OBJS)
+$(call obj,tests/test_wire.c): $(REFLECTION_GEN_H)
+$(BUILD)/tests/test_log: $(call obj,tests/test_log.c src/common/log.c src/common/utf8.c)
 $(BUILD)/tests/%:
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
@@ -179,6 +185,8 @@ FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -DQUOTERD_FUZZ \
 FUZZ_SRC_utf8 = src/common/utf8.c
 FUZZ_SRC_store = $(STORE) src/common/utf8.c src/common/rng.c $(GEN)
 FUZZ_SRC_import = tools/import_parse.c src/common/utf8.c
+FUZZ_SRC_request = src/worker/wire.c src/worker/reflection.c src/common/utf8.c \
+	$(GEN) $(HEALTH_GEN) $(REFLECTION_GEN_C)
 FUZZ_TARGETS = $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_BINS = $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
 

@@ -35,6 +35,10 @@ config_defaults(struct config *c)
 	c->unix_mode = 0660;
 	c->unix_gid = -1;
 	c->tls_fd = -1;
+	c->worker_timeout = 10;
+	c->start_timeout = 30;
+	c->reflection_idle_timeout = 60;
+	c->max_concurrent_streams = 100;
 }
 
 static int
@@ -118,6 +122,12 @@ static const struct int_key {
     {"drain_time", offsetof(struct config, drain_time), 0, 3600, "seconds"},
     {"check_timeout", offsetof(struct config, check_timeout), 1, 3600,
 	"seconds"},
+    {"worker_timeout", offsetof(struct config, worker_timeout), 0, 3600,
+	"seconds"},
+    {"start_timeout", offsetof(struct config, start_timeout), 1, 3600,
+	"seconds"},
+    {"reflection_idle_timeout",
+	offsetof(struct config, reflection_idle_timeout), 0, 86400, "seconds"},
     {"max_request_size", offsetof(struct config, max_request_size), 64,
 	4 << 20, "bytes"},
     {"requested_calls", offsetof(struct config, requested_calls), 1, 65536,
@@ -243,6 +253,18 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 			c->unix_gid = (long)gr->gr_gid;
 		} else {
 			snprintf(err, errlen, "unix_group: no group '%s'", value);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "accept_compressed") == 0) {
+		if (strcmp(value, "yes") == 0) {
+			c->accept_compressed = true;
+		} else if (strcmp(value, "no") == 0) {
+			c->accept_compressed = false;
+		} else {
+			snprintf(err, errlen,
+			    "accept_compressed: '%s' is not yes or no", value);
 			return -1;
 		}
 		return 0;

@@ -31,6 +31,10 @@ struct config {
 	 * the process's own). */
 	int unix_mode;
 	long unix_gid;
+	int worker_timeout;    /* seconds without a heartbeat; 0: never */
+	int start_timeout;     /* --daemon: seconds for workers to start */
+	int reflection_idle_timeout; /* seconds; 0: never */
+	bool accept_compressed; /* gzip/deflate requests, bounded inflation */
 	/* gRPC server limits, in seconds unless named otherwise; 0 leaves
 	 * gRPC's own default (or, for ages and idle, no limit). */
 	int max_concurrent_streams;

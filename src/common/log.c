@@ -5,11 +5,18 @@
  * sharing it do not interleave. A file is reopened on SIGUSR1 by each
  * process, onto the same descriptor number, so that threads writing
  * meanwhile never see a closed descriptor.
+ *
+ * Log lines often carry what a client sent (gRPC's messages quote header
+ * values), so the message is escaped: control characters, backslashes and
+ * bytes that are not UTF-8 become \n, \\, \xNN and the like, and one
+ * event stays one line that no client can forge. Messages a client can
+ * cause at will go through a token bucket (log_limited()).
  */
 #include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +24,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "utf8.h"
+
+/* A limited kind of message: this many lines at once, then this many a
+ * second. */
+#define LIMIT_BURST 20
+#define LIMIT_PER_SEC 5
+
 static char log_role[32] = "quoterd";
 static enum log_level log_max = LOG_LEVEL_INFO;
 static int log_fatal_status = 1;
 static int log_fd = STDERR_FILENO;
 static int log_syslog;
 static char log_path[4096]; /* a file; empty: stderr or syslog */
+static log_exitfn log_exit = exit;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -132,15 +147,85 @@ log_parselevel(const char *name, enum log_level *out)
 }
 
 void
+log_setexit(log_exitfn exitfn)
+{
+	log_exit = exitfn;
+}
+
+void
 log_setfatalstatus(int status)
 {
 	log_fatal_status = status;
 }
 
+/* The length of the UTF-8 sequence at s (before end), 0 if none is. */
+static size_t
+utf8_seq(const unsigned char *s, const unsigned char *end)
+{
+	size_t n = *s >= 0xf0 ? 4 : *s >= 0xe0 ? 3 : *s >= 0xc0 ? 2 : 0;
+
+	if (n == 0 || (size_t)(end - s) < n || !utf8_valid((const char *)s, n))
+		return 0;
+	return n;
+}
+
+/*
+ * Copies msg[0..len) into out (size bytes), escaped: printable
+ * ASCII and whole UTF-8 sequences as they are, the rest as C escapes.
+ * Returns the length written; what does not fit is cut.
+ */
+static size_t
+escape(char *out, size_t size, const char *msg, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)msg, *end = s + len;
+	size_t n = 0, k;
+
+	while (s < end) {
+		if (*s >= 0x20 && *s < 0x7f && *s != '\\') {
+			if (n + 1 > size)
+				break;
+			out[n++] = (char)*s++;
+		} else if (*s >= 0x80 && (k = utf8_seq(s, end)) > 0) {
+			if (n + k > size)
+				break;
+			memcpy(out + n, s, k);
+			n += k;
+			s += k;
+		} else {
+			char esc[5];
+			int e;
+
+			switch (*s) {
+			case '\n':
+				e = snprintf(esc, sizeof(esc), "\\n");
+				break;
+			case '\r':
+				e = snprintf(esc, sizeof(esc), "\\r");
+				break;
+			case '\t':
+				e = snprintf(esc, sizeof(esc), "\\t");
+				break;
+			case '\\':
+				e = snprintf(esc, sizeof(esc), "\\\\");
+				break;
+			default:
+				e = snprintf(esc, sizeof(esc), "\\x%02x", *s);
+				break;
+			}
+			if (n + (size_t)e > size)
+				break;
+			memcpy(out + n, esc, (size_t)e);
+			n += (size_t)e;
+			s++;
+		}
+	}
+	return n;
+}
+
 static void
 vlog(enum log_level level, int errnum, const char *fmt, va_list ap)
 {
-	char line[1024];
+	char line[1024], msg[1024];
 	struct timespec ts;
 	struct tm tm;
 	int n, m, prefix;
@@ -157,11 +242,12 @@ vlog(enum log_level level, int errnum, const char *fmt, va_list ap)
 	/* syslog stamps time, level and pid itself: it gets the rest. */
 	n = prefix + snprintf(line + prefix, sizeof(line) - (size_t)prefix,
 	    "%s: ", log_role);
-	m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	m = vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (m > (int)sizeof(msg) - 1)
+		m = (int)sizeof(msg) - 1;
 	if (m > 0)
-		n += m;
-	if (n > (int)sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
+		n += (int)escape(line + n, sizeof(line) - 2 - (size_t)n, msg,
+		    (size_t)m);
 	if (errnum != 0) {
 		m = snprintf(line + n, sizeof(line) - (size_t)n, ": %s",
 		    strerror(errnum));
@@ -182,6 +268,90 @@ vlog(enum log_level level, int errnum, const char *fmt, va_list ap)
 	/* Best effort: there is nowhere to report a failed log write. */
 	if (write(log_fd, line, (size_t)n) < 0)
 		return;
+}
+
+static void log_emit(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+log_emit(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(level, 0, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * A token bucket per kind of message, shared by the process's threads
+ * (gRPC logs from its own). Returns 0 to drop this line; otherwise it
+ * goes, after a line about those dropped since the last one that went,
+ * whose count is in *dropped. count_only: only take the count.
+ */
+static int
+limit_take(struct log_limit *l, unsigned long *dropped, int count_only)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	struct timespec ts;
+	long now, refill;
+	int ok = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	pthread_mutex_lock(&mu);
+	if (l->refilled == 0) {
+		l->tokens = LIMIT_BURST;
+		l->refilled = now;
+	}
+	refill = (now - l->refilled) * LIMIT_PER_SEC / 1000;
+	if (refill > 0) {
+		l->tokens = l->tokens + refill > LIMIT_BURST
+		    ? LIMIT_BURST
+		    : (int)(l->tokens + refill);
+		l->refilled += refill * 1000 / LIMIT_PER_SEC;
+		if (l->tokens == LIMIT_BURST)
+			l->refilled = now;
+	}
+	if (count_only || l->tokens > 0) {
+		l->tokens -= !count_only;
+		*dropped = l->dropped;
+		l->dropped = 0;
+		ok = 1;
+	} else {
+		l->dropped++;
+	}
+	pthread_mutex_unlock(&mu);
+	return ok;
+}
+
+void
+log_limited(struct log_limit *l, enum log_level level, const char *fmt, ...)
+{
+	unsigned long dropped;
+	va_list ap;
+
+	if (level > log_max)
+		return;
+	l->level = level;
+	if (!limit_take(l, &dropped, 0))
+		return;
+	if (dropped > 0)
+		log_emit(level, "suppressed %lu similar messages (%s)", dropped,
+		    l->what);
+	va_start(ap, fmt);
+	vlog(level, 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_limit_flush(struct log_limit *l)
+{
+	unsigned long dropped;
+
+	if (limit_take(l, &dropped, 1) && dropped > 0)
+		log_emit(l->level, "suppressed %lu similar messages (%s)",
+		    dropped, l->what);
 }
 
 void
@@ -257,7 +427,7 @@ fatal(const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(LOG_LEVEL_ERROR, saved, fmt, ap);
 	va_end(ap);
-	exit(log_fatal_status);
+	log_exit(log_fatal_status);
 }
 
 void
@@ -268,5 +438,5 @@ fatalx(const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(LOG_LEVEL_ERROR, 0, fmt, ap);
 	va_end(ap);
-	exit(log_fatal_status);
+	log_exit(log_fatal_status);
 }

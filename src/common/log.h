@@ -1,7 +1,9 @@
 /*
  * Logging for every quoterd process: one line per event on stderr, in a
  * file or to syslog, with time, level, pid and role ("master",
- * "worker 3"), after OpenBSD ntpd's log.c. fatal() and fatalx() log and exit with the process's fatal status.
+ * "worker 3"), after OpenBSD ntpd's log.c. fatal() and fatalx() log and
+ * exit with the process's fatal status. Messages are escaped so that one
+ * event is always one line.
  */
 #ifndef QUOTERD_LOG_H
 #define QUOTERD_LOG_H
@@ -28,6 +30,31 @@ void log_setlevel(enum log_level level);
 int log_parselevel(const char *name, enum log_level *out);
 /* What fatal() exits with: 1 by default, EXIT_FATAL in workers. */
 void log_setfatalstatus(int status);
+/* How fatal() exits: exit() by default; workers leave with _exit(). */
+typedef void (*log_exitfn)(int) __attribute__((noreturn));
+void log_setexit(log_exitfn exitfn);
+
+/*
+ * Messages a client can cause at will (gRPC's complaints about what a
+ * peer sent, say) are rate-limited per kind: a static struct log_limit
+ * each, LOG_LIMIT_INIT("what they are about"). Past the limit, lines are
+ * dropped and counted, and the next line let through is preceded by
+ * "suppressed N similar messages (what)".
+ */
+struct log_limit {
+	const char *what;
+	int tokens;
+	long refilled;          /* ms, monotonic; 0: never used */
+	unsigned long dropped;
+	enum log_level level;   /* of the last message */
+};
+#define LOG_LIMIT_INIT(what) {what, 0, 0, 0, LOG_LEVEL_WARN}
+
+void log_limited(struct log_limit *l, enum log_level level,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Logs the count of messages dropped, if any, now; for a periodic tick
+ * and the end of a process, so no count goes unreported. */
+void log_limit_flush(struct log_limit *l);
 
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -30,7 +30,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: quoterd [-c FILE] [--db PATH] [--listen ADDR] "
 	    "[--workers N|auto]\n"
-	    "               [--threads N|auto]\n"
+	    "               [--threads N|auto] [--worker-timeout SECONDS]\n"
 	    "               [--pidfile PATH] [--daemon] [--test] "
 	    "[--signal reload|stop|quit]\n"
 	    "               [--tls-cert FILE --tls-key FILE "
@@ -48,6 +48,9 @@ usage(FILE *f)
 	    "      --threads N|auto call threads per worker (default auto: 2 "
 	    "while there\n"
 	    "                       are fewer workers than CPUs, else 1)\n"
+	    "      --worker-timeout SECONDS  kill and replace a worker silent "
+	    "this long\n"
+	    "                       (default 10; 0: never)\n"
 	    "      --pidfile PATH   write and lock the master's pid here\n"
 	    "      --daemon         detach from the terminal\n"
 	    "      --tls-cert FILE  serve TLS with this certificate chain "
@@ -151,9 +154,13 @@ resolve(const char *listen, struct addrinfo **res, char *err, size_t errlen)
 }
 
 /*
- * Binds the listen address once, as the workers will (SO_REUSEPORT), so
- * that an address in use fails here with its reason instead of in every
- * worker.
+ * Binds the listen address once so that an address in use fails here,
+ * with its reason, instead of in every worker. Not with SO_REUSEPORT, as
+ * the workers bind: that would succeed beside another quoterd's workers,
+ * and the two would silently split the traffic. A plain bind fails while
+ * any socket listens there, SO_REUSEPORT or not; SO_REUSEADDR only lets
+ * it past connections of an earlier run still in TIME_WAIT. (Unix
+ * sockets: handoff_listen() refuses a socket file someone answers on.)
  */
 static int
 check_listen(const char *listen, char *err, size_t errlen)
@@ -167,7 +174,7 @@ check_listen(const char *listen, char *err, size_t errlen)
 		return -1;
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
 		snprintf(err, errlen, "%s", strerror(errno));
 		rc = -1;
@@ -253,7 +260,7 @@ int
 main(int argc, char *argv[])
 {
 	enum { OPT_DB = 256, OPT_LISTEN, OPT_WORKERS, OPT_THREADS,
-		OPT_PIDFILE, OPT_DAEMON,
+		OPT_WORKER_TIMEOUT, OPT_PIDFILE, OPT_DAEMON,
 		OPT_VERSION, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_LOG,
 		OPT_METRICS };
 	static const struct option longopts[] = {
@@ -262,6 +269,7 @@ main(int argc, char *argv[])
 	    {"listen", required_argument, NULL, OPT_LISTEN},
 	    {"workers", required_argument, NULL, OPT_WORKERS},
 	    {"threads", required_argument, NULL, OPT_THREADS},
+	    {"worker-timeout", required_argument, NULL, OPT_WORKER_TIMEOUT},
 	    {"pidfile", required_argument, NULL, OPT_PIDFILE},
 	    {"daemon", no_argument, NULL, OPT_DAEMON},
 	    {"test", no_argument, NULL, 't'},
@@ -286,6 +294,10 @@ main(int argc, char *argv[])
 	char err[CONFIG_PATH_MAX + 128];
 	struct master_start start = {-1, {0, 0, 0, 0}, -1};
 
+	/* Whatever the launcher left open would reach every worker. */
+	if (close_range(3, ~0U, 0) != 0)
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
 	log_init("master", LOG_LEVEL_INFO);
 	while ((ch = getopt_long(argc, argv, "c:ts:vqh", longopts, NULL)) !=
 	    -1) {
@@ -306,6 +318,9 @@ main(int argc, char *argv[])
 			break;
 		case OPT_THREADS:
 			key = "threads";
+			break;
+		case OPT_WORKER_TIMEOUT:
+			key = "worker_timeout";
 			break;
 		case OPT_PIDFILE:
 			key = "pidfile";

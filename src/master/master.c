@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -37,6 +38,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "scoreboard.h"
 #include "store.h"
 #include "tls.h"
 #include "worker.h"
@@ -49,6 +51,20 @@
 #define STOP_GRACE_MS 5000
 /* How long workers get to report a swap before the master logs it. */
 #define SWAP_REPORT_MS 5000
+
+/*
+ * --daemon: the workers get start_timeout to start before the master
+ * gives up (and stops) and the waiting parent exits 1 with the reason;
+ * the parent itself waits this much longer in case the master cannot
+ * even say so.
+ */
+#define DAEMON_PARENT_GRACE_MS 10000
+
+/* A sick worker's replacement starts no sooner than this after it. */
+#define SICK_MIN_MS 1000
+/* A Unix listener hands connections only to workers whose heartbeat is
+ * fresher than this, while any is. */
+#define HANDOFF_STALE_MS 3000
 
 /* Worker slots; a slot's index is the worker's number. */
 #define MAX_WORKERS 1024
@@ -68,6 +84,9 @@ struct proc {
 	int backoff_ms;
 	unsigned swapped; /* the last swap generation it confirmed */
 	int chan;         /* Unix listener: the master's end of its channel */
+	int hung;         /* killed for a stale heartbeat */
+	int sick;         /* asked to be replaced (see replace_sick()) */
+	int counters;     /* its metrics record while it runs, or -1 */
 };
 
 enum stop_mode { RUNNING, STOP_GRACEFUL, STOP_NOW };
@@ -92,6 +111,7 @@ struct swap {
 struct master {
 	const struct config *config;
 	struct proc *procs;
+	struct scoreboard *sb; /* one slot per proc */
 	int nprocs;     /* slots: MAX_WORKERS */
 	int nworkers;   /* active workers: the count asked for */
 	int sigfd;
@@ -118,6 +138,7 @@ struct master {
 	int listen_fd;  /* Unix listener, which the master accepts on; or -1 */
 	int next;       /* the worker the next connection goes to */
 	int notify_fd; /* --daemon: tells the waiting parent we serve */
+	long start_deadline; /* --daemon: ms by which workers must serve */
 	enum stop_mode stopping;
 	long stop_deadline;
 	long listener_close_at; /* ms: a Unix listener lasts the drain */
@@ -177,6 +198,25 @@ close_master_fds(struct master *m)
 	}
 }
 
+/*
+ * A metrics record for a new worker: one no running worker writes, so
+ * that each has one writer. Not the slot's own: a sick worker retires
+ * from another slot while its replacement serves in its old one.
+ */
+static int
+free_counters(const struct master *m)
+{
+	for (int r = 0; r < m->nprocs; r++) {
+		int used = 0;
+
+		for (int i = 0; i < m->nprocs && !used; i++)
+			used = m->procs[i].pid != 0 && m->procs[i].counters == r;
+		if (!used)
+			return r;
+	}
+	return -1;
+}
+
 /* The metrics process (httpd.h); restarted if it dies. */
 static void
 spawn_metrics(struct master *m)
@@ -210,6 +250,10 @@ spawn(struct master *m, int index)
 	p->state = PROC_ACTIVE;
 	p->respawn_at = 0;
 	p->ready = 0;
+	p->hung = p->sick = 0;
+	p->counters = m->metrics != NULL ? free_counters(m) : -1;
+	/* The worker beats once it serves; until then it is not judged. */
+	scoreboard_reset(scoreboard_slot(m->sb, index), 0);
 	if ((m->listen_fd >= 0 && handoff_channel(chan) != 0) ||
 	    (pid = fork()) < 0) {
 		log_warn("starting worker %d", index);
@@ -230,7 +274,8 @@ spawn(struct master *m, int index)
 		/* The worker maps the checked file from its copy of db_fd,
 		 * then closes it, so that it pins no file after a swap. */
 		worker_main(m->config, index, master_pid, m->status_wr,
-		    m->db_fd, chan[1], m->metrics);
+		    m->db_fd, chan[1], scoreboard_slot(m->sb, index),
+		    metrics_thread(m->metrics, p->counters, 0));
 	}
 	if (chan[0] >= 0) {
 		close(chan[1]);
@@ -263,29 +308,44 @@ close_listener(struct master *m)
 	unlink(m->config->listen + 5);
 }
 
+/* Hands fd to the next ready worker in turn, if fresh only to one whose
+ * heartbeat is recent; 0 if one took it. */
+static int
+hand_off(struct master *m, int fd, int fresh)
+{
+	for (int tries = 0; tries < m->nprocs; tries++) {
+		struct proc *p = &m->procs[m->next];
+		long age;
+
+		m->next = (m->next + 1) % m->nprocs;
+		if (p->state != PROC_ACTIVE || p->pid == 0 || !p->ready ||
+		    p->chan < 0)
+			continue;
+		age = scoreboard_age(scoreboard_slot(m->sb,
+		    (int)(p - m->procs)));
+		if (fresh && (age < 0 || age > HANDOFF_STALE_MS))
+			continue;
+		if (handoff_send(p->chan, fd) == 0)
+			return 0;
+	}
+	return -1;
+}
+
 /*
  * Hands each new connection on the Unix listener to the next ready
- * worker in turn; with none ready, the connection is closed and the
- * client tries again.
+ * worker in turn, passing over any whose heartbeat is stale (stopped or
+ * hung: the connection would wait there) unless all are; with none
+ * ready, the connection is closed and the client tries again.
  */
 static void
 accept_connections(struct master *m)
 {
-	int fd, tries;
+	int fd;
 
 	/* gRPC expects a non-blocking socket. */
 	while ((fd = accept4(m->listen_fd, NULL, NULL,
 	    SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
-		for (tries = 0; tries < m->nprocs; tries++) {
-			struct proc *p = &m->procs[m->next];
-
-			m->next = (m->next + 1) % m->nprocs;
-			if (p->state == PROC_ACTIVE && p->pid != 0 &&
-			    p->ready && p->chan >= 0 &&
-			    handoff_send(p->chan, fd) == 0)
-				break;
-		}
-		if (tries == m->nprocs)
+		if (hand_off(m, fd, 1) != 0 && hand_off(m, fd, 0) != 0)
 			log_warnx("no worker to take a connection");
 		close(fd);
 	}
@@ -422,6 +482,80 @@ reap(struct master *m)
 	}
 }
 
+/*
+ * Kills (SIGKILL) each serving worker whose heartbeat is older than
+ * worker_timeout: stopped, or hung in a way no signal of ours would
+ * mend. reap() then starts another in its place. Returns how long until
+ * the next check is due, in ms.
+ */
+static long
+check_heartbeats(struct master *m)
+{
+	long limit = (long)m->config->worker_timeout * 1000, age;
+
+	for (int i = 0; i < m->nprocs; i++) {
+		struct proc *p = &m->procs[i];
+
+		if (p->state != PROC_ACTIVE || p->pid == 0 || !p->ready ||
+		    p->hung)
+			continue;
+		age = scoreboard_age(scoreboard_slot(m->sb, i));
+		if (age <= limit)
+			continue;
+		log_warnx("worker %d (pid %ld) has not answered for %ld ms: "
+			  "killing it", i, (long)p->pid, age);
+		kill(p->pid, SIGKILL);
+		p->hung = 1;
+	}
+	return limit / 4 < 1000 ? (limit / 4 > 100 ? limit / 4 : 100) : 1000;
+}
+
+/*
+ * Replaces each worker that reported itself sick: the worker moves to a
+ * free slot to retire there (finishing its calls, as after SIGTTOU) and
+ * a new one starts in its slot at once. Not sooner than SICK_MIN_MS
+ * after the sick one started, so that a cause that lasts (a flood of
+ * connections holding every descriptor) cannot make it spin. Returns ms
+ * until one is due, or -1.
+ */
+static long
+replace_sick(struct master *m)
+{
+	long now = now_ms(), next = -1;
+	int spare;
+
+	for (int i = 0; i < m->nprocs; i++) {
+		struct proc *p = &m->procs[i];
+
+		if (p->state != PROC_ACTIVE || !p->sick || p->pid == 0)
+			continue;
+		if (now < p->started + SICK_MIN_MS) {
+			if (next < 0 || p->started + SICK_MIN_MS - now < next)
+				next = p->started + SICK_MIN_MS - now;
+			continue;
+		}
+		for (spare = m->nprocs - 1;
+		     spare >= 0 && m->procs[spare].state != PROC_FREE; spare--)
+			;
+		if (spare < 0) {
+			/* Every slot busy: restart it in place instead. */
+			kill(p->pid, SIGTERM);
+			p->sick = 0;
+			continue;
+		}
+		log_info("worker %d (pid %ld) retires in slot %d; a new worker "
+			 "%d starts", i, (long)p->pid, spare, i);
+		m->procs[spare] = *p;
+		m->procs[spare].state = PROC_RETIRING;
+		kill(p->pid, SIGTERM);
+		p->chan = -1;
+		p->pid = 0;
+		p->backoff_ms = 0;
+		spawn(m, i);
+	}
+	return next;
+}
+
 static void
 announce(struct master *m)
 {
@@ -480,9 +614,21 @@ read_status(struct master *m)
 	struct swap *sw = &m->swap;
 
 	while (read(m->status_rd, &msg, sizeof(msg)) == sizeof(msg)) {
-		if (msg.index < 0 || msg.index >= m->nprocs)
+		/* From the worker now in the slot, not one that died
+		 * after writing it. */
+		if (msg.index < 0 || msg.index >= m->nprocs ||
+		    msg.pid == 0 || msg.pid != m->procs[msg.index].pid)
 			continue;
 		switch (msg.event) {
+		case WORKER_SICK:
+			if (m->procs[msg.index].state == PROC_ACTIVE &&
+			    !m->procs[msg.index].sick) {
+				m->procs[msg.index].sick = 1;
+				log_warnx("worker %d (pid %ld) cannot accept "
+					  "connections any more: replacing it",
+				    msg.index, (long)msg.pid);
+			}
+			break;
 		case WORKER_READY:
 			m->procs[msg.index].ready = 1;
 			log_debug("worker %d ready", msg.index);
@@ -817,6 +963,47 @@ open_pidfile(struct master *m)
 }
 
 /*
+ * The --daemon parent: waits for the daemon's word, a NUL byte once it
+ * serves or the reason it gave up, and exits 0 or 1 accordingly. It
+ * never waits forever: workers may fail to start for good.
+ */
+static void __attribute__((noreturn))
+daemon_parent(int fd, long wait_ms)
+{
+	struct pollfd pfd = {fd, POLLIN, 0};
+	char why[256];
+	ssize_t n = 0, r;
+	long deadline = now_ms() + wait_ms;
+	int ready;
+
+	while ((size_t)n < sizeof(why) - 1) {
+		long left = deadline - now_ms();
+
+		ready = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready == 0) {
+			fprintf(stderr, "quoterd: the daemon did not report "
+					"serving within %ld s\n",
+			    wait_ms / 1000);
+			_exit(1);
+		}
+		if ((r = read(fd, why + n, sizeof(why) - 1 - (size_t)n)) < 0 &&
+		    errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += r;
+		if (why[0] == '\0')
+			_exit(0);
+	}
+	why[n] = '\0';
+	fprintf(stderr, "quoterd: %s\n", n > 0 ? why
+	    : "the daemon stopped before serving (see its log)");
+	_exit(1);
+}
+
+/*
  * Detaches from the terminal. The parent waits until the daemon serves
  * (or fails) so that its exit status means something to whoever ran it.
  */
@@ -824,7 +1011,6 @@ static int
 daemonize(struct master *m)
 {
 	int fds[2], null;
-	char c;
 	pid_t pid;
 
 	if (pipe2(fds, O_CLOEXEC) != 0)
@@ -833,7 +1019,8 @@ daemonize(struct master *m)
 		fatal("fork");
 	if (pid > 0) {
 		close(fds[1]);
-		_exit(read(fds[0], &c, 1) == 1 ? 0 : 1);
+		daemon_parent(fds[0], (long)m->config->start_timeout * 1000 +
+		    DAEMON_PARENT_GRACE_MS);
 	}
 	close(fds[0]);
 	if (setsid() < 0)
@@ -855,6 +1042,7 @@ daemonize(struct master *m)
 	if (chdir("/") != 0)
 		log_warn("chdir /");
 	m->notify_fd = fds[1];
+	m->start_deadline = now_ms() + (long)m->config->start_timeout * 1000;
 	return 0;
 }
 
@@ -880,6 +1068,49 @@ check_migrate_req(const struct config *c)
 	close(fd);
 }
 
+/*
+ * Each connection is a descriptor in some worker, and the usual soft
+ * limit (1024) is a few hundred clients a worker away: take what the
+ * hard limit allows, for the master and the workers it forks.
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		log_warn("getrlimit");
+		return;
+	}
+	if (rl.rlim_cur >= rl.rlim_max) {
+		log_info("descriptors: %llu a process",
+		    (unsigned long long)rl.rlim_cur);
+		return;
+	}
+	was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	/* An unlimited hard limit is still capped by fs.nr_open. */
+	if (rl.rlim_cur == RLIM_INFINITY) {
+		FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+		unsigned long long nr = 0;
+
+		if (f != NULL) {
+			if (fscanf(f, "%llu", &nr) != 1)
+				nr = 0;
+			fclose(f);
+		}
+		rl.rlim_cur = nr > was ? (rlim_t)nr : was;
+	}
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		log_warn("descriptors: cannot raise %llu to %llu",
+		    (unsigned long long)was, (unsigned long long)rl.rlim_max);
+		return;
+	}
+	log_info("descriptors: %llu a process (raised from %llu)",
+	    (unsigned long long)rl.rlim_cur, (unsigned long long)was);
+}
+
 int
 master_run(const struct config *c, int detach,
     const struct master_start *start)
@@ -901,6 +1132,7 @@ master_run(const struct config *c, int detach,
 		daemonize(&m);
 	if (open_pidfile(&m) != 0)
 		return 1;
+	raise_nofile();
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
@@ -944,8 +1176,10 @@ master_run(const struct config *c, int detach,
 	m.nworkers = config_workers(c);
 	if ((m.procs = calloc((size_t)m.nprocs, sizeof(*m.procs))) == NULL)
 		fatal("calloc");
+	if ((m.sb = scoreboard_create(m.nprocs)) == NULL)
+		fatal("scoreboard");
 	for (int i = 0; i < m.nprocs; i++)
-		m.procs[i].chan = -1;
+		m.procs[i].chan = m.procs[i].counters = -1;
 	if (m.metrics_fd >= 0) {
 		int rc = metrics_create(m.nprocs, config_threads(c), &m.metrics);
 
@@ -1007,6 +1241,25 @@ master_run(const struct config *c, int detach,
 			    m.listener_close_at - now < timeout)
 				timeout = m.listener_close_at - now;
 		}
+		if (m.notify_fd >= 0 && m.stopping == RUNNING) {
+			if (now >= m.start_deadline) {
+				char why[128];
+				int n;
+
+				n = snprintf(why, sizeof(why), "workers did not "
+				    "start within %d s (see the log): stopping",
+				    c->start_timeout);
+				log_warnx("%s", why);
+				if (write(m.notify_fd, why, (size_t)n) < 0)
+					log_warn("daemon parent");
+				close(m.notify_fd);
+				m.notify_fd = -1;
+				begin_stop(&m, STOP_NOW, 1);
+			} else if (timeout < 0 ||
+			    m.start_deadline - now < timeout) {
+				timeout = m.start_deadline - now;
+			}
+		}
 		if (m.swap.started != 0) {
 			long left = m.swap.started + SWAP_REPORT_MS - now;
 
@@ -1024,6 +1277,18 @@ master_run(const struct config *c, int detach,
 			pfd[4].fd = check_fd(m.check);
 			if (timeout < 0 || m.check_deadline - now < timeout)
 				timeout = m.check_deadline - now;
+		}
+		if (m.stopping == RUNNING) {
+			long next = replace_sick(&m);
+
+			if (next >= 0 && (timeout < 0 || next < timeout))
+				timeout = next;
+		}
+		if (m.stopping == RUNNING && c->worker_timeout > 0) {
+			long next = check_heartbeats(&m);
+
+			if (timeout < 0 || next < timeout)
+				timeout = next;
 		}
 		if (m.accept_paused_until > now) {
 			pfd[3].fd = -1;
@@ -1062,6 +1327,7 @@ master_run(const struct config *c, int detach,
 	if (m.metrics_fd >= 0)
 		close(m.metrics_fd);
 	metrics_close(m.metrics);
+	scoreboard_destroy(m.sb);
 	free(m.procs);
 	log_info("stopped");
 	return m.status;

@@ -24,7 +24,7 @@
 
 #include "google/protobuf/descriptor.pb-c.h"
 #include "grpc/reflection/v1alpha/reflection.pb-c.h"
-#include "utf8.h"
+#include "wire.h"
 
 /* The gRPC status codes an ErrorResponse carries (grpc/status.h). */
 #define STATUS_NOT_FOUND     5
@@ -437,36 +437,6 @@ reflection_free(void)
 	indexed = false;
 }
 
-static bool
-string_valid(const char *s)
-{
-	return utf8_valid(s, strlen(s));
-}
-
-/* Every string we echo back: a response with bad UTF-8 in it would not
- * decode in other implementations. */
-static bool
-request_valid(const refl_request *rq)
-{
-	if (!string_valid(rq->host))
-		return false;
-	switch (rq->message_request_case) {
-	case REQUEST(FILE_BY_FILENAME):
-		return string_valid(rq->file_by_filename);
-	case REQUEST(FILE_CONTAINING_SYMBOL):
-		return string_valid(rq->file_containing_symbol);
-	case REQUEST(FILE_CONTAINING_EXTENSION):
-		return string_valid(
-		    rq->file_containing_extension->containing_type);
-	case REQUEST(ALL_EXTENSION_NUMBERS_OF_TYPE):
-		return string_valid(rq->all_extension_numbers_of_type);
-	case REQUEST(LIST_SERVICES):
-		return string_valid(rq->list_services);
-	default:
-		return true;
-	}
-}
-
 static void
 answer_file(refl_response *rs,
 	    Grpc__Reflection__V1alpha__FileDescriptorResponse *fdr,
@@ -531,15 +501,20 @@ reflection_respond(const void *req, size_t len, void **out, size_t *outlen)
 
 	*out = NULL;
 	*outlen = 0;
+	/* Every string we echo back must be UTF-8 (a response with bad
+	 * UTF-8 in it would not decode in other implementations), and whole:
+	 * checked on the wire, where a NUL cannot hide the rest (wire.h). */
+	if (wire_check_strings(
+	    &grpc__reflection__v1alpha__server_reflection_request__descriptor,
+	    req, len) != WIRE_OK) {
+		errno = EINVAL;
+		return -1;
+	}
 	rq = grpc__reflection__v1alpha__server_reflection_request__unpack(
 	    NULL, len, req);
 	if (rq == NULL) {
 		errno = EINVAL;
 		return -1;
-	}
-	if (!request_valid(rq)) {
-		errno = EINVAL;
-		goto cleanup;
 	}
 	/* The spec asks for both echoed, so a client can match answers to
 	 * requests on the stream. */

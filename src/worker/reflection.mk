@@ -23,8 +23,9 @@ REFLECTION_GEN_C = $(REFLECTION_DESC_C) $(REFLECTION_MSG_C) $(REFLECTION_SET_C)
 REFLECTION_GEN_H = $(REFLECTION_DESC_C:.c=.h) $(REFLECTION_MSG_C:.c=.h)
 REFLECTION_GEN_OBJS = $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(REFLECTION_GEN_C))
 
-# utf8.o: requests are checked as proto3 requires.
-REFLECTION_OBJS = $(call obj,src/worker/reflection.c src/common/utf8.c) \
+# wire.o, utf8.o: request strings are checked as proto3 requires.
+REFLECTION_OBJS = $(call obj,src/worker/reflection.c src/worker/wire.c \
+	src/common/utf8.c) \
 	$(REFLECTION_GEN_OBJS)
 
 $(REFLECTION_SET): $(REFLECTION_PROTOS)

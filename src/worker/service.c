@@ -2,67 +2,141 @@
  * quotes.Quoter and grpc.health.v1.Health. Requests are decoded with
  * protobuf-c into the caller's arena; GetQuote's reply is the stored,
  * pre-encoded QuoteReply, sent as a slice of the map that holds a
- * reference to its database.
+ * reference to its database. Every request's strings are checked on the
+ * wire before decoding (wire.h), so the C strings seen here are whole.
  */
 #include "service.h"
 
 #include <grpc/byte_buffer_reader.h>
+#include <grpc/compression.h>
 #include <grpc/slice.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "grpc/health/v1/health.pb-c.h"
 #include "quote_service.pb-c.h"
-#include "utf8.h"
+#include "wire.h"
 
 #define AUTHORS_PAGE_DEFAULT 100
 #define AUTHORS_PAGE_MAX 1000
 
-/* The whole request body, decompressed; -1 if it cannot be read. */
-static int
-read_body(grpc_byte_buffer *request, grpc_slice *body, const char **why)
+/*
+ * Inflates a compressed request into at most max bytes, stopping as soon
+ * as it would be more: gRPC's own reader inflates all of it first, and a
+ * few kilobytes of gzip can inflate to megabytes.
+ */
+static grpc_status_code
+inflate_body(grpc_byte_buffer *request, size_t max, grpc_slice *body,
+    const char **why)
+{
+	grpc_slice_buffer *in = &request->data.raw.slice_buffer;
+	grpc_status_code status = GRPC_STATUS_OK;
+	unsigned char *out, spare;
+	z_stream z;
+	size_t i;
+	int rc = Z_OK;
+
+	memset(&z, 0, sizeof(z));
+	/* gzip: a gzip header; deflate: a zlib one (as gRPC sends). */
+	if (inflateInit2(&z, request->data.raw.compression ==
+		GRPC_COMPRESS_GZIP ? 16 + MAX_WBITS : MAX_WBITS) != Z_OK) {
+		*why = "out of memory";
+		return GRPC_STATUS_RESOURCE_EXHAUSTED;
+	}
+	if ((out = malloc(max > 0 ? max : 1)) == NULL) {
+		inflateEnd(&z);
+		*why = "out of memory";
+		return GRPC_STATUS_RESOURCE_EXHAUSTED;
+	}
+	z.next_out = out;
+	z.avail_out = (uInt)max;
+	for (i = 0; i < in->count && rc != Z_STREAM_END; i++) {
+		z.next_in = GRPC_SLICE_START_PTR(in->slices[i]);
+		z.avail_in = (uInt)GRPC_SLICE_LENGTH(in->slices[i]);
+		while (z.avail_in > 0 && rc != Z_STREAM_END) {
+			rc = inflate(&z, Z_NO_FLUSH);
+			if (rc != Z_OK && rc != Z_STREAM_END &&
+			    !(rc == Z_BUF_ERROR && z.avail_out == 0))
+				break;
+			if (z.avail_out == 0 && rc != Z_STREAM_END) {
+				/* Full: one byte more means over the limit. */
+				z.next_out = &spare;
+				z.avail_out = 1;
+				rc = inflate(&z, Z_NO_FLUSH);
+				if (z.avail_out == 0) {
+					status = GRPC_STATUS_RESOURCE_EXHAUSTED;
+					*why = "request inflates past "
+					       "max_request_size";
+					goto done;
+				}
+			}
+		}
+		if (rc != Z_OK && rc != Z_STREAM_END)
+			break;
+	}
+	if (rc != Z_STREAM_END) {
+		status = GRPC_STATUS_INVALID_ARGUMENT;
+		*why = "cannot decompress the request";
+	}
+done:
+	if (status == GRPC_STATUS_OK)
+		*body = grpc_slice_new(out, max - z.avail_out, free);
+	else
+		free(out);
+	inflateEnd(&z);
+	return status;
+}
+
+grpc_status_code
+service_read_body(grpc_byte_buffer *request, size_t max, grpc_slice *body,
+    const char **why)
 {
 	grpc_byte_buffer_reader reader;
 
 	if (request == NULL) {
 		*why = "no request message";
-		return -1;
+		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
-	/* The reader inflates a compressed request. */
+	if (request->type == GRPC_BB_RAW &&
+	    request->data.raw.compression != GRPC_COMPRESS_NONE)
+		return inflate_body(request, max, body, why);
 	if (!grpc_byte_buffer_reader_init(&reader, request)) {
-		*why = "cannot decompress the request";
-		return -1;
+		*why = "cannot read the request";
+		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
 	*body = grpc_byte_buffer_reader_readall(&reader);
 	grpc_byte_buffer_reader_destroy(&reader);
-	return 0;
+	return GRPC_STATUS_OK;
 }
 
+/* The decoded request, or NULL with *status and *why saying why not. */
 static ProtobufCMessage *
 decode(const struct request_ctx *ctx, grpc_byte_buffer *request,
-    const ProtobufCMessageDescriptor *desc, const char **why)
+    const ProtobufCMessageDescriptor *desc, grpc_status_code *status,
+    const char **why)
 {
-	ProtobufCMessage *msg;
+	ProtobufCMessage *msg = NULL;
+	enum wire_result wr;
 	grpc_slice body;
 
-	if (read_body(request, &body, why) != 0)
+	if ((*status = service_read_body(request, ctx->max_request, &body,
+	    why)) != GRPC_STATUS_OK)
 		return NULL;
-	msg = protobuf_c_message_unpack(desc, ctx->allocator,
-	    GRPC_SLICE_LENGTH(body), GRPC_SLICE_START_PTR(body));
+	*status = GRPC_STATUS_INVALID_ARGUMENT;
+	/* Strings are checked by their length on the wire: after
+	 * decoding, a NUL would hide the rest of one (wire.h). */
+	wr = wire_check_strings(desc, GRPC_SLICE_START_PTR(body),
+	    GRPC_SLICE_LENGTH(body));
+	if (wr == WIRE_OK)
+		msg = protobuf_c_message_unpack(desc, ctx->allocator,
+		    GRPC_SLICE_LENGTH(body), GRPC_SLICE_START_PTR(body));
 	grpc_slice_unref(body);
-	if (msg == NULL)
+	if (wr != WIRE_OK)
+		*why = wire_strerror(wr);
+	else if (msg == NULL)
 		*why = "request does not decode";
 	return msg;
-}
-
-/* protobuf-c does not check that strings are UTF-8; proto3 requires it. */
-static int
-check_utf8(const char *s, const char **why)
-{
-	if (utf8_valid(s, strlen(s)))
-		return 0;
-	*why = "a string field is not valid UTF-8";
-	return -1;
 }
 
 static grpc_byte_buffer *
@@ -86,14 +160,12 @@ service_get_quote(const struct request_ctx *ctx, grpc_byte_buffer *request,
 	grpc_slice slice;
 	int rc;
 
+	grpc_status_code status;
+
 	req = (Quotes__QuoteRequest *)decode(ctx, request,
-	    &quotes__quote_request__descriptor, why);
+	    &quotes__quote_request__descriptor, &status, why);
 	if (req == NULL)
-		return GRPC_STATUS_INVALID_ARGUMENT;
-	if (check_utf8(req->author, why) != 0) {
-		quotes__quote_request__free_unpacked(req, ctx->allocator);
-		return GRPC_STATUS_INVALID_ARGUMENT;
-	}
+		return status;
 	rc = store_pick(ctx->store, req->author, strlen(req->author),
 	    ctx->rng, &q);
 	quotes__quote_request__free_unpacked(req, ctx->allocator);
@@ -146,15 +218,12 @@ service_list_authors(const struct request_ctx *ctx, grpc_byte_buffer *request,
 	int more = 0, rc;
 
 	req = (Quotes__ListAuthorsRequest *)decode(ctx, request,
-	    &quotes__list_authors_request__descriptor, why);
+	    &quotes__list_authors_request__descriptor, &status, why);
 	if (req == NULL)
-		return GRPC_STATUS_INVALID_ARGUMENT;
+		return status;
+	status = GRPC_STATUS_OK;
 	if (req->page_size < 0) {
 		*why = "page_size is negative";
-		status = GRPC_STATUS_INVALID_ARGUMENT;
-		goto done;
-	}
-	if (check_utf8(req->page_token, why) != 0) {
 		status = GRPC_STATUS_INVALID_ARGUMENT;
 		goto done;
 	}
@@ -193,11 +262,12 @@ service_health_request(const struct request_ctx *ctx,
     grpc_byte_buffer *request, int *known, const char **why)
 {
 	Grpc__Health__V1__HealthCheckRequest *req;
+	grpc_status_code status;
 
 	req = (Grpc__Health__V1__HealthCheckRequest *)decode(ctx, request,
-	    &grpc__health__v1__health_check_request__descriptor, why);
+	    &grpc__health__v1__health_check_request__descriptor, &status, why);
 	if (req == NULL)
-		return GRPC_STATUS_INVALID_ARGUMENT;
+		return status;
 	*known = strcmp(req->service, "") == 0 ||
 	    strcmp(req->service, "quotes.Quoter") == 0;
 	grpc__health__v1__health_check_request__free_unpacked(req,

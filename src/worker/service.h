@@ -17,6 +17,7 @@ struct request_ctx {
 	struct store *store;           /* db's store for this thread */
 	struct rng *rng;
 	ProtobufCAllocator *allocator; /* decoding, reset between calls */
+	size_t max_request;            /* bytes a request may inflate to */
 };
 
 /* Health states, as grpc.health.v1.HealthCheckResponse.ServingStatus. */
@@ -41,6 +42,13 @@ grpc_status_code service_list_authors(const struct request_ctx *ctx,
  */
 grpc_status_code service_health_request(const struct request_ctx *ctx,
     grpc_byte_buffer *request, int *known, const char **why);
+/*
+ * The request's bytes in *body (the caller unrefs it). A compressed one
+ * (accept_compressed) is inflated here, never past max bytes:
+ * RESOURCE_EXHAUSTED beyond, INVALID_ARGUMENT if it does not inflate.
+ */
+grpc_status_code service_read_body(grpc_byte_buffer *request, size_t max,
+    grpc_slice *body, const char **why);
 /* A HealthCheckResponse holding status. */
 grpc_byte_buffer *service_health_reply(enum health_status status);
 

@@ -54,6 +54,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
 
 #include "db.h"
 #include "handoff.h"
@@ -68,8 +71,16 @@
 /* In a stop, how long gRPC may hold streams that are not our calls once
  * ours have all ended (see finish_stop()). */
 #define STRAGGLER_MS 250
-/* Streams open at once; beyond this, new ones wait in gRPC. */
-#define MAX_STREAMS 1024
+/* How often an idle call thread wakes to renew the heartbeat. */
+#define TICK_MS 1000
+/*
+ * Streams open at once, per kind; beyond this, new ones of that kind wait
+ * in gRPC. Each kind has its own budget so that one cannot starve
+ * another: a client holding reflection streams open must not leave
+ * health Watch (what balancers and Kubernetes ask) without a slot.
+ */
+#define MAX_WATCH_STREAMS 1024
+#define MAX_REFLECTION_STREAMS 128
 
 enum slot_kind {
 	SLOT_QUOTE,
@@ -86,7 +97,8 @@ static const struct method {
 	const char *path; /* NULL: unregistered calls */
 	grpc_server_register_method_payload_handling payload;
 	int stream;       /* long-lived: slots made as calls arrive */
-	int slots;        /* kept requested; 0: requested_calls */
+	int slots;        /* kept requested; 0: requested_calls; streams:
+			   * most open at once */
 	enum metrics_method metric;
 } methods[SLOT_KINDS] = {
     [SLOT_QUOTE] = {"/quotes.Quoter/GetQuote",
@@ -98,14 +110,15 @@ static const struct method {
 	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 8,
 	METRICS_HEALTH_CHECK},
     [SLOT_WATCH] = {"/grpc.health.v1.Health/Watch",
-	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 1, 1,
+	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 1, MAX_WATCH_STREAMS,
 	METRICS_HEALTH_WATCH},
     [SLOT_REFLECTION] = {"/grpc.reflection.v1.ServerReflection/"
 			 "ServerReflectionInfo",
-	GRPC_SRM_PAYLOAD_NONE, 1, 1, METRICS_REFLECTION},
+	GRPC_SRM_PAYLOAD_NONE, 1, MAX_REFLECTION_STREAMS, METRICS_REFLECTION},
     [SLOT_REFLECTION_ALPHA] = {"/grpc.reflection.v1alpha.ServerReflection/"
 			       "ServerReflectionInfo",
-	GRPC_SRM_PAYLOAD_NONE, 1, 1, METRICS_REFLECTION_ALPHA},
+	GRPC_SRM_PAYLOAD_NONE, 1, MAX_REFLECTION_STREAMS,
+	METRICS_REFLECTION_ALPHA},
     [SLOT_UNKNOWN] = {NULL, GRPC_SRM_PAYLOAD_NONE, 0, 8, METRICS_OTHER},
 };
 
@@ -124,6 +137,7 @@ struct slot {
 	int op_pending;   /* a batch on op_tag is under way */
 	int close_pending; /* a receive-close on close_tag is under way */
 	int finished;     /* the status has been sent */
+	long active;      /* reflection: ms of the last request (or start) */
 	int header_sent;  /* streams: initial metadata sent */
 	int client_gone;  /* streams: the call is over for the client */
 	int reading;      /* reflection: a receive is under way */
@@ -170,6 +184,7 @@ struct worker {
 	pthread_mutex_t db_lock;
 	struct db *db;                /* for new calls; under db_lock */
 	int status_fd;
+	struct scoreboard_slot *score; /* our heartbeat, for the master */
 	char db_path[64];             /* the master's database fd, in /proc */
 	struct loop *loops;
 	int nloops;
@@ -177,8 +192,9 @@ struct worker {
 	size_t nslots;
 	pthread_mutex_t stream_lock;  /* the next three, and stream slots */
 	struct slot *streams;         /* open or requested stream slots */
-	int nstreams;
+	int nstreams[SLOT_KINDS];     /* stream slots, open or requested */
 	int waiting[SLOT_KINDS];      /* stream slots requested, per kind */
+	atomic_long next_tick;        /* ms: when tick() is next due */
 	grpc_channel *wake_channel;
 	int conn_fd;                  /* connections from the master, or -1 */
 	pthread_t conn_thread;
@@ -195,6 +211,22 @@ struct worker {
 
 /* The counters of the call thread running, for whichever call it ends. */
 static __thread struct metrics_thread *thread_metrics;
+
+/*
+ * The one way out of a worker. Never exit(): its handlers and gRPC's
+ * static destructors would run while gRPC's own threads still use what
+ * they tear down (fatal() can come from any thread). A sanitizer build
+ * still checks for leaks on a clean stop, as exit() would have.
+ */
+static void __attribute__((noreturn))
+worker_exit(int status)
+{
+#ifdef __SANITIZE_ADDRESS__
+	if (status == 0)
+		__lsan_do_leak_check();
+#endif
+	_exit(status);
+}
 
 static struct tag wake_tag = {NULL, TAG_WAKE};
 static struct tag exit_tag = {NULL, TAG_EXIT};
@@ -223,14 +255,44 @@ arena_free(void *data, void *p)
 		free(p);
 }
 
+/*
+ * gRPC's messages are mostly about what peers sent (a bad header, a
+ * failed handshake), which any client can repeat at will: they are
+ * rate-limited, and log.c escapes what they quote.
+ */
+static struct log_limit grpc_handshakes = LOG_LIMIT_INIT("TLS handshakes");
+static struct log_limit grpc_messages = LOG_LIMIT_INIT("gRPC messages");
+/* For gRPC's log hook, which has no argument of ours. */
+static struct worker *the_worker;
+static atomic_int sick_told;
+
+static void tell_master(struct worker *w, enum worker_event event,
+    unsigned generation);
+
 static void
 grpc_log_to_ours(gpr_log_func_args *args)
 {
+	/*
+	 * gRPC 1.51 gives up on a listener whose accept4() fails with
+	 * anything but EAGAIN or ECONNABORTED (EMFILE, ENFILE, ENOBUFS:
+	 * CVE-2023-4785): it logs this and never accepts again, while the
+	 * kernel still queues our share of new connections there. Only a
+	 * new process brings the listener back, so ask the master for one.
+	 */
+	if (strncmp(args->message, "Failed accept4", 14) == 0 &&
+	    the_worker != NULL && atomic_exchange(&sick_told, 1) == 0) {
+		log_warnx("grpc: %s: this worker accepts no more connections; "
+			  "asking to be replaced", args->message);
+		tell_master(the_worker, WORKER_SICK, 0);
+		return;
+	}
 	/* Anyone who can connect can fail a TLS handshake: not a warning. */
 	if (strstr(args->message, "Handshake failed") != NULL)
-		log_debug("grpc: %s", args->message);
+		log_limited(&grpc_handshakes, LOG_LEVEL_DEBUG, "grpc: %s",
+		    args->message);
 	else
-		log_warnx("grpc: %s", args->message);
+		log_limited(&grpc_messages, LOG_LEVEL_WARN, "grpc: %s",
+		    args->message);
 }
 
 /* Posts tag to the call threads' queue; callable from any thread. */
@@ -256,7 +318,7 @@ current_db(struct worker *w)
 static void
 tell_master(struct worker *w, enum worker_event event, unsigned generation)
 {
-	struct worker_msg msg = {w->index, event, generation, 0};
+	struct worker_msg msg = {w->index, event, generation, (int32_t)getpid()};
 
 	if (write(w->status_fd, &msg, sizeof(msg)) != sizeof(msg))
 		log_warn("cannot report to the master");
@@ -339,7 +401,8 @@ add_stream_slot(struct worker *w, enum slot_kind kind)
 {
 	struct slot *s;
 
-	if (atomic_load(&w->shutting_down) || w->nstreams >= MAX_STREAMS)
+	if (atomic_load(&w->shutting_down) ||
+	    w->nstreams[kind] >= methods[kind].slots)
 		return;
 	if ((s = new_slot(kind, NULL)) == NULL) {
 		log_warn("stream slot");
@@ -349,7 +412,7 @@ add_stream_slot(struct worker *w, enum slot_kind kind)
 	if (w->streams != NULL)
 		w->streams->prev = s;
 	w->streams = s;
-	w->nstreams++;
+	w->nstreams[kind]++;
 	request_slot(w, s);
 }
 
@@ -402,9 +465,9 @@ release_slot(struct worker *w, struct slot *s)
 			w->streams = s->next;
 		if (s->next != NULL)
 			s->next->prev = s->prev;
-		w->nstreams--;
+		w->nstreams[s->kind]--;
 		free(s);
-		/* Slots may have been missing while MAX_STREAMS were open. */
+		/* Slots may have been missing while the most were open. */
 		for (int k = 0; k < SLOT_KINDS; k++)
 			if (methods[k].stream && w->waiting[k] == 0)
 				add_stream_slot(w, (enum slot_kind)k);
@@ -578,7 +641,8 @@ reflection_step(struct worker *w, struct slot *s)
 {
 	grpc_op op;
 	grpc_slice body, slice;
-	grpc_byte_buffer_reader reader;
+	grpc_status_code status;
+	const char *why = NULL;
 	void *out;
 	size_t outlen;
 	int rc = -1, err = EINVAL;
@@ -591,14 +655,15 @@ reflection_step(struct worker *w, struct slot *s)
 		return;
 	}
 	s->reading = 0;
+	s->active = scoreboard_now();
 	if (s->request == NULL) {
 		/* The client has sent all its requests. */
 		answer(w, s, GRPC_STATUS_OK, NULL);
 		return;
 	}
-	if (grpc_byte_buffer_reader_init(&reader, s->request)) {
-		body = grpc_byte_buffer_reader_readall(&reader);
-		grpc_byte_buffer_reader_destroy(&reader);
+	status = service_read_body(s->request,
+	    (size_t)w->config->max_request_size, &body, &why);
+	if (status == GRPC_STATUS_OK) {
 		rc = reflection_respond(GRPC_SLICE_START_PTR(body),
 		    GRPC_SLICE_LENGTH(body), &out, &outlen);
 		err = errno;
@@ -606,6 +671,10 @@ reflection_step(struct worker *w, struct slot *s)
 	}
 	grpc_byte_buffer_destroy(s->request);
 	s->request = NULL;
+	if (status != GRPC_STATUS_OK) {
+		answer(w, s, status, why);
+		return;
+	}
 	if (rc != 0) {
 		if (err == ENOMEM)
 			answer(w, s, GRPC_STATUS_RESOURCE_EXHAUSTED,
@@ -631,7 +700,7 @@ start_call(struct loop *t, struct slot *s)
 	struct worker *w = t->w;
 	struct db *d = current_db(w);
 	struct request_ctx ctx = {d, d->stores[t->index], &t->rng,
-	    &t->arena.allocator};
+	    &t->arena.allocator, (size_t)w->config->max_request_size};
 	grpc_status_code status = GRPC_STATUS_OK;
 	const char *why = NULL;
 	int known = 0;
@@ -672,6 +741,7 @@ start_call(struct loop *t, struct slot *s)
 		goto done;
 	case SLOT_REFLECTION:
 	case SLOT_REFLECTION_ALPHA:
+		s->active = scoreboard_now();
 		if (watch_close(w, s) != 0)
 			goto done;
 		/* A stop's wake-up may have passed this slot by while the
@@ -1035,6 +1105,22 @@ setup_server(struct worker *w)
 	add_arg(args, &chargs.num_args, GRPC_ARG_ALLOW_REUSEPORT, 1, 1);
 	add_arg(args, &chargs.num_args, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
 	    c->max_request_size, 1);
+	/*
+	 * Compressed requests: refused by gRPC itself (UNIMPLEMENTED) unless
+	 * accept_compressed, and then inflated by us, never past
+	 * max_request_size (service_read_body()), rather than by gRPC, which
+	 * inflates all of a message before it looks at its size.
+	 */
+	args[chargs.num_args].type = GRPC_ARG_INTEGER;
+	args[chargs.num_args].key =
+	    (char *)GRPC_COMPRESSION_CHANNEL_ENABLED_ALGORITHMS_BITSET;
+	args[chargs.num_args++].value.integer = c->accept_compressed
+	    ? (1 << GRPC_COMPRESS_ALGORITHMS_COUNT) - 1
+	    : 1 << GRPC_COMPRESS_NONE;
+	args[chargs.num_args].type = GRPC_ARG_INTEGER;
+	args[chargs.num_args].key =
+	    (char *)GRPC_ARG_ENABLE_PER_MESSAGE_DECOMPRESSION;
+	args[chargs.num_args++].value.integer = 0;
 	add_arg(args, &chargs.num_args, GRPC_ARG_MAX_CONCURRENT_STREAMS,
 	    c->max_concurrent_streams, 1);
 	add_arg(args, &chargs.num_args, GRPC_ARG_MAX_CONNECTION_AGE_MS,
@@ -1114,6 +1200,41 @@ request_all(struct worker *w)
 }
 
 /*
+ * Housekeeping, once a TICK_MS on one call thread: reports of dropped
+ * log lines, and the end of reflection streams idle for longer than
+ * reflection_idle_timeout (a client could otherwise hold them all).
+ */
+static void
+tick(struct worker *w, long now)
+{
+	long limit = (long)w->config->reflection_idle_timeout * 1000;
+	struct slot *s;
+	int ended = 0;
+
+	log_limit_flush(&grpc_handshakes);
+	log_limit_flush(&grpc_messages);
+	if (limit == 0)
+		return;
+	pthread_mutex_lock(&w->stream_lock);
+	for (s = w->streams; s != NULL; s = s->next) {
+		if ((s->kind != SLOT_REFLECTION &&
+			s->kind != SLOT_REFLECTION_ALPHA) ||
+		    s->requested || s->finished || s->client_gone ||
+		    !s->reading || now - s->active <= limit)
+			continue;
+		/* The pending receive then completes and frees the slot. */
+		s->finished = 1;
+		grpc_call_cancel_with_status(s->call,
+		    GRPC_STATUS_DEADLINE_EXCEEDED,
+		    "reflection stream idle too long", NULL);
+		ended++;
+	}
+	pthread_mutex_unlock(&w->stream_lock);
+	if (ended > 0)
+		log_debug("ended %d idle reflection streams", ended);
+}
+
+/*
  * A call thread: handles events until the server has stopped. The one
  * that sees the stop tells the others to leave; calls that end after
  * that are released by worker_main alone.
@@ -1125,11 +1246,24 @@ call_thread(void *arg)
 	struct worker *w = t->w;
 	struct tag *tag;
 	grpc_event ev;
+	long now, due;
 
 	thread_metrics = t->metrics;
 	for (;;) {
+		/* Busy or idle, the heartbeat is renewed every TICK_MS: only
+		 * a thread that is stuck misses it. */
 		ev = grpc_completion_queue_next(w->cq,
-		    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+		    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+			gpr_time_from_millis(TICK_MS, GPR_TIMESPAN)),
+		    NULL);
+		now = scoreboard_beat(w->score);
+		due = atomic_load(&w->next_tick);
+		/* One thread a tick, busy or idle. */
+		if (now >= due && atomic_compare_exchange_strong(&w->next_tick,
+		    &due, now + TICK_MS))
+			tick(w, now);
+		if (ev.type == GRPC_QUEUE_TIMEOUT)
+			continue;
 		if (ev.type != GRPC_OP_COMPLETE)
 			fatalx("completion queue ended unexpectedly");
 		if (ev.tag == &exit_tag)
@@ -1155,7 +1289,8 @@ call_thread(void *arg)
 
 void
 worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
-    int db_fd, int conn_fd, struct metrics *metrics)
+    int db_fd, int conn_fd, struct scoreboard_slot *score,
+    struct metrics_thread *metrics)
 {
 	struct worker w;
 	pthread_t sigthread;
@@ -1165,6 +1300,7 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	int rc;
 
 	log_setrole("worker %d", index);
+	log_setexit(worker_exit);
 	/* Errors here are worth a restart (with backoff); those that a
 	 * restart cannot mend set EXIT_FATAL first (setup_server). */
 	log_setfatalstatus(1);
@@ -1172,13 +1308,16 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
 		fatal("prctl");
 	if (getppid() != master_pid)
-		exit(0);
+		worker_exit(0);
 	signal(SIGPIPE, SIG_IGN);
 
 	memset(&w, 0, sizeof(w));
 	w.config = c;
 	w.index = index;
 	w.status_fd = status_fd;
+	w.score = score;
+	the_worker = &w;
+	atomic_store(&score->pid, (int)getpid());
 	w.conn_fd = conn_fd;
 	snprintf(w.db_path, sizeof(w.db_path), "/proc/%ld/fd/%d",
 	    (long)master_pid, db_fd);
@@ -1190,7 +1329,7 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 
 		t->w = &w;
 		t->index = i;
-		t->metrics = metrics_thread(metrics, index, i);
+		t->metrics = metrics != NULL ? &metrics[i] : NULL;
 		atomic_init(&t->calls, 0);
 		t->arena.allocator.alloc = arena_alloc;
 		t->arena.allocator.free = arena_free;
@@ -1237,6 +1376,7 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 			errno = rc;
 			fatal("pthread_create");
 		}
+	scoreboard_beat(w.score);
 	tell_master(&w, WORKER_READY, 0);
 	log_debug("serving %s with %d call thread%s", c->listen, w.nloops,
 	    w.nloops == 1 ? "" : "s");
@@ -1276,10 +1416,12 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 		free(s);
 	}
 	free(w.slots);
+	log_limit_flush(&grpc_handshakes);
+	log_limit_flush(&grpc_messages);
 	log_info("stopped after %llu calls", calls_given(&w));
 	free(w.loops);
 	reflection_free();
 	/* gRPC has released every slice by now: this is the last ref. */
 	db_unref(w.db);
-	exit(0);
+	worker_exit(0);
 }

@@ -11,12 +11,14 @@
 
 #include "config.h"
 #include "metrics.h"
+#include "scoreboard.h"
 
 /* What a worker tells the master over the status pipe. */
 enum worker_event {
 	WORKER_READY = 1,       /* serving */
 	WORKER_RELOADED = 2,    /* new calls use the database now at the path */
-	WORKER_RELOAD_FAILED = 3 /* kept the database it had */
+	WORKER_RELOAD_FAILED = 3, /* kept the database it had */
+	WORKER_SICK = 4         /* cannot take new connections: replace me */
 };
 
 /*
@@ -29,13 +31,14 @@ enum worker_event {
 /*
  * Smaller than PIPE_BUF, so workers' writes never interleave. generation
  * is the swap a report answers (0 for none), so that the master counts
- * it toward that swap only.
+ * it toward that swap only. pid is the sender's: a report a dead worker
+ * left in the pipe must not be taken for its replacement's.
  */
 struct worker_msg {
 	int32_t index;
 	int32_t event;
 	uint32_t generation;
-	uint32_t reserved;
+	int32_t pid;
 };
 
 /*
@@ -46,13 +49,16 @@ struct worker_msg {
  * WORKER_SIGRELOAD (or SIGHUP) makes it open the master's db_fd again,
  * through /proc. With a Unix-socket listener, the master accepts and
  * passes each connection over conn_fd (handoff.h); otherwise conn_fd is
- * -1 and the worker listens itself. metrics, unless NULL, is the shared
- * block where its call threads count calls (metrics.h). Never returns: exits 0 after a
- * graceful stop, EXIT_FATAL if it cannot serve at all (the master must
- * not restart it), 1 on other errors.
+ * -1 and the worker listens itself. Its call threads renew the heartbeat
+ * in score (its slot of the master's scoreboard) at least once a second.
+ * metrics, unless NULL, is where they count calls: one record a call
+ * thread, config_threads() of them, in the shared block (metrics.h). Never returns: exits 0 after a graceful stop, EXIT_FATAL
+ * if it cannot serve at all (the master must not restart it), 1 on other
+ * errors.
  */
 void worker_main(const struct config *c, int index, pid_t master_pid,
-    int status_fd, int db_fd, int conn_fd, struct metrics *metrics)
+    int status_fd, int db_fd, int conn_fd, struct scoreboard_slot *score,
+    struct metrics_thread *metrics)
     __attribute__((noreturn));
 
 #endif

@@ -265,7 +265,7 @@ class Daemon:
     is what most tests exercise."""
 
     def __init__(self, directory, db=None, args=None, extra=(), config=None,
-                 workers=2, threads=2):
+                 workers=2, threads=2, wrapper=()):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -281,7 +281,8 @@ class Daemon:
         if args is None:
             args = ["--listen", self.addr, "--workers", str(workers),
                     "--threads", str(threads), "--db", str(db)]
-        self.cmd = cmd + list(args) + list(extra)
+        # wrapper: a command that execs the rest (prlimit, say).
+        self.cmd = list(wrapper) + cmd + list(args) + list(extra)
         self.proc = None
         self.seen = {}  # pid -> starttime of every worker listed
 

@@ -1,0 +1,48 @@
+/*
+ * The scoreboard: memory the master maps shared before it forks, with one
+ * slot per worker slot, where each worker says how it is doing without
+ * a message or a system call. Today a slot holds a heartbeat, which the
+ * worker's call threads renew at least once a second even when idle, so
+ * the master can tell a hung or stopped worker from a quiet one. Each slot
+ * has cache lines of its own, so workers writing their slots never share
+ * one; per-worker counters (calls, errors) belong here too when metrics
+ * come, in the room left in the slot.
+ */
+#ifndef QUOTERD_SCOREBOARD_H
+#define QUOTERD_SCOREBOARD_H
+
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#define SCOREBOARD_SLOT_SIZE 256 /* four cache lines */
+
+struct scoreboard_slot {
+	_Alignas(64) atomic_long heartbeat; /* ms, CLOCK_MONOTONIC; 0: none */
+	atomic_int pid;                      /* the worker in the slot */
+	/* Later: counters, each written by one worker only. */
+	char room[SCOREBOARD_SLOT_SIZE - sizeof(atomic_long) -
+	    sizeof(atomic_int)];
+};
+
+_Static_assert(sizeof(struct scoreboard_slot) == SCOREBOARD_SLOT_SIZE,
+    "scoreboard slots keep their size");
+
+struct scoreboard;
+
+/* Maps a scoreboard of nslots slots, shared with children forked after;
+ * NULL with errno if it cannot. */
+struct scoreboard *scoreboard_create(int nslots);
+void scoreboard_destroy(struct scoreboard *sb);
+struct scoreboard_slot *scoreboard_slot(struct scoreboard *sb, int index);
+
+/* The master, before starting a worker in the slot: no heartbeat yet. */
+void scoreboard_reset(struct scoreboard_slot *s, pid_t pid);
+/* A worker: it is alive now; returns now (scoreboard_now()). */
+long scoreboard_beat(struct scoreboard_slot *s);
+/* How long ago the last heartbeat was, in ms; -1 if none yet. */
+long scoreboard_age(const struct scoreboard_slot *s);
+
+/* The clock heartbeats use: ms, CLOCK_MONOTONIC (one for all processes). */
+long scoreboard_now(void);
+
+#endif

@@ -1,0 +1,391 @@
+"""Hostile peers and sick processes (issue #11): what a client can send or
+hold, and what can go wrong with a worker, must neither mislead quoterd nor
+take it down for good. Each test drives one such case against the real
+daemon on loopback and checks that the service recovers or refuses.
+
+Loads here are bounded (counts, not durations) and every process a test
+starts is killed by the quoterd fixture."""
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import grpc
+import pytest
+
+from conftest import (H2, QUOTERD, Load, channel, child_env, free_port,
+                      get_quote, process_alive, raw_call, wait_until)
+
+GET = "/quotes.Quoter/GetQuote"
+LIST = "/quotes.Quoter/ListAuthors"
+CHECK = "/grpc.health.v1.Health/Check"
+REFLECT = {"v1alpha": "/grpc.reflection.v1alpha.ServerReflection/"
+                      "ServerReflectionInfo",
+           "v1": "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"}
+
+
+def field(number, data):
+    """A length-delimited protobuf field (number < 16, len < 128)."""
+    assert number < 16 and len(data) < 128
+    return bytes([number << 3 | 2, len(data)]) + data
+
+
+def status_of(addr, method, body):
+    try:
+        raw_call(addr, method, body)
+    except grpc.RpcError as e:
+        return e.code()
+    return grpc.StatusCode.OK
+
+
+def reflect_raw(addr, body, version="v1alpha"):
+    """One raw request on a reflection stream: (status, replies)."""
+    with channel(addr) as ch:
+        call = ch.stream_stream(REFLECT[version])(iter([body]), timeout=5)
+        try:
+            replies = list(call)
+        except grpc.RpcError as e:
+            return e.code(), []
+    return grpc.StatusCode.OK, replies
+
+
+# ------------------------------------------------------ strings by length
+
+@pytest.mark.parametrize("tail", [b"\x00", b"\x00\xff", b"\x00tail"])
+def test_nul_in_request_strings_is_refused(served, tail):
+    twain = b"Mark Twain"
+    # Without the NUL, the name is a plain known author.
+    assert status_of(served.addr, GET, field(1, twain)) == grpc.StatusCode.OK
+    bad = twain + tail
+    inv = grpc.StatusCode.INVALID_ARGUMENT
+    assert status_of(served.addr, GET, field(1, twain + b"\xff")) == inv
+    assert status_of(served.addr, GET, field(1, bad)) == inv
+    assert status_of(served.addr, LIST, field(2, bad)) == inv
+    assert status_of(served.addr, CHECK, field(1, b"quotes.Quoter" + tail)) \
+        == inv
+    for version in REFLECT:
+        # file_containing_symbol (4) and host (1)
+        for body in (field(4, b"quotes.Quoter" + tail),
+                     field(1, b"h" + tail) + field(7, b"")):
+            code, _ = reflect_raw(served.addr, body, version)
+            assert code == inv, (version, body)
+
+
+# --------------------------------------------------------------- the log
+
+FORGED = "2030-01-01T00:00:00.000Z error [1] master: forged by a client"
+
+
+def h2_headers(extra, path=GET):
+    """An HPACK block for a call to path with extra (name, value) pairs,
+    each a literal without indexing (values may hold any byte)."""
+    def literal(name, value):
+        assert len(name) < 127 and len(value) < 127
+        return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+    pairs = [(b":method", b"POST"), (b":scheme", b"http"),
+             (b":path", path.encode()), (b":authority", b"test"),
+             (b"content-type", b"application/grpc"), (b"te", b"trailers")]
+    return b"".join(literal(k, v) for k, v in pairs + list(extra))
+
+
+def send_bad_headers(addr, calls):
+    """calls GetQuote calls on one connection, each with a grpc-timeout
+    gRPC cannot parse, holding a newline and a line of our choosing."""
+    h = H2(addr)
+    block = h2_headers([(b"grpc-timeout", ("1x\n" + FORGED).encode())])
+    for i in range(calls):
+        sid = 2 * i + 1
+        h.sock.sendall(h.frame(1, 4, sid, block)
+                       + h.frame(0, 1, sid, b"\x00\x00\x00\x00\x00"))
+    h.close()
+
+
+def test_clients_cannot_forge_or_flood_log_lines(served, pb):
+    send_bad_headers(served.addr, 300)
+    get_quote(pb, served.addr)  # still serving
+    # Something was logged about them, escaped and limited.
+    wait_until(lambda: "1x\\n2030" in served.log(), 10, "the escaped value")
+    log = served.log()
+    assert not any(line.startswith(FORGED[:20]) for line in log.splitlines())
+    assert log.count("1x\\n2030") < 100, log[-3000:]
+    served.stop_cleanly()
+    assert "suppressed" in served.log()
+
+
+# ------------------------------------------------------- a second quoterd
+
+@pytest.mark.parametrize("unix", [False, True])
+def test_second_instance_on_the_same_address_is_refused(
+        quoterd, corpus, pb, tmp_path, unix):
+    first = quoterd(db=corpus.db, workers=1) if not unix else None
+    if unix:
+        path = tmp_path / "q.sock"
+        addr = f"unix:{path}"
+        first = quoterd(args=["--listen", addr, "--workers", "1",
+                              "--db", str(corpus.db)])
+        first.addr = addr
+    first.wait_ready(pb)
+    # Another pidfile, or none: the address alone must refuse it.
+    second = quoterd(args=["--listen", first.addr, "--workers", "1",
+                           "--db", str(corpus.db),
+                           "--pidfile", str(tmp_path / "second.pid")])
+    log = second.expect_exit(1)
+    assert f"cannot listen on {first.addr}" in log, log
+    assert "in use" in log, log
+    # The first one still has the address, and all of it.
+    for _ in range(20):
+        get_quote(pb, first.addr)
+    first.stop_cleanly()
+
+
+# ------------------------------------------------------------ hung workers
+
+def fresh_calls_succeed(pb, addr, n, timeout=2.0):
+    """True if n GetQuotes, each on a new connection, all succeed."""
+    try:
+        for _ in range(n):
+            get_quote(pb, addr, timeout=timeout)
+    except grpc.RpcError:
+        return False
+    return True
+
+
+def test_stopped_worker_is_killed_and_replaced(quoterd, corpus, pb):
+    d = quoterd(db=corpus.db, extra=["--worker-timeout", "2"])
+    d.wait_ready(pb)
+    victim = d.wait_workers(2)[0]
+    load = Load(pb, d.addr, corpus.pairs, threads=2, per_channel=5)
+    try:
+        load.wait_for(50, "calls before the stop")
+        os.kill(victim, signal.SIGSTOP)
+        wait_until(lambda: not process_alive(victim), 20,
+                   lambda: f"worker {victim} killed; log:\n{d.log()}")
+        d.wait_workers(2, timeout=20, exclude=[victim])
+        assert "has not answered for" in d.log()
+        wait_until(lambda: fresh_calls_succeed(pb, d.addr, 20), 20,
+                   "new calls served by the replacement")
+        load.wait_for(50, "calls after the replacement")
+    finally:
+        load.finish()
+    d.stop_cleanly()
+
+
+def test_unix_listener_passes_over_a_stopped_worker(quoterd, corpus, pb,
+                                                    tmp_path):
+    addr = f"unix:{tmp_path / 'q.sock'}"
+    # Never killed: only the hand-off is being tested.
+    d = quoterd(args=["--listen", addr, "--workers", "2", "--db",
+                      str(corpus.db), "--worker-timeout", "0"])
+    d.addr = addr
+    d.wait_ready(pb)
+    victim = d.wait_workers(2)[1]
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        wait_until(lambda: fresh_calls_succeed(pb, addr, 20), 30,
+                   "20 calls in a row served with a worker stopped")
+        assert process_alive(victim)
+    finally:
+        os.kill(victim, signal.SIGCONT)
+    d.stop_cleanly()
+
+
+# ------------------------------------------------------------- descriptors
+
+def flood_connections(addr, n):
+    """n TCP connections that say nothing, held open by the caller."""
+    host, port = addr.rsplit(":", 1)
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.settimeout(5)
+        try:
+            s.connect((host, int(port)))
+        except OSError:
+            s.close()
+            break
+        socks.append(s)
+    return socks
+
+
+def test_out_of_descriptors_recovers(quoterd, corpus, pb):
+    # 64 descriptors a process, hard: the master cannot raise it, and a
+    # worker runs out after a few dozen connections.
+    d = quoterd(db=corpus.db, workers=1, threads=1,
+                wrapper=["prlimit", "--nofile=64:64", "--"])
+    d.wait_ready(pb)
+    first = d.wait_workers(1)
+    socks = flood_connections(d.addr, 120)
+    try:
+        wait_until(lambda: "Failed accept4" in d.log(), 20,
+                   lambda: f"accept to fail; log:\n{d.log()}")
+    finally:
+        for s in socks:
+            s.close()
+    # Once they are closed, new connections are served again.
+    wait_until(lambda: fresh_calls_succeed(pb, d.addr, 10), 30,
+               lambda: f"calls served again; log:\n{d.log()}")
+    assert "cannot accept connections any more: replacing it" in d.log()
+    assert d.wait_workers(1) != first
+    d.stop_cleanly()
+
+
+def test_soft_descriptor_limit_raised_to_hard(quoterd, corpus, pb):
+    d = quoterd(db=corpus.db, workers=1,
+                wrapper=["prlimit", "--nofile=256:4096", "--"])
+    d.wait_ready(pb)
+    assert "descriptors: 4096 a process (raised from 256)" in d.log()
+    worker = d.wait_workers(1)[0]
+    limits = open(f"/proc/{worker}/limits").read()
+    assert [ln for ln in limits.splitlines()
+            if ln.startswith("Max open files")][0].split()[3:5] == \
+        ["4096", "4096"], limits
+    d.stop_cleanly()
+
+
+# ----------------------------------------------------------------- streams
+
+WATCH = "/grpc.health.v1.Health/Watch"
+
+
+def hold_streams(addr, path, n, per_conn=100):
+    """n streams on path that send nothing after their headers, over
+    connections of per_conn streams; returns the open sockets."""
+    socks = []
+    block = h2_headers([], path)
+    while n > 0:
+        h = H2(addr)
+        k = min(n, per_conn)
+        # Then a PING: its ACK means the server has read every HEADERS
+        # frame before it, so the calls exist once it comes.
+        h.sock.sendall(b"".join(h.frame(1, 4, 2 * i + 1, block)
+                                for i in range(k))
+                       + h.frame(6, 0, 0, b"barrier!"))
+        deadline = time.monotonic() + 10
+        while True:
+            f = h.next_frame(deadline)
+            assert f is not None, "connection closed"
+            if f[0] == 6 and f[1] & 1:
+                break
+        socks.append(h)
+        n -= k
+    return socks
+
+
+def watches_say_serving(addr, n):
+    """n Watch streams open at once on one channel each get SERVING."""
+    with channel(addr) as ch:
+        calls = [ch.unary_stream(WATCH)(b"", timeout=10) for _ in range(n)]
+        try:
+            return [next(c) for c in calls] == [b"\x08\x01"] * n
+        finally:
+            for c in calls:
+                c.cancel()
+
+
+def test_idle_reflection_streams_do_not_starve_watch(quoterd, corpus, pb):
+    d = quoterd(db=corpus.db, workers=1)
+    d.wait_ready(pb)
+    held = hold_streams(d.addr, REFLECT["v1alpha"], 1100)
+    try:
+        # Wait until the worker has taken what it will of them.
+        code, _ = reflect_raw(d.addr, field(7, b""), "v1")
+        assert code == grpc.StatusCode.OK
+        assert watches_say_serving(d.addr, 5)
+        get_quote(pb, d.addr)
+    finally:
+        for h in held:
+            h.close()
+    d.stop_cleanly()
+
+
+def test_idle_reflection_stream_is_ended(quoterd, corpus, pb):
+    d = quoterd(db=corpus.db, workers=1,
+                extra=["-v"], config="reflection_idle_timeout = 1\n")
+    d.wait_ready(pb)
+    with channel(d.addr) as ch:
+        done = threading.Event()
+
+        def requests():
+            yield field(7, b"")
+            done.wait(60)  # then nothing: idle
+        call = ch.stream_stream(REFLECT["v1"])(requests(), timeout=60)
+        try:
+            first = next(call)
+            assert first
+            with pytest.raises(grpc.RpcError) as e:
+                next(call)
+            assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert "idle" in e.value.details()
+        finally:
+            done.set()
+    get_quote(pb, d.addr)
+    d.stop_cleanly()
+
+
+# ------------------------------------------------------------- compression
+
+def gzip_status(pb, addr, author, method="GetQuote"):
+    pb2, pb2_grpc = pb
+    with channel(addr) as ch:
+        stub = pb2_grpc.QuoterStub(ch)
+        try:
+            getattr(stub, method)(pb2.QuoteRequest(author=author), timeout=10,
+                                  compression=grpc.Compression.Gzip)
+        except grpc.RpcError as e:
+            return e.code()
+    return grpc.StatusCode.OK
+
+
+def test_compressed_requests_refused_by_default(served, pb):
+    assert gzip_status(pb, served.addr, "Mark Twain") == \
+        grpc.StatusCode.UNIMPLEMENTED
+    get_quote(pb, served.addr, "Mark Twain")
+
+
+def test_compressed_request_inflated_only_up_to_the_limit(quoterd, corpus,
+                                                          pb):
+    d = quoterd(db=corpus.db, config="accept_compressed = yes\n")
+    d.wait_ready(pb)
+    assert gzip_status(pb, d.addr, "Mark Twain") == grpc.StatusCode.OK
+    # 3.9 MB of one letter: about 4 KB compressed, under the 4096-byte
+    # limit on what arrives, far over it once inflated.
+    big = "a" * 3_900_000
+    assert gzip_status(pb, d.addr, big) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert gzip_status(pb, d.addr, "a" * 5000) == \
+        grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert gzip_status(pb, d.addr, "a" * 4000) == grpc.StatusCode.OK
+    d.stop_cleanly()
+
+
+# --------------------------------------------------------- process hygiene
+
+def test_inherited_descriptors_do_not_reach_workers(quoterd, corpus, pb,
+                                                    tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("the launcher's\n")
+    # The launcher leaves descriptor 7 open (not close-on-exec).
+    d = quoterd(db=corpus.db, wrapper=[
+        "sh", "-c", f'exec 7<"{secret}"; exec "$@"', "sh"])
+    d.wait_ready(pb)
+    for pid in [d.pid] + d.wait_workers(2):
+        targets = [os.readlink(f"/proc/{pid}/fd/{fd}")
+                   for fd in os.listdir(f"/proc/{pid}/fd")
+                   if os.path.exists(f"/proc/{pid}/fd/{fd}")]
+        assert str(secret) not in targets, (pid, targets)
+    d.stop_cleanly()
+
+
+def test_daemon_gives_up_when_workers_cannot_start(quoterd, corpus,
+                                                   tmp_path):
+    # Nine descriptors a process: the master runs (not watching the
+    # database saves it one), but every worker dies at start (gRPC cannot
+    # make its wake-up descriptors) and is restarted, again and again.
+    d = quoterd(args=["--listen", f"127.0.0.1:{free_port()}", "--workers",
+                      "1", "--db", str(corpus.db), "--daemon"],
+                config="start_timeout = 2\nwatch_database = no\n",
+                wrapper=["prlimit", "--nofile=9:9", "--"])
+    log = d.expect_exit(1, timeout=30)
+    assert "workers did not start within 2 s" in log, log
