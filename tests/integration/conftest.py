@@ -34,8 +34,10 @@ import grpc
 import pytest
 
 # The tests run make themselves, as a user would: the make running them
-# (`make SANITIZE=1 test`) must not hand its command-line variables down.
-for _var in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+# (`make SANITIZE=1 test`) must not hand its command-line variables down,
+# which it does both in MAKEFLAGS and as variables of their own.
+for _var in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES",
+             "SANITIZE", "BUILD"):
     os.environ.pop(_var, None)
 
 SRC = Path(os.environ.get("QUOTERD_SRC") or Path(__file__).resolve().parents[2])
