@@ -72,6 +72,21 @@ set_count(int *out, long max, const char *value, const char *key,
 }
 
 static int
+set_bool(bool *out, const char *value, const char *key, char *err,
+    size_t errlen)
+{
+	if (strcmp(value, "yes") == 0)
+		*out = true;
+	else if (strcmp(value, "no") == 0)
+		*out = false;
+	else {
+		snprintf(err, errlen, "%s: '%s' is not yes or no", key, value);
+		return -1;
+	}
+	return 0;
+}
+
+static int
 set_string(char *dst, size_t size, const char *value, const char *key,
     char *err, size_t errlen)
 {
@@ -257,30 +272,10 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 		}
 		return 0;
 	}
-	if (strcmp(key, "accept_compressed") == 0) {
-		if (strcmp(value, "yes") == 0) {
-			c->accept_compressed = true;
-		} else if (strcmp(value, "no") == 0) {
-			c->accept_compressed = false;
-		} else {
-			snprintf(err, errlen,
-			    "accept_compressed: '%s' is not yes or no", value);
-			return -1;
-		}
-		return 0;
-	}
-	if (strcmp(key, "watch_database") == 0) {
-		if (strcmp(value, "yes") == 0) {
-			c->watch_database = true;
-		} else if (strcmp(value, "no") == 0) {
-			c->watch_database = false;
-		} else {
-			snprintf(err, errlen,
-			    "watch_database: '%s' is not yes or no", value);
-			return -1;
-		}
-		return 0;
-	}
+	if (strcmp(key, "accept_compressed") == 0)
+		return set_bool(&c->accept_compressed, value, key, err, errlen);
+	if (strcmp(key, "watch_database") == 0)
+		return set_bool(&c->watch_database, value, key, err, errlen);
 	snprintf(err, errlen, "unknown key '%s'", key);
 	return -1;
 }

@@ -142,6 +142,15 @@ def process_alive(pid, starttime=None):
     return starttime is None or st[2] == starttime
 
 
+def kill_tagged(tag):
+    """SIGKILLs every live process started with tag in its environment."""
+    for p in pids_with_env(tag):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def pids_with_env(tag):
     """Live processes whose initial environment holds tag."""
     needle = tag.encode()

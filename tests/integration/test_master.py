@@ -339,7 +339,7 @@ def test_signal_without_running_master(tmp_path, binaries):
 def test_daemon_detaches_once_serving(corpus, tmp_path):
     """--daemon returns only once the daemon serves (0) or has failed (1),
     so a script can rely on its exit status."""
-    from conftest import pids_with_env, run_quote, sanitizer_reports
+    from conftest import kill_tagged, run_quote, sanitizer_reports
     pidfile, log = tmp_path / "quoterd.pid", tmp_path / "stderr.log"
     port = free_port()
     # Whatever the daemon forks inherits this, so that all of it can be
@@ -377,9 +377,5 @@ def test_daemon_detaches_once_serving(corpus, tmp_path):
                            env=env, stdin=subprocess.DEVNULL)
         assert r.returncode == 1 and "missing.mdb" in r.stderr
     finally:
-        for p in pids_with_env(tag):
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_tagged(tag)
     assert not sanitizer_reports(log.read_text()), log.read_text()

@@ -28,7 +28,7 @@ import grpc
 import pytest
 
 from conftest import (QUOTERD, SRC, Load, child_env, free_port,
-                      get_quote, make_corpus, pids_with_env, raw_call,
+                      get_quote, make_corpus, kill_tagged, raw_call,
                       run_quoterd, wait_until)
 
 GET_QUOTE = "/quotes.Quoter/GetQuote"
@@ -342,11 +342,7 @@ def test_daemon_logs_to_syslog_not_terminal(corpus, tmp_path, syslog_socket):
         assert line.startswith("<30>") and "quoterd[" in line, line
         assert "master: serving" in line
     finally:
-        for p in pids_with_env(tag):
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_tagged(tag)
 
 
 # ------------------------------------------------- shipped monitoring files
