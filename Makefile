@@ -204,13 +204,18 @@ fuzz-replay: $(FUZZ_BINS)
 			{ cat $(FUZZ_BUILD)/replay-$$t.log; exit 1; }; \
 		tail -1 $(FUZZ_BUILD)/replay-$$t.log; done
 
+# Each run's progress goes to $(FUZZ_BUILD)/fuzz_NAME.log: shown whole if
+# the target fails, else only its last line.
 fuzz: $(FUZZ_BINS)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
 		echo "== fuzz_$$t: $(FUZZ_TIME) s"; \
 		$(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_TIME) \
 			-artifact_prefix=$(FUZZ_BUILD)/fuzz_$$t- \
-			$(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t; done
+			$(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t \
+			>$(FUZZ_BUILD)/fuzz_$$t.log 2>&1 || \
+			{ cat $(FUZZ_BUILD)/fuzz_$$t.log; exit 1; }; \
+		tail -1 $(FUZZ_BUILD)/fuzz_$$t.log; done
 
 # Benchmarks are measurements, not tests: run by hand. Results go to
 # $(BUILD)/bench/; `make bench UPDATE=1` replaces the committed ones in
