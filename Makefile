@@ -24,14 +24,14 @@ Q =
 else
 Q = @
 endif
-PKGS = grpc libprotobuf-c lmdb libxxhash libcrypto libmicrohttpd
+PKGS = grpc libprotobuf-c lmdb libxxhash libcrypto libmicrohttpd libutf8proc
 # Expanded on first use, so pkg-config runs only once `make deps` has run,
 # and then only once: `pkg-config grpc` takes most of a second, and
 # plain recursive variables ran it again for every file compiled.
 lazy = $(eval $(1) := $$(shell pkg-config $(2)))$($(1))
 PKG_CFLAGS = $(call lazy,PKG_CFLAGS,--cflags $(PKGS))
 PKG_LIBS = $(call lazy,PKG_LIBS,--libs $(PKGS))
-IMPORT_LIBS = $(call lazy,IMPORT_LIBS,--libs libprotobuf-c lmdb libxxhash)
+IMPORT_LIBS = $(call lazy,IMPORT_LIBS,--libs libprotobuf-c lmdb libxxhash libutf8proc)
 CMOCKA_LIBS = $(call lazy,CMOCKA_LIBS,--libs cmocka)
 
 CFLAGS ?= -O2 -g
@@ -55,8 +55,10 @@ GEN_OBJ = $(call genobj,$(GEN))
 HEALTH_OBJ = $(call genobj,$(HEALTH_GEN))
 
 COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c \
-	src/common/handoff.c src/common/metrics.c src/common/tls.c
-STORE = src/store/store.c src/store/verify.c src/store/checksum.c
+	src/common/handoff.c src/common/metrics.c src/common/tls.c \
+	src/common/words.c
+STORE = src/store/store.c src/store/filter.c src/store/verify.c src/store/checksum.c \
+	src/store/postings.c
 MASTER = src/master/main.c src/master/master.c src/master/check.c \
 	src/master/notify.c
 WORKER = src/worker/worker.c src/worker/db.c src/worker/service.c
@@ -65,7 +67,8 @@ METRICS = src/metrics/httpd.c src/metrics/exposition.c
 include src/worker/reflection.mk
 
 IMPORT_OBJS = $(call obj,tools/quotes-import.c tools/import_parse.c \
-	src/common/utf8.c src/store/checksum.c) $(GEN_OBJ)
+	tools/import_index.c src/common/utf8.c src/common/words.c \
+	src/store/checksum.c src/store/postings.c) $(GEN_OBJ)
 # sort: the reflection objects share some of these.
 QUOTERD_OBJS = $(sort $(call obj,$(MASTER) $(WORKER) $(METRICS) $(STORE) $(COMMON)) \
 	$(GEN_OBJ) $(HEALTH_OBJ) $(REFLECTION_OBJS))
@@ -134,7 +137,7 @@ $(BUILD)/tests/%:
 
 # bench/verify.c: how long store_verify() takes on given files.
 $(BUILD)/verify-time: $(call obj,bench/verify.c $(STORE) src/common/utf8.c \
-	src/common/rng.c) $(GEN_OBJ)
+	src/common/rng.c src/common/words.c) $(GEN_OBJ)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
@@ -177,7 +180,8 @@ FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -DQUOTERD_FUZZ \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-Isrc/common -Isrc/store -Isrc/worker -Itools -I$(BUILD)/gen $(PKG_CFLAGS)
 FUZZ_SRC_utf8 = src/common/utf8.c
-FUZZ_SRC_store = $(STORE) src/common/utf8.c src/common/rng.c $(GEN)
+FUZZ_SRC_store = $(STORE) src/common/utf8.c src/common/rng.c \
+	src/common/words.c $(GEN)
 FUZZ_SRC_import = tools/import_parse.c src/common/utf8.c
 FUZZ_TARGETS = $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_BINS = $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
