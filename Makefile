@@ -79,7 +79,8 @@ UNIT_TESTS = $(BUILD)/tests/test_store $(BUILD)/tests/test_verify \
 	$(BUILD)/tests/test_utf8 \
 	$(BUILD)/tests/test_rng $(BUILD)/tests/test_quotes_import \
 	$(BUILD)/tests/test_config $(BUILD)/tests/test_reflection \
-	$(BUILD)/tests/test_metrics
+	$(BUILD)/tests/test_metrics $(BUILD)/tests/test_words \
+	$(BUILD)/tests/test_postings
 
 .PHONY: all deps test unit-test integration-test fuzz-replay fuzz run bench \
 	clean format install uninstall deb cluster
@@ -126,6 +127,9 @@ $(BUILD)/tests/test_store: $(call obj,tests/test_store.c tests/testutil.c $(STOR
 $(BUILD)/tests/test_verify: $(call obj,tests/test_verify.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
 $(BUILD)/tests/test_utf8: $(call obj,tests/test_utf8.c src/common/utf8.c)
 $(BUILD)/tests/test_rng: $(call obj,tests/test_rng.c src/common/rng.c)
+$(BUILD)/tests/test_words: $(call obj,tests/test_words.c src/common/words.c)
+$(BUILD)/tests/test_postings: $(call obj,tests/test_postings.c src/store/postings.c \
+	src/common/rng.c)
 $(BUILD)/tests/test_quotes_import: $(call obj,tests/test_quotes_import.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
 $(BUILD)/tests/test_config: $(call obj,tests/test_config.c src/common/config.c src/common/log.c \
 	src/common/tls.c)

@@ -97,10 +97,13 @@ fold_cp(utf8proc_int32_t cp, char *out, size_t cap, size_t *o)
 	if (n < 0 || n > 8)
 		return false;
 	for (utf8proc_ssize_t k = 0; k < n; k++) {
-		if (cap - *o < 4)
+		utf8proc_uint8_t enc[4];
+		size_t len = (size_t)utf8proc_encode_char(buf[k], enc);
+
+		if (len == 0 || cap - *o < len)
 			return false;
-		*o += (size_t)utf8proc_encode_char(buf[k],
-		    (utf8proc_uint8_t *)out + *o);
+		memcpy(out + *o, enc, len);
+		*o += len;
 	}
 	return true;
 }
