@@ -12,7 +12,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #include "postings.h"
 #include "store_format.h"
@@ -82,6 +81,30 @@ index_free(struct index *ix)
 	free(ix);
 }
 
+/*
+ * FNV-1a, 64-bit, finished with a multiply so that the low bits (the
+ * slot) depend on every byte: words are short, and the ASCII path below
+ * computes it as it folds, with no second pass over the word.
+ */
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+static inline uint64_t
+hash_finish(uint64_t h)
+{
+	return (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ULL;
+}
+
+static uint64_t
+key_hash(const char *key, size_t len)
+{
+	uint64_t h = FNV_OFFSET;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)key[i]) * FNV_PRIME;
+	return hash_finish(h);
+}
+
 static int
 table_grow(struct table *t)
 {
@@ -91,7 +114,7 @@ table_grow(struct table *t)
 		return -1;
 	for (uint32_t i = 0; i < t->nterms; i++) {
 		const struct term *e = &t->terms[i];
-		uint64_t h = XXH3_64bits(t->keys + e->off, e->len);
+		uint64_t h = key_hash(t->keys + e->off, e->len);
 
 		while (slots[h & (n - 1)] != 0)
 			h++;
@@ -103,11 +126,11 @@ table_grow(struct table *t)
 	return 0;
 }
 
-/* The term keyed key[0..len), added if new; NULL with errno if not. */
+/* The term keyed key[0..len), whose hash is h, added if new; NULL with
+ * errno if not. */
 static struct term *
-table_find(struct table *t, const char *key, size_t len)
+table_find_hashed(struct table *t, const char *key, size_t len, uint64_t h)
 {
-	uint64_t h = XXH3_64bits(key, len);
 	struct term *e;
 	uint32_t s;
 
@@ -151,6 +174,12 @@ table_find(struct table *t, const char *key, size_t len)
 	return e;
 }
 
+static struct term *
+table_find(struct table *t, const char *key, size_t len)
+{
+	return table_find_hashed(t, key, len, key_hash(key, len));
+}
+
 /* Adds x to the term's list unless it ends with it already (a word
  * twice in one quote). */
 static int
@@ -178,6 +207,66 @@ term_add(struct term *e, uint32_t x)
 	return 0;
 }
 
+/* ASCII letters and digits, for the ASCII path. */
+static const unsigned char ascii_alnum[128] = {
+    ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+};
+
+/*
+ * The words of a quote that is all ASCII, most of any corpus: split,
+ * folded (tolower) and hashed in one pass, as words_next() and
+ * words_fold() would have them.
+ */
+static int
+index_ascii(struct index *ix, uint32_t q, const unsigned char *s, size_t len)
+{
+	char folded[WORDS_MAX_WORD];
+	struct term *e;
+	size_t i = 0;
+
+	while (i < len) {
+		uint64_t h = FNV_OFFSET;
+		size_t n = 0;
+
+		while (i < len && !ascii_alnum[s[i]])
+			i++;
+		if (i == len)
+			break;
+		for (; i < len && ascii_alnum[s[i]]; i++, n++) {
+			unsigned char c = s[i] | (s[i] >= 'A' && s[i] <= 'Z' ?
+			    0x20 : 0);
+
+			if (n < WORDS_MAX_WORD)
+				folded[n] = (char)c;
+			h = (h ^ c) * FNV_PRIME;
+		}
+		/* No query can ask for a longer word. */
+		if (n > WORDS_MAX_WORD)
+			continue;
+		if ((e = table_find_hashed(&ix->words, folded, n,
+		    hash_finish(h))) == NULL || term_add(e, q) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static bool
+is_ascii(const char *s, size_t len)
+{
+	size_t i = 0;
+	uint64_t any = 0;
+
+	for (; len - i >= 8; i += 8) {
+		uint64_t x;
+
+		memcpy(&x, s + i, sizeof(x));
+		any |= x;
+	}
+	for (; i < len; i++)
+		any |= (unsigned char)s[i];
+	return (any & 0x8080808080808080ULL) == 0;
+}
+
 int
 index_add_quote(struct index *ix, uint32_t q, const char *text, size_t len)
 {
@@ -188,6 +277,10 @@ index_add_quote(struct index *ix, uint32_t q, const char *text, size_t len)
 	if (q >= ix->nquotes) {
 		errno = EINVAL;
 		return -1;
+	}
+	if (is_ascii(text, len)) {
+		ix->lengths[q] = (uint32_t)len;
+		return index_ascii(ix, q, (const unsigned char *)text, len);
 	}
 	ix->lengths[q] = words_length(text, len);
 	while (words_next(text, len, &pos, &start, &wlen)) {

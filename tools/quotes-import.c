@@ -16,6 +16,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -333,6 +334,26 @@ index_quote(struct import *im, struct index *ix, uint32_t i)
 	return 0;
 }
 
+/* The indexing thread's work: every quote's words, length and tags. */
+struct indexer {
+	struct import *im;
+	struct index *ix;
+	int err; /* errno, or 0 */
+};
+
+static void *
+index_all(void *arg)
+{
+	struct indexer *x = arg;
+
+	for (size_t i = 0; i < x->im->nquotes; i++)
+		if (index_quote(x->im, x->ix, (uint32_t)i) != 0) {
+			x->err = errno ? errno : ENOMEM;
+			break;
+		}
+	return NULL;
+}
+
 /* Writes every quote, sorted by author, into the open environment. */
 static int
 write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
@@ -341,6 +362,9 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 	MDB_dbi meta, authors, byindex, quotes, words, tags, folded, lengths;
 	MDB_dbi summed[STORE_NSUMMED];
 	struct index *ix;
+	struct indexer x = {im, NULL, 0};
+	pthread_t thread;
+	bool threaded = false;
 	struct store_meta m;
 	struct store_author rec = {0};
 	MDB_val key, val;
@@ -354,6 +378,12 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 		index_free(ix);
 		return rc;
 	}
+	/* Indexing the words is as much work as writing the quotes, and
+	 * needs nothing from it: a thread does it meanwhile. The authors'
+	 * folded names are this thread's (index_add_author() touches
+	 * nothing the other does). */
+	x.ix = ix;
+	threaded = pthread_create(&thread, NULL, index_all, &x) == 0;
 	if ((rc = mdb_dbi_open(txn, STORE_DB_META, MDB_CREATE, &meta)) ||
 	    (rc = mdb_dbi_open(txn, STORE_DB_AUTHORS, MDB_CREATE, &authors)) ||
 	    (rc = mdb_dbi_open(txn, STORE_DB_BYINDEX,
@@ -382,7 +412,7 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 			(*nauthors)++;
 		}
 		rec.count++;
-		if (index_quote(im, ix, (uint32_t)i) != 0) {
+		if (!threaded && index_quote(im, ix, (uint32_t)i) != 0) {
 			rc = errno;
 			goto fail;
 		}
@@ -403,6 +433,12 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 	    &rec, ix)) != 0)
 		goto fail;
 	(*nauthors)++;
+	if (threaded) {
+		pthread_join(thread, NULL);
+		threaded = false;
+		if ((rc = x.err) != 0)
+			goto fail;
+	}
 	if ((rc = index_write(ix, txn, words, tags, folded, lengths)) != 0)
 		goto fail;
 
@@ -431,6 +467,8 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 	index_free(ix);
 	return mdb_txn_commit(txn);
 fail:
+	if (threaded)
+		pthread_join(thread, NULL);
 	index_free(ix);
 	mdb_txn_abort(txn);
 	return rc;

@@ -147,8 +147,24 @@ words_fold_name(const char *s, size_t len, char *out, size_t cap)
 	bool space = false;
 
 	while (i < len) {
-		utf8proc_int32_t cp = cp_at(s, len, i, &n);
+		unsigned char c = (unsigned char)s[i];
+		utf8proc_int32_t cp;
 
+		/* ASCII without utf8proc. */
+		if (c < 0x80 && c != ' ' && (c < '\t' || c > '\r')) {
+			if (space) {
+				if (o == cap)
+					return 0;
+				out[o++] = ' ';
+				space = false;
+			}
+			if (o == cap)
+				return 0;
+			out[o++] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+			i++;
+			continue;
+		}
+		cp = cp_at(s, len, i, &n);
 		i += n;
 		if (is_space_cp(cp)) {
 			space = o > 0;

@@ -513,8 +513,20 @@ index_quote(struct verify *v, struct store *s, uint32_t index,
 		if (flen > 0 && n < v->nhashes)
 			v->hashes[n++] = XXH3_64bits(folded, flen);
 	}
-	/* Each word once, however often the quote has it. */
-	qsort(v->hashes, n, sizeof(*v->hashes), compare_u64);
+	/* Each word once, however often the quote has it. A quote has a
+	 * few dozen words: insertion sort, unless it has many more. */
+	if (n > 64) {
+		qsort(v->hashes, n, sizeof(*v->hashes), compare_u64);
+	} else {
+		for (size_t i = 1; i < n; i++) {
+			uint64_t x = v->hashes[i];
+			size_t j = i;
+
+			for (; j > 0 && v->hashes[j - 1] > x; j--)
+				v->hashes[j] = v->hashes[j - 1];
+			v->hashes[j] = x;
+		}
+	}
 	for (size_t i = 0; i < n; i++)
 		if (i == 0 || v->hashes[i] != v->hashes[i - 1])
 			v->want_words += pair_hash(v->hashes[i], index);
