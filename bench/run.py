@@ -103,7 +103,8 @@ def filter_cost(a, tmp, log, measure):
         req = os.path.join(tmp, 'freq.bin')
         with open(req, 'wb') as f:
             f.write(quote_request(**kw))
-        s = Server(db, 1, 1)
+        # Its checker reads the whole database first.
+        s = Server(db, 1, 1, wait=300)
         try:
             med, failed = measure(s, req)
         finally:
