@@ -15,7 +15,7 @@ h2load sees only HTTP status, so each run also checks a sample of replies
 with the quote client.
 
 Filtered GetQuote calls (issue #15) are measured beside the plain one on a
-database of --filter-quotes quotes, tagged: a common one-word query, a
+database of --filter-quotes (default --big) quotes, tagged: a common one-word query, a
 length range, a tag, each as a serialized QuoteRequest in a gRPC frame,
 with server CPU a call under h2load and instructions a call under
 callgrind. --filters-only measures just those.
@@ -288,11 +288,13 @@ def main():
     ap.add_argument('--out', default=os.path.join(BUILD, 'bench', 'RESULTS.md'))
     ap.add_argument('--no-metrics-cost', dest='metrics_cost', action='store_false',
                     help='skip metrics on/off (callgrind)')
-    ap.add_argument('--filter-quotes', type=int, default=1000000,
-                    help='quotes in the database of the filtered calls')
+    ap.add_argument('--filter-quotes', type=int, default=None,
+                    help='quotes in the database of the filtered calls (default: --big)')
     ap.add_argument('--filters-only', action='store_true',
                     help='measure only plain against filtered calls')
     a = ap.parse_args()
+    if a.filter_quotes is None:
+        a.filter_quotes = a.big
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
 
     tmp = tempfile.mkdtemp(prefix='quoterd-bench.')
