@@ -229,8 +229,13 @@ def callgrind_instructions(db, req, log, tmp, calls, metrics):
     for f in os.listdir(out):
         os.unlink(os.path.join(out, f))
     extra = ['--metrics', f'127.0.0.1:{free_port()}'] if metrics else []
-    # The master's checker reads the whole database under callgrind too.
-    s = Server(db, 1, 1, extra=extra, wait=900,
+    # The master's checker reads the whole database under callgrind too,
+    # some fifty times slower than it runs: more than check_timeout's
+    # default for a million quotes.
+    conf = os.path.join(tmp, 'callgrind.conf')
+    with open(conf, 'w') as f:
+        f.write('check_timeout = 3600\n')
+    s = Server(db, 1, 1, extra=['-c', conf, *extra], wait=900,
                wrap=['valgrind', '--tool=callgrind', '--trace-children=yes',
                      f'--callgrind-out-file={out}/callgrind.out.%p'])
     try:
