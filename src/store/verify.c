@@ -727,8 +727,6 @@ check_quote(struct verify *v, struct store *s, uint32_t index,
 	if (!good_text(r->quote, strlen(r->quote), STORE_MAX_QUOTE))
 		rc = fail(v, STORE_ECORRUPT, "quotes: quote %u: a bad text",
 		    index);
-	else if ((rc = index_quote(v, s, index, r->quote)) != 0)
-		;
 	else if (strlen(r->author) != author->mv_size ||
 	    memcmp(r->author, author->mv_data, author->mv_size) != 0)
 		rc = fail(v, STORE_ECORRUPT,
@@ -742,6 +740,8 @@ check_quote(struct verify *v, struct store *s, uint32_t index,
 		rc = fail(v, STORE_ECORRUPT,
 		    "quotes: quote %u is not encoded as the importer does",
 		    index);
+	else
+		rc = index_quote(v, s, index, r->quote);
 	free(packed);
 	quotes__quote_reply__free_unpacked(r, NULL);
 	return rc;
