@@ -24,14 +24,14 @@ Q =
 else
 Q = @
 endif
-PKGS = grpc libprotobuf-c lmdb libxxhash libcrypto libmicrohttpd
+PKGS = grpc libprotobuf-c lmdb libxxhash libcrypto libmicrohttpd libutf8proc
 # Expanded on first use, so pkg-config runs only once `make deps` has run,
 # and then only once: `pkg-config grpc` takes most of a second, and
 # plain recursive variables ran it again for every file compiled.
 lazy = $(eval $(1) := $$(shell pkg-config $(2)))$($(1))
 PKG_CFLAGS = $(call lazy,PKG_CFLAGS,--cflags $(PKGS))
 PKG_LIBS = $(call lazy,PKG_LIBS,--libs $(PKGS))
-IMPORT_LIBS = $(call lazy,IMPORT_LIBS,--libs libprotobuf-c lmdb libxxhash)
+IMPORT_LIBS = $(call lazy,IMPORT_LIBS,--libs libprotobuf-c lmdb libxxhash libutf8proc)
 CMOCKA_LIBS = $(call lazy,CMOCKA_LIBS,--libs cmocka)
 
 CFLAGS ?= -O2 -g
@@ -56,8 +56,9 @@ HEALTH_OBJ = $(call genobj,$(HEALTH_GEN))
 
 COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c \
 	src/common/handoff.c src/common/metrics.c src/common/tls.c \
-	src/common/scoreboard.c
-STORE = src/store/store.c src/store/verify.c src/store/checksum.c
+	src/common/scoreboard.c src/common/words.c
+STORE = src/store/store.c src/store/filter.c src/store/verify.c src/store/checksum.c \
+	src/store/postings.c
 MASTER = src/master/main.c src/master/master.c src/master/check.c \
 	src/master/notify.c
 WORKER = src/worker/worker.c src/worker/db.c src/worker/service.c
@@ -66,7 +67,8 @@ METRICS = src/metrics/httpd.c src/metrics/exposition.c
 include src/worker/reflection.mk
 
 IMPORT_OBJS = $(call obj,tools/quotes-import.c tools/import_parse.c \
-	src/common/utf8.c src/store/checksum.c) $(GEN_OBJ)
+	tools/import_index.c src/common/utf8.c src/common/words.c \
+	src/store/checksum.c src/store/postings.c) $(GEN_OBJ)
 # sort: the reflection objects share some of these.
 QUOTERD_OBJS = $(sort $(call obj,$(MASTER) $(WORKER) $(METRICS) $(STORE) $(COMMON)) \
 	$(GEN_OBJ) $(HEALTH_OBJ) $(REFLECTION_OBJS))
@@ -78,7 +80,8 @@ UNIT_TESTS = $(BUILD)/tests/test_store $(BUILD)/tests/test_verify \
 	$(BUILD)/tests/test_rng $(BUILD)/tests/test_quotes_import \
 	$(BUILD)/tests/test_config $(BUILD)/tests/test_reflection \
 	$(BUILD)/tests/test_metrics $(BUILD)/tests/test_wire \
-	$(BUILD)/tests/test_log
+	$(BUILD)/tests/test_log $(BUILD)/tests/test_words \
+	$(BUILD)/tests/test_postings
 
 .PHONY: all deps test unit-test integration-test fuzz-replay fuzz run bench \
 	clean format install uninstall deb cluster
@@ -125,6 +128,9 @@ $(BUILD)/tests/test_store: $(call obj,tests/test_store.c tests/testutil.c $(STOR
 $(BUILD)/tests/test_verify: $(call obj,tests/test_verify.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
 $(BUILD)/tests/test_utf8: $(call obj,tests/test_utf8.c src/common/utf8.c)
 $(BUILD)/tests/test_rng: $(call obj,tests/test_rng.c src/common/rng.c)
+$(BUILD)/tests/test_words: $(call obj,tests/test_words.c src/common/words.c)
+$(BUILD)/tests/test_postings: $(call obj,tests/test_postings.c src/store/postings.c \
+	src/common/rng.c)
 $(BUILD)/tests/test_quotes_import: $(call obj,tests/test_quotes_import.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
 $(BUILD)/tests/test_config: $(call obj,tests/test_config.c src/common/config.c src/common/log.c \
 	src/common/tls.c src/common/utf8.c)
@@ -140,7 +146,7 @@ $(BUILD)/tests/%:
 
 # bench/verify.c: how long store_verify() takes on given files.
 $(BUILD)/verify-time: $(call obj,bench/verify.c $(STORE) src/common/utf8.c \
-	src/common/rng.c) $(GEN_OBJ)
+	src/common/rng.c src/common/words.c) $(GEN_OBJ)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
@@ -183,7 +189,8 @@ FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -DQUOTERD_FUZZ \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-Isrc/common -Isrc/store -Isrc/worker -Itools -I$(BUILD)/gen $(PKG_CFLAGS)
 FUZZ_SRC_utf8 = src/common/utf8.c
-FUZZ_SRC_store = $(STORE) src/common/utf8.c src/common/rng.c $(GEN)
+FUZZ_SRC_store = $(STORE) src/common/utf8.c src/common/rng.c \
+	src/common/words.c $(GEN)
 FUZZ_SRC_import = tools/import_parse.c src/common/utf8.c
 FUZZ_SRC_request = src/worker/wire.c src/worker/reflection.c src/common/utf8.c \
 	$(GEN) $(HEALTH_GEN) $(REFLECTION_GEN_C)

@@ -13,6 +13,12 @@ some hundred MB for the large database, are removed at the end.
 
 h2load sees only HTTP status, so each run also checks a sample of replies
 with the quote client.
+
+Filtered GetQuote calls (issue #15) are measured beside the plain one on a
+database of --filter-quotes (default --big) quotes, tagged: a common one-word query, a
+length range, a tag, each as a serialized QuoteRequest in a gRPC frame,
+with server CPU a call under h2load and instructions a call under
+callgrind. --filters-only measures just those.
 """
 import argparse
 import os
@@ -43,10 +49,75 @@ def gen_corpus(n, path):
                        stdout=f, check=True)
 
 
-def import_db(txt, db):
+def import_db(txt, db, extra=()):
     t = time.monotonic()
-    subprocess.run([os.path.join(BUILD, 'quotes-import'), '-q', '-o', db, txt], check=True)
+    subprocess.run([os.path.join(BUILD, 'quotes-import'), '-q', '-o', db, *extra, txt],
+                   check=True)
     return time.monotonic() - t
+
+
+def varint(n):
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7f | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def quote_request(query='', min_length=0, max_length=0, tags=()):
+    """A QuoteRequest serialized by hand (field numbers of
+    proto/quote_service.proto), in a gRPC frame: uncompressed, length."""
+    body = b''
+    if min_length:
+        body += b'\x10' + varint(min_length)
+    if max_length:
+        body += b'\x18' + varint(max_length)
+    if query:
+        q = query.encode()
+        body += b'\x22' + varint(len(q)) + q
+    for t in tags:
+        body += b'\x2a' + varint(len(t)) + t.encode()
+    return b'\0' + len(body).to_bytes(4, 'big') + body
+
+
+FILTERS = [('plain (empty request)', {}),
+           ('one common word, query "wise"', {'query': 'wise'}),
+           ('length range 100..110', {'min_length': 100, 'max_length': 110}),
+           ('tag "bench" (every quote)', {'tags': ['bench']})]
+
+
+def filter_cost(a, tmp, log, measure):
+    """CPU and instructions a call, plain against filtered."""
+    txt, db = os.path.join(tmp, 'f.txt'), os.path.join(tmp, 'f.mdb')
+    gen_corpus(a.filter_quotes, txt)
+    import_db(txt, db, ['--tag', 'bench'])
+    os.unlink(txt)
+    lines = ['', f'GetQuote with filters, {a.filter_quotes:,} quotes (all tagged "bench"), one '
+             'worker, one call thread: server CPU a call under h2load as above, and instructions '
+             'a call from callgrind (the difference between 2,000 and 6,000 calls).', '',
+             '| request | server CPU us/call | instructions a call | against plain |',
+             '| --- | --- | --- | --- |']
+    plain = None
+    for name, kw in FILTERS:
+        req = os.path.join(tmp, 'freq.bin')
+        with open(req, 'wb') as f:
+            f.write(quote_request(**kw))
+        # Its checker reads the whole database first.
+        s = Server(db, 1, 1, wait=300)
+        try:
+            med, failed = measure(s, req)
+        finally:
+            s.stop()
+        lo = callgrind_instructions(db, req, log, tmp, 2000, False)
+        hi = callgrind_instructions(db, req, log, tmp, 6000, False)
+        per = (hi - lo) / 4000
+        plain = plain or per
+        lines.append(f'| {name} | {med[3]:.1f} | {per:,.0f} | {per / plain:.2f}x |'
+                     + (f' {failed} calls failed |' if failed else ''))
+        print(lines[-1], flush=True)
+    os.unlink(db)
+    return lines
 
 
 def tree(pid):
@@ -158,7 +229,13 @@ def callgrind_instructions(db, req, log, tmp, calls, metrics):
     for f in os.listdir(out):
         os.unlink(os.path.join(out, f))
     extra = ['--metrics', f'127.0.0.1:{free_port()}'] if metrics else []
-    s = Server(db, 1, 1, extra=extra, wait=120,
+    # The master's checker reads the whole database under callgrind too,
+    # some fifty times slower than it runs: more than check_timeout's
+    # default for a million quotes.
+    conf = os.path.join(tmp, 'callgrind.conf')
+    with open(conf, 'w') as f:
+        f.write('check_timeout = 3600\n')
+    s = Server(db, 1, 1, extra=['-c', conf, *extra], wait=900,
                wrap=['valgrind', '--tool=callgrind', '--trace-children=yes',
                      f'--callgrind-out-file={out}/callgrind.out.%p'])
     try:
@@ -216,7 +293,13 @@ def main():
     ap.add_argument('--out', default=os.path.join(BUILD, 'bench', 'RESULTS.md'))
     ap.add_argument('--no-metrics-cost', dest='metrics_cost', action='store_false',
                     help='skip metrics on/off (callgrind)')
+    ap.add_argument('--filter-quotes', type=int, default=None,
+                    help='quotes in the database of the filtered calls (default: --big)')
+    ap.add_argument('--filters-only', action='store_true',
+                    help='measure only plain against filtered calls')
     a = ap.parse_args()
+    if a.filter_quotes is None:
+        a.filter_quotes = a.big
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
 
     tmp = tempfile.mkdtemp(prefix='quoterd-bench.')
@@ -246,17 +329,24 @@ def run(a, tmp):
              '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |']
     plot = {}
 
-    def measure(s):
+    def measure(s, reqfile=req):
         """Median req/s, p50, p99, CPU us/call over the rounds; calls failed."""
         rows = []
         for _ in range(a.rounds):
             pids = tree(s.proc.pid)
             c0 = cpu_ticks(pids)
-            rps, ok, p50, p99 = h2load(s.port, a.requests, a.conns, a.streams, req, log)
+            rps, ok, p50, p99 = h2load(s.port, a.requests, a.conns, a.streams, reqfile, log)
             c1 = cpu_ticks(pids)
             rows.append((rps, p50, p99, (c1 - c0) / TICK * 1e6 / max(ok, 1), ok))
         med = [statistics.median(r[i] for r in rows) for i in range(4)]
         return med, sum(a.requests - r[4] for r in rows)
+
+    if a.filters_only:
+        lines = lines[:2] + filter_cost(a, tmp, log, measure)
+        with open(a.out, 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+        print(f'wrote {a.out}')
+        return
 
     configs = [(int(w), int(t)) for w in a.workers.split(',') for t in a.threads.split(',')]
     for w, t in configs:
@@ -279,6 +369,8 @@ def run(a, tmp):
     if a.metrics_cost:
         lines += metrics_overhead(db, req, log, tmp, a.rounds, a.requests, a.conns, a.streams,
                                   measure)
+
+    lines += filter_cost(a, tmp, log, measure)
 
     # The floor: gRPC core answering a fixed reply, with nothing of ours.
     lines += ['', 'The floor, [`bench/floor.c`](floor.c): gRPC core alone answering one fixed reply '

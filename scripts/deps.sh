@@ -8,7 +8,7 @@
 set -eu
 pkgs="build-essential pkg-config libgrpc-dev libprotobuf-c-dev grpc-proto libprotobuf-dev
 protobuf-c-compiler protobuf-compiler liblmdb-dev lmdb-utils libcmocka-dev libssl-dev
-libxxhash-dev zlib1g-dev
+libxxhash-dev zlib1g-dev libutf8proc-dev
 clang libclang-rt-14-dev
 libmicrohttpd-dev prometheus
 python3 python3-grpcio python3-grpc-tools python3-pytest

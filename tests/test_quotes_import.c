@@ -636,6 +636,49 @@ test_cr_only(void **state)
 	expect_db(fx->out, fwant, NQ(fwant));
 }
 
+static int
+tag_count(void *arg, const char *name, size_t len, uint32_t count)
+{
+	char *out = arg;
+	size_t n = strlen(out);
+
+	snprintf(out + n, 256 - n, "%.*s=%u ", (int)len, name, count);
+	return 0;
+}
+
+/* --tag tags the inputs after it, tags accumulate, and a fortune file is
+ * tagged with its name without extension unless that is no tag name. */
+static void
+test_tags(void **state)
+{
+	struct fixture *fx = *state;
+	char a[PATH_MAX], b[PATH_MAX], w[PATH_MAX], u[PATH_MAX];
+	char got[256] = "";
+	struct store *s = NULL;
+	int more;
+
+	INPUT(fx, "a.txt", "One~A\nTwo~A\n", a);
+	INPUT(fx, "b.txt", "Three~B\n", b);
+	run(fx, "-q", "-o", fx->out, a, "--tag", "x", "--tag", "y-2", b);
+	expect_status(fx, 0);
+	assert_int_equal(store_open(fx->out, &s), 0);
+	assert_int_equal(store_tags(s, NULL, 0, 10, tag_count, got, &more),
+	    0);
+	assert_string_equal(got, "x=1 y-2=1 ");
+	store_close(s);
+
+	INPUT(fx, "wisdom.u8", "Know thyself.\n-- Thales\n%\n", w);
+	INPUT(fx, "Upper.u8", "Be.\n-- Someone\n", u);
+	run(fx, "-q", "-f", "fortune", "-o", fx->out, w, "--tag", "x", u);
+	expect_status(fx, 0);
+	assert_int_equal(store_open(fx->out, &s), 0);
+	got[0] = '\0';
+	assert_int_equal(store_tags(s, NULL, 0, 10, tag_count, got, &more),
+	    0);
+	assert_string_equal(got, "wisdom=1 x=1 ");
+	store_close(s);
+}
+
 /* Unicode white space is trimmed like ASCII's, so a name of only a
  * no-break space is empty, not an invisible author. */
 static void
@@ -1494,6 +1537,20 @@ test_usage_errors(void **state)
 	/* Nothing was written by any of them. */
 	expect_dir(fx->dbdir, "");
 
+	/* Tags: lowercase letters, digits, '-', 1..32 bytes. */
+	run(fx, "-o", fx->out, "--tag", "Wisdom", in);
+	expect_status(fx, 2);
+	expect_stderr_has(fx, "quotes-import: --tag 'Wisdom': a tag is 1 to "
+	    "32 bytes of a-z, 0-9 and '-'\nusage: quotes-import ");
+	run(fx, "-o", fx->out, "--tag", "", in);
+	expect_status(fx, 2);
+	run(fx, "-o", fx->out, "--tag",
+	    "abcdefghijklmnopqrstuvwxyz0123456", in);
+	expect_status(fx, 2);
+	expect_stderr_has(fx, "a tag is 1 to 32 bytes");
+	run(fx, "-o", fx->out, in, "--tag");
+	expect_status(fx, 2);
+
 	/* --help is not an error: usage on stdout, exit 0. */
 	run(fx, "--help");
 	expect_status(fx, 0);
@@ -1575,6 +1632,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    T(test_tags),
 	    T(test_basic),
 	    T(test_default_output),
 	    T(test_quiet),

@@ -983,12 +983,266 @@ test_strerror(void **state)
 	}
 }
 
+/*
+ * Format 3's filters, on a corpus whose quotes are numbered in their text
+ * ("q7 ...") so that a reply names its quote. Database order is author
+ * order: "A" (q0..q9), then "B" (q10..q19), then "b" (q20..q24); every
+ * quote holds "common", the even ones "even", q3 and q13 "rare"; q_i is
+ * 20 + i code points long (the padding, after a space, is é, two bytes
+ * each).
+ */
+#define NF 25
+
+static void
+import_filtered(const struct fixture *fx, char *db)
+{
+	char in[PATH_MAX], log[PATH_MAX];
+	const char *args[] = {"-q", "-o", db, "--tag", "all", in, NULL};
+	FILE *f;
+	int status;
+
+	path_in(fx, "filtered.txt", in);
+	path_in(fx, "filtered.mdb", db);
+	path_in(fx, "import.log", log);
+	assert_non_null(f = fopen(in, "w"));
+	for (int i = 0; i < NF; i++) {
+		char text[128];
+		int n = snprintf(text, sizeof(text), "q%d common%s%s", i,
+		    i % 2 == 0 ? " even" : "", i % 10 == 3 ? " rare" : "");
+		int len = n + 1;
+
+		n += snprintf(text + n, sizeof(text) - (size_t)n, " ");
+		for (; len < 20 + i; len++)
+			n += snprintf(text + n, sizeof(text) - (size_t)n, "é");
+		fprintf(f, "%s~%s\n", text, i < 10 ? "A" : i < 20 ? "B" : "b");
+	}
+	assert_int_equal(fclose(f), 0);
+	status = run_importer(args, NULL, 0, log, log);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* The number of the quote in a reply. */
+static int
+quote_number(const struct store_quote *q)
+{
+	Quotes__QuoteReply *r = quotes__quote_reply__unpack(NULL, q->len,
+	    q->reply);
+	int n;
+
+	assert_non_null(r);
+	assert_int_equal(sscanf(r->quote, "q%d", &n), 1);
+	quotes__quote_reply__free_unpacked(r, NULL);
+	return n;
+}
+
+static struct store_filter
+word_filter(const char *w, uint32_t lo, uint32_t hi)
+{
+	struct store_filter f;
+
+	memset(&f, 0, sizeof(f));
+	if (w != NULL) {
+		f.words[0].p = w;
+		f.words[0].len = strlen(w);
+		f.nwords = 1;
+	}
+	f.min_length = lo;
+	f.max_length = hi;
+	return f;
+}
+
+static bool
+in_filter(int i, const char *w, uint32_t lo, uint32_t hi)
+{
+	uint32_t len = 20 + (uint32_t)i;
+
+	if (w != NULL && strcmp(w, "common") != 0 &&
+	    !(strcmp(w, "even") == 0 && i % 2 == 0) &&
+	    !(strcmp(w, "rare") == 0 && i % 10 == 3))
+		return false;
+	return len >= lo && (hi == 0 || len <= hi);
+}
+
+static void
+test_filtered_pick(void **state)
+{
+	static const struct {
+		const char *w;
+		uint32_t lo, hi;
+	} cases[] = {{"even", 0, 0}, {"rare", 0, 0}, {NULL, 25, 30},
+	    {"even", 25, 35}, {"rare", 24, 40}, {NULL, 44, 0},
+	    {"nowhere", 0, 0}, {NULL, 50, 0}, {"rare", 0, 22},
+	    {"common", 0, 0}, {NULL, 0, 0}};
+	char db[PATH_MAX];
+	struct store *s;
+	struct rng r;
+
+	import_filtered(*state, db);
+	s = open_ok(db);
+	rng_seed(&r, 15);
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct store_filter f = word_filter(cases[c].w, cases[c].lo,
+		    cases[c].hi);
+		int seen[NF] = {0}, want = 0, got = 0;
+		struct store_quote q;
+
+		for (int i = 0; i < NF; i++)
+			want += in_filter(i, cases[c].w, cases[c].lo,
+			    cases[c].hi);
+		if (want == 0) {
+			assert_int_equal(store_pick_filtered(s, &f, &r, &q),
+			    STORE_ENOMATCH);
+			continue;
+		}
+		for (int k = 0; k < 60 * want; k++) {
+			int n;
+
+			assert_int_equal(store_pick_filtered(s, &f, &r, &q), 0);
+			n = quote_number(&q);
+			assert_true(in_filter(n, cases[c].w, cases[c].lo,
+			    cases[c].hi));
+			got += seen[n]++ == 0;
+		}
+		assert_int_equal(got, want);
+	}
+	store_close(s);
+}
+
+static int
+collect(void *arg, const struct store_quote *q)
+{
+	int *list = arg;
+
+	list[++list[0]] = quote_number(q);
+	return 0;
+}
+
+static void
+test_search(void **state)
+{
+	struct store_filter f = word_filter("even", 22, 0);
+	char db[PATH_MAX];
+	struct store *s;
+	uint64_t total;
+	uint32_t next = 0;
+	int list[NF + 1] = {0}, want = 0;
+
+	import_filtered(*state, db);
+	s = open_ok(db);
+	/* Pages of two, in database order, each quote once. */
+	do {
+		assert_int_equal(store_search(s, &f, next, 2, collect, list,
+		    &next, &total), 0);
+		assert_int_equal(total, 12);
+	} while (next != UINT32_MAX);
+	for (int i = 0; i < NF; i++)
+		if (in_filter(i, "even", 22, 0))
+			assert_int_equal(list[++want], i);
+	assert_int_equal(list[0], want);
+	/* An author's range with a word. */
+	assert_int_equal(store_find_author(s, "B", 1, 1, &f), 0);
+	list[0] = 0;
+	assert_int_equal(store_search(s, &f, 0, 100, collect, list, &next,
+	    &total), 0);
+	assert_int_equal(total, 5);
+	assert_int_equal(list[1], 10);
+	assert_int_equal(list[5], 18);
+	assert_int_equal(next, UINT32_MAX);
+	store_close(s);
+}
+
+static void
+test_find_author(void **state)
+{
+	struct store_filter f;
+	char db[PATH_MAX];
+	struct store *s;
+
+	import_filtered(*state, db);
+	s = open_ok(db);
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(store_find_author(s, "b", 1, 1, &f), 0);
+	assert_int_equal(f.nauthors, 1);
+	assert_int_equal(f.first[0], 20);
+	assert_int_equal(f.count[0], 5);
+	/* No exact " B ": both B and b fold to it. */
+	assert_int_equal(store_find_author(s, " B ", 3, 1, &f),
+	    STORE_ENOMATCH);
+	assert_int_equal(store_find_author(s, " B ", 3, 0, &f), 0);
+	assert_int_equal(f.nauthors, 2);
+	assert_int_equal(f.first[0] + f.first[1], 10 + 20);
+	assert_int_equal(store_find_author(s, "C", 1, 0, &f), STORE_ENOMATCH);
+	assert_int_equal(f.nauthors, 0);
+	store_close(s);
+}
+
+static void
+test_daily(void **state)
+{
+	struct store_filter f = word_filter("even", 0, 0);
+	struct store_quote q;
+	char db[PATH_MAX];
+	struct store *s;
+	int seen[NF] = {0};
+
+	import_filtered(*state, db);
+	s = open_ok(db);
+	/* 13 candidates over 13 days: each once; then the cycle again. */
+	for (int d = 0; d < 13; d++) {
+		int n;
+
+		assert_int_equal(store_daily(s, &f, 20000 + d, &q), 0);
+		n = quote_number(&q);
+		assert_true(n % 2 == 0);
+		assert_int_equal(seen[n]++, 0);
+		assert_int_equal(store_daily(s, &f, 20000 + d + 13, &q), 0);
+		assert_int_equal(quote_number(&q), n);
+	}
+	f = word_filter("nowhere", 0, 0);
+	assert_int_equal(store_daily(s, &f, 1, &q), STORE_ENOMATCH);
+	store_close(s);
+}
+
+static int
+tag_seen(void *arg, const char *name, size_t len, uint32_t count)
+{
+	int *n = arg;
+
+	assert_int_equal(len, 3);
+	assert_memory_equal(name, "all", 3);
+	assert_int_equal(count, NF);
+	(*n)++;
+	return 0;
+}
+
+static void
+test_tags(void **state)
+{
+	char db[PATH_MAX];
+	struct store *s;
+	int n = 0, more;
+
+	import_filtered(*state, db);
+	s = open_ok(db);
+	assert_int_equal(store_tags(s, NULL, 0, 10, tag_seen, &n, &more), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(more, 0);
+	assert_int_equal(store_tags(s, "all", 3, 10, tag_seen, &n, &more), 0);
+	assert_int_equal(n, 1);
+	store_close(s);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    T(test_filtered_pick),
+	    T(test_search),
+	    T(test_find_author),
+	    T(test_daily),
+	    T(test_tags),
 	    T(test_round_trip),
 	    T(test_reply_encoding),
 	    T(test_author_length_bounded),

@@ -695,6 +695,12 @@ test_meta_record(void **state)
 	d.buf = (unsigned char *)read_file(path, &d.len);
 	expect_refused(&d, STORE_EVERSION, "unsupported database format");
 	free(d.buf);
+	/* Version 2: no indexes. */
+	import_text(fx, small, "v2.mdb", path);
+	rewrite_meta(path, 2, sizeof(struct store_meta));
+	d.buf = (unsigned char *)read_file(path, &d.len);
+	expect_refused(&d, STORE_EVERSION, "unsupported database format");
+	free(d.buf);
 
 	/* This version, of the wrong size either way. */
 	import_text(fx, small, "long.mdb", path);
@@ -709,6 +715,109 @@ test_meta_record(void **state)
 	d.buf = (unsigned char *)read_file(path, &d.len);
 	expect_refused(&d, STORE_EBADMAGIC, "not a quoterd database");
 	free(d.buf);
+}
+
+/*
+ * Rewrites (or, with val NULL, deletes) one record of a named database
+ * with LMDB's write API, as a buggy writer would: the pages stay sound,
+ * so only the verifier's logical checks can tell.
+ */
+static void
+rewrite_record(const char *path, const char *db, unsigned flags,
+    const void *key, size_t klen, const void *val, size_t vlen)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, STORE_MAXDBS), 0);
+	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOLOCK,
+	    0644), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, db, flags, &dbi), 0);
+	if (val == NULL)
+		assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+	else
+		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* Imports small, rewrites one record, and expects why. */
+static void
+index_refused(const struct fixture *fx, const char *db, unsigned flags,
+    const void *key, size_t klen, const void *val, size_t vlen,
+    const char *why)
+{
+	struct dbfile d;
+	char path[PATH_MAX];
+
+	import_text(fx, small, "index.mdb", path);
+	rewrite_record(path, db, flags, key, klen, val, vlen);
+	d.buf = (unsigned char *)read_file(path, &d.len);
+	expect_refused(&d, STORE_ECORRUPT, why);
+	free(d.buf);
+}
+
+/*
+ * The indexes of format 3: each damage below keeps the file a sound LMDB
+ * file, and each is refused with a reason before the checksum is
+ * compared. small's quotes, in database order: 0 Oscar Wilde's, 1 and 2
+ * William Shakespeare's.
+ */
+static void
+test_index_damage(void **state)
+{
+	struct fixture *fx = *state;
+	/* Posting lists: count, then the first index and gaps - 1. */
+	static const unsigned char past[] = {1, 3}, unordered[] = {2, 2, 0xff,
+	    0x0f}, trailing[] = {1, 0, 0}, short_[] = {2, 1}, zero[] = {0},
+	    one[] = {1, 1}, both[] = {2, 1, 0}, first2[] = {2, 0, 0};
+	uint32_t lengths[3] = {41, 27, 42}, sorted[3] = {1, 2, 0};
+	uint32_t k;
+
+	index_refused(fx, STORE_DB_WORDS, 0, "wit", 3, past, sizeof(past),
+	    "words: key");
+	index_refused(fx, STORE_DB_WORDS, 0, "wit", 3, unordered,
+	    sizeof(unordered), "words: key");
+	index_refused(fx, STORE_DB_WORDS, 0, "wit", 3, trailing,
+	    sizeof(trailing), "a bad posting list");
+	index_refused(fx, STORE_DB_WORDS, 0, "wit", 3, short_, sizeof(short_),
+	    "a bad posting list");
+	index_refused(fx, STORE_DB_WORDS, 0, "wit", 3, zero, sizeof(zero),
+	    "a bad posting list");
+	/* Well-formed, but not what the quotes say. */
+	index_refused(fx, STORE_DB_WORDS, 0, "wit", 3, both, sizeof(both),
+	    "words: the index is not the quotes' words");
+	index_refused(fx, STORE_DB_WORDS, 0, "wit", 3, NULL, 0,
+	    "words: the index is not the quotes' words");
+	index_refused(fx, STORE_DB_WORDS, 0, "nowhere", 7, one, sizeof(one),
+	    "words: the index is not the quotes' words");
+	/* A key folding would change. */
+	index_refused(fx, STORE_DB_WORDS, 0, "Wit", 3, one, sizeof(one),
+	    "words: key");
+	index_refused(fx, STORE_DB_TAGS, 0, "Bad Tag", 7, one, sizeof(one),
+	    "tags: key");
+	index_refused(fx, STORE_DB_TAGS, 0, "fine", 4, past, sizeof(past),
+	    "tags: key 0: a bad posting list");
+	index_refused(fx, STORE_DB_FOLDED, 0, "oscar wilde", 11, first2,
+	    sizeof(first2), "folded: the index is not the authors' names");
+	index_refused(fx, STORE_DB_FOLDED, 0, "Oscar Wilde", 11, one,
+	    sizeof(one), "folded: key");
+	/* Author indexes are below nauthors (2), not nquotes. */
+	index_refused(fx, STORE_DB_FOLDED, 0, "oscar wilde", 11, past,
+	    sizeof(past), "folded: key 0: a bad posting list");
+	k = STORE_LENGTHS_BYQUOTE;
+	index_refused(fx, STORE_DB_LENGTHS, MDB_INTEGERKEY, &k, sizeof(k),
+	    lengths, sizeof(lengths), "lengths: quote");
+	k = STORE_LENGTHS_SORTED;
+	index_refused(fx, STORE_DB_LENGTHS, MDB_INTEGERKEY, &k, sizeof(k),
+	    sorted, sizeof(sorted), "lengths: entry");
+	sorted[0] = 7;
+	index_refused(fx, STORE_DB_LENGTHS, MDB_INTEGERKEY, &k, sizeof(k),
+	    sorted, sizeof(sorted), "lengths: entry 0: quote 7");
 }
 
 /* A value that lies past the file reaches store_pick() when nothing
@@ -917,6 +1026,7 @@ main(void)
 	    T(test_root_page),
 	    T(test_quote_text),
 	    T(test_meta_record),
+	    T(test_index_damage),
 	    T(test_pick_bounds),
 	    T(test_flip_loop),
 	};

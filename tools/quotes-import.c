@@ -16,6 +16,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -29,9 +30,11 @@
 #include <unistd.h>
 
 #include "checksum.h"
+#include "import_index.h"
 #include "import_parse.h"
 #include "quote_service.pb-c.h"
 #include "store_format.h"
+#include "words.h"
 
 #define PROG "quotes-import"
 #define MAX_REPORTED 20 /* bad lines reported one by one */
@@ -44,6 +47,14 @@ struct quote {
 	uint32_t textlen;
 	uint32_t authorlen;
 	uint32_t seq; /* input order, kept within an author */
+	uint32_t file; /* which input, for its tags */
+};
+
+/* An input file and the tags its quotes carry. */
+struct input {
+	const char *path;
+	size_t ntags;	    /* the first ntags of --tag apply */
+	char deftag[WORDS_MAX_TAG + 1]; /* fortune: the file's name, or "" */
 };
 
 struct import {
@@ -59,6 +70,11 @@ struct import {
 	size_t unsigned_;  /* fortune entries without attribution */
 	const char *file;  /* the input being parsed, as messages name it */
 	size_t filelen;
+	uint32_t fileno;   /* its index in inputs */
+	struct input *inputs;
+	size_t ninputs;
+	const char **tags; /* every --tag, in order */
+	size_t ntags;
 	struct timespec start;
 };
 
@@ -74,13 +90,17 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: " PROG " [-o OUT] [-f text|fortune] [--skip-invalid] [-q] "
-	    "INPUT...\n"
+	    "[[--tag NAME]... INPUT...]...\n"
 	    "       " PROG " --version | --help\n"
 	    "  -o, --output OUT     database to write (default quotes.mdb)\n"
 	    "  -f, --format FORMAT  text: one quote~author a line (default)\n"
 	    "                       fortune: Unix fortune files, '-- author'\n"
 	    "      --skip-invalid   import the valid lines, skip the others\n"
 	    "  -q, --quiet          no summary or progress\n"
+	    "      --tag NAME       tag the quotes of the inputs that follow\n"
+	    "                       (a-z, 0-9, '-', 1..32 bytes; repeatable);\n"
+	    "                       fortune files are also tagged with their\n"
+	    "                       name without extension\n"
 	    "      --version        print the version and exit\n"
 	    "  -h, --help           print this help and exit\n"
 	    "  INPUT of - reads standard input\n");
@@ -139,6 +159,7 @@ on_quote(void *arg, char *text, size_t textlen, char *author,
 	q->author = author;
 	q->authorlen = (uint32_t)authorlen;
 	q->seq = (uint32_t)im->nquotes;
+	q->file = im->fileno;
 	im->nquotes++;
 	return 0;
 }
@@ -274,12 +295,14 @@ same_author(const struct quote *a, const struct quote *b)
 
 static int
 put_author(MDB_txn *txn, MDB_dbi authors, MDB_dbi byindex,
-    const struct quote *q, const struct store_author *rec)
+    const struct quote *q, const struct store_author *rec, struct index *ix)
 {
 	MDB_val key = {q->authorlen, (void *)q->author};
 	MDB_val val = {sizeof(*rec), (void *)rec};
 	int rc;
 
+	if (index_add_author(ix, rec->index, q->author, q->authorlen) != 0)
+		return errno;
 	if ((rc = mdb_put(txn, authors, &key, &val, MDB_APPEND)) != 0)
 		return rc;
 	key.mv_size = sizeof(rec->index);
@@ -293,12 +316,55 @@ put_author(MDB_txn *txn, MDB_dbi authors, MDB_dbi byindex,
 	return 0;
 }
 
+/* Indexes quote i's words, length and tags. */
+static int
+index_quote(struct import *im, struct index *ix, uint32_t i)
+{
+	const struct quote *q = &im->quotes[i];
+	const struct input *in = &im->inputs[q->file];
+
+	if (index_add_quote(ix, i, q->text, q->textlen) != 0)
+		return -1;
+	for (size_t t = 0; t < in->ntags; t++)
+		if (index_add_tag(ix, i, im->tags[t], strlen(im->tags[t])) != 0)
+			return -1;
+	if (in->deftag[0] != '\0' &&
+	    index_add_tag(ix, i, in->deftag, strlen(in->deftag)) != 0)
+		return -1;
+	return 0;
+}
+
+/* The indexing thread's work: every quote's words, length and tags. */
+struct indexer {
+	struct import *im;
+	struct index *ix;
+	int err; /* errno, or 0 */
+};
+
+static void *
+index_all(void *arg)
+{
+	struct indexer *x = arg;
+
+	for (size_t i = 0; i < x->im->nquotes; i++)
+		if (index_quote(x->im, x->ix, (uint32_t)i) != 0) {
+			x->err = errno ? errno : ENOMEM;
+			break;
+		}
+	return NULL;
+}
+
 /* Writes every quote, sorted by author, into the open environment. */
 static int
 write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 {
 	MDB_txn *txn = NULL;
-	MDB_dbi meta, authors, byindex, quotes;
+	MDB_dbi meta, authors, byindex, quotes, words, tags, folded, lengths;
+	MDB_dbi summed[STORE_NSUMMED];
+	struct index *ix;
+	struct indexer x = {im, NULL, 0};
+	pthread_t thread;
+	bool threaded = false;
 	struct store_meta m;
 	struct store_author rec = {0};
 	MDB_val key, val;
@@ -306,14 +372,29 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 	uint32_t qi;
 	int rc;
 
-	if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0)
+	if ((ix = index_new((uint32_t)im->nquotes)) == NULL)
+		return errno;
+	if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0) {
+		index_free(ix);
 		return rc;
+	}
+	/* Indexing the words is as much work as writing the quotes, and
+	 * needs nothing from it: a thread does it meanwhile. The authors'
+	 * folded names are this thread's (index_add_author() touches
+	 * nothing the other does). */
+	x.ix = ix;
+	threaded = pthread_create(&thread, NULL, index_all, &x) == 0;
 	if ((rc = mdb_dbi_open(txn, STORE_DB_META, MDB_CREATE, &meta)) ||
 	    (rc = mdb_dbi_open(txn, STORE_DB_AUTHORS, MDB_CREATE, &authors)) ||
 	    (rc = mdb_dbi_open(txn, STORE_DB_BYINDEX,
 	    MDB_CREATE | MDB_INTEGERKEY, &byindex)) ||
 	    (rc = mdb_dbi_open(txn, STORE_DB_QUOTES,
-	    MDB_CREATE | MDB_INTEGERKEY, &quotes)))
+	    MDB_CREATE | MDB_INTEGERKEY, &quotes)) ||
+	    (rc = mdb_dbi_open(txn, STORE_DB_WORDS, MDB_CREATE, &words)) ||
+	    (rc = mdb_dbi_open(txn, STORE_DB_TAGS, MDB_CREATE, &tags)) ||
+	    (rc = mdb_dbi_open(txn, STORE_DB_FOLDED, MDB_CREATE, &folded)) ||
+	    (rc = mdb_dbi_open(txn, STORE_DB_LENGTHS,
+	    MDB_CREATE | MDB_INTEGERKEY, &lengths)))
 		goto fail;
 
 	*nauthors = 0;
@@ -323,7 +404,7 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 
 		if (i > 0 && !same_author(q, q - 1)) {
 			if ((rc = put_author(txn, authors, byindex, q - 1,
-			    &rec)) != 0)
+			    &rec, ix)) != 0)
 				goto fail;
 			rec.index++;
 			rec.first = (uint32_t)i;
@@ -331,6 +412,10 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 			(*nauthors)++;
 		}
 		rec.count++;
+		if (!threaded && index_quote(im, ix, (uint32_t)i) != 0) {
+			rc = errno;
+			goto fail;
+		}
 
 		/* The parser NUL-terminated both strings in place. */
 		reply.quote = (char *)q->text;
@@ -345,9 +430,17 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 		quotes__quote_reply__pack(&reply, val.mv_data);
 	}
 	if ((rc = put_author(txn, authors, byindex, &im->quotes[i - 1],
-	    &rec)) != 0)
+	    &rec, ix)) != 0)
 		goto fail;
 	(*nauthors)++;
+	if (threaded) {
+		pthread_join(thread, NULL);
+		threaded = false;
+		if ((rc = x.err) != 0)
+			goto fail;
+	}
+	if ((rc = index_write(ix, txn, words, tags, folded, lengths)) != 0)
+		goto fail;
 
 	memset(&m, 0, sizeof(m));
 	memcpy(m.magic, STORE_MAGIC, sizeof(STORE_MAGIC));
@@ -356,8 +449,14 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 	m.nauthors = *nauthors;
 	m.created = (uint64_t)time(NULL);
 	/* Read back from this transaction: the sum is of what was written. */
-	if ((rc = store_checksum(txn, authors, byindex, quotes,
-	    &m.checksum)) != 0)
+	summed[0] = authors;
+	summed[1] = byindex;
+	summed[2] = quotes;
+	summed[3] = words;
+	summed[4] = tags;
+	summed[5] = folded;
+	summed[6] = lengths;
+	if ((rc = store_checksum(txn, summed, &m.checksum)) != 0)
 		goto fail;
 	key.mv_size = sizeof(STORE_META_KEY) - 1;
 	key.mv_data = (void *)STORE_META_KEY;
@@ -365,8 +464,12 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 	val.mv_data = &m;
 	if ((rc = mdb_put(txn, meta, &key, &val, 0)) != 0)
 		goto fail;
+	index_free(ix);
 	return mdb_txn_commit(txn);
 fail:
+	if (threaded)
+		pthread_join(thread, NULL);
+	index_free(ix);
 	mdb_txn_abort(txn);
 	return rc;
 }
@@ -539,9 +642,11 @@ write_output(struct import *im, const char *out, uint64_t *nauthors,
 	for (size_t i = 0; i < im->nquotes; i++)
 		bytes += im->quotes[i].textlen + 2 * im->quotes[i].authorlen +
 		    64;
+	/* Room for the records twice over and the indexes; the map is
+	 * address space, not memory. */
 	if ((rc = mdb_env_create(&env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(env, STORE_MAXDBS)) != 0 ||
-	    (rc = mdb_env_set_mapsize(env, 2 * bytes + (64 << 20))) != 0 ||
+	    (rc = mdb_env_set_mapsize(env, 4 * bytes + (64 << 20))) != 0 ||
 	    (rc = mdb_env_open(env, tmp_path,
 	    MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC, 0644)) != 0)
 		goto fail_rc;
@@ -584,9 +689,59 @@ fail_rc:
 	return -1;
 }
 
+/*
+ * A fortune file's own tag: its name without directory or extension
+ * ("wisdom.u8" is "wisdom"), when that is a valid tag name.
+ */
+static void
+default_tag(const char *path, char *tag)
+{
+	const char *base = strrchr(path, '/'), *dot;
+	size_t len;
+
+	base = base != NULL ? base + 1 : path;
+	dot = strchr(base, '.');
+	len = dot != NULL ? (size_t)(dot - base) : strlen(base);
+	tag[0] = '\0';
+	if (strcmp(path, "-") != 0 && words_tag_valid(base, len)) {
+		memcpy(tag, base, len);
+		tag[len] = '\0';
+	}
+}
+
+static int
+add_input(struct import *im, const char *path)
+{
+	struct input *n;
+
+	if ((n = realloc(im->inputs, (im->ninputs + 1) * sizeof(*n))) ==
+	    NULL)
+		return -1;
+	im->inputs = n;
+	n = &im->inputs[im->ninputs++];
+	n->path = path;
+	n->ntags = im->ntags;
+	n->deftag[0] = '\0';
+	return 0;
+}
+
+static int
+add_tag(struct import *im, const char *name)
+{
+	const char **n;
+
+	if ((n = realloc(im->tags, (im->ntags + 1) * sizeof(*n))) == NULL)
+		return -1;
+	im->tags = n;
+	im->tags[im->ntags++] = name;
+	return 0;
+}
+
 static void
 free_import(struct import *im)
 {
+	free(im->inputs);
+	free(im->tags);
 	free(im->quotes);
 	for (size_t i = 0; i < im->nbuffers; i++)
 		free(im->buffers[i]);
@@ -601,6 +756,7 @@ main(int argc, char *argv[])
 	    {"format", required_argument, NULL, 'f'},
 	    {"skip-invalid", no_argument, NULL, 'S'},
 	    {"quiet", no_argument, NULL, 'q'},
+	    {"tag", required_argument, NULL, 'T'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
@@ -611,8 +767,31 @@ main(int argc, char *argv[])
 
 	clock_gettime(CLOCK_MONOTONIC, &im.start);
 	im.progress = isatty(STDERR_FILENO);
-	while ((ch = getopt_long(argc, argv, "o:f:qh", longopts, NULL)) != -1) {
+	/* "-": inputs come in order among the options, since a --tag
+	 * applies to the inputs after it. */
+	while ((ch = getopt_long(argc, argv, "-o:f:qh", longopts, NULL)) !=
+	    -1) {
 		switch (ch) {
+		case 1:
+			if (add_input(&im, optarg) != 0) {
+				fprintf(stderr, PROG ": %s\n", strerror(errno));
+				goto done;
+			}
+			break;
+		case 'T':
+			if (!words_tag_valid(optarg, strlen(optarg))) {
+				fprintf(stderr, PROG ": --tag '%s': a tag is "
+				    "1 to %d bytes of a-z, 0-9 and '-'\n",
+				    optarg, WORDS_MAX_TAG);
+				usage(stderr);
+				free_import(&im);
+				return 2;
+			}
+			if (add_tag(&im, optarg) != 0) {
+				fprintf(stderr, PROG ": %s\n", strerror(errno));
+				goto done;
+			}
+			break;
 		case 'o':
 			out = optarg;
 			break;
@@ -625,6 +804,7 @@ main(int argc, char *argv[])
 				fprintf(stderr, PROG ": unknown format '%s'\n",
 				    optarg);
 				usage(stderr);
+				free_import(&im);
 				return 2;
 			}
 			break;
@@ -636,29 +816,33 @@ main(int argc, char *argv[])
 			break;
 		case 'V':
 			printf(PROG " %s\n", QUOTERD_VERSION);
+			free_import(&im);
 			return 0;
 		case 'h':
 			usage(stdout);
+			free_import(&im);
 			return 0;
 		default:
 			usage(stderr);
+			free_import(&im);
 			return 2;
 		}
 	}
-	if (optind == argc) {
-		fprintf(stderr, PROG ": no input files\n");
+	if (im.ninputs == 0 || *out == '\0') {
+		fprintf(stderr, PROG ": %s\n", im.ninputs == 0 ?
+		    "no input files" : "empty output path");
 		usage(stderr);
-		return 2;
-	}
-	if (*out == '\0') {
-		fprintf(stderr, PROG ": empty output path\n");
-		usage(stderr);
+		free_import(&im);
 		return 2;
 	}
 
-	for (int i = optind; i < argc; i++)
-		if (read_input(&im, argv[i]) != 0)
+	for (size_t i = 0; i < im.ninputs; i++) {
+		if (im.format == PARSE_FORTUNE)
+			default_tag(im.inputs[i].path, im.inputs[i].deftag);
+		im.fileno = (uint32_t)i;
+		if (read_input(&im, im.inputs[i].path) != 0)
 			goto done;
+	}
 	if (im.progress && !im.quiet && elapsed(&im) >= 1.0)
 		fputc('\n', stderr);
 	if (im.bad > MAX_REPORTED)

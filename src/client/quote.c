@@ -1,8 +1,11 @@
 /*
  * quote: asks a quoterd server for quotes and prints them as the original
- * article's client does, `quote ~ author`, one a line; or, with
- * --list-authors, every author the server knows, one a line. Any failure
- * is one line naming the server and the gRPC status, and exit status 1.
+ * article's client does, `quote ~ author`, one a line, optionally
+ * filtered (--min, --max, --search, --tag, --exact); or every quote
+ * matching the filters (--search pages through SearchQuotes); or the
+ * quote of the day (--today); or, with --list-authors or --list-tags,
+ * every author or tag the server knows, one a line. Any failure is one
+ * line naming the server and the gRPC status, and exit status 1.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -26,6 +29,20 @@
 
 #define GETQUOTE "/quotes.Quoter/GetQuote"
 #define LISTAUTHORS "/quotes.Quoter/ListAuthors"
+#define SEARCHQUOTES "/quotes.Quoter/SearchQuotes"
+#define LISTTAGS "/quotes.Quoter/ListTags"
+#define QUOTEOFTHEDAY "/quotes.Quoter/GetQuoteOfTheDay"
+#define MAX_TAGS 16
+
+/* What to ask for. */
+struct filters {
+	const char *author;
+	unsigned long min, max;
+	const char *search; /* NULL: no --search */
+	char *tags[MAX_TAGS];
+	size_t ntags;
+	int exact;
+};
 
 static const char *const status_names[] = {"OK", "CANCELLED", "UNKNOWN",
     "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
@@ -45,7 +62,11 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: quote [-s HOST:PORT|unix:PATH] [-a AUTHOR] "
 		   "[-n COUNT] [-t SECONDS]\n"
-		   "             [--list-authors] [--tls-ca FILE "
+		   "             [--min N] [--max N] [--search WORDS] "
+		   "[--tag TAG]... [--exact]\n"
+		   "             [--today [YYYY-MM-DD]] [--list-authors] "
+		   "[--list-tags]\n"
+		   "             [--tls-ca FILE "
 		   "[--tls-cert FILE --tls-key FILE]]\n"
 		   "             [--version] [--help]\n"
 		   "  -s  server (default localhost:5050; unix:PATH for a "
@@ -53,7 +74,17 @@ usage(FILE *f)
 		   "  -a  author (default: any)\n"
 		   "  -n  number of quotes (default 3)\n"
 		   "  -t  deadline of each call in seconds (default 5)\n"
+		   "  --min, --max    quotes of at least, at most N "
+		   "characters\n"
+		   "  --search WORDS  every quote holding all these words "
+		   "(with the other filters)\n"
+		   "  --tag TAG       quotes carrying TAG (repeatable)\n"
+		   "  --exact         -a must match exactly; no random author\n"
+		   "  --today         the quote of the day (of DATE), with -a "
+		   "and --tag\n"
 		   "  --list-authors  print every author the server knows\n"
+		   "  --list-tags     print every tag and its number of "
+		   "quotes\n"
 		   "  --tls-ca        use TLS, trusting these CAs (PEM)\n"
 		   "  --tls-cert, --tls-key  client certificate and key "
 		   "(PEM)\n"
@@ -189,14 +220,19 @@ decode(struct client *c, grpc_byte_buffer *reply,
 }
 
 static int
-get_quotes(struct client *c, const char *author, long count)
+get_quotes(struct client *c, const struct filters *f, long count)
 {
 	Quotes__QuoteRequest req = QUOTES__QUOTE_REQUEST__INIT;
 	Quotes__QuoteReply *msg;
 	grpc_byte_buffer *reply;
 
-	if (author != NULL)
-		req.author = (char *)author;
+	if (f->author != NULL)
+		req.author = (char *)f->author;
+	req.min_length = (uint32_t)f->min;
+	req.max_length = (uint32_t)f->max;
+	req.n_tags = f->ntags;
+	req.tags = (char **)f->tags;
+	req.exact = f->exact;
 	for (long i = 0; i < count; i++) {
 		if ((reply = call(c, GETQUOTE, &req.base)) == NULL)
 			return 1;
@@ -208,6 +244,119 @@ get_quotes(struct client *c, const char *author, long count)
 		quotes__quote_reply__free_unpacked(msg, NULL);
 	}
 	return 0;
+}
+
+static int
+print_quote(const Quotes__QuoteReply *q)
+{
+	printf("%s ~ %s\n", q->quote, q->author);
+	return 0;
+}
+
+static int
+search_quotes(struct client *c, const struct filters *f)
+{
+	Quotes__SearchQuotesRequest req = QUOTES__SEARCH_QUOTES_REQUEST__INIT;
+	Quotes__SearchQuotesReply *msg;
+	grpc_byte_buffer *reply;
+	char *token = NULL;
+	int status = 0;
+
+	if (f->author != NULL)
+		req.author = (char *)f->author;
+	req.query = (char *)f->search;
+	req.min_length = (uint32_t)f->min;
+	req.max_length = (uint32_t)f->max;
+	req.n_tags = f->ntags;
+	req.tags = (char **)f->tags;
+	req.page_size = 1000;
+	do {
+		req.page_token = token != NULL ? token : "";
+		if ((reply = call(c, SEARCHQUOTES, &req.base)) == NULL ||
+		    (msg = (Quotes__SearchQuotesReply *)decode(c, reply,
+			 &quotes__search_quotes_reply__descriptor)) == NULL) {
+			status = 1;
+			break;
+		}
+		for (size_t i = 0; i < msg->n_quotes; i++)
+			print_quote(msg->quotes[i]);
+		free(token);
+		token = *msg->next_page_token ? strdup(msg->next_page_token)
+					      : NULL;
+		quotes__search_quotes_reply__free_unpacked(msg, NULL);
+	} while (token != NULL);
+	free(token);
+	return status;
+}
+
+static int
+quote_of_the_day(struct client *c, const struct filters *f, const char *date)
+{
+	Quotes__QuoteOfTheDayRequest req = QUOTES__QUOTE_OF_THE_DAY_REQUEST__INIT;
+	Quotes__QuoteReply *msg;
+	grpc_byte_buffer *reply;
+
+	if (date != NULL)
+		req.date = (char *)date;
+	if (f->author != NULL)
+		req.author = (char *)f->author;
+	req.n_tags = f->ntags;
+	req.tags = (char **)f->tags;
+	if ((reply = call(c, QUOTEOFTHEDAY, &req.base)) == NULL ||
+	    (msg = (Quotes__QuoteReply *)decode(c, reply,
+		&quotes__quote_reply__descriptor)) == NULL)
+		return 1;
+	print_quote(msg);
+	quotes__quote_reply__free_unpacked(msg, NULL);
+	return 0;
+}
+
+static int
+list_tags(struct client *c)
+{
+	Quotes__ListTagsRequest req = QUOTES__LIST_TAGS_REQUEST__INIT;
+	Quotes__ListTagsReply *msg;
+	grpc_byte_buffer *reply;
+	char *token = NULL;
+	int status = 0;
+
+	req.page_size = 1000;
+	do {
+		req.page_token = token != NULL ? token : "";
+		if ((reply = call(c, LISTTAGS, &req.base)) == NULL ||
+		    (msg = (Quotes__ListTagsReply *)decode(c, reply,
+			 &quotes__list_tags_reply__descriptor)) == NULL) {
+			status = 1;
+			break;
+		}
+		for (size_t i = 0; i < msg->n_tags; i++)
+			printf("%s %u\n", msg->tags[i]->name,
+			    msg->tags[i]->quotes);
+		free(token);
+		token = *msg->next_page_token ? strdup(msg->next_page_token)
+					      : NULL;
+		quotes__list_tags_reply__free_unpacked(msg, NULL);
+	} while (token != NULL);
+	free(token);
+	return status;
+}
+
+/* A length bound: 1..UINT32_MAX; exits 2 otherwise. */
+static unsigned long
+parse_length(const char *flag, const char *arg)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (errno || *end || end == arg || *arg == '-' || v < 1 ||
+	    v > UINT32_MAX) {
+		fprintf(stderr, "quote: %s: '%s' is not 1..%u\n", flag, arg,
+		    UINT32_MAX);
+		exit(2);
+	}
+	return v;
 }
 
 static int
@@ -242,9 +391,18 @@ list_authors(struct client *c)
 int
 main(int argc, char *argv[])
 {
-	enum { OPT_LIST = 256, OPT_CA, OPT_CERT, OPT_KEY, OPT_VERSION };
+	enum { OPT_LIST = 256, OPT_CA, OPT_CERT, OPT_KEY, OPT_VERSION,
+		OPT_MIN, OPT_MAX, OPT_SEARCH, OPT_TAG, OPT_EXACT, OPT_TODAY,
+		OPT_LIST_TAGS };
 	static const struct option longopts[] = {
 	    {"list-authors", no_argument, NULL, OPT_LIST},
+	    {"list-tags", no_argument, NULL, OPT_LIST_TAGS},
+	    {"min", required_argument, NULL, OPT_MIN},
+	    {"max", required_argument, NULL, OPT_MAX},
+	    {"search", required_argument, NULL, OPT_SEARCH},
+	    {"tag", required_argument, NULL, OPT_TAG},
+	    {"exact", no_argument, NULL, OPT_EXACT},
+	    {"today", optional_argument, NULL, OPT_TODAY},
 	    {"tls-ca", required_argument, NULL, OPT_CA},
 	    {"tls-cert", required_argument, NULL, OPT_CERT},
 	    {"tls-key", required_argument, NULL, OPT_KEY},
@@ -252,12 +410,13 @@ main(int argc, char *argv[])
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
 	struct client c = {"localhost:5050", 5, NULL, NULL};
-	const char *author = NULL, *ca = NULL, *cert = NULL, *key = NULL;
+	const char *ca = NULL, *cert = NULL, *key = NULL, *date = NULL;
+	struct filters f = {0};
 	grpc_ssl_pem_key_cert_pair pair;
 	grpc_channel_credentials *creds;
 	char *end, *pems[3] = {NULL, NULL, NULL};
 	long count = 3;
-	int opt, list = 0, status;
+	int opt, list = 0, list_tag = 0, today = 0, status;
 
 	while ((opt = getopt_long(argc, argv, "s:a:n:t:h", longopts, NULL)) !=
 	    -1) {
@@ -266,7 +425,38 @@ main(int argc, char *argv[])
 			c.server = optarg;
 			break;
 		case 'a':
-			author = optarg;
+			f.author = optarg;
+			break;
+		case OPT_MIN:
+			f.min = parse_length("--min", optarg);
+			break;
+		case OPT_MAX:
+			f.max = parse_length("--max", optarg);
+			break;
+		case OPT_SEARCH:
+			f.search = optarg;
+			break;
+		case OPT_TAG:
+			if (f.ntags == MAX_TAGS) {
+				fprintf(stderr, "quote: --tag: at most %d\n",
+				    MAX_TAGS);
+				return 2;
+			}
+			f.tags[f.ntags++] = optarg;
+			break;
+		case OPT_EXACT:
+			f.exact = 1;
+			break;
+		case OPT_TODAY:
+			today = 1;
+			/* "--today DATE" as well as "--today=DATE". */
+			if (optarg == NULL && optind < argc &&
+			    argv[optind][0] >= '0' && argv[optind][0] <= '9')
+				optarg = argv[optind++];
+			date = optarg;
+			break;
+		case OPT_LIST_TAGS:
+			list_tag = 1;
 			break;
 		case 'n':
 			errno = 0;
@@ -319,6 +509,16 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
+	if (list + list_tag + today + (f.search != NULL) > 1) {
+		fprintf(stderr, "quote: --search, --today, --list-authors and "
+				"--list-tags go one at a time\n");
+		usage(stderr);
+		return 2;
+	}
+	if (f.min > 0 && f.max > 0 && f.min > f.max) {
+		fprintf(stderr, "quote: --min is more than --max\n");
+		return 2;
+	}
 	if ((cert == NULL) != (key == NULL) || (cert != NULL && ca == NULL)) {
 		fprintf(stderr, "quote: %s\n", ca == NULL
 		    ? "a client certificate needs --tls-ca"
@@ -344,7 +544,16 @@ main(int argc, char *argv[])
 	grpc_channel_credentials_release(creds);
 	c.cq = grpc_completion_queue_create_for_pluck(NULL);
 
-	status = list ? list_authors(&c) : get_quotes(&c, author, count);
+	if (list)
+		status = list_authors(&c);
+	else if (list_tag)
+		status = list_tags(&c);
+	else if (today)
+		status = quote_of_the_day(&c, &f, date);
+	else if (f.search != NULL)
+		status = search_quotes(&c, &f);
+	else
+		status = get_quotes(&c, &f, count);
 
 	grpc_channel_destroy(c.channel);
 	grpc_completion_queue_shutdown(c.cq);

@@ -35,6 +35,9 @@ static const char *const method_names[METRICS_METHODS] = {
 	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
     [METRICS_REFLECTION_ALPHA] =
 	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    [METRICS_SEARCH_QUOTES] = "/quotes.Quoter/SearchQuotes",
+    [METRICS_LIST_TAGS] = "/quotes.Quoter/ListTags",
+    [METRICS_QUOTE_OF_THE_DAY] = "/quotes.Quoter/GetQuoteOfTheDay",
     /* A client names unknown methods: never a label of its choosing. */
     [METRICS_OTHER] = "other"};
 

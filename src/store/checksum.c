@@ -40,18 +40,17 @@ sum_db(MDB_txn *txn, MDB_dbi dbi, XXH3_state_t *st)
 }
 
 int
-store_checksum(MDB_txn *txn, MDB_dbi authors, MDB_dbi byindex,
-    MDB_dbi quotes, uint64_t *sum)
+store_checksum(MDB_txn *txn, const MDB_dbi *dbis, uint64_t *sum)
 {
 	XXH3_state_t *st;
-	int rc;
+	int rc = 0;
 
 	if ((st = XXH3_createState()) == NULL)
 		return ENOMEM;
 	XXH3_64bits_reset(st);
-	if ((rc = sum_db(txn, authors, st)) == 0 &&
-	    (rc = sum_db(txn, byindex, st)) == 0 &&
-	    (rc = sum_db(txn, quotes, st)) == 0)
+	for (int i = 0; i < STORE_NSUMMED && rc == 0; i++)
+		rc = sum_db(txn, dbis[i], st);
+	if (rc == 0)
 		*sum = XXH3_64bits_digest(st);
 	XXH3_freeState(st);
 	return rc;

@@ -8,11 +8,14 @@
 #include <lmdb.h>
 #include <stdint.h>
 
+/* The databases summed, in the order store_format.h gives. */
+#define STORE_NSUMMED 7
+
 /*
- * Reads authors, byindex and quotes in key order through txn and sets
- * *sum. Returns 0 or an LMDB or errno code.
+ * Reads the databases dbis[0..STORE_NSUMMED) (authors, byindex, quotes,
+ * words, tags, folded, lengths) in key order through txn and sets *sum.
+ * Returns 0 or an LMDB or errno code.
  */
-int store_checksum(MDB_txn *txn, MDB_dbi authors, MDB_dbi byindex,
-    MDB_dbi quotes, uint64_t *sum);
+int store_checksum(MDB_txn *txn, const MDB_dbi *dbis, uint64_t *sum);
 
 #endif

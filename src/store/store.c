@@ -37,6 +37,8 @@ store_strerror(int err)
 		return "record lies outside the file";
 	case STORE_ECHECKSUM:
 		return "database content does not match its checksum";
+	case STORE_ENOMATCH:
+		return "no quote matches";
 	case MDB_INVALID:
 		return "not an LMDB file";
 	default:
@@ -119,6 +121,15 @@ check_meta(struct store *s, uint64_t file_size)
 		return rc;
 	if (n != m.nquotes)
 		return STORE_ECORRUPT;
+	if ((rc = open_dbi(s->txn, STORE_DB_WORDS, 0, &s->words, &n)) != 0 ||
+	    (rc = open_dbi(s->txn, STORE_DB_TAGS, 0, &s->tags, &n)) != 0 ||
+	    (rc = open_dbi(s->txn, STORE_DB_FOLDED, 0, &s->folded, &n)) != 0)
+		return rc;
+	if ((rc = open_dbi(s->txn, STORE_DB_LENGTHS, MDB_INTEGERKEY,
+	    &s->lengths, &n)) != 0)
+		return rc;
+	if (n != 2)
+		return STORE_ECORRUPT;
 	s->nquotes = m.nquotes;
 	s->nauthors = m.nauthors;
 	s->checksum = m.checksum;
@@ -185,6 +196,27 @@ find_map(struct store *s, int fd)
 	return 0;
 }
 
+/* The two length arrays, which picks read directly. */
+static int
+find_lengths(struct store *s)
+{
+	const unsigned char **at[2] = {&s->bylength, &s->sorted};
+	uint32_t k;
+	MDB_val key = {sizeof(k), &k}, val;
+	int rc;
+
+	for (k = 0; k < 2; k++) {
+		if ((rc = mdb_get(s->txn, s->lengths, &key, &val)) != 0)
+			return rc == MDB_NOTFOUND ? STORE_ECORRUPT : rc;
+		if (!store_inside(s, val.mv_data, val.mv_size))
+			return STORE_EBOUNDS;
+		if (val.mv_size != s->nquotes * sizeof(uint32_t))
+			return STORE_ECORRUPT;
+		*at[k] = val.mv_data;
+	}
+	return 0;
+}
+
 int
 store_open(const char *path, struct store **out)
 {
@@ -237,6 +269,8 @@ store_open(const char *path, struct store **out)
 	if ((rc = check_meta(s, s->size)) != 0)
 		goto fail;
 	if ((rc = find_map(s, fd)) != 0)
+		goto fail;
+	if ((rc = find_lengths(s)) != 0)
 		goto fail;
 	*out = s;
 	return 0;

@@ -16,6 +16,12 @@ struct store {
 	MDB_dbi authors;
 	MDB_dbi byindex;
 	MDB_dbi quotes;
+	MDB_dbi words;
+	MDB_dbi tags;
+	MDB_dbi folded;
+	MDB_dbi lengths;
+	const unsigned char *bylength; /* uint32 length a quote, by index */
+	const unsigned char *sorted;   /* uint32 indexes by (length, index) */
 	uint64_t nquotes;
 	uint64_t nauthors;
 	uint64_t size;	   /* of the file */

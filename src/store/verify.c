@@ -17,13 +17,16 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <xxhash.h>
 
 #include "checksum.h"
 #include "lmdb_layout.h"
+#include "postings.h"
 #include "quote_service.pb-c.h"
 #include "store_format.h"
 #include "store_impl.h"
 #include "utf8.h"
+#include "words.h"
 
 typedef unsigned long long ull; /* for printf */
 
@@ -33,6 +36,12 @@ struct verify {
 	uint64_t npages; /* pages the meta says are in use */
 	uint32_t psize;
 	unsigned char *seen; /* a bit a page: reached once already */
+	/* The indexes as the quotes and authors say they must be, summed
+	 * over (term, index) pairs, and as the indexes hold them. */
+	uint64_t want_words, got_words, want_folded, got_folded;
+	uint64_t term;	     /* the hash of the term being walked */
+	uint64_t *hashes;    /* a quote's word hashes */
+	size_t nhashes;
 	char *why;
 	size_t whylen;
 };
@@ -42,6 +51,7 @@ struct tree {
 	const char *name;
 	bool intkey;
 	bool main; /* the main database: values are named databases */
+	bool empty_ok;
 	unsigned depth;
 	uint64_t entries, branch, leaf, overflow;
 	const unsigned char *prev; /* the last leaf key so far */
@@ -56,11 +66,16 @@ struct tree {
 static const struct {
 	const char *name;
 	bool intkey;
+	bool empty_ok; /* no tags at all, quotes without a word */
 } named[STORE_MAXDBS] = {
-    {STORE_DB_AUTHORS, false},
-    {STORE_DB_BYINDEX, true},
-    {STORE_DB_META, false},
-    {STORE_DB_QUOTES, true},
+    {STORE_DB_AUTHORS, false, false},
+    {STORE_DB_BYINDEX, true, false},
+    {STORE_DB_FOLDED, false, false},
+    {STORE_DB_LENGTHS, true, false},
+    {STORE_DB_META, false, false},
+    {STORE_DB_QUOTES, true, false},
+    {STORE_DB_TAGS, false, true},
+    {STORE_DB_WORDS, false, true},
 };
 
 static int fail(struct verify *v, int rc, const char *fmt, ...)
@@ -332,9 +347,17 @@ walk_tree(struct verify *v, struct tree *t, const unsigned char *db,
 
 	t->depth = lmdb_u16(db + LMDB_DB_DEPTH);
 	if (flags != want_flags)
-		return fail(v, STORE_ECORRUPT,
-		    "%s: database flags %#x, not %#x", t->name, flags,
-		    want_flags);
+		return fail(v, STORE_ECORRUPT, "%s: database flags %#x, not %#x",
+		    t->name, flags, want_flags);
+	if (root == LMDB_P_INVALID && t->empty_ok) {
+		if (t->depth != 0 || lmdb_u64(db + LMDB_DB_ENTRIES) != 0 ||
+		    lmdb_u64(db + LMDB_DB_BRANCH) != 0 ||
+		    lmdb_u64(db + LMDB_DB_LEAF) != 0 ||
+		    lmdb_u64(db + LMDB_DB_OVERFLOW) != 0)
+			return fail(v, STORE_ECORRUPT,
+			    "%s: an empty database with pages", t->name);
+		return 0;
+	}
 	if (root == LMDB_P_INVALID)
 		return fail(v, t->main ? STORE_EBADMAGIC : STORE_EEMPTY,
 		    "%s: the database is empty", t->name);
@@ -425,7 +448,7 @@ check_pages(struct verify *v)
 		    t.depth);
 	for (unsigned k = 0; k < STORE_MAXDBS; k++) {
 		struct tree sub = {.name = named[k].name,
-		    .intkey = named[k].intkey};
+		    .intkey = named[k].intkey, .empty_ok = named[k].empty_ok};
 
 		if (!(t.found & (1u << k)))
 			return fail(v, STORE_EBADMAGIC,
@@ -450,6 +473,186 @@ good_text(const void *p, size_t len, size_t max)
 	    utf8_valid(p, len);
 }
 
+/* A (term, index) pair, summed over an index's pairs. */
+static uint64_t
+pair_hash(uint64_t term, uint32_t index)
+{
+	uint64_t x = term + ((uint64_t)index + 1) * 0x9e3779b97f4a7c15ULL;
+
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static int
+compare_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Quote index's length and the words the word index must give it. */
+static int
+index_quote(struct verify *v, struct store *s, uint32_t index,
+    const char *text)
+{
+	char folded[WORDS_FOLD_ROOM(WORDS_MAX_WORD)];
+	size_t len = strlen(text), pos = 0, start, wlen, flen, n = 0;
+	uint32_t want;
+
+	memcpy(&want, s->bylength + (size_t)index * 4, 4);
+	if (words_length(text, len) != want)
+		return fail(v, STORE_ECORRUPT,
+		    "lengths: quote %u: length %u, not %u", index, want,
+		    words_length(text, len));
+	while (words_next(text, len, &pos, &start, &wlen)) {
+		if (wlen > WORDS_MAX_WORD)
+			continue;
+		flen = words_fold(text + start, wlen, folded, sizeof(folded));
+		if (flen > 0 && n < v->nhashes)
+			v->hashes[n++] = XXH3_64bits(folded, flen);
+	}
+	/* Each word once, however often the quote has it. A quote has a
+	 * few dozen words: insertion sort, unless it has many more. */
+	if (n > 64) {
+		qsort(v->hashes, n, sizeof(*v->hashes), compare_u64);
+	} else {
+		for (size_t i = 1; i < n; i++) {
+			uint64_t x = v->hashes[i];
+			size_t j = i;
+
+			for (; j > 0 && v->hashes[j - 1] > x; j--)
+				v->hashes[j] = v->hashes[j - 1];
+			v->hashes[j] = x;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || v->hashes[i] != v->hashes[i - 1])
+			v->want_words += pair_hash(v->hashes[i], index);
+	return 0;
+}
+
+static void
+add_word(void *arg, uint32_t index)
+{
+	struct verify *v = arg;
+
+	v->got_words += pair_hash(v->term, index);
+}
+
+static void
+add_folded(void *arg, uint32_t index)
+{
+	struct verify *v = arg;
+
+	v->got_folded += pair_hash(v->term, index);
+}
+
+static void
+add_nothing(void *arg, uint32_t index)
+{
+	(void)arg;
+	(void)index;
+}
+
+/*
+ * Walks one index: every key well-formed, every posting list exact.
+ * what names it in messages.
+ */
+static int
+check_index(struct verify *v, struct store *s, MDB_dbi dbi,
+    const char *what, uint32_t limit, void (*fn)(void *, uint32_t))
+{
+	char folded[LMDB_MAX_KEYSIZE + 1];
+	MDB_cursor *cur;
+	MDB_val key, val;
+	uint64_t n = 0;
+	int rc;
+
+	if ((rc = mdb_cursor_open(s->txn, dbi, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT), n++) {
+		bool good;
+
+		if (fn == add_nothing)
+			good = words_tag_valid(key.mv_data, key.mv_size);
+		else if (fn == add_word)
+			good = good_text(key.mv_data, key.mv_size,
+			    WORDS_FOLD_ROOM(WORDS_MAX_WORD)) &&
+			    words_fold(key.mv_data, key.mv_size, folded,
+			    sizeof(folded)) == key.mv_size &&
+			    memcmp(folded, key.mv_data, key.mv_size) == 0;
+		else
+			good = good_text(key.mv_data, key.mv_size,
+			    LMDB_MAX_KEYSIZE) &&
+			    words_fold_name(key.mv_data, key.mv_size, folded,
+			    LMDB_MAX_KEYSIZE) == key.mv_size &&
+			    memcmp(folded, key.mv_data, key.mv_size) == 0;
+		if (!good) {
+			rc = fail(v, STORE_ECORRUPT, "%s: key %llu is not one "
+			    "the importer writes", what, (ull)n);
+			break;
+		}
+		v->term = XXH3_64bits(key.mv_data, key.mv_size);
+		if (postings_check(val.mv_data, val.mv_size, limit, fn,
+		    v) != 0) {
+			rc = fail(v, STORE_ECORRUPT, "%s: key %llu: a bad "
+			    "posting list", what, (ull)n);
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* The length-sorted index: every quote once, by (length, index). */
+static int
+check_sorted(struct verify *v, struct store *s)
+{
+	uint32_t prev = 0, plen = 0, q, len;
+
+	for (uint64_t i = 0; i < s->nquotes; i++) {
+		memcpy(&q, s->sorted + i * 4, 4);
+		if (q >= s->nquotes)
+			return fail(v, STORE_ECORRUPT,
+			    "lengths: entry %llu: quote %u of %llu", (ull)i, q,
+			    (ull)s->nquotes);
+		memcpy(&len, s->bylength + (size_t)q * 4, 4);
+		/* Strictly ascending pairs of nquotes entries below
+		 * nquotes: a permutation. */
+		if (i > 0 && (len < plen || (len == plen && q <= prev)))
+			return fail(v, STORE_ECORRUPT,
+			    "lengths: entry %llu is out of order", (ull)i);
+		prev = q;
+		plen = len;
+	}
+	return 0;
+}
+
+static int
+check_indexes(struct verify *v, struct store *s)
+{
+	int rc;
+
+	if ((rc = check_sorted(v, s)) != 0 ||
+	    (rc = check_index(v, s, s->words, "words", (uint32_t)s->nquotes,
+	    add_word)) != 0 ||
+	    (rc = check_index(v, s, s->tags, "tags", (uint32_t)s->nquotes,
+	    add_nothing)) != 0 ||
+	    (rc = check_index(v, s, s->folded, "folded",
+	    (uint32_t)s->nauthors, add_folded)) != 0)
+		return rc;
+	if (v->got_words != v->want_words)
+		return fail(v, STORE_ECORRUPT,
+		    "words: the index is not the quotes' words");
+	if (v->got_folded != v->want_folded)
+		return fail(v, STORE_ECORRUPT,
+		    "folded: the index is not the authors' names");
+	return 0;
+}
+
 /* The author at the authors cursor, and its twin in byindex. */
 static int
 check_author(struct verify *v, struct store *s, uint32_t index,
@@ -459,9 +662,17 @@ check_author(struct verify *v, struct store *s, uint32_t index,
 	struct store_author b;
 	MDB_val again;
 
+	char folded[LMDB_MAX_KEYSIZE + 1];
+	size_t flen;
+
 	if (!good_text(name->mv_data, name->mv_size, STORE_MAX_AUTHOR))
 		return fail(v, STORE_ECORRUPT,
 		    "authors: author %u: a bad name", index);
+	/* In the folded index unless its folding is too long a key. */
+	flen = words_fold_name(name->mv_data, name->mv_size, folded,
+	    LMDB_MAX_KEYSIZE);
+	if (flen > 0)
+		v->want_folded += pair_hash(XXH3_64bits(folded, flen), index);
 	if (rec->mv_size != sizeof(*a))
 		return fail(v, STORE_ECORRUPT,
 		    "authors: author %u: a record of %zu bytes", index,
@@ -529,6 +740,8 @@ check_quote(struct verify *v, struct store *s, uint32_t index,
 		rc = fail(v, STORE_ECORRUPT,
 		    "quotes: quote %u is not encoded as the importer does",
 		    index);
+	else
+		rc = index_quote(v, s, index, r->quote);
 	free(packed);
 	quotes__quote_reply__free_unpacked(r, NULL);
 	return rc;
@@ -544,6 +757,7 @@ check_records(struct verify *v, struct store *s)
 {
 	MDB_cursor *ca = NULL, *cb = NULL, *cq = NULL;
 	MDB_val name, rec, key2, rec2, qkey, qval;
+	MDB_dbi summed[STORE_NSUMMED];
 	struct store_author a = {0};
 	uint32_t first = 0, qi = 0;
 	uint64_t sum;
@@ -585,8 +799,16 @@ check_records(struct verify *v, struct store *s)
 		    (ull)s->nquotes);
 		goto done;
 	}
-	if ((rc = store_checksum(s->txn, s->authors, s->byindex, s->quotes,
-	    &sum)) != 0)
+	if ((rc = check_indexes(v, s)) != 0)
+		goto done;
+	summed[0] = s->authors;
+	summed[1] = s->byindex;
+	summed[2] = s->quotes;
+	summed[3] = s->words;
+	summed[4] = s->tags;
+	summed[5] = s->folded;
+	summed[6] = s->lengths;
+	if ((rc = store_checksum(s->txn, summed, &sum)) != 0)
 		goto done;
 	/* Anyone can compute the sum, so it guards against damage, not
 	 * against a crafted file: fuzzing goes past it to what is served
@@ -644,6 +866,13 @@ store_verify(int fd, struct store_info *info, char *why, size_t whylen)
 		rc = fail(&v, STORE_ECORRUPT, "the file changed size");
 		goto done;
 	}
+	/* A quote of STORE_MAX_QUOTE bytes has at most half as many
+	 * words. */
+	v.nhashes = STORE_MAX_QUOTE / 2 + 1;
+	if ((v.hashes = malloc(v.nhashes * sizeof(*v.hashes))) == NULL) {
+		rc = fail(&v, errno, "%s", strerror(errno));
+		goto done;
+	}
 	if ((rc = check_records(&v, s)) != 0)
 		goto done;
 	info->nquotes = s->nquotes;
@@ -654,6 +883,7 @@ done:
 	if (rc != 0 && whylen > 0 && why[0] == '\0')
 		fail(&v, rc, "%s", store_strerror(rc));
 	store_close(s);
+	free(v.hashes);
 	free(v.seen);
 	if (map != MAP_FAILED)
 		munmap(map, (size_t)v.size);

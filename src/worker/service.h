@@ -36,6 +36,12 @@ grpc_status_code service_get_quote(const struct request_ctx *ctx,
     grpc_byte_buffer *request, grpc_byte_buffer **reply, const char **why);
 grpc_status_code service_list_authors(const struct request_ctx *ctx,
     grpc_byte_buffer *request, grpc_byte_buffer **reply, const char **why);
+grpc_status_code service_search_quotes(const struct request_ctx *ctx,
+    grpc_byte_buffer *request, grpc_byte_buffer **reply, const char **why);
+grpc_status_code service_list_tags(const struct request_ctx *ctx,
+    grpc_byte_buffer *request, grpc_byte_buffer **reply, const char **why);
+grpc_status_code service_quote_of_the_day(const struct request_ctx *ctx,
+    grpc_byte_buffer *request, grpc_byte_buffer **reply, const char **why);
 /*
  * grpc.health.v1.Health: decodes the request and tells whether the
  * service it names is ours ("" or "quotes.Quoter").

@@ -89,6 +89,9 @@ enum slot_kind {
 	SLOT_WATCH,
 	SLOT_REFLECTION,
 	SLOT_REFLECTION_ALPHA,
+	SLOT_SEARCH_QUOTES,
+	SLOT_LIST_TAGS,
+	SLOT_QUOTE_OF_THE_DAY,
 	SLOT_UNKNOWN, /* any other method: UNIMPLEMENTED */
 	SLOT_KINDS
 };
@@ -119,6 +122,14 @@ static const struct method {
 			       "ServerReflectionInfo",
 	GRPC_SRM_PAYLOAD_NONE, 1, MAX_REFLECTION_STREAMS,
 	METRICS_REFLECTION_ALPHA},
+    [SLOT_SEARCH_QUOTES] = {"/quotes.Quoter/SearchQuotes",
+	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 4,
+	METRICS_SEARCH_QUOTES},
+    [SLOT_LIST_TAGS] = {"/quotes.Quoter/ListTags",
+	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 4, METRICS_LIST_TAGS},
+    [SLOT_QUOTE_OF_THE_DAY] = {"/quotes.Quoter/GetQuoteOfTheDay",
+	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 4,
+	METRICS_QUOTE_OF_THE_DAY},
     [SLOT_UNKNOWN] = {NULL, GRPC_SRM_PAYLOAD_NONE, 0, 8, METRICS_OTHER},
 };
 
@@ -716,6 +727,17 @@ start_call(struct loop *t, struct slot *s)
 		break;
 	case SLOT_LIST_AUTHORS:
 		status = service_list_authors(&ctx, s->request, &s->reply,
+		    &why);
+		break;
+	case SLOT_SEARCH_QUOTES:
+		status = service_search_quotes(&ctx, s->request, &s->reply,
+		    &why);
+		break;
+	case SLOT_LIST_TAGS:
+		status = service_list_tags(&ctx, s->request, &s->reply, &why);
+		break;
+	case SLOT_QUOTE_OF_THE_DAY:
+		status = service_quote_of_the_day(&ctx, s->request, &s->reply,
 		    &why);
 		break;
 	case SLOT_CHECK:

@@ -2,7 +2,9 @@
  * A database file of arbitrary bytes: store_verify() must refuse it or
  * accept it without crashing, and whatever it accepts must open and serve
  * picks and author pages without error, every reply a QuoteReply by the
- * author asked for. The input becomes a file in memory (memfd).
+ * author asked for, and filtered picks, searches, quotes of the day and
+ * tag pages without any error but "no match". The input becomes a file
+ * in memory (memfd).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -59,6 +61,61 @@ pick(struct store *s, const char *author, size_t len, bool known,
 	quotes__quote_reply__free_unpacked(reply, NULL);
 }
 
+static int
+count_tag(void *arg, const char *name, size_t len, uint32_t count)
+{
+	(void)arg;
+	if (len == 0 || count == 0 || name == NULL)
+		abort();
+	return 0;
+}
+
+static int
+take_quote(void *arg, const struct store_quote *q)
+{
+	(void)arg;
+	if (q->len == 0)
+		abort();
+	return 0;
+}
+
+/* The filters of format 3: a match or none, never an error. */
+static void
+filter(struct store *s, struct rng *r)
+{
+	static const char *const words[] = {"time", "the", "quote", "0"};
+	struct store_filter f;
+	struct store_quote q;
+	uint64_t total;
+	uint32_t next = 0;
+	int more, rc;
+
+	memset(&f, 0, sizeof(f));
+	if (store_tags(s, NULL, 0, 5, count_tag, NULL, &more) != 0)
+		abort();
+	for (size_t i = 0; i < 4; i++) {
+		f.words[0].p = words[i];
+		f.words[0].len = strlen(words[i]);
+		f.nwords = 1;
+		f.min_length = (uint32_t)i * 10;
+		f.max_length = i == 3 ? 0 : 40 + (uint32_t)i * 20;
+		rc = store_pick_filtered(s, &f, r, &q);
+		if (rc != 0 && rc != STORE_ENOMATCH)
+			abort();
+		rc = store_daily(s, &f, 20000 + (int64_t)i, &q);
+		if (rc != 0 && rc != STORE_ENOMATCH)
+			abort();
+		for (int page = 0; page < 3 && next != UINT32_MAX; page++)
+			if (store_search(s, &f, next, 2, take_quote, NULL,
+			    &next, &total) != 0)
+				abort();
+		next = 0;
+	}
+	rc = store_find_author(s, "NOBODY  at all", 14, 0, &f);
+	if (rc != 0 && rc != STORE_ENOMATCH)
+		abort();
+}
+
 static void
 serve(int fd, const uint8_t *data, size_t size)
 {
@@ -87,6 +144,7 @@ serve(int fd, const uint8_t *data, size_t size)
 		pick(s, "", 0, false, &r);
 		pick(s, "nobody at all", 13, false, &r);
 	}
+	filter(s, &r);
 	store_close(s);
 }
 

@@ -294,7 +294,17 @@ def test_reflection_files_and_symbols(served, hr, version):
         assert methods == {
             "GetQuote": (".quotes.QuoteRequest", ".quotes.QuoteReply"),
             "ListAuthors": (".quotes.ListAuthorsRequest",
-                            ".quotes.ListAuthorsReply")}
+                            ".quotes.ListAuthorsReply"),
+            "SearchQuotes": (".quotes.SearchQuotesRequest",
+                             ".quotes.SearchQuotesReply"),
+            "ListTags": (".quotes.ListTagsRequest", ".quotes.ListTagsReply"),
+            "GetQuoteOfTheDay": (".quotes.QuoteOfTheDayRequest",
+                                 ".quotes.QuoteReply")}
+        # The new filter fields are served too (issue #15).
+        [req] = [m for m in f.message_type if m.name == "QuoteRequest"]
+        assert {(x.name, x.number) for x in req.field} == {
+            ("author", 1), ("min_length", 2), ("max_length", 3),
+            ("query", 4), ("tags", 5), ("exact", 6)}
     health = files_of(resps[4])[0]
     assert health.package == "grpc.health.v1"
     assert [s.name for s in health.service] == ["Health"]

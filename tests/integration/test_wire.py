@@ -33,8 +33,18 @@ def test_known_author_always_answered(served, corpus, pb, author):
     assert len(seen) > 1 or len(corpus.authors[author]) == 1
 
 
-@pytest.mark.parametrize("author", ["", "Nobody At All", "søren kierkegaard",
-                                    "Søren"])
+def test_author_matches_folded(served, corpus, pb):
+    # Issue #15: no exact match, but one after case folding and white
+    # space collapsing, is that author.
+    pb2, pb2_grpc = pb
+    with channel(served.addr) as ch:
+        stub = pb2_grpc.QuoterStub(ch)
+        for name in ("søren kierkegaard", "SØREN   KIERKEGAARD "):
+            r = stub.GetQuote(pb2.QuoteRequest(author=name), timeout=5)
+            assert r.author == "Søren Kierkegaard"
+
+
+@pytest.mark.parametrize("author", ["", "Nobody At All", "Søren"])
 def test_unknown_author_gets_random_authors(served, corpus, pb, author):
     pb2, pb2_grpc = pb
     authors = collections.Counter()
