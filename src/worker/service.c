@@ -120,7 +120,8 @@ service_read_body(grpc_byte_buffer *request, size_t max, grpc_slice *body,
 	return GRPC_STATUS_OK;
 }
 
-/* The decoded request, or NULL with *status and *why saying why not. */
+/* The decoded request and GRPC_STATUS_OK in *status, or NULL with *status
+ * and *why saying why not. */
 static ProtobufCMessage *
 decode(const struct request_ctx *ctx, grpc_byte_buffer *request,
     const ProtobufCMessageDescriptor *desc, grpc_status_code *status,
@@ -146,6 +147,8 @@ decode(const struct request_ctx *ctx, grpc_byte_buffer *request,
 		*why = wire_strerror(wr);
 	else if (msg == NULL)
 		*why = "request does not decode";
+	else
+		*status = GRPC_STATUS_OK;
 	return msg;
 }
 

@@ -535,7 +535,8 @@ add_status(struct slot *s, grpc_op *op, grpc_status_code status,
 {
 	s->status_details = status == GRPC_STATUS_OK
 	    ? grpc_empty_slice()
-	    : grpc_slice_from_static_string(why);
+	    /* A reason is always given; a missing one must not crash. */
+	    : grpc_slice_from_static_string(why != NULL ? why : "failed");
 	op->op = GRPC_OP_SEND_STATUS_FROM_SERVER;
 	op->data.send_status_from_server.status = status;
 	op->data.send_status_from_server.status_details = &s->status_details;
