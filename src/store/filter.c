@@ -162,19 +162,22 @@ matcher_open(struct matcher *m, const struct store *s,
 	if (f->nauthors > 0)
 		constraints++;
 
+	/* Any constraint drives rather than all quotes, even one that
+	 * every quote meets: alone, it is then picked from directly. */
 	m->drive = DRIVE_ALL;
 	m->size = s->nquotes;
-	if (f->nauthors > 0 && authors < m->size) {
+	if (f->nauthors > 0) {
 		m->drive = DRIVE_AUTHORS;
 		m->size = authors;
 	}
 	for (size_t i = 0; i < m->nlists; i++)
-		if (m->lists[i].count < m->size) {
+		if (m->drive == DRIVE_ALL || m->lists[i].count < m->size) {
 			m->drive = DRIVE_LIST;
 			m->list = i;
 			m->size = m->lists[i].count;
 		}
-	if (!ordered && m->lengths && m->hi - m->lo < m->size) {
+	if (!ordered && m->lengths &&
+	    (m->drive == DRIVE_ALL || m->hi - m->lo < m->size)) {
 		m->drive = DRIVE_LENGTH;
 		m->size = m->hi - m->lo;
 		m->at = m->lo;
