@@ -57,7 +57,7 @@ def test_miniature_run(tmp_path, binaries):
                         "--threads", "1", "--conns", "2", "--streams", "2",
                         # callgrind cannot run a sanitizer build, and takes
                         # minutes: measured by make bench, not here.
-                        "--no-metrics-cost", "--out", str(out)], capture_output=True, text=True,
+                        "--no-callgrind", "--out", str(out)], capture_output=True, text=True,
                        timeout=300, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "| 1 | 1 |" in out.read_text()
