@@ -597,7 +597,7 @@ store_tags(const struct store *s, const char *after, size_t afterlen,
     void *arg, int *more)
 {
 	MDB_cursor *cur;
-	MDB_val key = {afterlen, (void *)after}, val;
+	MDB_val key, val;
 	struct postings pl;
 	size_t n = 0;
 	int rc;
@@ -605,14 +605,7 @@ store_tags(const struct store *s, const char *after, size_t afterlen,
 	*more = 0;
 	if ((rc = mdb_cursor_open(s->txn, s->tags, &cur)) != 0)
 		return rc;
-	if (afterlen > 0) {
-		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-		if (rc == 0 && key.mv_size == afterlen &&
-		    memcmp(key.mv_data, after, afterlen) == 0)
-			rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
-	} else {
-		rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-	}
+	rc = store_cursor_after(cur, after, afterlen, &key, &val);
 	for (; rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		if (n == max) {
 			*more = 1;

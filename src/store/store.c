@@ -380,27 +380,37 @@ store_pick(const struct store *s, const char *author, size_t len,
 }
 
 int
+store_cursor_after(MDB_cursor *cur, const char *after, size_t afterlen,
+    MDB_val *key, MDB_val *val)
+{
+	int rc;
+
+	if (afterlen == 0)
+		return mdb_cursor_get(cur, key, val, MDB_FIRST);
+	/* The first key at or after the token; skip it if equal. */
+	key->mv_size = afterlen;
+	key->mv_data = (void *)after;
+	rc = mdb_cursor_get(cur, key, val, MDB_SET_RANGE);
+	if (rc == 0 && key->mv_size == afterlen &&
+	    memcmp(key->mv_data, after, afterlen) == 0)
+		rc = mdb_cursor_get(cur, key, val, MDB_NEXT);
+	return rc;
+}
+
+int
 store_authors(const struct store *s, const char *after, size_t afterlen,
     size_t max, int (*fn)(void *arg, const char *name, size_t len),
     void *arg, int *more)
 {
 	MDB_cursor *cur;
-	MDB_val key = {afterlen, (void *)after}, val;
+	MDB_val key, val;
 	size_t n = 0;
 	int rc;
 
 	*more = 0;
 	if ((rc = mdb_cursor_open(s->txn, s->authors, &cur)) != 0)
 		return rc;
-	if (afterlen > 0) {
-		/* The first name at or after the token; skip it if equal. */
-		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-		if (rc == 0 && key.mv_size == afterlen &&
-		    memcmp(key.mv_data, after, afterlen) == 0)
-			rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
-	} else {
-		rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-	}
+	rc = store_cursor_after(cur, after, afterlen, &key, &val);
 	for (; rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		if (n == max) {
 			*more = 1;

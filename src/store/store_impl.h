@@ -44,4 +44,12 @@ store_inside(const struct store *s, const void *p, size_t len)
 	return off <= s->limit && len <= s->limit - off;
 }
 
+/*
+ * Puts cur on the first key after after[0..afterlen), in key order (on
+ * the first key if afterlen is 0): where a paged listing goes on from
+ * its token. Returns mdb_cursor_get()'s code.
+ */
+int store_cursor_after(MDB_cursor *cur, const char *after, size_t afterlen,
+    MDB_val *key, MDB_val *val);
+
 #endif
