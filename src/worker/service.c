@@ -381,6 +381,36 @@ add_quote(void *arg, const struct store_quote *q)
 	return 0;
 }
 
+/* name[0..len) from the map as a C string: protobuf-c wants them
+ * NUL-terminated, and map bytes are not. */
+static char *
+map_string(const char *name, size_t len)
+{
+	char *copy;
+
+	if ((copy = malloc(len + 1)) == NULL)
+		return NULL;
+	memcpy(copy, name, len);
+	copy[len] = '\0';
+	return copy;
+}
+
+/* A request's page size: 0 asks for def, more than max gets max, and a
+ * negative one is INVALID_ARGUMENT. */
+static grpc_status_code
+page_size(int32_t asked, size_t def, size_t max, size_t *size,
+    const char **why)
+{
+	if (asked < 0) {
+		*why = "page_size is negative";
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	}
+	*size = asked == 0 ? def : (size_t)asked;
+	if (*size > max)
+		*size = max;
+	return GRPC_STATUS_OK;
+}
+
 grpc_status_code
 service_search_quotes(const struct request_ctx *ctx,
     grpc_byte_buffer *request, grpc_byte_buffer **reply, const char **why)
@@ -414,20 +444,14 @@ service_search_quotes(const struct request_ctx *ctx,
 	    req->max_length, req->tags, req->n_tags, &f, buf, &unknown, why);
 	if (status != GRPC_STATUS_OK)
 		goto done;
-	if (req->page_size < 0) {
-		*why = "page_size is negative";
-		status = GRPC_STATUS_INVALID_ARGUMENT;
+	if ((status = page_size(req->page_size, SEARCH_PAGE_DEFAULT,
+	    SEARCH_PAGE_MAX, &size, why)) != GRPC_STATUS_OK)
 		goto done;
-	}
 	if (token_parse(req, &from) != 0) {
 		*why = "page_token is not one this search gave";
 		status = GRPC_STATUS_INVALID_ARGUMENT;
 		goto done;
 	}
-	size = req->page_size == 0 ? SEARCH_PAGE_DEFAULT :
-	    (size_t)req->page_size;
-	if (size > SEARCH_PAGE_MAX)
-		size = SEARCH_PAGE_MAX;
 	/* An author named and not found matches nothing. */
 	if (!unknown && (rc = store_search(ctx->store, &f, from, size,
 	    add_quote, &page, &next, &total)) != 0) {
@@ -556,12 +580,10 @@ add_tag(void *arg, const char *name, size_t len, uint32_t count)
 	Quotes__TagCount *t = &page->tags[page->n];
 	char *copy;
 
-	if ((copy = malloc(len + 1)) == NULL) {
+	if ((copy = map_string(name, len)) == NULL) {
 		page->failed = 1;
 		return -1;
 	}
-	memcpy(copy, name, len);
-	copy[len] = '\0';
 	quotes__tag_count__init(t);
 	t->name = copy;
 	t->quotes = count;
@@ -584,14 +606,9 @@ service_list_tags(const struct request_ctx *ctx, grpc_byte_buffer *request,
 	    &quotes__list_tags_request__descriptor, &status, why);
 	if (req == NULL)
 		return status;
-	if (req->page_size < 0) {
-		*why = "page_size is negative";
-		status = GRPC_STATUS_INVALID_ARGUMENT;
+	if ((status = page_size(req->page_size, TAGS_PAGE_DEFAULT,
+	    TAGS_PAGE_MAX, &size, why)) != GRPC_STATUS_OK)
 		goto done;
-	}
-	size = req->page_size == 0 ? TAGS_PAGE_DEFAULT : (size_t)req->page_size;
-	if (size > TAGS_PAGE_MAX)
-		size = TAGS_PAGE_MAX;
 	if ((page.tags = calloc(size, sizeof(*page.tags))) == NULL ||
 	    (page.ptrs = calloc(size, sizeof(*page.ptrs))) == NULL) {
 		*why = "out of memory";
@@ -632,13 +649,10 @@ add_author(void *arg, const char *name, size_t len)
 	struct author_page *page = arg;
 	char *copy;
 
-	/* protobuf-c wants NUL-terminated strings; map bytes are not. */
-	if ((copy = malloc(len + 1)) == NULL) {
+	if ((copy = map_string(name, len)) == NULL) {
 		page->failed = 1;
 		return -1;
 	}
-	memcpy(copy, name, len);
-	copy[len] = '\0';
 	page->names[page->n++] = copy;
 	return 0;
 }
@@ -658,16 +672,9 @@ service_list_authors(const struct request_ctx *ctx, grpc_byte_buffer *request,
 	    &quotes__list_authors_request__descriptor, &status, why);
 	if (req == NULL)
 		return status;
-	status = GRPC_STATUS_OK;
-	if (req->page_size < 0) {
-		*why = "page_size is negative";
-		status = GRPC_STATUS_INVALID_ARGUMENT;
+	if ((status = page_size(req->page_size, AUTHORS_PAGE_DEFAULT,
+	    AUTHORS_PAGE_MAX, &size, why)) != GRPC_STATUS_OK)
 		goto done;
-	}
-	size = req->page_size == 0 ? AUTHORS_PAGE_DEFAULT
-				   : (size_t)req->page_size;
-	if (size > AUTHORS_PAGE_MAX)
-		size = AUTHORS_PAGE_MAX;
 	if ((page.names = calloc(size, sizeof(*page.names))) == NULL) {
 		*why = "out of memory";
 		status = GRPC_STATUS_RESOURCE_EXHAUSTED;
