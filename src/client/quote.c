@@ -253,14 +253,52 @@ print_quote(const Quotes__QuoteReply *q)
 	return 0;
 }
 
+/*
+ * Asks method for every page of a listing: sets *token for each request,
+ * shows each reply, and goes on while show() returns a next page token.
+ */
+static int
+page_through(struct client *c, const char *method, ProtobufCMessage *req,
+    char **token, const ProtobufCMessageDescriptor *desc,
+    const char *(*show)(const ProtobufCMessage *reply))
+{
+	ProtobufCMessage *msg;
+	grpc_byte_buffer *reply;
+	const char *next_token;
+	char *next = NULL;
+	int status = 0;
+
+	do {
+		*token = next != NULL ? next : "";
+		if ((reply = call(c, method, req)) == NULL ||
+		    (msg = decode(c, reply, desc)) == NULL) {
+			status = 1;
+			break;
+		}
+		next_token = show(msg);
+		free(next);
+		next = *next_token ? strdup(next_token) : NULL;
+		protobuf_c_message_free_unpacked(msg, NULL);
+	} while (next != NULL);
+	free(next);
+	return status;
+}
+
+static const char *
+show_quotes(const ProtobufCMessage *reply)
+{
+	const Quotes__SearchQuotesReply *msg =
+	    (const Quotes__SearchQuotesReply *)reply;
+
+	for (size_t i = 0; i < msg->n_quotes; i++)
+		print_quote(msg->quotes[i]);
+	return msg->next_page_token;
+}
+
 static int
 search_quotes(struct client *c, const struct filters *f)
 {
 	Quotes__SearchQuotesRequest req = QUOTES__SEARCH_QUOTES_REQUEST__INIT;
-	Quotes__SearchQuotesReply *msg;
-	grpc_byte_buffer *reply;
-	char *token = NULL;
-	int status = 0;
 
 	if (f->author != NULL)
 		req.author = (char *)f->author;
@@ -270,23 +308,8 @@ search_quotes(struct client *c, const struct filters *f)
 	req.n_tags = f->ntags;
 	req.tags = (char **)f->tags;
 	req.page_size = 1000;
-	do {
-		req.page_token = token != NULL ? token : "";
-		if ((reply = call(c, SEARCHQUOTES, &req.base)) == NULL ||
-		    (msg = (Quotes__SearchQuotesReply *)decode(c, reply,
-			 &quotes__search_quotes_reply__descriptor)) == NULL) {
-			status = 1;
-			break;
-		}
-		for (size_t i = 0; i < msg->n_quotes; i++)
-			print_quote(msg->quotes[i]);
-		free(token);
-		token = *msg->next_page_token ? strdup(msg->next_page_token)
-					      : NULL;
-		quotes__search_quotes_reply__free_unpacked(msg, NULL);
-	} while (token != NULL);
-	free(token);
-	return status;
+	return page_through(c, SEARCHQUOTES, &req.base, &req.page_token,
+	    &quotes__search_quotes_reply__descriptor, show_quotes);
 }
 
 static int
@@ -311,34 +334,24 @@ quote_of_the_day(struct client *c, const struct filters *f, const char *date)
 	return 0;
 }
 
+static const char *
+show_tags(const ProtobufCMessage *reply)
+{
+	const Quotes__ListTagsReply *msg = (const Quotes__ListTagsReply *)reply;
+
+	for (size_t i = 0; i < msg->n_tags; i++)
+		printf("%s %u\n", msg->tags[i]->name, msg->tags[i]->quotes);
+	return msg->next_page_token;
+}
+
 static int
 list_tags(struct client *c)
 {
 	Quotes__ListTagsRequest req = QUOTES__LIST_TAGS_REQUEST__INIT;
-	Quotes__ListTagsReply *msg;
-	grpc_byte_buffer *reply;
-	char *token = NULL;
-	int status = 0;
 
 	req.page_size = 1000;
-	do {
-		req.page_token = token != NULL ? token : "";
-		if ((reply = call(c, LISTTAGS, &req.base)) == NULL ||
-		    (msg = (Quotes__ListTagsReply *)decode(c, reply,
-			 &quotes__list_tags_reply__descriptor)) == NULL) {
-			status = 1;
-			break;
-		}
-		for (size_t i = 0; i < msg->n_tags; i++)
-			printf("%s %u\n", msg->tags[i]->name,
-			    msg->tags[i]->quotes);
-		free(token);
-		token = *msg->next_page_token ? strdup(msg->next_page_token)
-					      : NULL;
-		quotes__list_tags_reply__free_unpacked(msg, NULL);
-	} while (token != NULL);
-	free(token);
-	return status;
+	return page_through(c, LISTTAGS, &req.base, &req.page_token,
+	    &quotes__list_tags_reply__descriptor, show_tags);
 }
 
 /* A length bound: 1..UINT32_MAX; exits 2 otherwise. */
@@ -359,33 +372,25 @@ parse_length(const char *flag, const char *arg)
 	return v;
 }
 
+static const char *
+show_authors(const ProtobufCMessage *reply)
+{
+	const Quotes__ListAuthorsReply *msg =
+	    (const Quotes__ListAuthorsReply *)reply;
+
+	for (size_t i = 0; i < msg->n_authors; i++)
+		printf("%s\n", msg->authors[i]);
+	return msg->next_page_token;
+}
+
 static int
 list_authors(struct client *c)
 {
 	Quotes__ListAuthorsRequest req = QUOTES__LIST_AUTHORS_REQUEST__INIT;
-	Quotes__ListAuthorsReply *msg;
-	grpc_byte_buffer *reply;
-	char *token = NULL;
-	int status = 0;
 
 	req.page_size = 1000;
-	do {
-		req.page_token = token != NULL ? token : "";
-		if ((reply = call(c, LISTAUTHORS, &req.base)) == NULL ||
-		    (msg = (Quotes__ListAuthorsReply *)decode(c, reply,
-			 &quotes__list_authors_reply__descriptor)) == NULL) {
-			status = 1;
-			break;
-		}
-		for (size_t i = 0; i < msg->n_authors; i++)
-			printf("%s\n", msg->authors[i]);
-		free(token);
-		token = *msg->next_page_token ? strdup(msg->next_page_token)
-					      : NULL;
-		quotes__list_authors_reply__free_unpacked(msg, NULL);
-	} while (token != NULL);
-	free(token);
-	return status;
+	return page_through(c, LISTAUTHORS, &req.base, &req.page_token,
+	    &quotes__list_authors_reply__descriptor, show_authors);
 }
 
 int
