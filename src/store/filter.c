@@ -364,21 +364,6 @@ matcher_count(struct matcher *m, uint64_t *n)
 	return rc;
 }
 
-static int
-get_quote(const struct store *s, uint32_t q, struct store_quote *out)
-{
-	MDB_val key = {sizeof(q), &q}, val;
-	int rc;
-
-	if ((rc = mdb_get(s->txn, s->quotes, &key, &val)) != 0)
-		return rc == MDB_NOTFOUND ? STORE_ECORRUPT : rc;
-	if (!store_inside(s, val.mv_data, val.mv_size))
-		return STORE_EBOUNDS;
-	out->reply = val.mv_data;
-	out->len = val.mv_size;
-	return 0;
-}
-
 static bool
 filter_empty(const struct store_filter *f)
 {
@@ -392,18 +377,11 @@ author_range(const struct store *s, uint32_t index, uint32_t *first,
     uint32_t *count)
 {
 	struct store_author a;
-	MDB_val key = {sizeof(index), &index}, val;
+	MDB_val key = {sizeof(index), &index};
 	int rc;
 
-	if ((rc = mdb_get(s->txn, s->byindex, &key, &val)) != 0)
+	if ((rc = store_get_author(s, s->byindex, &key, &a)) != 0)
 		return rc == MDB_NOTFOUND ? STORE_ECORRUPT : rc;
-	if (!store_inside(s, val.mv_data, val.mv_size))
-		return STORE_EBOUNDS;
-	if (val.mv_size < sizeof(a))
-		return STORE_ECORRUPT;
-	memcpy(&a, val.mv_data, sizeof(a));
-	if (a.count == 0 || (uint64_t)a.first + a.count > s->nquotes)
-		return STORE_ECORRUPT;
 	*first = a.first;
 	*count = a.count;
 	return 0;
@@ -476,7 +454,7 @@ store_pick_filtered(const struct store *s, const struct store_filter *f,
 		/* The original rule over the authors found. */
 		c = (uint32_t)rng_below(r, f->nauthors);
 		q = f->first[c] + (uint32_t)rng_below(r, f->count[c]);
-		return get_quote(s, q, out);
+		return store_get_quote(s, q, out);
 	}
 	if ((rc = matcher_open(&m, s, f, false)) != 0)
 		return rc;
@@ -485,7 +463,7 @@ store_pick_filtered(const struct store *s, const struct store_filter *f,
 	if (m.alone) {
 		if ((rc = matcher_nth(&m, rng_below(r, m.size), &q)) != 0)
 			return rc;
-		return get_quote(s, q, out);
+		return store_get_quote(s, q, out);
 	}
 	matcher_start(&m, 0);
 	while ((rc = matcher_match(&m, &c)) == 1)
@@ -493,7 +471,7 @@ store_pick_filtered(const struct store *s, const struct store_filter *f,
 			q = c;
 	if (rc != 0)
 		return rc;
-	return seen == 0 ? STORE_ENOMATCH : get_quote(s, q, out);
+	return seen == 0 ? STORE_ENOMATCH : store_get_quote(s, q, out);
 }
 
 int
@@ -525,7 +503,7 @@ store_search(const struct store *s, const struct store_filter *f,
 			*next = q;
 			break;
 		}
-		if ((rc = get_quote(s, q, &out)) != 0)
+		if ((rc = store_get_quote(s, q, &out)) != 0)
 			return rc;
 		if (fn(arg, &out) != 0)
 			return 0;
@@ -581,12 +559,12 @@ store_daily(const struct store *s, const struct store_filter *f, int64_t day,
 	if (m.alone) {
 		if ((rc = matcher_nth(&m, k, &q)) != 0)
 			return rc;
-		return get_quote(s, q, out);
+		return store_get_quote(s, q, out);
 	}
 	matcher_start(&m, 0);
 	while ((rc = matcher_match(&m, &q)) == 1)
 		if (k-- == 0)
-			return get_quote(s, q, out);
+			return store_get_quote(s, q, out);
 	return rc < 0 ? rc : STORE_ECORRUPT;
 }
 

@@ -324,8 +324,8 @@ store_close(struct store *s)
 	free(s);
 }
 
-static int
-get_author(const struct store *s, MDB_dbi dbi, MDB_val *key,
+int
+store_get_author(const struct store *s, MDB_dbi dbi, MDB_val *key,
     struct store_author *a)
 {
 	MDB_val val;
@@ -349,14 +349,14 @@ store_pick(const struct store *s, const char *author, size_t len,
     struct rng *r, struct store_quote *out)
 {
 	struct store_author a;
-	MDB_val key, val;
+	MDB_val key;
 	uint32_t index;
 	int rc = MDB_NOTFOUND;
 
 	if (len > 0) {
 		key.mv_size = len;
 		key.mv_data = (void *)author;
-		rc = get_author(s, s->authors, &key, &a);
+		rc = store_get_author(s, s->authors, &key, &a);
 		if (rc != 0 && rc != MDB_NOTFOUND && rc != MDB_BAD_VALSIZE)
 			return rc;
 	}
@@ -364,12 +364,19 @@ store_pick(const struct store *s, const char *author, size_t len,
 		index = (uint32_t)rng_below(r, s->nauthors);
 		key.mv_size = sizeof(index);
 		key.mv_data = &index;
-		if ((rc = get_author(s, s->byindex, &key, &a)) != 0)
+		if ((rc = store_get_author(s, s->byindex, &key, &a)) != 0)
 			return rc == MDB_NOTFOUND ? STORE_ECORRUPT : rc;
 	}
-	index = a.first + (uint32_t)rng_below(r, a.count);
-	key.mv_size = sizeof(index);
-	key.mv_data = &index;
+	return store_get_quote(s, a.first + (uint32_t)rng_below(r, a.count),
+	    out);
+}
+
+int
+store_get_quote(const struct store *s, uint32_t q, struct store_quote *out)
+{
+	MDB_val key = {sizeof(q), &q}, val;
+	int rc;
+
 	if ((rc = mdb_get(s->txn, s->quotes, &key, &val)) != 0)
 		return rc == MDB_NOTFOUND ? STORE_ECORRUPT : rc;
 	if (!store_inside(s, val.mv_data, val.mv_size))

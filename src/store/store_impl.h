@@ -44,6 +44,19 @@ store_inside(const struct store *s, const void *p, size_t len)
 	return off <= s->limit && len <= s->limit - off;
 }
 
+struct store_author;
+struct store_quote;
+
+/* Quote q's reply, checked to lie inside the map. */
+int store_get_quote(const struct store *s, uint32_t q, struct store_quote *out);
+/*
+ * The author record under key in dbi (authors by name, or byindex),
+ * checked: inside the map, whole, a quote range inside the database.
+ * Returns LMDB's code (MDB_NOTFOUND) when there is none.
+ */
+int store_get_author(const struct store *s, MDB_dbi dbi, MDB_val *key,
+    struct store_author *a);
+
 /*
  * Puts cur on the first key after after[0..afterlen), in key order (on
  * the first key if afterlen is 0): where a paged listing goes on from
