@@ -46,6 +46,9 @@ DRAIN = 1            # drain_time of every host, seconds
 THREADS = 3          # load threads, one call in flight each
 RATE = 200           # calls per second per load thread, at most
 WAIT = 30            # bound of each wait on the fleet
+# An old nginx worker exits once its clients' streams pause long enough
+# for its GOAWAY: on a loaded machine that took over 30 s once.
+RELOAD_WAIT = 90
 # Calls the load makes between the steps of a procedure; more make the
 # figures printed (pytest -s) cover more calls, not the test stricter.
 CALLS = int(os.environ.get("QUOTERD_CLUSTER_CALLS", "300"))
@@ -197,7 +200,7 @@ class Nginx:
         old = self.workers()
         self.write(servers, down)
         os.kill(self.proc.pid, signal.SIGHUP)
-        wait_until(lambda: self._reloaded(old), WAIT,
+        wait_until(lambda: self._reloaded(old), RELOAD_WAIT,
                    lambda: f"old nginx workers {old} to exit (have "
                    f"{self.workers()}):\n{self.error_log()[-2000:]}")
 
