@@ -2,7 +2,7 @@
 # Installs the Debian packages quoterd builds, tests and runs with, when
 # any is missing. Used by `make deps`, which `make run`, `make test` and
 # `make cluster` call. By line: build, fuzz, metrics (promtool checks the
-# rules), tests; man pages, the Debian package and the systemd unit;
+# rules), tests (strace injects faults into workers); man pages, the Debian package and the systemd unit;
 # nginx, python3-yaml, curl and openssl for the scale-out tests and
 # scripts/cluster (openssl also makes the TLS tests' certificates).
 set -eu
@@ -11,7 +11,7 @@ protobuf-c-compiler protobuf-compiler liblmdb-dev lmdb-utils libcmocka-dev libss
 libxxhash-dev zlib1g-dev libutf8proc-dev
 clang libclang-rt-14-dev
 libmicrohttpd-dev prometheus
-python3 python3-grpcio python3-grpc-tools python3-pytest
+python3 python3-grpcio python3-grpc-tools python3-pytest strace
 git mandoc man-db lintian debhelper systemd
 nginx python3-yaml curl openssl"
 # bench/run.py runs h2load, gnuplot and valgrind (metrics on and off).

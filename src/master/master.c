@@ -410,6 +410,22 @@ describe_exit(int status, char *buf, size_t len)
 		snprintf(buf, len, "ended with wait status %#x", status);
 }
 
+/*
+ * --daemon: gives the waiting parent its one message, an empty one once
+ * the daemon serves or the reason it will not, so that whoever ran it
+ * reads why on the terminal instead of digging in a log.
+ */
+static void
+tell_parent(struct master *m, const char *why)
+{
+	if (m->notify_fd < 0)
+		return;
+	if (write(m->notify_fd, why, strlen(why) + (why[0] == '\0')) < 0)
+		log_warn("daemon parent");
+	close(m->notify_fd);
+	m->notify_fd = -1;
+}
+
 static void
 reap(struct master *m)
 {
@@ -461,8 +477,13 @@ reap(struct master *m)
 			continue;
 		}
 		if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_FATAL) {
-			log_errorx("worker %d (pid %ld) %s: it cannot serve, "
-				  "so quoterd stops", index, (long)pid, how);
+			char why[192];
+
+			snprintf(why, sizeof(why), "worker %d (pid %ld) %s: it "
+			    "cannot serve, so quoterd stops", index, (long)pid,
+			    how);
+			log_errorx("%s", why);
+			tell_parent(m, why);
 			begin_stop(m, STOP_GRACEFUL, 1);
 			continue;
 		}
@@ -570,12 +591,7 @@ announce(struct master *m)
 	log_info("serving %s with %d workers", m->config->listen, ready);
 	notify("READY=1\nSTATUS=serving %s with %d workers", m->config->listen,
 	    ready);
-	if (m->notify_fd >= 0) {
-		if (write(m->notify_fd, "", 1) < 0)
-			log_warn("daemon parent");
-		close(m->notify_fd);
-		m->notify_fd = -1;
-	}
+	tell_parent(m, "");
 }
 
 /*
@@ -1244,16 +1260,12 @@ master_run(const struct config *c, int detach,
 		if (m.notify_fd >= 0 && m.stopping == RUNNING) {
 			if (now >= m.start_deadline) {
 				char why[128];
-				int n;
 
-				n = snprintf(why, sizeof(why), "workers did not "
+				snprintf(why, sizeof(why), "workers did not "
 				    "start within %d s (see the log): stopping",
 				    c->start_timeout);
 				log_warnx("%s", why);
-				if (write(m.notify_fd, why, (size_t)n) < 0)
-					log_warn("daemon parent");
-				close(m.notify_fd);
-				m.notify_fd = -1;
+				tell_parent(&m, why);
 				begin_stop(&m, STOP_NOW, 1);
 			} else if (timeout < 0 ||
 			    m.start_deadline - now < timeout) {
