@@ -57,8 +57,8 @@ HEALTH_OBJ = $(call genobj,$(HEALTH_GEN))
 COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c \
 	src/common/handoff.c src/common/metrics.c src/common/tls.c \
 	src/common/scoreboard.c src/common/words.c
-STORE = src/store/store.c src/store/filter.c src/store/verify.c src/store/checksum.c \
-	src/store/postings.c
+STORE = src/store/store.c src/store/filter.c src/store/verify.c \
+	src/store/verify_pages.c src/store/checksum.c src/store/postings.c
 MASTER = src/master/main.c src/master/master.c src/master/check.c \
 	src/master/notify.c
 WORKER = src/worker/worker.c src/worker/db.c src/worker/service.c
