@@ -56,7 +56,7 @@ HEALTH_OBJ = $(call genobj,$(HEALTH_GEN))
 
 COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c \
 	src/common/handoff.c src/common/metrics.c src/common/tls.c \
-	src/common/scoreboard.c src/common/words.c
+	src/common/scoreboard.c src/common/words.c src/common/channel.c
 STORE = src/store/store.c src/store/filter.c src/store/verify.c \
 	src/store/verify_pages.c src/store/checksum.c src/store/postings.c
 MASTER = src/master/main.c src/master/master.c src/master/check.c \
@@ -81,7 +81,7 @@ UNIT_TESTS = $(BUILD)/tests/test_store $(BUILD)/tests/test_verify \
 	$(BUILD)/tests/test_config $(BUILD)/tests/test_reflection \
 	$(BUILD)/tests/test_metrics $(BUILD)/tests/test_wire \
 	$(BUILD)/tests/test_log $(BUILD)/tests/test_words \
-	$(BUILD)/tests/test_postings
+	$(BUILD)/tests/test_postings $(BUILD)/tests/test_channel
 
 .PHONY: all deps test unit-test integration-test fuzz-replay fuzz run bench \
 	clean format install uninstall deb cluster
@@ -128,6 +128,7 @@ $(BUILD)/tests/test_store: $(call obj,tests/test_store.c tests/testutil.c $(STOR
 $(BUILD)/tests/test_verify: $(call obj,tests/test_verify.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
 $(BUILD)/tests/test_utf8: $(call obj,tests/test_utf8.c src/common/utf8.c)
 $(BUILD)/tests/test_rng: $(call obj,tests/test_rng.c src/common/rng.c)
+$(BUILD)/tests/test_channel: $(call obj,tests/test_channel.c src/common/channel.c)
 $(BUILD)/tests/test_words: $(call obj,tests/test_words.c src/common/words.c)
 $(BUILD)/tests/test_postings: $(call obj,tests/test_postings.c src/store/postings.c \
 	src/common/rng.c)
