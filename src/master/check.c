@@ -1,10 +1,13 @@
 /*
  * The checker child (see check.h): forked from the master with the
- * candidate file's descriptor, it runs store_verify() and writes one
- * fixed-size verdict to a pipe before it leaves with _exit(). The master
- * believes a verdict only if it is whole and the child then exited 0.
+ * candidate file's descriptor, it runs store_verify() and sends one
+ * verdict over its channel (channel.h) before it leaves with _exit(). The
+ * master believes a verdict only if it is whole, of the verdict's size,
+ * and the child then exited 0.
  */
 #include "check.h"
+
+#include "channel.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,10 +25,13 @@
 
 struct check {
 	pid_t pid;
-	int rd;       /* the verdict pipe */
+	int ch;       /* the master's end of the checker's channel */
 	int reaped;   /* the master's reap collected the child */
 	int status;   /* its wait status, once reaped */
 };
+
+_Static_assert(sizeof(struct check_verdict) <= CHANNEL_BODY_MAX,
+    "a verdict is one channel message");
 
 static void
 verdict_fail(struct check_verdict *v, const char *fmt, ...)
@@ -43,7 +49,7 @@ verdict_fail(struct check_verdict *v, const char *fmt, ...)
 }
 
 static void __attribute__((noreturn))
-checker_main(int fd, int wr)
+checker_main(int fd, int ch)
 {
 	struct check_verdict v;
 	struct rlimit no_core = {0, 0};
@@ -63,7 +69,7 @@ checker_main(int fd, int wr)
 		v.ok = 1;
 	else if (v.why[0] == '\0')
 		snprintf(v.why, sizeof(v.why), "%s", store_strerror(rc));
-	if (write(wr, &v, sizeof(v)) != (ssize_t)sizeof(v))
+	if (channel_send(ch, CHAN_VERDICT, 0, &v, sizeof(v), -1) != 0)
 		_exit(1);
 	_exit(0);
 }
@@ -72,14 +78,14 @@ int
 check_start(int fd, struct check **out)
 {
 	struct check *c;
-	int p[2];
+	int p[2], rc;
 
 	*out = NULL;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return errno;
-	if (pipe2(p, O_CLOEXEC) != 0) {
+	if ((rc = channel_open(p)) != 0) {
 		free(c);
-		return errno;
+		return rc;
 	}
 	if ((c->pid = fork()) < 0) {
 		int err = errno;
@@ -94,7 +100,7 @@ check_start(int fd, struct check **out)
 		checker_main(fd, p[1]);
 	}
 	close(p[1]);
-	c->rd = p[0];
+	c->ch = p[0];
 	*out = c;
 	return 0;
 }
@@ -102,7 +108,7 @@ check_start(int fd, struct check **out)
 int
 check_fd(const struct check *c)
 {
-	return c->rd;
+	return c->ch;
 }
 
 pid_t
@@ -134,22 +140,21 @@ collect(struct check *c)
 void
 check_finish(struct check *c, struct check_verdict *v)
 {
-	struct check_verdict got;
-	ssize_t n;
+	struct channel_msg m;
+	int fd, rc;
 
-	do
-		n = read(c->rd, &got, sizeof(got));
-	while (n < 0 && errno == EINTR);
-	close(c->rd);
+	rc = channel_recv(c->ch, &m, &fd);
+	close(c->ch);
 	collect(c);
 	if (c->reaped && WIFSIGNALED(c->status))
 		verdict_fail(v, "the checker died of signal %d (%s)",
 		    WTERMSIG(c->status), strsignal(WTERMSIG(c->status)));
-	else if (n != (ssize_t)sizeof(got) || !c->reaped ||
+	else if (rc != 0 || m.type != CHAN_VERDICT ||
+	    m.len != sizeof(*v) || !c->reaped ||
 	    !WIFEXITED(c->status) || WEXITSTATUS(c->status) != 0)
 		verdict_fail(v, "the checker failed without a verdict");
 	else {
-		*v = got;
+		memcpy(v, m.body, sizeof(*v));
 		v->why[sizeof(v->why) - 1] = '\0';
 	}
 	free(c);
@@ -161,7 +166,7 @@ check_abort(struct check *c, struct check_verdict *v)
 	if (!c->reaped)
 		kill(c->pid, SIGKILL);
 	collect(c);
-	close(c->rd);
+	close(c->ch);
 	free(c);
 	verdict_fail(v, "the check took too long");
 }
@@ -180,7 +185,7 @@ check_run(int fd, int timeout_ms, struct check_verdict *v)
 		return;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	pfd.fd = c->rd;
+	pfd.fd = c->ch;
 	pfd.events = POLLIN;
 	for (;;) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
