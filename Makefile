@@ -59,7 +59,8 @@ COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c
 	src/common/scoreboard.c src/common/words.c
 STORE = src/store/store.c src/store/filter.c src/store/verify.c src/store/checksum.c \
 	src/store/postings.c
-MASTER = src/master/main.c src/master/master.c src/master/check.c \
+MASTER = src/master/main.c src/master/master.c src/master/proc.c \
+	src/master/swap.c src/master/accept.c src/master/daemon.c src/master/check.c \
 	src/master/notify.c
 WORKER = src/worker/worker.c src/worker/db.c src/worker/service.c
 METRICS = src/metrics/httpd.c src/metrics/exposition.c

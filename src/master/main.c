@@ -72,56 +72,16 @@ usage(FILE *f)
 	    "  -h, --help           print this help and exit\n");
 }
 
-/* Sends sig to the master named in the pidfile. */
+/* --signal's name for a signal; 0 for none. */
 static int
-send_signal(const struct config *c, const char *name)
+signal_number(const char *name)
 {
-	int sig, fd;
-	char buf[32];
-	ssize_t n;
-	long pid;
-
 	if (strcmp(name, "stop") == 0)
-		sig = SIGTERM;
-	else if (strcmp(name, "quit") == 0)
-		sig = SIGQUIT;
-	else if (strcmp(name, "reload") == 0)
-		sig = SIGHUP;
-	else {
-		fprintf(stderr, "quoterd: unknown signal '%s'\n", name);
-		usage(stderr);
-		return 2;
-	}
-	if (c->pidfile[0] == '\0') {
-		fprintf(stderr, "quoterd: --signal needs a pidfile "
-				"(--pidfile or the config file)\n");
-		return 1;
-	}
-	if ((fd = open(c->pidfile, O_RDONLY | O_CLOEXEC)) < 0) {
-		fprintf(stderr, "quoterd: %s: %s\n", c->pidfile,
-		    strerror(errno));
-		return 1;
-	}
-	/* The running master holds an exclusive lock on its pidfile. */
-	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-		fprintf(stderr, "quoterd: %s: no quoterd is running\n",
-		    c->pidfile);
-		close(fd);
-		return 1;
-	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	pid = strtol(buf, NULL, 10);
-	if (pid <= 1) {
-		fprintf(stderr, "quoterd: %s: no pid in file\n", c->pidfile);
-		return 1;
-	}
-	if (kill((pid_t)pid, sig) != 0) {
-		fprintf(stderr, "quoterd: pid %ld: %s\n", pid,
-		    strerror(errno));
-		return 1;
-	}
+		return SIGTERM;
+	if (strcmp(name, "quit") == 0)
+		return SIGQUIT;
+	if (strcmp(name, "reload") == 0)
+		return SIGHUP;
 	return 0;
 }
 
@@ -395,8 +355,22 @@ main(int argc, char *argv[])
 		}
 	}
 	log_setlevel(c.log_level);
-	if (signame != NULL)
-		return send_signal(&c, signame);
+	if (signame != NULL) {
+		int sig = signal_number(signame);
+
+		if (sig == 0) {
+			fprintf(stderr, "quoterd: unknown signal '%s'\n",
+			    signame);
+			usage(stderr);
+			return 2;
+		}
+		if (c.pidfile[0] == '\0') {
+			fprintf(stderr, "quoterd: --signal needs a pidfile "
+					"(--pidfile or the config file)\n");
+			return 1;
+		}
+		return pidfile_signal(c.pidfile, sig) == 0 ? 0 : 1;
+	}
 	/* Absolute, so that a reopen finds it wherever we then are. */
 	if (strcmp(c.log, "stderr") != 0 && strcmp(c.log, "syslog") != 0 &&
 	    absolute(c.log, sizeof(c.log)) != 0) {
