@@ -29,9 +29,9 @@ listener_open(struct master *m)
 	char err[256];
 
 	m->listen_fd = -1;
-	if (strncmp(c->listen, "unix:", 5) != 0)
+	if (c->listen_addr.kind != LISTEN_UNIX)
 		return 0;
-	if ((m->listen_fd = handoff_listen(c->listen + 5, c->unix_mode,
+	if ((m->listen_fd = handoff_listen(c->listen_addr.path, c->unix_mode,
 	    c->unix_gid, err, sizeof(err))) < 0) {
 		log_errorx("cannot listen on %s: %s", c->listen, err);
 		return -1;
@@ -47,7 +47,7 @@ listener_close(struct master *m)
 		return;
 	close(m->listen_fd);
 	m->listen_fd = -1;
-	unlink(m->config->listen + 5);
+	unlink(m->config->listen_addr.path);
 }
 
 /* Hands fd to the next ready worker in turn, if fresh only to one whose
@@ -112,7 +112,7 @@ listener_check_migrate_req(const struct config *c)
 	char value = '1';
 	int fd;
 
-	if (strncmp(c->listen, "unix:", 5) == 0 ||
+	if (c->listen_addr.kind != LISTEN_TCP ||
 	    (fd = open("/proc/sys/net/ipv4/tcp_migrate_req",
 		 O_RDONLY | O_CLOEXEC)) < 0)
 		return;
