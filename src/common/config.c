@@ -37,7 +37,7 @@ config_defaults(struct config *c)
 	c->max_connection_age_grace = 10;
 	c->unix_mode = 0660;
 	c->unix_gid = -1;
-	c->tls_fd = -1;
+	c->tls.fd = -1;
 	c->worker_timeout = 10;
 	c->start_timeout = 30;
 	c->reflection_idle_timeout = 60;
@@ -237,13 +237,13 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 		return set_string(c->log, sizeof(c->log), value, key, err,
 		    errlen);
 	if (strcmp(key, "tls_cert") == 0)
-		return set_string(c->tls_cert, sizeof(c->tls_cert), value, key,
+		return set_string(c->tls.cert, sizeof(c->tls.cert), value, key,
 		    err, errlen);
 	if (strcmp(key, "tls_key") == 0)
-		return set_string(c->tls_key, sizeof(c->tls_key), value, key,
+		return set_string(c->tls.key, sizeof(c->tls.key), value, key,
 		    err, errlen);
 	if (strcmp(key, "tls_client_ca") == 0)
-		return set_string(c->tls_client_ca, sizeof(c->tls_client_ca),
+		return set_string(c->tls.client_ca, sizeof(c->tls.client_ca),
 		    value, key, err, errlen);
 	if (strcmp(key, "database") == 0)
 		return set_string(c->database, sizeof(c->database), value, key,
@@ -449,12 +449,11 @@ read_pem(const char *key, const char *path, char *err, size_t errlen)
 int
 config_load_tls(struct config *c, char *err, size_t errlen)
 {
-	char why[256];
+	const struct tls_config *t = &c->tls;
 
-	if (c->tls_cert[0] == '\0' && c->tls_key[0] == '\0' &&
-	    c->tls_client_ca[0] == '\0')
+	if (t->cert[0] == '\0' && t->key[0] == '\0' && t->client_ca[0] == '\0')
 		return 0;
-	if (c->tls_cert[0] == '\0' || c->tls_key[0] == '\0') {
+	if (t->cert[0] == '\0' || t->key[0] == '\0') {
 		snprintf(err, errlen, "TLS needs both tls_cert and tls_key");
 		return -1;
 	}
@@ -463,34 +462,40 @@ config_load_tls(struct config *c, char *err, size_t errlen)
 		    "TLS is for TCP listeners, not %s", c->listen);
 		return -1;
 	}
-	if ((c->tls_cert_pem = read_pem("tls_cert", c->tls_cert, err,
+	return config_read_tls(&c->tls, err, errlen);
+}
+
+int
+config_read_tls(struct tls_config *t, char *err, size_t errlen)
+{
+	int rc;
+
+	if ((t->cert_pem = read_pem("tls_cert", t->cert, err,
 	    errlen)) == NULL ||
-	    (c->tls_key_pem = read_pem("tls_key", c->tls_key, err,
-	    errlen)) == NULL ||
-	    (c->tls_client_ca[0] != '\0' &&
-		(c->tls_client_ca_pem = read_pem("tls_client_ca",
-		c->tls_client_ca, err, errlen)) == NULL)) {
-		config_free_tls(c);
+	    (t->key_pem = read_pem("tls_key", t->key, err, errlen)) == NULL ||
+	    (t->client_ca[0] != '\0' &&
+		(t->client_ca_pem = read_pem("tls_client_ca", t->client_ca,
+		err, errlen)) == NULL)) {
+		config_free_tls(t);
 		return -1;
 	}
 	/* gRPC would only find a mismatch in each worker. */
-	if (tls_check_pair(c->tls_cert_pem, c->tls_key_pem, why,
-	    sizeof(why)) != 0) {
-		snprintf(err, errlen, "%s (%s, %s)", why, c->tls_cert,
-		    c->tls_key);
-		config_free_tls(c);
+	if ((rc = tls_check_pair(t->cert_pem, t->key_pem)) != 0) {
+		snprintf(err, errlen, "%s (%s, %s)", tls_strerror(rc), t->cert,
+		    t->key);
+		config_free_tls(t);
 		return -1;
 	}
 	return 0;
 }
 
 void
-config_free_tls(struct config *c)
+config_free_tls(struct tls_config *t)
 {
-	free(c->tls_cert_pem);
-	free(c->tls_key_pem);
-	free(c->tls_client_ca_pem);
-	c->tls_cert_pem = c->tls_key_pem = c->tls_client_ca_pem = NULL;
+	free(t->cert_pem);
+	free(t->key_pem);
+	free(t->client_ca_pem);
+	t->cert_pem = t->key_pem = t->client_ca_pem = NULL;
 }
 
 static int

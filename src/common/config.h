@@ -24,6 +24,22 @@ struct listen_addr {
 	char path[LISTEN_MAX - 5]; /* Unix: the socket file, after "unix:" */
 };
 
+/*
+ * TLS: PEM files; the listener speaks TLS only when both cert and key
+ * are set, and requires verified client certificates when client_ca is
+ * set too.
+ */
+struct tls_config {
+	char cert[CONFIG_PATH_MAX];
+	char key[CONFIG_PATH_MAX];
+	char client_ca[CONFIG_PATH_MAX];
+	/* Their contents, read by config_read_tls(); NULL when unset. */
+	char *cert_pem, *key_pem, *client_ca_pem;
+	/* The master's memory file of checked PEMs that workers read
+	 * (tls.h); -1 without TLS. */
+	int fd;
+};
+
 struct config {
 	/* HOST:PORT, [IPV6]:PORT or unix:PATH as written, for logs and for
 	 * gRPC's address string; and what it says. */
@@ -60,17 +76,7 @@ struct config {
 	int keepalive_time;
 	int keepalive_timeout;
 	int keepalive_min_ping_interval;
-	/* TLS: PEM files; the listener speaks TLS only when both cert and
-	 * key are set, and requires verified client certificates when
-	 * client_ca is set too. */
-	char tls_cert[CONFIG_PATH_MAX];
-	char tls_key[CONFIG_PATH_MAX];
-	char tls_client_ca[CONFIG_PATH_MAX];
-	/* Their contents, read by config_load_tls(); NULL when unset. */
-	char *tls_cert_pem, *tls_key_pem, *tls_client_ca_pem;
-	/* The master's memory file of checked PEMs that workers read
-	 * (tls.h); -1 without TLS. */
-	int tls_fd;
+	struct tls_config tls;
 };
 
 void config_defaults(struct config *c);
@@ -97,7 +103,12 @@ int config_absolute_paths(struct config *c, char *err, size_t errlen);
  * unreadable one fails before anything is forked; -1 with the reason.
  */
 int config_load_tls(struct config *c, char *err, size_t errlen);
-void config_free_tls(struct config *c);
+/*
+ * Reads t's PEM files and checks that the key matches the certificate;
+ * -1 with the reason. SIGHUP reads them again with it.
+ */
+int config_read_tls(struct tls_config *t, char *err, size_t errlen);
+void config_free_tls(struct tls_config *t);
 /* Number of workers to start: the setting, or the online CPU count. */
 int config_workers(const struct config *c);
 /*

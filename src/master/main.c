@@ -295,11 +295,11 @@ main(int argc, char *argv[])
 	/* Refuse a bad database now rather than in every worker; the
 	 * workers map the very file checked. */
 	if (open_database(&c, test, &start.db_fd, &start.db) != 0) {
-		config_free_tls(&c);
+		config_free_tls(&c.tls);
 		return 1;
 	}
 	if (test) {
-		config_free_tls(&c);
+		config_free_tls(&c.tls);
 		close(start.db_fd);
 		return 0;
 	}
@@ -308,7 +308,7 @@ main(int argc, char *argv[])
 	if (c.listen_addr.kind == LISTEN_TCP &&
 	    (rc = listen_probe(&c.listen_addr)) != 0) {
 		cannot_listen(c.listen, "", &c.listen_addr, rc);
-		config_free_tls(&c);
+		config_free_tls(&c.tls);
 		return 1;
 	}
 	/* The metrics process serves on this socket, made here so that a
@@ -317,21 +317,22 @@ main(int argc, char *argv[])
 	    (rc = listen_tcp(&c.metrics_addr, 64, &start.metrics_fd)) != 0) {
 		cannot_listen(c.metrics_listen, " (metrics)", &c.metrics_addr,
 		    rc);
-		config_free_tls(&c);
+		config_free_tls(&c.tls);
 		return 1;
 	}
 	if (daemonize && config_absolute_paths(&c, err, sizeof(err)) != 0) {
 		fprintf(stderr, "quoterd: %s\n", err);
-		config_free_tls(&c);
+		config_free_tls(&c.tls);
 		return 1;
 	}
-	if (c.tls_cert_pem != NULL &&
-	    tls_publish(&c, &c.tls_fd, err, sizeof(err)) != 0) {
-		fprintf(stderr, "quoterd: %s\n", err);
-		config_free_tls(&c);
+	if (c.tls.cert_pem != NULL &&
+	    (rc = tls_publish(&c.tls, &c.tls.fd)) != 0) {
+		fprintf(stderr, "quoterd: TLS memory file: %s\n",
+		    tls_strerror(rc));
+		config_free_tls(&c.tls);
 		return 1;
 	}
 	rc = master_run(&c, daemonize, &start);
-	config_free_tls(&c);
+	config_free_tls(&c.tls);
 	return rc;
 }
