@@ -1,7 +1,10 @@
 /*
- * quoterd's entry point: flags and config file, the checks that must pass
- * before anything is forked (--test stops after them), --signal, and then
- * the master.
+ * quoterd's entry point. Whatever can refuse a start is tried here,
+ * before anything is forked, so that the reason reaches the terminal that
+ * ran us rather than a worker's log: the flags and the config file, the
+ * database (read through by a checker child), the TLS files, the listen
+ * addresses. --test stops after them; --signal talks to a running master
+ * instead.
  */
 #include <errno.h>
 #include <fcntl.h>
