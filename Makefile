@@ -59,8 +59,9 @@ COMMON = src/common/log.c src/common/utf8.c src/common/rng.c src/common/config.c
 	src/common/scoreboard.c src/common/words.c src/common/channel.c
 STORE = src/store/store.c src/store/filter.c src/store/verify.c \
 	src/store/verify_pages.c src/store/checksum.c src/store/postings.c
-MASTER = src/master/main.c src/master/master.c src/master/check.c \
-	src/master/notify.c
+MASTER = src/master/main.c src/master/master.c src/master/proc.c \
+	src/master/swap.c src/master/accept.c src/master/daemon.c src/master/check.c \
+	src/master/listen.c src/master/notify.c
 WORKER = src/worker/worker.c src/worker/db.c src/worker/service.c
 METRICS = src/metrics/httpd.c src/metrics/exposition.c
 

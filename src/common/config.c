@@ -16,11 +16,14 @@
 
 #include "tls.h"
 
+static int parse_listen(const char *v, struct listen_addr *a);
+
 void
 config_defaults(struct config *c)
 {
 	memset(c, 0, sizeof(*c));
 	snprintf(c->listen, sizeof(c->listen), "0.0.0.0:5050");
+	parse_listen(c->listen, &c->listen_addr);
 	snprintf(c->database, sizeof(c->database),
 	    "/var/lib/quoterd/quotes.mdb");
 	c->workers = 0;
@@ -34,7 +37,7 @@ config_defaults(struct config *c)
 	c->max_connection_age_grace = 10;
 	c->unix_mode = 0660;
 	c->unix_gid = -1;
-	c->tls_fd = -1;
+	c->tls.fd = -1;
 	c->worker_timeout = 10;
 	c->start_timeout = 30;
 	c->reflection_idle_timeout = 60;
@@ -99,30 +102,42 @@ set_string(char *dst, size_t size, const char *value, const char *key,
 	return 0;
 }
 
-/* Accepts HOST:PORT, [IPV6]:PORT and unix:PATH. */
+/*
+ * Parses HOST:PORT, [IPV6]:PORT or unix:PATH; -1 if v is none of them. A
+ * value too long for a's buffers is cut short here and refused by
+ * set_string(), which allows no longer a text.
+ */
 static int
-check_listen(const char *v, char *err, size_t errlen)
+parse_listen(const char *v, struct listen_addr *a)
 {
-	const char *colon;
+	const char *colon, *host = v;
+	int hostlen;
 	long port;
 
+	memset(a, 0, sizeof(*a));
 	if (strncmp(v, "unix:", 5) == 0) {
 		if (v[5] == '\0')
-			goto bad;
+			return -1;
+		a->kind = LISTEN_UNIX;
+		snprintf(a->path, sizeof(a->path), "%s", v + 5);
 		return 0;
 	}
 	colon = strrchr(v, ':');
 	if (colon == NULL || colon == v)
-		goto bad;
+		return -1;
 	if (v[0] == '[' && colon[-1] != ']')
-		goto bad;
+		return -1;
 	if (parse_int(colon + 1, 1, 65535, &port) != 0)
-		goto bad;
+		return -1;
+	hostlen = (int)(colon - v);
+	if (v[0] == '[') {
+		host++;
+		hostlen -= 2;
+	}
+	a->kind = LISTEN_TCP;
+	snprintf(a->host, sizeof(a->host), "%.*s", hostlen, host);
+	a->port = (unsigned)port;
 	return 0;
-bad:
-	snprintf(err, errlen,
-	    "listen: '%s' is not HOST:PORT, [IPV6]:PORT or unix:PATH", v);
-	return -1;
 }
 
 /* The integer settings: name, field, bounds and what the bounds mean. */
@@ -186,37 +201,49 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 		return 0;
 	}
 	if (strcmp(key, "listen") == 0) {
-		if (check_listen(value, err, errlen) != 0)
+		struct listen_addr a;
+
+		if (parse_listen(value, &a) != 0) {
+			snprintf(err, errlen, "listen: '%s' is not HOST:PORT, "
+			    "[IPV6]:PORT or unix:PATH", value);
 			return -1;
-		return set_string(c->listen, sizeof(c->listen), value, key,
-		    err, errlen);
+		}
+		if (set_string(c->listen, sizeof(c->listen), value, key, err,
+		    errlen) != 0)
+			return -1;
+		c->listen_addr = a;
+		return 0;
 	}
 	if (strcmp(key, "metrics_listen") == 0) {
+		struct listen_addr a;
+
 		/* "none" turns metrics from the config file off. */
 		if (strcmp(value, "none") == 0) {
 			c->metrics_listen[0] = '\0';
 			return 0;
 		}
-		if (strncmp(value, "unix:", 5) == 0 ||
-		    check_listen(value, err, errlen) != 0) {
+		if (parse_listen(value, &a) != 0 || a.kind != LISTEN_TCP) {
 			snprintf(err, errlen, "metrics_listen: '%s' is not "
 			    "HOST:PORT or [IPV6]:PORT", value);
 			return -1;
 		}
-		return set_string(c->metrics_listen, sizeof(c->metrics_listen),
-		    value, key, err, errlen);
+		if (set_string(c->metrics_listen, sizeof(c->metrics_listen),
+		    value, key, err, errlen) != 0)
+			return -1;
+		c->metrics_addr = a;
+		return 0;
 	}
 	if (strcmp(key, "log") == 0)
 		return set_string(c->log, sizeof(c->log), value, key, err,
 		    errlen);
 	if (strcmp(key, "tls_cert") == 0)
-		return set_string(c->tls_cert, sizeof(c->tls_cert), value, key,
+		return set_string(c->tls.cert, sizeof(c->tls.cert), value, key,
 		    err, errlen);
 	if (strcmp(key, "tls_key") == 0)
-		return set_string(c->tls_key, sizeof(c->tls_key), value, key,
+		return set_string(c->tls.key, sizeof(c->tls.key), value, key,
 		    err, errlen);
 	if (strcmp(key, "tls_client_ca") == 0)
-		return set_string(c->tls_client_ca, sizeof(c->tls_client_ca),
+		return set_string(c->tls.client_ca, sizeof(c->tls.client_ca),
 		    value, key, err, errlen);
 	if (strcmp(key, "database") == 0)
 		return set_string(c->database, sizeof(c->database), value, key,
@@ -349,6 +376,50 @@ config_load(struct config *c, const char *path, char *err, size_t errlen)
 	return rc;
 }
 
+/* Makes a relative path (not an empty one) absolute, in place. */
+static int
+absolute(char *path, size_t size)
+{
+	char cwd[CONFIG_PATH_MAX], copy[CONFIG_PATH_MAX];
+
+	if (path[0] == '\0' || path[0] == '/')
+		return 0;
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return -1;
+	snprintf(copy, sizeof(copy), "%s", path);
+	if ((size_t)snprintf(path, size, "%s/%s", cwd, copy) >= size)
+		return -1;
+	return 0;
+}
+
+int
+config_absolute_log(struct config *c, char *err, size_t errlen)
+{
+	if (strcmp(c->log, "stderr") == 0 || strcmp(c->log, "syslog") == 0 ||
+	    absolute(c->log, sizeof(c->log)) == 0)
+		return 0;
+	snprintf(err, errlen, "log: path too long");
+	return -1;
+}
+
+int
+config_absolute_paths(struct config *c, char *err, size_t errlen)
+{
+	struct listen_addr *a = &c->listen_addr;
+
+	if (absolute(c->database, sizeof(c->database)) != 0 ||
+	    absolute(c->pidfile, sizeof(c->pidfile)) != 0 ||
+	    (a->kind == LISTEN_UNIX &&
+		absolute(a->path, sizeof(a->path)) != 0)) {
+		snprintf(err, errlen, "a path is too long once made absolute");
+		return -1;
+	}
+	/* Logs name the socket file as it now is. */
+	if (a->kind == LISTEN_UNIX)
+		snprintf(c->listen, sizeof(c->listen), "unix:%s", a->path);
+	return 0;
+}
+
 /* A PEM file's contents, NUL-terminated, as gRPC wants them. */
 static char *
 read_pem(const char *key, const char *path, char *err, size_t errlen)
@@ -378,48 +449,53 @@ read_pem(const char *key, const char *path, char *err, size_t errlen)
 int
 config_load_tls(struct config *c, char *err, size_t errlen)
 {
-	char why[256];
+	const struct tls_config *t = &c->tls;
 
-	if (c->tls_cert[0] == '\0' && c->tls_key[0] == '\0' &&
-	    c->tls_client_ca[0] == '\0')
+	if (t->cert[0] == '\0' && t->key[0] == '\0' && t->client_ca[0] == '\0')
 		return 0;
-	if (c->tls_cert[0] == '\0' || c->tls_key[0] == '\0') {
+	if (t->cert[0] == '\0' || t->key[0] == '\0') {
 		snprintf(err, errlen, "TLS needs both tls_cert and tls_key");
 		return -1;
 	}
-	if (strncmp(c->listen, "unix:", 5) == 0) {
+	if (c->listen_addr.kind == LISTEN_UNIX) {
 		snprintf(err, errlen,
 		    "TLS is for TCP listeners, not %s", c->listen);
 		return -1;
 	}
-	if ((c->tls_cert_pem = read_pem("tls_cert", c->tls_cert, err,
+	return config_read_tls(&c->tls, err, errlen);
+}
+
+int
+config_read_tls(struct tls_config *t, char *err, size_t errlen)
+{
+	int rc;
+
+	if ((t->cert_pem = read_pem("tls_cert", t->cert, err,
 	    errlen)) == NULL ||
-	    (c->tls_key_pem = read_pem("tls_key", c->tls_key, err,
-	    errlen)) == NULL ||
-	    (c->tls_client_ca[0] != '\0' &&
-		(c->tls_client_ca_pem = read_pem("tls_client_ca",
-		c->tls_client_ca, err, errlen)) == NULL)) {
-		config_free_tls(c);
+	    (t->key_pem = read_pem("tls_key", t->key, err, errlen)) == NULL ||
+	    (t->client_ca[0] != '\0' &&
+		(t->client_ca_pem = read_pem("tls_client_ca", t->client_ca,
+		err, errlen)) == NULL)) {
+		config_free_tls(t);
 		return -1;
 	}
 	/* gRPC would only find a mismatch in each worker. */
-	if (tls_check_pair(c->tls_cert_pem, c->tls_key_pem, why,
-	    sizeof(why)) != 0) {
-		snprintf(err, errlen, "%s (%s, %s)", why, c->tls_cert,
-		    c->tls_key);
-		config_free_tls(c);
+	if ((rc = tls_check_pair(t->cert_pem, t->key_pem)) != 0) {
+		snprintf(err, errlen, "%s (%s, %s)", tls_strerror(rc), t->cert,
+		    t->key);
+		config_free_tls(t);
 		return -1;
 	}
 	return 0;
 }
 
 void
-config_free_tls(struct config *c)
+config_free_tls(struct tls_config *t)
 {
-	free(c->tls_cert_pem);
-	free(c->tls_key_pem);
-	free(c->tls_client_ca_pem);
-	c->tls_cert_pem = c->tls_key_pem = c->tls_client_ca_pem = NULL;
+	free(t->cert_pem);
+	free(t->key_pem);
+	free(t->client_ca_pem);
+	t->cert_pem = t->key_pem = t->client_ca_pem = NULL;
 }
 
 static int

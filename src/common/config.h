@@ -12,15 +12,47 @@
 
 #define CONFIG_PATH_MAX 4096
 
+/* A listening address, parsed once, by config_set(). */
+#define LISTEN_MAX 256 /* its text's bytes, the NUL included */
+
+enum listen_kind { LISTEN_TCP, LISTEN_UNIX };
+
+struct listen_addr {
+	enum listen_kind kind;
+	char host[LISTEN_MAX];  /* TCP: a name or an address, without [] */
+	unsigned port;          /* TCP: 1..65535 */
+	char path[LISTEN_MAX - 5]; /* Unix: the socket file, after "unix:" */
+};
+
+/*
+ * TLS: PEM files; the listener speaks TLS only when both cert and key
+ * are set, and requires verified client certificates when client_ca is
+ * set too.
+ */
+struct tls_config {
+	char cert[CONFIG_PATH_MAX];
+	char key[CONFIG_PATH_MAX];
+	char client_ca[CONFIG_PATH_MAX];
+	/* Their contents, read by config_read_tls(); NULL when unset. */
+	char *cert_pem, *key_pem, *client_ca_pem;
+	/* The master's memory file of checked PEMs that workers read
+	 * (tls.h); -1 without TLS. */
+	int fd;
+};
+
 struct config {
-	char listen[256];
+	/* HOST:PORT, [IPV6]:PORT or unix:PATH as written, for logs and for
+	 * gRPC's address string; and what it says. */
+	char listen[LISTEN_MAX];
+	struct listen_addr listen_addr;
 	char database[CONFIG_PATH_MAX];
 	char pidfile[CONFIG_PATH_MAX]; /* empty: none */
 	int workers;                   /* 0: one per online CPU */
 	int threads;                   /* call threads a worker; 0: auto */
 	enum log_level log_level;
 	char log[CONFIG_PATH_MAX];     /* stderr, syslog or a file */
-	char metrics_listen[256];      /* HOST:PORT of /metrics; empty: off */
+	char metrics_listen[LISTEN_MAX]; /* HOST:PORT of /metrics; empty: off */
+	struct listen_addr metrics_addr; /* what it says: always TCP */
 	int drain_time;        /* seconds NOT_SERVING before a stop */
 	int shutdown_timeout;  /* seconds a graceful stop may take */
 	int max_request_size;  /* bytes of a request message */
@@ -44,17 +76,7 @@ struct config {
 	int keepalive_time;
 	int keepalive_timeout;
 	int keepalive_min_ping_interval;
-	/* TLS: PEM files; the listener speaks TLS only when both cert and
-	 * key are set, and requires verified client certificates when
-	 * client_ca is set too. */
-	char tls_cert[CONFIG_PATH_MAX];
-	char tls_key[CONFIG_PATH_MAX];
-	char tls_client_ca[CONFIG_PATH_MAX];
-	/* Their contents, read by config_load_tls(); NULL when unset. */
-	char *tls_cert_pem, *tls_key_pem, *tls_client_ca_pem;
-	/* The master's memory file of checked PEMs that workers read
-	 * (tls.h); -1 without TLS. */
-	int tls_fd;
+	struct tls_config tls;
 };
 
 void config_defaults(struct config *c);
@@ -67,11 +89,26 @@ int config_set(struct config *c, const char *key, const char *value,
 /* Reads a config file; on error returns -1 with "FILE:LINE: reason". */
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
 /*
+ * Makes the log file's path absolute, so that a reopen finds it wherever
+ * the process then is; -1 with the reason if it no longer fits.
+ */
+int config_absolute_log(struct config *c, char *err, size_t errlen);
+/*
+ * A daemon works from /: makes the database's, the pidfile's and a Unix
+ * listener's paths absolute; -1 with the reason if one no longer fits.
+ */
+int config_absolute_paths(struct config *c, char *err, size_t errlen);
+/*
  * Checks the TLS settings and reads their files, so that a missing or
  * unreadable one fails before anything is forked; -1 with the reason.
  */
 int config_load_tls(struct config *c, char *err, size_t errlen);
-void config_free_tls(struct config *c);
+/*
+ * Reads t's PEM files and checks that the key matches the certificate;
+ * -1 with the reason. SIGHUP reads them again with it.
+ */
+int config_read_tls(struct tls_config *t, char *err, size_t errlen);
+void config_free_tls(struct tls_config *t);
 /* Number of workers to start: the setting, or the online CPU count. */
 int config_workers(const struct config *c);
 /*

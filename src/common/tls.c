@@ -20,7 +20,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "log.h"
 
 /* An encrypted key is refused instead of prompting on the terminal. */
 static int
@@ -34,13 +33,12 @@ no_passphrase(char *buf, int size, int rwflag, void *arg)
 }
 
 int
-tls_check_pair(const char *cert_pem, const char *key_pem, char *err,
-    size_t errlen)
+tls_check_pair(const char *cert_pem, const char *key_pem)
 {
 	X509 *cert = NULL;
 	EVP_PKEY *key = NULL;
 	BIO *bio;
-	int rc = -1;
+	int rc;
 
 	if ((bio = BIO_new_mem_buf(cert_pem, -1)) != NULL) {
 		cert = PEM_read_bio_X509(bio, NULL, no_passphrase, NULL);
@@ -51,19 +49,31 @@ tls_check_pair(const char *cert_pem, const char *key_pem, char *err,
 		BIO_free(bio);
 	}
 	if (cert == NULL)
-		snprintf(err, errlen, "tls_cert: no certificate in it");
+		rc = TLS_ENOCERT;
 	else if (key == NULL)
-		snprintf(err, errlen,
-		    "tls_key: no private key in it, or an encrypted one");
+		rc = TLS_ENOKEY;
 	else if (X509_check_private_key(cert, key) != 1)
-		snprintf(err, errlen,
-		    "tls_key does not match the certificate in tls_cert");
+		rc = TLS_EMISMATCH;
 	else
 		rc = 0;
 	ERR_clear_error();
 	X509_free(cert);
 	EVP_PKEY_free(key);
 	return rc;
+}
+
+const char *
+tls_strerror(int rc)
+{
+	switch (rc) {
+	case TLS_ENOCERT:
+		return "tls_cert: no certificate in it";
+	case TLS_ENOKEY:
+		return "tls_key: no private key in it, or an encrypted one";
+	case TLS_EMISMATCH:
+		return "tls_key does not match the certificate in tls_cert";
+	}
+	return strerror(rc);
 }
 
 static int
@@ -84,50 +94,27 @@ write_all(int fd, const char *s, size_t len)
 }
 
 int
-tls_publish(const struct config *c, int *fd, char *err, size_t errlen)
+tls_publish(const struct tls_config *t, int *fd)
 {
-	const char *ca = c->tls_client_ca_pem != NULL ? c->tls_client_ca_pem
-						      : "";
-	int mfd;
+	const char *ca = t->client_ca_pem != NULL ? t->client_ca_pem : "";
+	int mfd, rc;
 
 	/* Three NUL-terminated strings: certificate, key, client CAs. */
 	if ((mfd = memfd_create("quoterd-tls", MFD_CLOEXEC)) < 0 ||
-	    write_all(mfd, c->tls_cert_pem, strlen(c->tls_cert_pem) + 1) != 0 ||
-	    write_all(mfd, c->tls_key_pem, strlen(c->tls_key_pem) + 1) != 0 ||
+	    write_all(mfd, t->cert_pem, strlen(t->cert_pem) + 1) != 0 ||
+	    write_all(mfd, t->key_pem, strlen(t->key_pem) + 1) != 0 ||
 	    write_all(mfd, ca, strlen(ca) + 1) != 0 ||
 	    (*fd >= 0 && dup3(mfd, *fd, O_CLOEXEC) < 0)) {
-		snprintf(err, errlen, "TLS memory file: %s", strerror(errno));
+		rc = errno;
 		if (mfd >= 0)
 			close(mfd);
-		return -1;
+		return rc;
 	}
 	if (*fd < 0)
 		*fd = mfd;
 	else
 		close(mfd);
 	return 0;
-}
-
-void
-tls_reload(const struct config *c)
-{
-	struct config fresh;
-	char err[CONFIG_PATH_MAX + 128];
-	int fd = c->tls_fd;
-
-	if (c->tls_fd < 0)
-		return;
-	/* The same settings, the files read again. */
-	fresh = *c;
-	fresh.tls_cert_pem = fresh.tls_key_pem = fresh.tls_client_ca_pem =
-	    NULL;
-	if (config_load_tls(&fresh, err, sizeof(err)) != 0 ||
-	    tls_publish(&fresh, &fd, err, sizeof(err)) != 0)
-		log_warnx("new TLS certificate refused, keeping the old one: "
-			  "%s", err);
-	else
-		log_info("TLS certificate reloaded from %s", c->tls_cert);
-	config_free_tls(&fresh);
 }
 
 /* A worker's view of the master's memory file. */
@@ -197,11 +184,11 @@ tls_server_credentials(const struct config *c)
 	grpc_ssl_server_credentials_options *opts;
 
 	snprintf(source.path, sizeof(source.path), "/proc/%ld/fd/%d",
-	    (long)getppid(), c->tls_fd);
+	    (long)getppid(), c->tls.fd);
 	/* Whether clients must present a certificate is fixed at start;
 	 * a reload changes the certificate, key and CAs. */
 	opts = grpc_ssl_server_credentials_create_options_using_config_fetcher(
-	    c->tls_client_ca_pem != NULL
+	    c->tls.client_ca_pem != NULL
 		? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
 		: GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
 	    fetch, NULL);

@@ -13,23 +13,25 @@
 #include "config.h"
 
 /*
+ * What tls_check_pair() finds wrong. The functions here return 0, one of
+ * these, or an errno code; tls_strerror() says what a code means.
+ */
+#define TLS_ENOCERT   (-30800) /* no certificate in tls_cert */
+#define TLS_ENOKEY    (-30801) /* no key in tls_key, or an encrypted one */
+#define TLS_EMISMATCH (-30802) /* the key is not the certificate's */
+
+/*
  * Checks that key_pem holds a private key (not encrypted) matching the
- * first certificate of cert_pem; -1 with the reason in err.
+ * first certificate of cert_pem.
  */
-int tls_check_pair(const char *cert_pem, const char *key_pem, char *err,
-    size_t errlen);
+int tls_check_pair(const char *cert_pem, const char *key_pem);
 /*
- * Writes c's PEMs into a new memory file. With *fd < 0 it becomes *fd;
+ * Writes t's PEMs into a new memory file. With *fd < 0 it becomes *fd;
  * otherwise it replaces the file at descriptor *fd, so that
- * /proc/MASTER/fd/N names the new one from then on. -1 on error.
+ * /proc/MASTER/fd/N names the new one from then on.
  */
-int tls_publish(const struct config *c, int *fd, char *err, size_t errlen);
-/*
- * SIGHUP in the master: reads c's TLS files again, checks them, and
- * publishes them at c->tls_fd; a bad pair is refused and logged and the
- * old one stays. Nothing without TLS.
- */
-void tls_reload(const struct config *c);
+int tls_publish(const struct tls_config *t, int *fd);
+const char *tls_strerror(int rc);
 /*
  * A worker's server credentials: gRPC fetches the certificate from the
  * master's memory file at start and checks it for a newer one at every

@@ -1,28 +1,28 @@
 /*
- * quoterd's entry point: flags and config file, the checks that must pass
- * before anything is forked (--test stops after them), --signal, and then
- * the master.
+ * quoterd's entry point. Whatever can refuse a start is tried here,
+ * before anything is forked, so that the reason reaches the terminal that
+ * ran us rather than a worker's log: the flags and the config file, the
+ * database (read through by a checker child), the TLS files, the listen
+ * addresses. --test stops after them; --signal talks to a running master
+ * instead.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "log.h"
 #include "check.h"
+#include "config.h"
+#include "listen.h"
+#include "log.h"
 #include "master.h"
 #include "store.h"
 #include "tls.h"
 #include "version.h"
-
 
 static void
 usage(FILE *f)
@@ -72,179 +72,49 @@ usage(FILE *f)
 	    "  -h, --help           print this help and exit\n");
 }
 
-/* Sends sig to the master named in the pidfile. */
+/* --signal's name for a signal; 0 for none. */
 static int
-send_signal(const struct config *c, const char *name)
+signal_number(const char *name)
 {
-	int sig, fd;
-	char buf[32];
-	ssize_t n;
-	long pid;
-
 	if (strcmp(name, "stop") == 0)
-		sig = SIGTERM;
-	else if (strcmp(name, "quit") == 0)
-		sig = SIGQUIT;
-	else if (strcmp(name, "reload") == 0)
-		sig = SIGHUP;
-	else {
-		fprintf(stderr, "quoterd: unknown signal '%s'\n", name);
-		usage(stderr);
-		return 2;
-	}
-	if (c->pidfile[0] == '\0') {
-		fprintf(stderr, "quoterd: --signal needs a pidfile "
-				"(--pidfile or the config file)\n");
-		return 1;
-	}
-	if ((fd = open(c->pidfile, O_RDONLY | O_CLOEXEC)) < 0) {
-		fprintf(stderr, "quoterd: %s: %s\n", c->pidfile,
-		    strerror(errno));
-		return 1;
-	}
-	/* The running master holds an exclusive lock on its pidfile. */
-	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-		fprintf(stderr, "quoterd: %s: no quoterd is running\n",
-		    c->pidfile);
-		close(fd);
-		return 1;
-	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	pid = strtol(buf, NULL, 10);
-	if (pid <= 1) {
-		fprintf(stderr, "quoterd: %s: no pid in file\n", c->pidfile);
-		return 1;
-	}
-	if (kill((pid_t)pid, sig) != 0) {
-		fprintf(stderr, "quoterd: pid %ld: %s\n", pid,
-		    strerror(errno));
-		return 1;
-	}
+		return SIGTERM;
+	if (strcmp(name, "quit") == 0)
+		return SIGQUIT;
+	if (strcmp(name, "reload") == 0)
+		return SIGHUP;
 	return 0;
 }
 
-/* Resolves HOST:PORT or [IPV6]:PORT for a listening socket. */
-static int
-resolve(const char *listen, struct addrinfo **res, char *err, size_t errlen)
+/* What a failed listen_probe() or listen_tcp() on text means. */
+static void
+cannot_listen(const char *text, const char *what, const struct listen_addr *a,
+    int rc)
 {
-	struct addrinfo hints;
-	char host[256];
-	const char *colon = strrchr(listen, ':');
-	size_t hostlen = (size_t)(colon - listen);
-	int rc;
-
-	if (listen[0] == '[') {
-		listen++;
-		hostlen -= 2;
-	}
-	if (hostlen >= sizeof(host))
-		hostlen = sizeof(host) - 1;
-	memcpy(host, listen, hostlen);
-	host[hostlen] = '\0';
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE;
-	if ((rc = getaddrinfo(host, colon + 1, &hints, res)) != 0) {
-		snprintf(err, errlen, "%s: %s", host, gai_strerror(rc));
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Binds the listen address once so that an address in use fails here,
- * with its reason, instead of in every worker. Not with SO_REUSEPORT, as
- * the workers bind: that would succeed beside another quoterd's workers,
- * and the two would silently split the traffic. A plain bind fails while
- * any socket listens there, SO_REUSEPORT or not; SO_REUSEADDR only lets
- * it past connections of an earlier run still in TIME_WAIT. (Unix
- * sockets: handoff_listen() refuses a socket file someone answers on.)
- */
-static int
-check_listen(const char *listen, char *err, size_t errlen)
-{
-	struct addrinfo *res;
-	int fd, rc = 0, one = 1;
-
-	if (strncmp(listen, "unix:", 5) == 0)
-		return 0;
-	if (resolve(listen, &res, err, errlen) != 0)
-		return -1;
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    bind(fd, res->ai_addr, res->ai_addrlen) != 0) {
-		snprintf(err, errlen, "%s", strerror(errno));
-		rc = -1;
-	}
-	if (fd >= 0)
-		close(fd);
-	freeaddrinfo(res);
-	return rc;
-}
-
-/* The metrics endpoint's listening socket, made here so that a bad or
- * busy address fails the start; the metrics process serves on it. */
-static int
-open_metrics(const char *addr, char *err, size_t errlen)
-{
-	struct addrinfo *res;
-	int fd, one = 1;
-
-	if (resolve(addr, &res, err, errlen) != 0)
-		return -1;
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
-	    listen(fd, 64) != 0) {
-		snprintf(err, errlen, "%s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	return fd;
-}
-
-/* Makes a relative path (not an empty one) absolute, in place. */
-static int
-absolute(char *path, size_t size)
-{
-	char cwd[CONFIG_PATH_MAX], copy[CONFIG_PATH_MAX];
-
-	if (path[0] == '\0' || path[0] == '/')
-		return 0;
-	if (getcwd(cwd, sizeof(cwd)) == NULL)
-		return -1;
-	snprintf(copy, sizeof(copy), "%s", path);
-	if ((size_t)snprintf(path, size, "%s/%s", cwd, copy) >= size)
-		return -1;
-	return 0;
+	fprintf(stderr, "quoterd: cannot listen on %s%s: %s%s%s\n", text, what,
+	    rc < 0 ? a->host : "", rc < 0 ? ": " : "", listen_strerror(rc));
 }
 
 /*
  * Opens the database and has a checker child read all of it (check.h):
- * its descriptor, or -1 after saying why not. With test, says what it
- * found.
+ * 0 with its descriptor in *fd and what the checker found in *info, or
+ * -1 after saying why not. With test, says what it found.
  */
 static int
-open_database(const struct config *c, int test, struct store_info *info)
+open_database(const struct config *c, int test, int *fd,
+    struct store_info *info)
 {
 	struct check_verdict v;
-	int fd;
 
-	if ((fd = open(c->database, O_RDONLY | O_CLOEXEC)) < 0) {
+	if ((*fd = open(c->database, O_RDONLY | O_CLOEXEC)) < 0) {
 		fprintf(stderr, "quoterd: %s: %s\n", c->database,
 		    strerror(errno));
 		return -1;
 	}
-	check_run(fd, c->check_timeout * 1000, &v);
+	check_run(*fd, c->check_timeout * 1000, &v);
 	if (!v.ok) {
 		fprintf(stderr, "quoterd: %s: %s\n", c->database, v.why);
-		close(fd);
+		close(*fd);
+		*fd = -1;
 		return -1;
 	}
 	if (test)
@@ -253,7 +123,7 @@ open_database(const struct config *c, int test, struct store_info *info)
 		    (unsigned long long)v.info.nquotes,
 		    (unsigned long long)v.info.nauthors);
 	*info = v.info;
-	return fd;
+	return 0;
 }
 
 int
@@ -395,12 +265,24 @@ main(int argc, char *argv[])
 		}
 	}
 	log_setlevel(c.log_level);
-	if (signame != NULL)
-		return send_signal(&c, signame);
-	/* Absolute, so that a reopen finds it wherever we then are. */
-	if (strcmp(c.log, "stderr") != 0 && strcmp(c.log, "syslog") != 0 &&
-	    absolute(c.log, sizeof(c.log)) != 0) {
-		fprintf(stderr, "quoterd: log: path too long\n");
+	if (signame != NULL) {
+		int sig = signal_number(signame);
+
+		if (sig == 0) {
+			fprintf(stderr, "quoterd: unknown signal '%s'\n",
+			    signame);
+			usage(stderr);
+			return 2;
+		}
+		if (c.pidfile[0] == '\0') {
+			fprintf(stderr, "quoterd: --signal needs a pidfile "
+					"(--pidfile or the config file)\n");
+			return 1;
+		}
+		return pidfile_signal(c.pidfile, sig) == 0 ? 0 : 1;
+	}
+	if (config_absolute_log(&c, err, sizeof(err)) != 0) {
+		fprintf(stderr, "quoterd: %s\n", err);
 		return 1;
 	}
 	if (!test && log_open(c.log) != 0) {
@@ -415,46 +297,45 @@ main(int argc, char *argv[])
 	}
 	/* Refuse a bad database now rather than in every worker; the
 	 * workers map the very file checked. */
-	if ((start.db_fd = open_database(&c, test, &start.db)) < 0) {
-		config_free_tls(&c);
+	if (open_database(&c, test, &start.db_fd, &start.db) != 0) {
+		config_free_tls(&c.tls);
 		return 1;
 	}
 	if (test) {
-		config_free_tls(&c);
+		config_free_tls(&c.tls);
 		close(start.db_fd);
 		return 0;
 	}
-	if (check_listen(c.listen, err, sizeof(err)) != 0) {
-		fprintf(stderr, "quoterd: cannot listen on %s: %s\n", c.listen,
-		    err);
-		config_free_tls(&c);
+	/* A Unix socket needs no probe: handoff_listen() refuses a socket
+	 * file someone answers on. */
+	if (c.listen_addr.kind == LISTEN_TCP &&
+	    (rc = listen_probe(&c.listen_addr)) != 0) {
+		cannot_listen(c.listen, "", &c.listen_addr, rc);
+		config_free_tls(&c.tls);
 		return 1;
 	}
-	if (c.metrics_listen[0] != '\0' && (start.metrics_fd =
-	    open_metrics(c.metrics_listen, err, sizeof(err))) < 0) {
-		fprintf(stderr, "quoterd: cannot listen on %s (metrics): %s\n",
-		    c.metrics_listen, err);
-		config_free_tls(&c);
+	/* The metrics process serves on this socket, made here so that a
+	 * bad or busy address fails the start. */
+	if (c.metrics_listen[0] != '\0' &&
+	    (rc = listen_tcp(&c.metrics_addr, 64, &start.metrics_fd)) != 0) {
+		cannot_listen(c.metrics_listen, " (metrics)", &c.metrics_addr,
+		    rc);
+		config_free_tls(&c.tls);
 		return 1;
 	}
-	/* A daemon works from /: its paths must not depend on where it
-	 * was started. */
-	if (daemonize && (absolute(c.database, sizeof(c.database)) != 0 ||
-	    absolute(c.pidfile, sizeof(c.pidfile)) != 0 ||
-	    (strncmp(c.listen, "unix:", 5) == 0 &&
-		absolute(c.listen + 5, sizeof(c.listen) - 5) != 0))) {
-		fprintf(stderr, "quoterd: a path is too long once made "
-				"absolute\n");
-		config_free_tls(&c);
-		return 1;
-	}
-	if (c.tls_cert_pem != NULL &&
-	    tls_publish(&c, &c.tls_fd, err, sizeof(err)) != 0) {
+	if (daemonize && config_absolute_paths(&c, err, sizeof(err)) != 0) {
 		fprintf(stderr, "quoterd: %s\n", err);
-		config_free_tls(&c);
+		config_free_tls(&c.tls);
+		return 1;
+	}
+	if (c.tls.cert_pem != NULL &&
+	    (rc = tls_publish(&c.tls, &c.tls.fd)) != 0) {
+		fprintf(stderr, "quoterd: TLS memory file: %s\n",
+		    tls_strerror(rc));
+		config_free_tls(&c.tls);
 		return 1;
 	}
 	rc = master_run(&c, daemonize, &start);
-	config_free_tls(&c);
+	config_free_tls(&c.tls);
 	return rc;
 }

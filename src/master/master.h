@@ -18,5 +18,10 @@ struct master_start {
 /* Runs the master until it stops; returns the process exit status. */
 int master_run(const struct config *c, int daemonize,
     const struct master_start *start);
+/*
+ * --signal: sends sig to the master whose pid is in the pidfile at path;
+ * -1 after saying why not on stderr.
+ */
+int pidfile_signal(const char *path, int sig);
 
 #endif

@@ -1097,7 +1097,7 @@ conn_thread(void *arg)
 static grpc_server_credentials *
 server_credentials(const struct config *c)
 {
-	if (c->tls_cert_pem == NULL)
+	if (c->tls.cert_pem == NULL)
 		return grpc_insecure_server_credentials_create();
 	/* Reloaded on SIGHUP: see tls.c. */
 	return tls_server_credentials(c);
@@ -1179,7 +1179,7 @@ setup_server(struct worker *w)
 		grpc_server_credentials_release(creds);
 		if (port == 0)
 			fatalx("cannot listen on %s%s", c->listen,
-			    c->tls_cert_pem != NULL
+			    c->tls.cert_pem != NULL
 				? " (or the TLS certificate and key are "
 				  "unusable)"
 				: "");
