@@ -58,6 +58,7 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+#include "arena.h"
 #include "db.h"
 #include "handoff.h"
 #include "log.h"
@@ -67,7 +68,6 @@
 #include "service.h"
 #include "tls.h"
 
-#define ARENA_SIZE 8192
 /* In a stop, how long gRPC may hold streams that are not our calls once
  * ours have all ended (see finish_stop()). */
 #define STRAGGLER_MS 250
@@ -167,14 +167,6 @@ struct slot {
 	struct slot *prev, *next;  /* streams: the open ones */
 };
 
-/* A bump allocator for protobuf-c: decoding a request allocates nothing
- * unless a request is unusually large. */
-struct arena {
-	ProtobufCAllocator allocator;
-	size_t used;
-	_Alignas(16) unsigned char buf[ARENA_SIZE];
-};
-
 /* A call thread's own things. */
 struct loop {
 	struct worker *w;
@@ -242,29 +234,6 @@ worker_exit(int status)
 static struct tag wake_tag = {NULL, TAG_WAKE};
 static struct tag exit_tag = {NULL, TAG_EXIT};
 static struct tag shutdown_tag = {NULL, TAG_SHUTDOWN};
-
-static void *
-arena_alloc(void *data, size_t size)
-{
-	struct arena *a = data;
-	size_t at = (a->used + 15) & ~(size_t)15;
-
-	if (size <= sizeof(a->buf) && at <= sizeof(a->buf) - size) {
-		a->used = at + size;
-		return a->buf + at;
-	}
-	return malloc(size);
-}
-
-static void
-arena_free(void *data, void *p)
-{
-	struct arena *a = data;
-
-	if ((unsigned char *)p < a->buf ||
-	    (unsigned char *)p >= a->buf + sizeof(a->buf))
-		free(p);
-}
 
 /*
  * gRPC's messages are mostly about what peers sent (a bad header, a
@@ -721,7 +690,7 @@ start_call(struct loop *t, struct slot *s)
 		s->started_ns = metrics_now();
 		metrics_add(&t->metrics->started, 1);
 	}
-	t->arena.used = 0;
+	arena_reset(&t->arena);
 	switch (s->kind) {
 	case SLOT_QUOTE:
 		status = service_get_quote(&ctx, s->request, &s->reply, &why);
@@ -1354,9 +1323,7 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 		t->index = i;
 		t->metrics = metrics != NULL ? &metrics[i] : NULL;
 		atomic_init(&t->calls, 0);
-		t->arena.allocator.alloc = arena_alloc;
-		t->arena.allocator.free = arena_free;
-		t->arena.allocator.allocator_data = &t->arena;
+		arena_init(&t->arena);
 		/* Seeded after fork: workers never share a sequence. */
 		if (rng_seed_random(&t->rng) != 0)
 			fatal("getrandom");
