@@ -34,12 +34,12 @@
  * slices of the map.
  */
 #include "worker.h"
+#include "worker_impl.h"
 
 #include <errno.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
-#include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
@@ -51,7 +51,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef __SANITIZE_ADDRESS__
@@ -60,7 +59,6 @@
 
 #include "arena.h"
 #include "db.h"
-#include "handoff.h"
 #include "log.h"
 #include "metrics.h"
 #include "reflection.h"
@@ -82,28 +80,7 @@
 #define MAX_WATCH_STREAMS 1024
 #define MAX_REFLECTION_STREAMS 128
 
-enum slot_kind {
-	SLOT_QUOTE,
-	SLOT_LIST_AUTHORS,
-	SLOT_CHECK,
-	SLOT_WATCH,
-	SLOT_REFLECTION,
-	SLOT_REFLECTION_ALPHA,
-	SLOT_SEARCH_QUOTES,
-	SLOT_LIST_TAGS,
-	SLOT_QUOTE_OF_THE_DAY,
-	SLOT_UNKNOWN, /* any other method: UNIMPLEMENTED */
-	SLOT_KINDS
-};
-
-static const struct method {
-	const char *path; /* NULL: unregistered calls */
-	grpc_server_register_method_payload_handling payload;
-	int stream;       /* long-lived: slots made as calls arrive */
-	int slots;        /* kept requested; 0: requested_calls; streams:
-			   * most open at once */
-	enum metrics_method metric;
-} methods[SLOT_KINDS] = {
+static const struct method methods[SLOT_KINDS] = {
     [SLOT_QUOTE] = {"/quotes.Quoter/GetQuote",
 	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 0, METRICS_GET_QUOTE},
     [SLOT_LIST_AUTHORS] = {"/quotes.Quoter/ListAuthors",
@@ -131,85 +108,6 @@ static const struct method {
 	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 4,
 	METRICS_QUOTE_OF_THE_DAY},
     [SLOT_UNKNOWN] = {NULL, GRPC_SRM_PAYLOAD_NONE, 0, 8, METRICS_OTHER},
-};
-
-enum tag_kind { TAG_OP, TAG_CLOSE, TAG_WAKE, TAG_EXIT, TAG_SHUTDOWN };
-
-/* What a completion-queue event is about. */
-struct tag {
-	struct slot *slot;
-	enum tag_kind kind;
-};
-
-struct slot {
-	enum slot_kind kind;
-	struct tag op_tag, close_tag;
-	int requested;    /* waiting for gRPC to deliver a call */
-	int op_pending;   /* a batch on op_tag is under way */
-	int close_pending; /* a receive-close on close_tag is under way */
-	int finished;     /* the status has been sent */
-	long active;      /* reflection: ms of the last request (or start) */
-	int header_sent;  /* streams: initial metadata sent */
-	int client_gone;  /* streams: the call is over for the client */
-	int reading;      /* reflection: a receive is under way */
-	int health_known; /* Watch: the service asked about is ours */
-	int health_sent;  /* Watch: last status sent, 0: none */
-	int counted;      /* metrics: the call's end has been counted */
-	uint64_t started_ns; /* metrics: when the call came */
-	grpc_call *call;
-	gpr_timespec deadline;
-	grpc_metadata_array metadata;
-	grpc_call_details details; /* SLOT_UNKNOWN */
-	grpc_byte_buffer *request; /* the message received */
-	grpc_byte_buffer *reply;   /* the message being sent */
-	grpc_slice status_details;
-	int cancelled;
-	struct slot *prev, *next;  /* streams: the open ones */
-};
-
-/* A call thread's own things. */
-struct loop {
-	struct worker *w;
-	int index;                    /* of its store in each database */
-	pthread_t thread;
-	struct rng rng;
-	struct arena arena;
-	atomic_ullong calls;          /* given to this thread */
-	struct metrics_thread *metrics; /* its counters; NULL: metrics off */
-};
-
-struct worker {
-	const struct config *config;
-	int index;
-	grpc_server *server;
-	grpc_completion_queue *cq;
-	void *registered[SLOT_KINDS];
-	pthread_mutex_t db_lock;
-	struct db *db;                /* for new calls; under db_lock */
-	int status_fd;
-	struct scoreboard_slot *score; /* our heartbeat, for the master */
-	char db_path[64];             /* the master's database fd, in /proc */
-	struct loop *loops;
-	int nloops;
-	struct slot *slots;           /* unary slots, allocated once */
-	size_t nslots;
-	pthread_mutex_t stream_lock;  /* the next three, and stream slots */
-	struct slot *streams;         /* open or requested stream slots */
-	int nstreams[SLOT_KINDS];     /* stream slots, open or requested */
-	int waiting[SLOT_KINDS];      /* stream slots requested, per kind */
-	atomic_long next_tick;        /* ms: when tick() is next due */
-	grpc_channel *wake_channel;
-	int conn_fd;                  /* connections from the master, or -1 */
-	pthread_t conn_thread;
-
-	atomic_int draining;          /* set by the signal thread */
-	atomic_int shutting_down;
-	atomic_int inflight;          /* calls given to us, not yet released */
-	/* Shutdown handshake between the signal thread and the loop; the
-	 * condition is also signalled when inflight drops to 0 in a stop. */
-	pthread_mutex_t lock;
-	pthread_cond_t done_cond;
-	int done;
 };
 
 /* The counters of the call thread running, for whichever call it ends. */
@@ -1038,31 +936,6 @@ signal_thread(void *arg)
 	return NULL;
 }
 
-/*
- * Unix-socket listeners: takes the connections the master accepted and
- * gives them to gRPC, until the master's end closes or the worker stops.
- */
-static void *
-conn_thread(void *arg)
-{
-	struct worker *w = arg;
-	grpc_server_credentials *creds;
-	int fd, rc;
-
-	creds = grpc_insecure_server_credentials_create();
-	while ((rc = handoff_recv(w->conn_fd, &fd)) == 1) {
-		if (atomic_load(&w->shutting_down)) {
-			close(fd);
-			continue;
-		}
-		grpc_server_add_channel_from_fd(w->server, fd, creds);
-	}
-	if (rc < 0)
-		log_warn("connections from the master");
-	grpc_server_credentials_release(creds);
-	return NULL;
-}
-
 static grpc_server_credentials *
 server_credentials(const struct config *c)
 {
@@ -1354,12 +1227,12 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
 	setup_server(&w);
 	request_all(&w);
-	if ((rc = pthread_create(&sigthread, NULL, signal_thread, &w)) != 0 ||
-	    (w.conn_fd >= 0 && (rc = pthread_create(&w.conn_thread, NULL,
-		conn_thread, &w)) != 0)) {
+	if ((rc = pthread_create(&sigthread, NULL, signal_thread, &w)) != 0) {
 		errno = rc;
 		fatal("pthread_create");
 	}
+	if (w.conn_fd >= 0)
+		conn_start(&w);
 	for (int i = 1; i < w.nloops; i++)
 		if ((rc = pthread_create(&w.loops[i].thread, NULL, call_thread,
 			 &w.loops[i])) != 0) {
@@ -1381,12 +1254,8 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	pthread_cond_signal(&w.done_cond);
 	pthread_mutex_unlock(&w.lock);
 	pthread_join(sigthread, NULL);
-	if (w.conn_fd >= 0) {
-		/* Wakes the connection thread from its receive. */
-		shutdown(w.conn_fd, SHUT_RDWR);
-		pthread_join(w.conn_thread, NULL);
-		close(w.conn_fd);
-	}
+	if (w.conn_fd >= 0)
+		conn_stop(&w);
 
 	grpc_server_destroy(w.server);
 	grpc_channel_destroy(w.wake_channel);

@@ -1,0 +1,130 @@
+/*
+ * The worker's insides, shared by worker.c (the process: signals, stop,
+ * server), call.c (slots and the unary calls), stream.c (Watch and
+ * reflection streams) and conn.c (connections the master hands over),
+ * and nothing else: one process's state cut along those seams, with no
+ * file reaching into another's statics.
+ */
+#ifndef QUOTERD_WORKER_IMPL_H
+#define QUOTERD_WORKER_IMPL_H
+
+#include <grpc/grpc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "config.h"
+#include "metrics.h"
+#include "rng.h"
+#include "scoreboard.h"
+
+enum slot_kind {
+	SLOT_QUOTE,
+	SLOT_LIST_AUTHORS,
+	SLOT_CHECK,
+	SLOT_WATCH,
+	SLOT_REFLECTION,
+	SLOT_REFLECTION_ALPHA,
+	SLOT_SEARCH_QUOTES,
+	SLOT_LIST_TAGS,
+	SLOT_QUOTE_OF_THE_DAY,
+	SLOT_UNKNOWN, /* any other method: UNIMPLEMENTED */
+	SLOT_KINDS
+};
+
+/* How a method's calls are taken: one entry a slot kind. */
+struct method {
+	const char *path; /* NULL: unregistered calls */
+	grpc_server_register_method_payload_handling payload;
+	int stream;       /* long-lived: slots made as calls arrive */
+	int slots;        /* kept requested; 0: requested_calls; streams:
+			   * most open at once */
+	enum metrics_method metric;
+};
+
+enum tag_kind { TAG_OP, TAG_CLOSE, TAG_WAKE, TAG_EXIT, TAG_SHUTDOWN };
+
+/* What a completion-queue event is about. */
+struct tag {
+	struct slot *slot;
+	enum tag_kind kind;
+};
+
+struct slot {
+	enum slot_kind kind;
+	struct tag op_tag, close_tag;
+	int requested;    /* waiting for gRPC to deliver a call */
+	int op_pending;   /* a batch on op_tag is under way */
+	int close_pending; /* a receive-close on close_tag is under way */
+	int finished;     /* the status has been sent */
+	long active;      /* reflection: ms of the last request (or start) */
+	int header_sent;  /* streams: initial metadata sent */
+	int client_gone;  /* streams: the call is over for the client */
+	int reading;      /* reflection: a receive is under way */
+	int health_known; /* Watch: the service asked about is ours */
+	int health_sent;  /* Watch: last status sent, 0: none */
+	int counted;      /* metrics: the call's end has been counted */
+	uint64_t started_ns; /* metrics: when the call came */
+	grpc_call *call;
+	gpr_timespec deadline;
+	grpc_metadata_array metadata;
+	grpc_call_details details; /* SLOT_UNKNOWN */
+	grpc_byte_buffer *request; /* the message received */
+	grpc_byte_buffer *reply;   /* the message being sent */
+	grpc_slice status_details;
+	int cancelled;
+	struct slot *prev, *next;  /* streams: the open ones */
+};
+
+/* A call thread's own things. */
+struct loop {
+	struct worker *w;
+	int index;                    /* of its store in each database */
+	pthread_t thread;
+	struct rng rng;
+	struct arena arena;
+	atomic_ullong calls;          /* given to this thread */
+	struct metrics_thread *metrics; /* its counters; NULL: metrics off */
+};
+
+struct worker {
+	const struct config *config;
+	int index;
+	grpc_server *server;
+	grpc_completion_queue *cq;
+	void *registered[SLOT_KINDS];
+	pthread_mutex_t db_lock;
+	struct db *db;                /* for new calls; under db_lock */
+	int status_fd;
+	struct scoreboard_slot *score; /* our heartbeat, for the master */
+	char db_path[64];             /* the master's database fd, in /proc */
+	struct loop *loops;
+	int nloops;
+	struct slot *slots;           /* unary slots, allocated once */
+	size_t nslots;
+	pthread_mutex_t stream_lock;  /* the next three, and stream slots */
+	struct slot *streams;         /* open or requested stream slots */
+	int nstreams[SLOT_KINDS];     /* stream slots, open or requested */
+	int waiting[SLOT_KINDS];      /* stream slots requested, per kind */
+	atomic_long next_tick;        /* ms: when tick() is next due */
+	grpc_channel *wake_channel;
+	int conn_fd;                  /* connections from the master, or -1 */
+	pthread_t conn_thread;
+
+	atomic_int draining;          /* set by the signal thread */
+	atomic_int shutting_down;
+	atomic_int inflight;          /* calls given to us, not yet released */
+	/* Shutdown handshake between the signal thread and the loop; the
+	 * condition is also signalled when inflight drops to 0 in a stop. */
+	pthread_mutex_t lock;
+	pthread_cond_t done_cond;
+	int done;
+};
+
+/* conn.c: with a Unix-socket listener, the thread that takes the
+ * master's connections; started once the server is, stopped after it. */
+void conn_start(struct worker *w);
+void conn_stop(struct worker *w);
+
+#endif
