@@ -80,7 +80,7 @@
 #define MAX_WATCH_STREAMS 1024
 #define MAX_REFLECTION_STREAMS 128
 
-static const struct method methods[SLOT_KINDS] = {
+const struct method call_methods[SLOT_KINDS] = {
     [SLOT_QUOTE] = {"/quotes.Quoter/GetQuote",
 	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 0, METRICS_GET_QUOTE},
     [SLOT_LIST_AUTHORS] = {"/quotes.Quoter/ListAuthors",
@@ -229,8 +229,8 @@ reload(struct worker *w, unsigned generation)
 	tell_master(w, WORKER_RELOADED, generation);
 }
 
-static struct slot *
-new_slot(enum slot_kind kind, struct slot *s)
+struct slot *
+slot_new(enum slot_kind kind, struct slot *s)
 {
 	if (s == NULL && (s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
@@ -240,8 +240,8 @@ new_slot(enum slot_kind kind, struct slot *s)
 	return s;
 }
 
-static void
-request_slot(struct worker *w, struct slot *s)
+void
+slot_request(struct worker *w, struct slot *s)
 {
 	grpc_call_error err;
 
@@ -253,7 +253,7 @@ request_slot(struct worker *w, struct slot *s)
 	grpc_metadata_array_init(&s->metadata);
 	/* Set first: the call may arrive on another thread at once. */
 	s->requested = s->op_pending = 1;
-	if (methods[s->kind].stream)
+	if (call_methods[s->kind].stream)
 		w->waiting[s->kind]++;
 	if (s->kind == SLOT_UNKNOWN) {
 		grpc_call_details_init(&s->details);
@@ -263,7 +263,7 @@ request_slot(struct worker *w, struct slot *s)
 		err = grpc_server_request_registered_call(w->server,
 		    w->registered[s->kind], &s->call, &s->deadline,
 		    &s->metadata,
-		    methods[s->kind].payload ==
+		    call_methods[s->kind].payload ==
 			    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER
 			? &s->request
 			: NULL,
@@ -273,35 +273,14 @@ request_slot(struct worker *w, struct slot *s)
 		fatalx("cannot request a call: error %d", (int)err);
 }
 
-/* Requests a new stream slot, so that one is always waiting. */
-static void
-add_stream_slot(struct worker *w, enum slot_kind kind)
-{
-	struct slot *s;
-
-	if (atomic_load(&w->shutting_down) ||
-	    w->nstreams[kind] >= methods[kind].slots)
-		return;
-	if ((s = new_slot(kind, NULL)) == NULL) {
-		log_warn("stream slot");
-		return;
-	}
-	s->next = w->streams;
-	if (w->streams != NULL)
-		w->streams->prev = s;
-	w->streams = s;
-	w->nstreams[kind]++;
-	request_slot(w, s);
-}
-
 /* Counts a call's end, once, on the counters of the thread ending it. */
-static void
-count_call(struct slot *s, grpc_status_code status)
+void
+call_count(struct slot *s, grpc_status_code status)
 {
 	if (thread_metrics == NULL || s->counted)
 		return;
 	s->counted = 1;
-	metrics_call(thread_metrics, methods[s->kind].metric, (int)status,
+	metrics_call(thread_metrics, call_methods[s->kind].metric, (int)status,
 	    metrics_now() - s->started_ns);
 }
 
@@ -318,7 +297,7 @@ release_slot(struct worker *w, struct slot *s)
 		/* Ended without a status from us: its client went away or
 		 * a stop cancelled it. */
 		if (!s->counted)
-			count_call(s, GRPC_STATUS_CANCELLED);
+			call_count(s, GRPC_STATUS_CANCELLED);
 		grpc_call_unref(s->call);
 		if (atomic_fetch_sub(&w->inflight, 1) == 1 &&
 		    atomic_load(&w->shutting_down)) {
@@ -336,23 +315,12 @@ release_slot(struct worker *w, struct slot *s)
 	grpc_metadata_array_destroy(&s->metadata);
 	if (s->kind == SLOT_UNKNOWN)
 		grpc_call_details_destroy(&s->details);
-	if (methods[s->kind].stream) {
-		if (s->prev != NULL)
-			s->prev->next = s->next;
-		else
-			w->streams = s->next;
-		if (s->next != NULL)
-			s->next->prev = s->prev;
-		w->nstreams[s->kind]--;
-		free(s);
-		/* Slots may have been missing while the most were open. */
-		for (int k = 0; k < SLOT_KINDS; k++)
-			if (methods[k].stream && w->waiting[k] == 0)
-				add_stream_slot(w, (enum slot_kind)k);
+	if (call_methods[s->kind].stream) {
+		stream_remove(w, s);
 		return;
 	}
 	if (!atomic_load(&w->shutting_down))
-		request_slot(w, s);
+		slot_request(w, s);
 }
 
 /*
@@ -360,8 +328,8 @@ release_slot(struct worker *w, struct slot *s)
  * given up and the slot released (a stream's slot is freed): -1, and the
  * caller must not touch s again.
  */
-static int
-start_batch(struct worker *w, struct slot *s, grpc_op *ops, grpc_op *end,
+int
+call_start_batch(struct worker *w, struct slot *s, grpc_op *ops, grpc_op *end,
     struct tag *tag)
 {
 	grpc_call_error err;
@@ -385,8 +353,8 @@ start_batch(struct worker *w, struct slot *s, grpc_op *ops, grpc_op *end,
 }
 
 /* Adds initial metadata to a batch unless it went out already. */
-static grpc_op *
-add_header(struct slot *s, grpc_op *op)
+grpc_op *
+call_add_header(struct slot *s, grpc_op *op)
 {
 	if (!s->header_sent) {
 		op->op = GRPC_OP_SEND_INITIAL_METADATA;
@@ -410,166 +378,38 @@ add_status(struct slot *s, grpc_op *op, grpc_status_code status,
 	s->finished = 1;
 	/* Counted as the status leaves: a client that has its answer
 	 * finds it counted. */
-	count_call(s, status);
+	call_count(s, status);
 	return op + 1;
 }
 
-/* Ends a stream whose client may never end it, in a stop. */
-static void
-cancel_stream(struct slot *s)
-{
-	count_call(s, GRPC_STATUS_UNAVAILABLE);
-	grpc_call_cancel_with_status(s->call, GRPC_STATUS_UNAVAILABLE,
-	    "server shutting down", NULL);
-}
-
 /* Answers a unary call (or ends a stream) in one batch. */
-static void
-answer(struct worker *w, struct slot *s, grpc_status_code status,
+void
+call_answer(struct worker *w, struct slot *s, grpc_status_code status,
     const char *why)
 {
 	grpc_op ops[4], *op = ops;
 
 	memset(ops, 0, sizeof(ops));
-	op = add_header(s, op);
+	op = call_add_header(s, op);
 	if (s->reply != NULL && status == GRPC_STATUS_OK) {
 		op->op = GRPC_OP_SEND_MESSAGE;
 		op->data.send_message.send_message = s->reply;
 		op++;
 	}
 	op = add_status(s, op, status, why);
-	if (!methods[s->kind].stream) {
+	if (!call_methods[s->kind].stream) {
 		op->op = GRPC_OP_RECV_CLOSE_ON_SERVER;
 		op->data.recv_close_on_server.cancelled = &s->cancelled;
 		op++;
 	}
-	start_batch(w, s, ops, op, &s->op_tag);
-}
-
-/* Streams learn that their client is gone from a receive-close batch. */
-static int
-watch_close(struct worker *w, struct slot *s)
-{
-	grpc_op op;
-
-	memset(&op, 0, sizeof(op));
-	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-	op.data.recv_close_on_server.cancelled = &s->cancelled;
-	return start_batch(w, s, &op, &op + 1, &s->close_tag);
+	call_start_batch(w, s, ops, op, &s->op_tag);
 }
 
 /* Health: SERVING until a stop begins, so that balancers drain first. */
-static int
-serving(struct worker *w)
+int
+worker_serving(struct worker *w)
 {
 	return !atomic_load(&w->draining);
-}
-
-/*
- * Sends a Watch stream its status when it changed; when the server is
- * stopping, ends the stream (after telling it NOT_SERVING) so that the
- * stop need not wait for it.
- */
-static void
-health_update(struct worker *w, struct slot *s)
-{
-	grpc_op ops[2], *op = ops;
-	int status;
-
-	if (s->op_pending || s->finished || s->client_gone)
-		return;
-	if (s->reply != NULL) {
-		grpc_byte_buffer_destroy(s->reply);
-		s->reply = NULL;
-	}
-	status = !s->health_known ? HEALTH_SERVICE_UNKNOWN
-	    : serving(w)	  ? HEALTH_SERVING
-				  : HEALTH_NOT_SERVING;
-	if (status == s->health_sent) {
-		if (atomic_load(&w->shutting_down))
-			answer(w, s, GRPC_STATUS_OK, NULL);
-		return;
-	}
-	s->health_sent = status;
-	s->reply = service_health_reply(status);
-	memset(ops, 0, sizeof(ops));
-	op = add_header(s, op);
-	op->op = GRPC_OP_SEND_MESSAGE;
-	op->data.send_message.send_message = s->reply;
-	op++;
-	start_batch(w, s, ops, op, &s->op_tag);
-}
-
-/* A reflection stream: receive a request, send its answer, again. */
-static void
-reflection_read(struct worker *w, struct slot *s)
-{
-	grpc_op ops[2], *op = ops;
-
-	memset(ops, 0, sizeof(ops));
-	op = add_header(s, op);
-	op->op = GRPC_OP_RECV_MESSAGE;
-	op->data.recv_message.recv_message = &s->request;
-	op++;
-	s->reading = 1;
-	start_batch(w, s, ops, op, &s->op_tag);
-}
-
-static void
-reflection_step(struct worker *w, struct slot *s)
-{
-	grpc_op op;
-	grpc_slice body, slice;
-	grpc_status_code status;
-	const char *why = NULL;
-	void *out;
-	size_t outlen;
-	int rc = -1, err = EINVAL;
-
-	if (!s->reading) {
-		/* An answer went out: read the next request. */
-		grpc_byte_buffer_destroy(s->reply);
-		s->reply = NULL;
-		reflection_read(w, s);
-		return;
-	}
-	s->reading = 0;
-	s->active = scoreboard_now();
-	if (s->request == NULL) {
-		/* The client has sent all its requests. */
-		answer(w, s, GRPC_STATUS_OK, NULL);
-		return;
-	}
-	status = service_read_body(s->request,
-	    (size_t)w->config->max_request_size, &body, &why);
-	if (status == GRPC_STATUS_OK) {
-		rc = reflection_respond(GRPC_SLICE_START_PTR(body),
-		    GRPC_SLICE_LENGTH(body), &out, &outlen);
-		err = errno;
-		grpc_slice_unref(body);
-	}
-	grpc_byte_buffer_destroy(s->request);
-	s->request = NULL;
-	if (status != GRPC_STATUS_OK) {
-		answer(w, s, status, why);
-		return;
-	}
-	if (rc != 0) {
-		if (err == ENOMEM)
-			answer(w, s, GRPC_STATUS_RESOURCE_EXHAUSTED,
-			    "out of memory");
-		else
-			answer(w, s, GRPC_STATUS_INVALID_ARGUMENT,
-			    "request is not a ServerReflectionRequest");
-		return;
-	}
-	slice = grpc_slice_new(out, outlen, free);
-	s->reply = grpc_raw_byte_buffer_create(&slice, 1);
-	grpc_slice_unref(slice);
-	memset(&op, 0, sizeof(op));
-	op.op = GRPC_OP_SEND_MESSAGE;
-	op.data.send_message.send_message = s->reply;
-	start_batch(w, s, &op, &op + 1, &s->op_tag);
 }
 
 /* A call has arrived on slot s. */
@@ -615,31 +455,15 @@ start_call(struct loop *t, struct slot *s)
 			status = GRPC_STATUS_NOT_FOUND;
 			why = "unknown service";
 		} else if (status == GRPC_STATUS_OK) {
-			s->reply = service_health_reply(serving(w)
+			s->reply = service_health_reply(worker_serving(w)
 				? HEALTH_SERVING
 				: HEALTH_NOT_SERVING);
 		}
 		break;
 	case SLOT_WATCH:
-		status = service_health_request(&ctx, s->request, &known,
-		    &why);
-		if (status != GRPC_STATUS_OK)
-			break;
-		s->health_known = known;
-		if (watch_close(w, s) == 0)
-			health_update(w, s);
-		goto done;
 	case SLOT_REFLECTION:
 	case SLOT_REFLECTION_ALPHA:
-		s->active = scoreboard_now();
-		if (watch_close(w, s) != 0)
-			goto done;
-		/* A stop's wake-up may have passed this slot by while the
-		 * call was on its way to us: end the stream as it would. */
-		if (atomic_load(&w->shutting_down))
-			cancel_stream(s);
-		else
-			reflection_read(w, s);
+		stream_start(w, s, &ctx);
 		goto done;
 	case SLOT_UNKNOWN:
 	case SLOT_KINDS:
@@ -656,7 +480,7 @@ start_call(struct loop *t, struct slot *s)
 	if (status == GRPC_STATUS_INTERNAL &&
 	    atomic_exchange(&d->complained, 1) == 0)
 		log_warnx("database: %s; such calls get INTERNAL", why);
-	answer(w, s, status, why);
+	call_answer(w, s, status, why);
 done:
 	/* The reply, if any, holds its own reference. */
 	db_unref(d);
@@ -670,9 +494,9 @@ on_op(struct loop *t, struct slot *s, int success)
 	s->op_pending = 0;
 	if (s->requested) {
 		s->requested = 0;
-		if (methods[s->kind].stream) {
+		if (call_methods[s->kind].stream) {
 			w->waiting[s->kind]--;
-			add_stream_slot(w, s->kind);
+			stream_add(w, s->kind);
 		}
 		if (!success) {
 			/* The server is shutting down: no call came. */
@@ -683,16 +507,13 @@ on_op(struct loop *t, struct slot *s, int success)
 		start_call(t, s);
 		return;
 	}
-	if (!methods[s->kind].stream || s->finished || !success ||
+	if (!call_methods[s->kind].stream || s->finished || !success ||
 	    s->client_gone) {
 		s->finished = 1;
 		release_slot(w, s);
 		return;
 	}
-	if (s->kind == SLOT_WATCH)
-		health_update(w, s);
-	else
-		reflection_step(w, s);
+	stream_step(w, s);
 }
 
 static void
@@ -703,32 +524,12 @@ on_close(struct worker *w, struct slot *s)
 	release_slot(w, s);
 }
 
-/* The signal thread has news: a drain, a stop. */
-static void
-on_wake(struct worker *w)
-{
-	struct slot *s, *next;
-
-	for (s = w->streams; s != NULL; s = next) {
-		next = s->next;
-		if (s->requested || s->finished || s->client_gone)
-			continue;
-		if (s->kind == SLOT_WATCH)
-			health_update(w, s);
-		else if (atomic_load(&w->shutting_down))
-			/* A reflection stream waits on its client, which
-			 * may never close it: end it so the stop need not
-			 * wait. The pending receive then completes. */
-			cancel_stream(s);
-	}
-}
-
 static void
 on_event(struct loop *t, grpc_event ev)
 {
 	struct worker *w = t->w;
 	struct tag *tag = ev.tag;
-	int locked = tag->slot == NULL || methods[tag->slot->kind].stream;
+	int locked = tag->slot == NULL || call_methods[tag->slot->kind].stream;
 
 	if (locked)
 		pthread_mutex_lock(&w->stream_lock);
@@ -740,7 +541,7 @@ on_event(struct loop *t, grpc_event ev)
 		on_close(w, tag->slot);
 		break;
 	case TAG_WAKE:
-		on_wake(w);
+		stream_wake(w);
 		break;
 	case TAG_EXIT:
 	case TAG_SHUTDOWN:
@@ -765,7 +566,7 @@ on_final_event(struct worker *w, grpc_event ev)
 		return;
 	if (t->kind == TAG_OP) {
 		s->op_pending = 0;
-		if (s->requested && methods[s->kind].stream)
+		if (s->requested && call_methods[s->kind].stream)
 			w->waiting[s->kind]--;
 		s->requested = 0;
 	} else {
@@ -1008,10 +809,10 @@ setup_server(struct worker *w)
 	w->server = grpc_server_create(&chargs, NULL);
 	grpc_server_register_completion_queue(w->server, w->cq, NULL);
 	for (int k = 0; k < SLOT_KINDS; k++)
-		if (methods[k].path != NULL)
+		if (call_methods[k].path != NULL)
 			w->registered[k] = grpc_server_register_method(
-			    w->server, methods[k].path, NULL,
-			    methods[k].payload, 0);
+			    w->server, call_methods[k].path, NULL,
+			    call_methods[k].payload, 0);
 	if (w->conn_fd < 0) {
 		/* The address or the TLS files: no restart will help. */
 		log_setfatalstatus(EXIT_FATAL);
@@ -1042,24 +843,24 @@ request_all(struct worker *w)
 	size_t n = 0;
 
 	for (int k = 0; k < SLOT_KINDS; k++)
-		if (!methods[k].stream)
-			n += methods[k].slots ? (size_t)methods[k].slots
+		if (!call_methods[k].stream)
+			n += call_methods[k].slots ? (size_t)call_methods[k].slots
 					      : (size_t)w->config->requested_calls;
 	if ((w->slots = calloc(n, sizeof(*w->slots))) == NULL)
 		fatal("calloc");
 	w->nslots = n;
 	n = 0;
 	for (int k = 0; k < SLOT_KINDS; k++) {
-		int count = methods[k].slots ? methods[k].slots
+		int count = call_methods[k].slots ? call_methods[k].slots
 					     : w->config->requested_calls;
 
-		if (methods[k].stream) {
-			add_stream_slot(w, (enum slot_kind)k);
+		if (call_methods[k].stream) {
+			stream_add(w, (enum slot_kind)k);
 			continue;
 		}
 		for (int i = 0; i < count; i++) {
-			new_slot((enum slot_kind)k, &w->slots[n]);
-			request_slot(w, &w->slots[n++]);
+			slot_new((enum slot_kind)k, &w->slots[n]);
+			slot_request(w, &w->slots[n++]);
 		}
 	}
 }
@@ -1067,38 +868,15 @@ request_all(struct worker *w)
 /*
  * Housekeeping, once a TICK_MS on one call thread: reports of dropped
  * log lines, and the end of reflection streams idle for longer than
- * reflection_idle_timeout (a client could otherwise hold them all).
+ * reflection_idle_timeout.
  */
 static void
 tick(struct worker *w, long now)
 {
-	long limit = (long)w->config->reflection_idle_timeout * 1000;
-	struct slot *s;
-	int ended = 0;
-
 	log_limit_flush(&grpc_handshakes);
 	log_limit_flush(&grpc_messages);
-	if (limit == 0)
-		return;
-	pthread_mutex_lock(&w->stream_lock);
-	for (s = w->streams; s != NULL; s = s->next) {
-		if ((s->kind != SLOT_REFLECTION &&
-			s->kind != SLOT_REFLECTION_ALPHA) ||
-		    s->requested || s->finished || s->client_gone ||
-		    !s->reading || now - s->active <= limit)
-			continue;
-		/* The pending receive then completes and frees the slot. */
-		s->finished = 1;
-		grpc_call_cancel_with_status(s->call,
-		    GRPC_STATUS_DEADLINE_EXCEEDED,
-		    "reflection stream idle too long", NULL);
-		ended++;
-	}
-	pthread_mutex_unlock(&w->stream_lock);
-	if (ended > 0)
-		log_debug("ended %d idle reflection streams", ended);
+	stream_end_idle(w, now);
 }
-
 /*
  * A call thread: handles events until the server has stopped. The one
  * that sees the stop tells the others to leave; calls that end after
@@ -1268,12 +1046,7 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	} while (ev.type != GRPC_QUEUE_SHUTDOWN);
 	grpc_completion_queue_destroy(w.cq);
 	grpc_shutdown();
-	while (w.streams != NULL) {
-		struct slot *s = w.streams;
-
-		w.streams = s->next;
-		free(s);
-	}
+	stream_free_all(&w);
 	free(w.slots);
 	log_limit_flush(&grpc_handshakes);
 	log_limit_flush(&grpc_messages);

@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "rng.h"
 #include "scoreboard.h"
+#include "service.h"
 
 enum slot_kind {
 	SLOT_QUOTE,
@@ -33,7 +34,7 @@ enum slot_kind {
 	SLOT_KINDS
 };
 
-/* How a method's calls are taken: one entry a slot kind. */
+/* How a method's calls are taken: call_methods[], one a slot kind. */
 struct method {
 	const char *path; /* NULL: unregistered calls */
 	grpc_server_register_method_payload_handling payload;
@@ -42,6 +43,7 @@ struct method {
 			   * most open at once */
 	enum metrics_method metric;
 };
+extern const struct method call_methods[SLOT_KINDS];
 
 enum tag_kind { TAG_OP, TAG_CLOSE, TAG_WAKE, TAG_EXIT, TAG_SHUTDOWN };
 
@@ -121,6 +123,49 @@ struct worker {
 	pthread_cond_t done_cond;
 	int done;
 };
+
+/* worker.c */
+/* Health: SERVING until a stop begins, so that balancers drain first. */
+int worker_serving(struct worker *w);
+
+/* call.c: slots, and what streams share with unary calls */
+/* A slot of kind: s, or a new one if s is NULL (then NULL if out of
+ * memory). */
+struct slot *slot_new(enum slot_kind kind, struct slot *s);
+/* Asks gRPC for the slot's next call. */
+void slot_request(struct worker *w, struct slot *s);
+/*
+ * Starts a batch on the slot's call. If gRPC refuses it, the call is
+ * given up and the slot released (a stream's slot is freed): -1, and the
+ * caller must not touch s again.
+ */
+int call_start_batch(struct worker *w, struct slot *s, grpc_op *ops,
+    grpc_op *end, struct tag *tag);
+/* Adds initial metadata to a batch unless it went out already. */
+grpc_op *call_add_header(struct slot *s, grpc_op *op);
+/* Answers a unary call (or ends a stream) in one batch. */
+void call_answer(struct worker *w, struct slot *s, grpc_status_code status,
+    const char *why);
+/* Counts a call's end, once, on the counters of the thread ending it. */
+void call_count(struct slot *s, grpc_status_code status);
+
+/* stream.c: health Watch and reflection; all under stream_lock */
+/* Requests a new stream slot of kind, so that one is always waiting. */
+void stream_add(struct worker *w, enum slot_kind kind);
+/* Frees a stream's slot, its call let go of. */
+void stream_remove(struct worker *w, struct slot *s);
+/* A stream's call has arrived on s. */
+void stream_start(struct worker *w, struct slot *s,
+    const struct request_ctx *ctx);
+/* A batch of a stream still open has completed: its next step. */
+void stream_step(struct worker *w, struct slot *s);
+/* The signal thread has news (a drain, a stop): tells every stream. */
+void stream_wake(struct worker *w);
+/* Ends reflection streams idle past reflection_idle_timeout; takes
+ * stream_lock itself. */
+void stream_end_idle(struct worker *w, long now);
+/* Frees what stream slots are left, once gRPC is shut down. */
+void stream_free_all(struct worker *w);
 
 /* conn.c: with a Unix-socket listener, the thread that takes the
  * master's connections; started once the server is, stopped after it. */
