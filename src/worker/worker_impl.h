@@ -109,7 +109,7 @@ struct worker {
 	struct slot *streams;         /* open or requested stream slots */
 	int nstreams[SLOT_KINDS];     /* stream slots, open or requested */
 	int waiting[SLOT_KINDS];      /* stream slots requested, per kind */
-	atomic_long next_tick;        /* ms: when tick() is next due */
+	atomic_long next_tick;        /* ms: when worker_tick() is next due */
 	grpc_channel *wake_channel;
 	int conn_fd;                  /* connections from the master, or -1 */
 	pthread_t conn_thread;
@@ -125,10 +125,32 @@ struct worker {
 };
 
 /* worker.c */
+/* Posts tag to the call threads' queue; callable from any thread. */
+void worker_post(struct worker *w, struct tag *tag);
 /* Health: SERVING until a stop begins, so that balancers drain first. */
 int worker_serving(struct worker *w);
+/*
+ * Housekeeping, once a second on one call thread, busy or idle: reports
+ * of dropped log lines, and the end of reflection streams idle for longer
+ * than reflection_idle_timeout.
+ */
+void worker_tick(struct worker *w, long now);
 
-/* call.c: slots, and what streams share with unary calls */
+/* call.c */
+/* Registers every method with w->server, before it starts. */
+void call_register(struct worker *w);
+/* Allocates the unary slots and requests every slot from gRPC. */
+void call_request_all(struct worker *w);
+/*
+ * A call thread (arg: its struct loop): handles events until the server
+ * has stopped. The one that sees the stop tells the others to leave.
+ */
+void *call_thread(void *arg);
+/*
+ * Once the server is destroyed and the queue shut down: lets go of the
+ * calls its last events report, and starts nothing.
+ */
+void call_drain(struct worker *w);
 /* A slot of kind: s, or a new one if s is NULL (then NULL if out of
  * memory). */
 struct slot *slot_new(enum slot_kind kind, struct slot *s);
@@ -149,7 +171,10 @@ void call_answer(struct worker *w, struct slot *s, grpc_status_code status,
 /* Counts a call's end, once, on the counters of the thread ending it. */
 void call_count(struct slot *s, grpc_status_code status);
 
-/* stream.c: health Watch and reflection; all under stream_lock */
+/*
+ * stream.c: health Watch and reflection. Called under stream_lock, or
+ * while no call thread runs, unless said otherwise.
+ */
 /* Requests a new stream slot of kind, so that one is always waiting. */
 void stream_add(struct worker *w, enum slot_kind kind);
 /* Frees a stream's slot, its call let go of. */
