@@ -62,7 +62,7 @@ STORE = src/store/store.c src/store/filter.c src/store/verify.c src/store/checks
 MASTER = src/master/main.c src/master/master.c src/master/check.c \
 	src/master/notify.c
 WORKER = src/worker/worker.c src/worker/arena.c src/worker/call.c src/worker/conn.c \
-	src/worker/db.c src/worker/service.c src/worker/stream.c
+	src/worker/db.c src/worker/page.c src/worker/service.c src/worker/stream.c
 METRICS = src/metrics/httpd.c src/metrics/exposition.c
 
 include src/worker/reflection.mk
