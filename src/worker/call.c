@@ -131,14 +131,23 @@ slot_request(struct worker *w, struct slot *s)
 		fatalx("cannot request a call: error %d", (int)err);
 }
 
-void
-call_count(struct slot *s, grpc_status_code status)
+/* Counts a call's end, once, on the counters of the thread ending it. */
+static void
+count_call(struct slot *s, grpc_status_code status)
 {
 	if (thread_metrics == NULL || s->counted)
 		return;
 	s->counted = 1;
 	metrics_call(thread_metrics, call_methods[s->kind].metric, (int)status,
 	    metrics_now() - s->started_ns);
+}
+
+void
+call_cancel(struct slot *s)
+{
+	count_call(s, GRPC_STATUS_UNAVAILABLE);
+	grpc_call_cancel_with_status(s->call, GRPC_STATUS_UNAVAILABLE,
+	    "server shutting down", NULL);
 }
 
 /*
@@ -154,7 +163,7 @@ release_slot(struct worker *w, struct slot *s)
 		/* Ended without a status from us: its client went away or
 		 * a stop cancelled it. */
 		if (!s->counted)
-			call_count(s, GRPC_STATUS_CANCELLED);
+			count_call(s, GRPC_STATUS_CANCELLED);
 		grpc_call_unref(s->call);
 		if (atomic_fetch_sub(&w->inflight, 1) == 1 &&
 		    atomic_load(&w->shutting_down)) {
@@ -229,7 +238,7 @@ add_status(struct slot *s, grpc_op *op, grpc_status_code status,
 	s->finished = 1;
 	/* Counted as the status leaves: a client that has its answer
 	 * finds it counted. */
-	call_count(s, status);
+	count_call(s, status);
 	return op + 1;
 }
 

@@ -61,15 +61,6 @@ stream_remove(struct worker *w, struct slot *s)
 			stream_add(w, (enum slot_kind)k);
 }
 
-/* Ends a stream whose client may never end it, in a stop. */
-static void
-cancel_stream(struct slot *s)
-{
-	call_count(s, GRPC_STATUS_UNAVAILABLE);
-	grpc_call_cancel_with_status(s->call, GRPC_STATUS_UNAVAILABLE,
-	    "server shutting down", NULL);
-}
-
 /* Streams learn that their client is gone from a receive-close batch. */
 static int
 watch_close(struct worker *w, struct slot *s)
@@ -213,7 +204,7 @@ stream_start(struct worker *w, struct slot *s, const struct request_ctx *ctx)
 	/* A stop's wake-up may have passed this slot by while the call was
 	 * on its way to us: end the stream as it would. */
 	if (atomic_load(&w->shutting_down))
-		cancel_stream(s);
+		call_cancel(s);
 	else
 		reflection_read(w, s);
 }
@@ -242,7 +233,7 @@ stream_wake(struct worker *w)
 			/* A reflection stream waits on its client, which
 			 * may never close it: end it so the stop need not
 			 * wait. The pending receive then completes. */
-			cancel_stream(s);
+			call_cancel(s);
 	}
 }
 

@@ -168,8 +168,9 @@ grpc_op *call_add_header(struct slot *s, grpc_op *op);
 /* Answers a unary call (or ends a stream) in one batch. */
 void call_answer(struct worker *w, struct slot *s, grpc_status_code status,
     const char *why);
-/* Counts a call's end, once, on the counters of the thread ending it. */
-void call_count(struct slot *s, grpc_status_code status);
+/* Ends a stream whose client may never end it, in a stop: UNAVAILABLE,
+ * counted as such. */
+void call_cancel(struct slot *s);
 
 /*
  * stream.c: health Watch and reflection. Called under stream_lock, or
