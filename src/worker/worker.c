@@ -290,10 +290,10 @@ finish_stop(struct worker *w)
 
 /*
  * Waits for signals (blocked in every thread), reloading when asked.
- * SIGTERM or SIGINT stop gracefully: health turns NOT_SERVING and, for drain_time,
- * calls are still served so that load balancers move away first; then the
- * server takes no new calls, and those in flight may finish within
- * shutdown_timeout, after which they are cancelled.
+ * SIGTERM or SIGINT stop gracefully: health turns NOT_SERVING and, for
+ * drain_time, calls are still served so that load balancers move away
+ * first; then the server takes no new calls, and those in flight may
+ * finish within shutdown_timeout, after which they are cancelled.
  */
 static void *
 signal_thread(void *arg)
