@@ -1,45 +1,25 @@
 /*
- * The worker loop. The master forks it with every signal blocked; gRPC is
- * initialised only here, after fork. Call threads (config_threads()) drive
- * one completion queue and do all call handling; another thread only
- * waits for signals: WORKER_SIGRELOAD (or SIGHUP) opens the database
- * again, SIGTERM drains and stops the server. The signal thread wakes a
- * call thread through the completion queue itself (a connectivity watch
- * on an unused channel, with a deadline already past, is gRPC core's way
- * of posting a tag), so the call loop never polls a flag.
- *
- * Why more than one call thread: gRPC core sends what a call thread hands
- * it at once, one write per reply, unless the connection is busy in
- * another thread; then the replies queue and go out together. With two
- * threads on one queue, one is often reading while the other answers,
- * and a write carries two or three replies (see bench/RESULTS.md).
- *
- * Threads: a unary call's events come one at a time, so its slot needs
- * no lock; everything about streams (their slots, the list, the wake-ups)
- * is under stream_lock. Each call thread has its own arena, generator
- * and LMDB transaction (db.h).
+ * A worker process: its life from fork to _exit(), the signal thread,
+ * the stop, and the gRPC server's setup. The master forks it with every
+ * signal blocked; gRPC is initialised only here, after fork. Call threads
+ * (config_threads(), call.c) drive one completion queue and do all call
+ * handling; another thread only waits for signals: WORKER_SIGRELOAD (or
+ * SIGHUP) opens the database again, SIGTERM drains and stops the server.
+ * The signal thread wakes a call thread through the completion queue
+ * itself (a connectivity watch on an unused channel, with a deadline
+ * already past, is gRPC core's way of posting a tag), so the call loop
+ * never polls a flag.
  *
  * Database swaps: the signal thread opens the new database and puts it in
  * place under db_lock; each call takes a reference for as long as it
  * runs, so no thread keeps the old one once its calls are answered, and
  * its map goes when gRPC releases the last reply slice pointing into it.
- *
- * Calls: each method has call slots requested from gRPC up front. A unary
- * call is answered in one batch (initial metadata, message, status, and
- * the receive-close), then its slot is requested again. Streams (health
- * Watch, reflection) are long-lived, so their slots are made as calls
- * arrive, keeping one always requested, and freed when the call ends.
- * Nothing on GetQuote's path is allocated by this file: slots are
- * preallocated, requests are decoded into an arena, and replies are
- * slices of the map.
  */
 #include "worker.h"
+#include "worker_impl.h"
 
 #include <errno.h>
-#include <grpc/byte_buffer.h>
-#include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
-#include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
@@ -51,177 +31,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef __SANITIZE_ADDRESS__
 #include <sanitizer/lsan_interface.h>
 #endif
 
+#include "arena.h"
 #include "db.h"
-#include "handoff.h"
 #include "log.h"
 #include "metrics.h"
 #include "reflection.h"
 #include "rng.h"
-#include "service.h"
 #include "tls.h"
 
-#define ARENA_SIZE 8192
 /* In a stop, how long gRPC may hold streams that are not our calls once
  * ours have all ended (see finish_stop()). */
 #define STRAGGLER_MS 250
-/* How often an idle call thread wakes to renew the heartbeat. */
-#define TICK_MS 1000
-/*
- * Streams open at once, per kind; beyond this, new ones of that kind wait
- * in gRPC. Each kind has its own budget so that one cannot starve
- * another: a client holding reflection streams open must not leave
- * health Watch (what balancers and Kubernetes ask) without a slot.
- */
-#define MAX_WATCH_STREAMS 1024
-#define MAX_REFLECTION_STREAMS 128
-
-enum slot_kind {
-	SLOT_QUOTE,
-	SLOT_LIST_AUTHORS,
-	SLOT_CHECK,
-	SLOT_WATCH,
-	SLOT_REFLECTION,
-	SLOT_REFLECTION_ALPHA,
-	SLOT_SEARCH_QUOTES,
-	SLOT_LIST_TAGS,
-	SLOT_QUOTE_OF_THE_DAY,
-	SLOT_UNKNOWN, /* any other method: UNIMPLEMENTED */
-	SLOT_KINDS
-};
-
-static const struct method {
-	const char *path; /* NULL: unregistered calls */
-	grpc_server_register_method_payload_handling payload;
-	int stream;       /* long-lived: slots made as calls arrive */
-	int slots;        /* kept requested; 0: requested_calls; streams:
-			   * most open at once */
-	enum metrics_method metric;
-} methods[SLOT_KINDS] = {
-    [SLOT_QUOTE] = {"/quotes.Quoter/GetQuote",
-	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 0, METRICS_GET_QUOTE},
-    [SLOT_LIST_AUTHORS] = {"/quotes.Quoter/ListAuthors",
-	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 4,
-	METRICS_LIST_AUTHORS},
-    [SLOT_CHECK] = {"/grpc.health.v1.Health/Check",
-	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 8,
-	METRICS_HEALTH_CHECK},
-    [SLOT_WATCH] = {"/grpc.health.v1.Health/Watch",
-	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 1, MAX_WATCH_STREAMS,
-	METRICS_HEALTH_WATCH},
-    [SLOT_REFLECTION] = {"/grpc.reflection.v1.ServerReflection/"
-			 "ServerReflectionInfo",
-	GRPC_SRM_PAYLOAD_NONE, 1, MAX_REFLECTION_STREAMS, METRICS_REFLECTION},
-    [SLOT_REFLECTION_ALPHA] = {"/grpc.reflection.v1alpha.ServerReflection/"
-			       "ServerReflectionInfo",
-	GRPC_SRM_PAYLOAD_NONE, 1, MAX_REFLECTION_STREAMS,
-	METRICS_REFLECTION_ALPHA},
-    [SLOT_SEARCH_QUOTES] = {"/quotes.Quoter/SearchQuotes",
-	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 4,
-	METRICS_SEARCH_QUOTES},
-    [SLOT_LIST_TAGS] = {"/quotes.Quoter/ListTags",
-	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 4, METRICS_LIST_TAGS},
-    [SLOT_QUOTE_OF_THE_DAY] = {"/quotes.Quoter/GetQuoteOfTheDay",
-	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 4,
-	METRICS_QUOTE_OF_THE_DAY},
-    [SLOT_UNKNOWN] = {NULL, GRPC_SRM_PAYLOAD_NONE, 0, 8, METRICS_OTHER},
-};
-
-enum tag_kind { TAG_OP, TAG_CLOSE, TAG_WAKE, TAG_EXIT, TAG_SHUTDOWN };
-
-/* What a completion-queue event is about. */
-struct tag {
-	struct slot *slot;
-	enum tag_kind kind;
-};
-
-struct slot {
-	enum slot_kind kind;
-	struct tag op_tag, close_tag;
-	int requested;    /* waiting for gRPC to deliver a call */
-	int op_pending;   /* a batch on op_tag is under way */
-	int close_pending; /* a receive-close on close_tag is under way */
-	int finished;     /* the status has been sent */
-	long active;      /* reflection: ms of the last request (or start) */
-	int header_sent;  /* streams: initial metadata sent */
-	int client_gone;  /* streams: the call is over for the client */
-	int reading;      /* reflection: a receive is under way */
-	int health_known; /* Watch: the service asked about is ours */
-	int health_sent;  /* Watch: last status sent, 0: none */
-	int counted;      /* metrics: the call's end has been counted */
-	uint64_t started_ns; /* metrics: when the call came */
-	grpc_call *call;
-	gpr_timespec deadline;
-	grpc_metadata_array metadata;
-	grpc_call_details details; /* SLOT_UNKNOWN */
-	grpc_byte_buffer *request; /* the message received */
-	grpc_byte_buffer *reply;   /* the message being sent */
-	grpc_slice status_details;
-	int cancelled;
-	struct slot *prev, *next;  /* streams: the open ones */
-};
-
-/* A bump allocator for protobuf-c: decoding a request allocates nothing
- * unless a request is unusually large. */
-struct arena {
-	ProtobufCAllocator allocator;
-	size_t used;
-	_Alignas(16) unsigned char buf[ARENA_SIZE];
-};
-
-/* A call thread's own things. */
-struct loop {
-	struct worker *w;
-	int index;                    /* of its store in each database */
-	pthread_t thread;
-	struct rng rng;
-	struct arena arena;
-	atomic_ullong calls;          /* given to this thread */
-	struct metrics_thread *metrics; /* its counters; NULL: metrics off */
-};
-
-struct worker {
-	const struct config *config;
-	int index;
-	grpc_server *server;
-	grpc_completion_queue *cq;
-	void *registered[SLOT_KINDS];
-	pthread_mutex_t db_lock;
-	struct db *db;                /* for new calls; under db_lock */
-	int status_fd;
-	struct scoreboard_slot *score; /* our heartbeat, for the master */
-	char db_path[64];             /* the master's database fd, in /proc */
-	struct loop *loops;
-	int nloops;
-	struct slot *slots;           /* unary slots, allocated once */
-	size_t nslots;
-	pthread_mutex_t stream_lock;  /* the next three, and stream slots */
-	struct slot *streams;         /* open or requested stream slots */
-	int nstreams[SLOT_KINDS];     /* stream slots, open or requested */
-	int waiting[SLOT_KINDS];      /* stream slots requested, per kind */
-	atomic_long next_tick;        /* ms: when tick() is next due */
-	grpc_channel *wake_channel;
-	int conn_fd;                  /* connections from the master, or -1 */
-	pthread_t conn_thread;
-
-	atomic_int draining;          /* set by the signal thread */
-	atomic_int shutting_down;
-	atomic_int inflight;          /* calls given to us, not yet released */
-	/* Shutdown handshake between the signal thread and the loop; the
-	 * condition is also signalled when inflight drops to 0 in a stop. */
-	pthread_mutex_t lock;
-	pthread_cond_t done_cond;
-	int done;
-};
-
-/* The counters of the call thread running, for whichever call it ends. */
-static __thread struct metrics_thread *thread_metrics;
 
 /*
  * The one way out of a worker. Never exit(): its handlers and gRPC's
@@ -240,31 +66,7 @@ worker_exit(int status)
 }
 
 static struct tag wake_tag = {NULL, TAG_WAKE};
-static struct tag exit_tag = {NULL, TAG_EXIT};
 static struct tag shutdown_tag = {NULL, TAG_SHUTDOWN};
-
-static void *
-arena_alloc(void *data, size_t size)
-{
-	struct arena *a = data;
-	size_t at = (a->used + 15) & ~(size_t)15;
-
-	if (size <= sizeof(a->buf) && at <= sizeof(a->buf) - size) {
-		a->used = at + size;
-		return a->buf + at;
-	}
-	return malloc(size);
-}
-
-static void
-arena_free(void *data, void *p)
-{
-	struct arena *a = data;
-
-	if ((unsigned char *)p < a->buf ||
-	    (unsigned char *)p >= a->buf + sizeof(a->buf))
-		free(p);
-}
 
 /*
  * gRPC's messages are mostly about what peers sent (a bad header, a
@@ -306,26 +108,6 @@ grpc_log_to_ours(gpr_log_func_args *args)
 		    args->message);
 }
 
-/* Posts tag to the call threads' queue; callable from any thread. */
-static void
-post(struct worker *w, struct tag *tag)
-{
-	grpc_channel_watch_connectivity_state(w->wake_channel,
-	    GRPC_CHANNEL_IDLE, gpr_inf_past(GPR_CLOCK_MONOTONIC), w->cq, tag);
-}
-
-/* The database for a new call, referenced until the caller unrefs it. */
-static struct db *
-current_db(struct worker *w)
-{
-	struct db *d;
-
-	pthread_mutex_lock(&w->db_lock);
-	d = db_ref(w->db);
-	pthread_mutex_unlock(&w->db_lock);
-	return d;
-}
-
 static void
 tell_master(struct worker *w, enum worker_event event, unsigned generation)
 {
@@ -362,550 +144,25 @@ reload(struct worker *w, unsigned generation)
 	tell_master(w, WORKER_RELOADED, generation);
 }
 
-static struct slot *
-new_slot(enum slot_kind kind, struct slot *s)
+void
+worker_post(struct worker *w, struct tag *tag)
 {
-	if (s == NULL && (s = calloc(1, sizeof(*s))) == NULL)
-		return NULL;
-	s->kind = kind;
-	s->op_tag = (struct tag){s, TAG_OP};
-	s->close_tag = (struct tag){s, TAG_CLOSE};
-	return s;
+	grpc_channel_watch_connectivity_state(w->wake_channel,
+	    GRPC_CHANNEL_IDLE, gpr_inf_past(GPR_CLOCK_MONOTONIC), w->cq, tag);
 }
 
-static void
-request_slot(struct worker *w, struct slot *s)
-{
-	grpc_call_error err;
-
-	s->call = NULL;
-	s->request = s->reply = NULL;
-	s->finished = s->header_sent = s->client_gone = s->reading = 0;
-	s->health_sent = 0;
-	s->counted = 0;
-	grpc_metadata_array_init(&s->metadata);
-	/* Set first: the call may arrive on another thread at once. */
-	s->requested = s->op_pending = 1;
-	if (methods[s->kind].stream)
-		w->waiting[s->kind]++;
-	if (s->kind == SLOT_UNKNOWN) {
-		grpc_call_details_init(&s->details);
-		err = grpc_server_request_call(w->server, &s->call,
-		    &s->details, &s->metadata, w->cq, w->cq, &s->op_tag);
-	} else {
-		err = grpc_server_request_registered_call(w->server,
-		    w->registered[s->kind], &s->call, &s->deadline,
-		    &s->metadata,
-		    methods[s->kind].payload ==
-			    GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER
-			? &s->request
-			: NULL,
-		    w->cq, w->cq, &s->op_tag);
-	}
-	if (err != GRPC_CALL_OK)
-		fatalx("cannot request a call: error %d", (int)err);
-}
-
-/* Requests a new stream slot, so that one is always waiting. */
-static void
-add_stream_slot(struct worker *w, enum slot_kind kind)
-{
-	struct slot *s;
-
-	if (atomic_load(&w->shutting_down) ||
-	    w->nstreams[kind] >= methods[kind].slots)
-		return;
-	if ((s = new_slot(kind, NULL)) == NULL) {
-		log_warn("stream slot");
-		return;
-	}
-	s->next = w->streams;
-	if (w->streams != NULL)
-		w->streams->prev = s;
-	w->streams = s;
-	w->nstreams[kind]++;
-	request_slot(w, s);
-}
-
-/* Counts a call's end, once, on the counters of the thread ending it. */
-static void
-count_call(struct slot *s, grpc_status_code status)
-{
-	if (thread_metrics == NULL || s->counted)
-		return;
-	s->counted = 1;
-	metrics_call(thread_metrics, methods[s->kind].metric, (int)status,
-	    metrics_now() - s->started_ns);
-}
-
-/*
- * Once nothing is under way on a slot's call, lets go of the call and
- * requests the slot again (or frees a stream's slot).
- */
-static void
-release_slot(struct worker *w, struct slot *s)
-{
-	if (s->op_pending || s->close_pending)
-		return;
-	if (s->call != NULL) {
-		/* Ended without a status from us: its client went away or
-		 * a stop cancelled it. */
-		if (!s->counted)
-			count_call(s, GRPC_STATUS_CANCELLED);
-		grpc_call_unref(s->call);
-		if (atomic_fetch_sub(&w->inflight, 1) == 1 &&
-		    atomic_load(&w->shutting_down)) {
-			pthread_mutex_lock(&w->lock);
-			pthread_cond_signal(&w->done_cond);
-			pthread_mutex_unlock(&w->lock);
-		}
-	}
-	if (s->request != NULL)
-		grpc_byte_buffer_destroy(s->request);
-	if (s->reply != NULL)
-		grpc_byte_buffer_destroy(s->reply);
-	s->call = NULL;
-	s->request = s->reply = NULL;
-	grpc_metadata_array_destroy(&s->metadata);
-	if (s->kind == SLOT_UNKNOWN)
-		grpc_call_details_destroy(&s->details);
-	if (methods[s->kind].stream) {
-		if (s->prev != NULL)
-			s->prev->next = s->next;
-		else
-			w->streams = s->next;
-		if (s->next != NULL)
-			s->next->prev = s->prev;
-		w->nstreams[s->kind]--;
-		free(s);
-		/* Slots may have been missing while the most were open. */
-		for (int k = 0; k < SLOT_KINDS; k++)
-			if (methods[k].stream && w->waiting[k] == 0)
-				add_stream_slot(w, (enum slot_kind)k);
-		return;
-	}
-	if (!atomic_load(&w->shutting_down))
-		request_slot(w, s);
-}
-
-/*
- * Starts a batch on the slot's call. If gRPC refuses it, the call is
- * given up and the slot released (a stream's slot is freed): -1, and the
- * caller must not touch s again.
- */
-static int
-start_batch(struct worker *w, struct slot *s, grpc_op *ops, grpc_op *end,
-    struct tag *tag)
-{
-	grpc_call_error err;
-
-	if (tag == &s->op_tag)
-		s->op_pending = 1;
-	else
-		s->close_pending = 1;
-	err = grpc_call_start_batch(s->call, ops, (size_t)(end - ops), tag,
-	    NULL);
-	if (err == GRPC_CALL_OK)
-		return 0;
-	log_warnx("cannot start a batch: error %d", (int)err);
-	if (tag == &s->op_tag)
-		s->op_pending = 0;
-	else
-		s->close_pending = 0;
-	s->finished = s->client_gone = 1;
-	release_slot(w, s);
-	return -1;
-}
-
-/* Adds initial metadata to a batch unless it went out already. */
-static grpc_op *
-add_header(struct slot *s, grpc_op *op)
-{
-	if (!s->header_sent) {
-		op->op = GRPC_OP_SEND_INITIAL_METADATA;
-		op++;
-		s->header_sent = 1;
-	}
-	return op;
-}
-
-static grpc_op *
-add_status(struct slot *s, grpc_op *op, grpc_status_code status,
-    const char *why)
-{
-	s->status_details = status == GRPC_STATUS_OK
-	    ? grpc_empty_slice()
-	    /* A reason is always given; a missing one must not crash. */
-	    : grpc_slice_from_static_string(why != NULL ? why : "failed");
-	op->op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-	op->data.send_status_from_server.status = status;
-	op->data.send_status_from_server.status_details = &s->status_details;
-	s->finished = 1;
-	/* Counted as the status leaves: a client that has its answer
-	 * finds it counted. */
-	count_call(s, status);
-	return op + 1;
-}
-
-/* Ends a stream whose client may never end it, in a stop. */
-static void
-cancel_stream(struct slot *s)
-{
-	count_call(s, GRPC_STATUS_UNAVAILABLE);
-	grpc_call_cancel_with_status(s->call, GRPC_STATUS_UNAVAILABLE,
-	    "server shutting down", NULL);
-}
-
-/* Answers a unary call (or ends a stream) in one batch. */
-static void
-answer(struct worker *w, struct slot *s, grpc_status_code status,
-    const char *why)
-{
-	grpc_op ops[4], *op = ops;
-
-	memset(ops, 0, sizeof(ops));
-	op = add_header(s, op);
-	if (s->reply != NULL && status == GRPC_STATUS_OK) {
-		op->op = GRPC_OP_SEND_MESSAGE;
-		op->data.send_message.send_message = s->reply;
-		op++;
-	}
-	op = add_status(s, op, status, why);
-	if (!methods[s->kind].stream) {
-		op->op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-		op->data.recv_close_on_server.cancelled = &s->cancelled;
-		op++;
-	}
-	start_batch(w, s, ops, op, &s->op_tag);
-}
-
-/* Streams learn that their client is gone from a receive-close batch. */
-static int
-watch_close(struct worker *w, struct slot *s)
-{
-	grpc_op op;
-
-	memset(&op, 0, sizeof(op));
-	op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-	op.data.recv_close_on_server.cancelled = &s->cancelled;
-	return start_batch(w, s, &op, &op + 1, &s->close_tag);
-}
-
-/* Health: SERVING until a stop begins, so that balancers drain first. */
-static int
-serving(struct worker *w)
+int
+worker_serving(struct worker *w)
 {
 	return !atomic_load(&w->draining);
 }
 
-/*
- * Sends a Watch stream its status when it changed; when the server is
- * stopping, ends the stream (after telling it NOT_SERVING) so that the
- * stop need not wait for it.
- */
-static void
-health_update(struct worker *w, struct slot *s)
+void
+worker_tick(struct worker *w, long now)
 {
-	grpc_op ops[2], *op = ops;
-	int status;
-
-	if (s->op_pending || s->finished || s->client_gone)
-		return;
-	if (s->reply != NULL) {
-		grpc_byte_buffer_destroy(s->reply);
-		s->reply = NULL;
-	}
-	status = !s->health_known ? HEALTH_SERVICE_UNKNOWN
-	    : serving(w)	  ? HEALTH_SERVING
-				  : HEALTH_NOT_SERVING;
-	if (status == s->health_sent) {
-		if (atomic_load(&w->shutting_down))
-			answer(w, s, GRPC_STATUS_OK, NULL);
-		return;
-	}
-	s->health_sent = status;
-	s->reply = service_health_reply(status);
-	memset(ops, 0, sizeof(ops));
-	op = add_header(s, op);
-	op->op = GRPC_OP_SEND_MESSAGE;
-	op->data.send_message.send_message = s->reply;
-	op++;
-	start_batch(w, s, ops, op, &s->op_tag);
-}
-
-/* A reflection stream: receive a request, send its answer, again. */
-static void
-reflection_read(struct worker *w, struct slot *s)
-{
-	grpc_op ops[2], *op = ops;
-
-	memset(ops, 0, sizeof(ops));
-	op = add_header(s, op);
-	op->op = GRPC_OP_RECV_MESSAGE;
-	op->data.recv_message.recv_message = &s->request;
-	op++;
-	s->reading = 1;
-	start_batch(w, s, ops, op, &s->op_tag);
-}
-
-static void
-reflection_step(struct worker *w, struct slot *s)
-{
-	grpc_op op;
-	grpc_slice body, slice;
-	grpc_status_code status;
-	const char *why = NULL;
-	void *out;
-	size_t outlen;
-	int rc = -1, err = EINVAL;
-
-	if (!s->reading) {
-		/* An answer went out: read the next request. */
-		grpc_byte_buffer_destroy(s->reply);
-		s->reply = NULL;
-		reflection_read(w, s);
-		return;
-	}
-	s->reading = 0;
-	s->active = scoreboard_now();
-	if (s->request == NULL) {
-		/* The client has sent all its requests. */
-		answer(w, s, GRPC_STATUS_OK, NULL);
-		return;
-	}
-	status = service_read_body(s->request,
-	    (size_t)w->config->max_request_size, &body, &why);
-	if (status == GRPC_STATUS_OK) {
-		rc = reflection_respond(GRPC_SLICE_START_PTR(body),
-		    GRPC_SLICE_LENGTH(body), &out, &outlen);
-		err = errno;
-		grpc_slice_unref(body);
-	}
-	grpc_byte_buffer_destroy(s->request);
-	s->request = NULL;
-	if (status != GRPC_STATUS_OK) {
-		answer(w, s, status, why);
-		return;
-	}
-	if (rc != 0) {
-		if (err == ENOMEM)
-			answer(w, s, GRPC_STATUS_RESOURCE_EXHAUSTED,
-			    "out of memory");
-		else
-			answer(w, s, GRPC_STATUS_INVALID_ARGUMENT,
-			    "request is not a ServerReflectionRequest");
-		return;
-	}
-	slice = grpc_slice_new(out, outlen, free);
-	s->reply = grpc_raw_byte_buffer_create(&slice, 1);
-	grpc_slice_unref(slice);
-	memset(&op, 0, sizeof(op));
-	op.op = GRPC_OP_SEND_MESSAGE;
-	op.data.send_message.send_message = s->reply;
-	start_batch(w, s, &op, &op + 1, &s->op_tag);
-}
-
-/* A call has arrived on slot s. */
-static void
-start_call(struct loop *t, struct slot *s)
-{
-	struct worker *w = t->w;
-	struct db *d = current_db(w);
-	struct request_ctx ctx = {d, d->stores[t->index], &t->rng,
-	    &t->arena.allocator, (size_t)w->config->max_request_size};
-	grpc_status_code status = GRPC_STATUS_OK;
-	const char *why = NULL;
-	int known = 0;
-
-	if (t->metrics != NULL) {
-		s->started_ns = metrics_now();
-		metrics_add(&t->metrics->started, 1);
-	}
-	t->arena.used = 0;
-	switch (s->kind) {
-	case SLOT_QUOTE:
-		status = service_get_quote(&ctx, s->request, &s->reply, &why);
-		break;
-	case SLOT_LIST_AUTHORS:
-		status = service_list_authors(&ctx, s->request, &s->reply,
-		    &why);
-		break;
-	case SLOT_SEARCH_QUOTES:
-		status = service_search_quotes(&ctx, s->request, &s->reply,
-		    &why);
-		break;
-	case SLOT_LIST_TAGS:
-		status = service_list_tags(&ctx, s->request, &s->reply, &why);
-		break;
-	case SLOT_QUOTE_OF_THE_DAY:
-		status = service_quote_of_the_day(&ctx, s->request, &s->reply,
-		    &why);
-		break;
-	case SLOT_CHECK:
-		status = service_health_request(&ctx, s->request, &known,
-		    &why);
-		if (status == GRPC_STATUS_OK && !known) {
-			status = GRPC_STATUS_NOT_FOUND;
-			why = "unknown service";
-		} else if (status == GRPC_STATUS_OK) {
-			s->reply = service_health_reply(serving(w)
-				? HEALTH_SERVING
-				: HEALTH_NOT_SERVING);
-		}
-		break;
-	case SLOT_WATCH:
-		status = service_health_request(&ctx, s->request, &known,
-		    &why);
-		if (status != GRPC_STATUS_OK)
-			break;
-		s->health_known = known;
-		if (watch_close(w, s) == 0)
-			health_update(w, s);
-		goto done;
-	case SLOT_REFLECTION:
-	case SLOT_REFLECTION_ALPHA:
-		s->active = scoreboard_now();
-		if (watch_close(w, s) != 0)
-			goto done;
-		/* A stop's wake-up may have passed this slot by while the
-		 * call was on its way to us: end the stream as it would. */
-		if (atomic_load(&w->shutting_down))
-			cancel_stream(s);
-		else
-			reflection_read(w, s);
-		goto done;
-	case SLOT_UNKNOWN:
-	case SLOT_KINDS:
-		status = GRPC_STATUS_UNIMPLEMENTED;
-		why = "unknown method";
-		break;
-	}
-	if (status != GRPC_STATUS_OK && s->reply != NULL) {
-		grpc_byte_buffer_destroy(s->reply);
-		s->reply = NULL;
-	}
-	/* Only the database can make a call INTERNAL (a record outside
-	 * the file, say): worth one line per file, not one per call. */
-	if (status == GRPC_STATUS_INTERNAL &&
-	    atomic_exchange(&d->complained, 1) == 0)
-		log_warnx("database: %s; such calls get INTERNAL", why);
-	answer(w, s, status, why);
-done:
-	/* The reply, if any, holds its own reference. */
-	db_unref(d);
-}
-
-static void
-on_op(struct loop *t, struct slot *s, int success)
-{
-	struct worker *w = t->w;
-
-	s->op_pending = 0;
-	if (s->requested) {
-		s->requested = 0;
-		if (methods[s->kind].stream) {
-			w->waiting[s->kind]--;
-			add_stream_slot(w, s->kind);
-		}
-		if (!success) {
-			/* The server is shutting down: no call came. */
-			s->finished = s->client_gone = 1;
-			release_slot(w, s);
-			return;
-		}
-		start_call(t, s);
-		return;
-	}
-	if (!methods[s->kind].stream || s->finished || !success ||
-	    s->client_gone) {
-		s->finished = 1;
-		release_slot(w, s);
-		return;
-	}
-	if (s->kind == SLOT_WATCH)
-		health_update(w, s);
-	else
-		reflection_step(w, s);
-}
-
-static void
-on_close(struct worker *w, struct slot *s)
-{
-	s->close_pending = 0;
-	s->client_gone = 1;
-	release_slot(w, s);
-}
-
-/* The signal thread has news: a drain, a stop. */
-static void
-on_wake(struct worker *w)
-{
-	struct slot *s, *next;
-
-	for (s = w->streams; s != NULL; s = next) {
-		next = s->next;
-		if (s->requested || s->finished || s->client_gone)
-			continue;
-		if (s->kind == SLOT_WATCH)
-			health_update(w, s);
-		else if (atomic_load(&w->shutting_down))
-			/* A reflection stream waits on its client, which
-			 * may never close it: end it so the stop need not
-			 * wait. The pending receive then completes. */
-			cancel_stream(s);
-	}
-}
-
-static void
-on_event(struct loop *t, grpc_event ev)
-{
-	struct worker *w = t->w;
-	struct tag *tag = ev.tag;
-	int locked = tag->slot == NULL || methods[tag->slot->kind].stream;
-
-	if (locked)
-		pthread_mutex_lock(&w->stream_lock);
-	switch (tag->kind) {
-	case TAG_OP:
-		on_op(t, tag->slot, ev.success);
-		break;
-	case TAG_CLOSE:
-		on_close(w, tag->slot);
-		break;
-	case TAG_WAKE:
-		on_wake(w);
-		break;
-	case TAG_EXIT:
-	case TAG_SHUTDOWN:
-		break;
-	}
-	if (locked)
-		pthread_mutex_unlock(&w->stream_lock);
-}
-
-/*
- * After the server is destroyed, events only report calls that ended:
- * let go of them, never start anything.
- */
-static void
-on_final_event(struct worker *w, grpc_event ev)
-{
-	struct tag *t = ev.tag;
-	struct slot *s = t->slot;
-
-	if (t->kind == TAG_WAKE || t->kind == TAG_EXIT ||
-	    t->kind == TAG_SHUTDOWN)
-		return;
-	if (t->kind == TAG_OP) {
-		s->op_pending = 0;
-		if (s->requested && methods[s->kind].stream)
-			w->waiting[s->kind]--;
-		s->requested = 0;
-	} else {
-		s->close_pending = 0;
-	}
-	s->finished = s->client_gone = 1;
-	release_slot(w, s);
+	log_limit_flush(&grpc_handshakes);
+	log_limit_flush(&grpc_messages);
+	stream_end_idle(w, now);
 }
 
 /* Waits up to seconds for SIGTERM or SIGINT, reloading when asked. */
@@ -1033,11 +290,10 @@ finish_stop(struct worker *w)
 
 /*
  * Waits for signals (blocked in every thread), reloading when asked.
- * SIGTERM or
- * SIGINT stop gracefully: health turns NOT_SERVING and, for drain_time,
- * calls are still served so that load balancers move away first; then the
- * server takes no new calls, and those in flight may finish within
- * shutdown_timeout, after which they are cancelled.
+ * SIGTERM or SIGINT stop gracefully: health turns NOT_SERVING and, for
+ * drain_time, calls are still served so that load balancers move away
+ * first; then the server takes no new calls, and those in flight may
+ * finish within shutdown_timeout, after which they are cancelled.
  */
 static void *
 signal_thread(void *arg)
@@ -1054,7 +310,7 @@ signal_thread(void *arg)
 	wait_signal(w, &set, -1);
 
 	atomic_store(&w->draining, 1);
-	post(w, &wake_tag);
+	worker_post(w, &wake_tag);
 	if (w->config->drain_time > 0) {
 		log_info("draining: health is NOT_SERVING for %d s",
 		    w->config->drain_time);
@@ -1064,33 +320,8 @@ signal_thread(void *arg)
 	log_info("stopping: finishing calls in flight");
 	atomic_store(&w->shutting_down, 1);
 	grpc_server_shutdown_and_notify(w->server, w->cq, &shutdown_tag);
-	post(w, &wake_tag); /* ends health streams */
+	worker_post(w, &wake_tag); /* ends health streams */
 	finish_stop(w);
-	return NULL;
-}
-
-/*
- * Unix-socket listeners: takes the connections the master accepted and
- * gives them to gRPC, until the master's end closes or the worker stops.
- */
-static void *
-conn_thread(void *arg)
-{
-	struct worker *w = arg;
-	grpc_server_credentials *creds;
-	int fd, rc;
-
-	creds = grpc_insecure_server_credentials_create();
-	while ((rc = handoff_recv(w->conn_fd, &fd)) == 1) {
-		if (atomic_load(&w->shutting_down)) {
-			close(fd);
-			continue;
-		}
-		grpc_server_add_channel_from_fd(w->server, fd, creds);
-	}
-	if (rc < 0)
-		log_warn("connections from the master");
-	grpc_server_credentials_release(creds);
 	return NULL;
 }
 
@@ -1165,11 +396,7 @@ setup_server(struct worker *w)
 	w->cq = grpc_completion_queue_create_for_next(NULL);
 	w->server = grpc_server_create(&chargs, NULL);
 	grpc_server_register_completion_queue(w->server, w->cq, NULL);
-	for (int k = 0; k < SLOT_KINDS; k++)
-		if (methods[k].path != NULL)
-			w->registered[k] = grpc_server_register_method(
-			    w->server, methods[k].path, NULL,
-			    methods[k].payload, 0);
+	call_register(w);
 	if (w->conn_fd < 0) {
 		/* The address or the TLS files: no restart will help. */
 		log_setfatalstatus(EXIT_FATAL);
@@ -1187,127 +414,11 @@ setup_server(struct worker *w)
 	}
 	grpc_server_start(w->server);
 
-	/* Never connected: it only carries wake-ups (see wake()). */
+	/* Never connected: it only carries wake-ups (see worker_post()). */
 	wake_creds = grpc_insecure_credentials_create();
 	w->wake_channel = grpc_channel_create("unix:/dev/null/quoterd-wake",
 	    wake_creds, NULL);
 	grpc_channel_credentials_release(wake_creds);
-}
-
-static void
-request_all(struct worker *w)
-{
-	size_t n = 0;
-
-	for (int k = 0; k < SLOT_KINDS; k++)
-		if (!methods[k].stream)
-			n += methods[k].slots ? (size_t)methods[k].slots
-					      : (size_t)w->config->requested_calls;
-	if ((w->slots = calloc(n, sizeof(*w->slots))) == NULL)
-		fatal("calloc");
-	w->nslots = n;
-	n = 0;
-	for (int k = 0; k < SLOT_KINDS; k++) {
-		int count = methods[k].slots ? methods[k].slots
-					     : w->config->requested_calls;
-
-		if (methods[k].stream) {
-			add_stream_slot(w, (enum slot_kind)k);
-			continue;
-		}
-		for (int i = 0; i < count; i++) {
-			new_slot((enum slot_kind)k, &w->slots[n]);
-			request_slot(w, &w->slots[n++]);
-		}
-	}
-}
-
-/*
- * Housekeeping, once a TICK_MS on one call thread: reports of dropped
- * log lines, and the end of reflection streams idle for longer than
- * reflection_idle_timeout (a client could otherwise hold them all).
- */
-static void
-tick(struct worker *w, long now)
-{
-	long limit = (long)w->config->reflection_idle_timeout * 1000;
-	struct slot *s;
-	int ended = 0;
-
-	log_limit_flush(&grpc_handshakes);
-	log_limit_flush(&grpc_messages);
-	if (limit == 0)
-		return;
-	pthread_mutex_lock(&w->stream_lock);
-	for (s = w->streams; s != NULL; s = s->next) {
-		if ((s->kind != SLOT_REFLECTION &&
-			s->kind != SLOT_REFLECTION_ALPHA) ||
-		    s->requested || s->finished || s->client_gone ||
-		    !s->reading || now - s->active <= limit)
-			continue;
-		/* The pending receive then completes and frees the slot. */
-		s->finished = 1;
-		grpc_call_cancel_with_status(s->call,
-		    GRPC_STATUS_DEADLINE_EXCEEDED,
-		    "reflection stream idle too long", NULL);
-		ended++;
-	}
-	pthread_mutex_unlock(&w->stream_lock);
-	if (ended > 0)
-		log_debug("ended %d idle reflection streams", ended);
-}
-
-/*
- * A call thread: handles events until the server has stopped. The one
- * that sees the stop tells the others to leave; calls that end after
- * that are released by worker_main alone.
- */
-static void *
-call_thread(void *arg)
-{
-	struct loop *t = arg;
-	struct worker *w = t->w;
-	struct tag *tag;
-	grpc_event ev;
-	long now, due;
-
-	thread_metrics = t->metrics;
-	for (;;) {
-		/* Busy or idle, the heartbeat is renewed every TICK_MS: only
-		 * a thread that is stuck misses it. */
-		ev = grpc_completion_queue_next(w->cq,
-		    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-			gpr_time_from_millis(TICK_MS, GPR_TIMESPAN)),
-		    NULL);
-		now = scoreboard_beat(w->score);
-		due = atomic_load(&w->next_tick);
-		/* One thread a tick, busy or idle. */
-		if (now >= due && atomic_compare_exchange_strong(&w->next_tick,
-		    &due, now + TICK_MS))
-			tick(w, now);
-		if (ev.type == GRPC_QUEUE_TIMEOUT)
-			continue;
-		if (ev.type != GRPC_OP_COMPLETE)
-			fatalx("completion queue ended unexpectedly");
-		if (ev.tag == &exit_tag)
-			break;
-		if (ev.tag == &shutdown_tag) {
-			for (int i = 1; i < w->nloops; i++)
-				post(w, &exit_tag);
-			break;
-		}
-		tag = ev.tag;
-		/* A call has come: counted at once, before any lock, so that
-		 * a stop sees it (finish_stop()). The slot's one event is this
-		 * one, so reading requested needs no lock. */
-		if (tag->kind == TAG_OP && tag->slot->requested && ev.success) {
-			atomic_fetch_add(&w->inflight, 1);
-			atomic_fetch_add_explicit(&t->calls, 1,
-			    memory_order_relaxed);
-		}
-		on_event(t, ev);
-	}
-	return NULL;
 }
 
 void
@@ -1318,7 +429,6 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	struct worker w;
 	pthread_t sigthread;
 	pthread_condattr_t condattr;
-	grpc_event ev;
 	char path[64];
 	int rc;
 
@@ -1354,9 +464,7 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 		t->index = i;
 		t->metrics = metrics != NULL ? &metrics[i] : NULL;
 		atomic_init(&t->calls, 0);
-		t->arena.allocator.alloc = arena_alloc;
-		t->arena.allocator.free = arena_free;
-		t->arena.allocator.allocator_data = &t->arena;
+		arena_init(&t->arena);
 		/* Seeded after fork: workers never share a sequence. */
 		if (rng_seed_random(&t->rng) != 0)
 			fatal("getrandom");
@@ -1386,13 +494,13 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	gpr_set_log_function(grpc_log_to_ours);
 	gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
 	setup_server(&w);
-	request_all(&w);
-	if ((rc = pthread_create(&sigthread, NULL, signal_thread, &w)) != 0 ||
-	    (w.conn_fd >= 0 && (rc = pthread_create(&w.conn_thread, NULL,
-		conn_thread, &w)) != 0)) {
+	call_request_all(&w);
+	if ((rc = pthread_create(&sigthread, NULL, signal_thread, &w)) != 0) {
 		errno = rc;
 		fatal("pthread_create");
 	}
+	if (w.conn_fd >= 0)
+		conn_start(&w);
 	for (int i = 1; i < w.nloops; i++)
 		if ((rc = pthread_create(&w.loops[i].thread, NULL, call_thread,
 			 &w.loops[i])) != 0) {
@@ -1414,30 +522,16 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	pthread_cond_signal(&w.done_cond);
 	pthread_mutex_unlock(&w.lock);
 	pthread_join(sigthread, NULL);
-	if (w.conn_fd >= 0) {
-		/* Wakes the connection thread from its receive. */
-		shutdown(w.conn_fd, SHUT_RDWR);
-		pthread_join(w.conn_thread, NULL);
-		close(w.conn_fd);
-	}
+	if (w.conn_fd >= 0)
+		conn_stop(&w);
 
 	grpc_server_destroy(w.server);
 	grpc_channel_destroy(w.wake_channel);
 	grpc_completion_queue_shutdown(w.cq);
-	do {
-		ev = grpc_completion_queue_next(w.cq,
-		    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-		if (ev.type == GRPC_OP_COMPLETE)
-			on_final_event(&w, ev);
-	} while (ev.type != GRPC_QUEUE_SHUTDOWN);
+	call_drain(&w);
 	grpc_completion_queue_destroy(w.cq);
 	grpc_shutdown();
-	while (w.streams != NULL) {
-		struct slot *s = w.streams;
-
-		w.streams = s->next;
-		free(s);
-	}
+	stream_free_all(&w);
 	free(w.slots);
 	log_limit_flush(&grpc_handshakes);
 	log_limit_flush(&grpc_messages);
