@@ -490,7 +490,7 @@ test_open_fd_keeps_file(void **state)
 	import_quotes(fx, sample, 2, "other.mdb");
 	path_in(fx, "other.mdb", other);
 	assert_int_equal(rename(other, db), 0);
-	assert_int_equal(store_open_fd(fd, db, &s), 0);
+	assert_int_equal(store_open_fd(fd, &s), 0);
 	assert_int_equal(store_nquotes(s), NSAMPLE);
 	store_close(s);
 	close(fd);

@@ -946,7 +946,7 @@ flip_child(const struct dbfile *d, const struct replies *rs)
 		return 3;
 	if (store_verify(fd, &info, why, sizeof(why)) != 0)
 		return 0;
-	if (store_open_fd(fd, NULL, &s) != 0)
+	if (store_open_fd(fd, &s) != 0)
 		return 3;
 	nm.n = 0;
 	if (store_authors(s, NULL, 0, 128, add_name, &nm, &more) != 0 ||

@@ -1,5 +1,5 @@
 /*
- * Unix-socket listening and descriptor passing (see handoff.h).
+ * The Unix-socket listener (see handoff.h).
  */
 #include "handoff.h"
 
@@ -90,76 +90,4 @@ fail:
 	unlink(path);
 	close(fd);
 	return -1;
-}
-
-int
-handoff_channel(int fds[2])
-{
-	/* Datagram-like: each message carries exactly one descriptor. */
-	return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds);
-}
-
-int
-handoff_send(int channel, int fd)
-{
-	union {
-		struct cmsghdr hdr;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} control;
-	char byte = 0;
-	struct iovec iov = {&byte, 1};
-	struct msghdr msg;
-	struct cmsghdr *cmsg;
-
-	memset(&msg, 0, sizeof(msg));
-	memset(&control, 0, sizeof(control));
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = control.buf;
-	msg.msg_controllen = sizeof(control.buf);
-	cmsg = CMSG_FIRSTHDR(&msg);
-	cmsg->cmsg_level = SOL_SOCKET;
-	cmsg->cmsg_type = SCM_RIGHTS;
-	cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-	return sendmsg(channel, &msg, MSG_NOSIGNAL | MSG_DONTWAIT) == 1 ? 0
-									 : -1;
-}
-
-int
-handoff_recv(int channel, int *fd)
-{
-	union {
-		struct cmsghdr hdr;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} control;
-	char byte;
-	struct iovec iov = {&byte, 1};
-	struct msghdr msg;
-	struct cmsghdr *cmsg;
-	ssize_t n;
-
-	for (;;) {
-		memset(&msg, 0, sizeof(msg));
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		msg.msg_control = control.buf;
-		msg.msg_controllen = sizeof(control.buf);
-		n = recvmsg(channel, &msg, MSG_CMSG_CLOEXEC);
-		if (n == 0)
-			return 0;
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		cmsg = CMSG_FIRSTHDR(&msg);
-		if (cmsg != NULL && cmsg->cmsg_level == SOL_SOCKET &&
-		    cmsg->cmsg_type == SCM_RIGHTS &&
-		    cmsg->cmsg_len == CMSG_LEN(sizeof(int))) {
-			memcpy(fd, CMSG_DATA(cmsg), sizeof(int));
-			return 1;
-		}
-		/* A message without a descriptor carries nothing. */
-	}
 }

@@ -1,8 +1,8 @@
 /*
- * Connections handed from the master to workers, for Unix-domain
- * sockets: SO_REUSEPORT does not exist for them, so the master accepts
- * and passes each connection (SCM_RIGHTS) to a worker, which gives it to
- * gRPC. A channel is one end of a socketpair per worker.
+ * A Unix-domain listener, for connections handed from the master to
+ * workers: SO_REUSEPORT does not exist for them, so the master accepts
+ * and passes each connection to a worker over its channel (channel.h,
+ * CHAN_CONN), which gives it to gRPC (src/worker/conn.c).
  */
 #ifndef QUOTERD_HANDOFF_H
 #define QUOTERD_HANDOFF_H
@@ -17,12 +17,5 @@
  */
 int handoff_listen(const char *path, int mode, long gid, char *err,
     size_t errlen);
-/* A channel: fds[0] for the master, fds[1] for the worker. */
-int handoff_channel(int fds[2]);
-/* Passes fd over the channel; the caller still closes its copy. */
-int handoff_send(int channel, int fd);
-/* The next connection passed; 0 when the master's end is closed, -1 on
- * error. */
-int handoff_recv(int channel, int *fd);
 
 #endif

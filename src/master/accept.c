@@ -2,7 +2,7 @@
  * How connections reach the workers. On TCP the kernel spreads them over
  * the workers' SO_REUSEPORT sockets; Unix-domain sockets have no such
  * thing, so for those the master listens itself and hands each
- * connection to a worker in turn (handoff.h), keeping the choice of
+ * connection to a worker in turn (over its channel), keeping the choice of
  * worker where it knows which are alive.
  */
 #include "master_impl.h"
@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "handoff.h"
 #include "log.h"
 
@@ -67,7 +68,7 @@ hand_off(struct master *m, int fd, int fresh)
 		    (int)(p - m->procs)));
 		if (fresh && (age < 0 || age > HANDOFF_STALE_MS))
 			continue;
-		if (handoff_send(p->chan, fd) == 0)
+		if (channel_send(p->chan, CHAN_CONN, 0, NULL, 0, fd) == 0)
 			return 0;
 	}
 	return -1;

@@ -1,7 +1,7 @@
 /*
  * The master's loop, after nginx's ngx_process_cycle.c: it waits on a
- * signalfd, the workers' status pipe, an inotify watch of the
- * database's directory, a Unix listener and a checker's verdict, and
+ * signalfd, each worker's channel, an inotify watch of the database's
+ * directory, a Unix listener and a checker's verdict, and
  * hands each to the file that decides what it means (proc.c, swap.c,
  * accept.c, daemon.c), until told to stop. Signals stay blocked in the
  * master; nothing runs in a handler, so nothing races the loop.
@@ -86,11 +86,11 @@ handle_signal(struct master *m, int sig)
 }
 
 /* The signals the loop reads from its signalfd; workers inherit the
- * mask, and their signal thread waits for these. */
+ * mask, and their control thread reads the ones they act on. */
 static int
 block_signals(void)
 {
-	sigset_t set, blocked;
+	sigset_t set;
 	int fd;
 
 	sigemptyset(&set);
@@ -102,9 +102,7 @@ block_signals(void)
 	sigaddset(&set, SIGTTIN);
 	sigaddset(&set, SIGTTOU);
 	sigaddset(&set, SIGUSR1);
-	blocked = set;
-	sigaddset(&blocked, WORKER_SIGRELOAD);
-	if (sigprocmask(SIG_BLOCK, &blocked, NULL) != 0)
+	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
 		fatal("sigprocmask");
 	if ((fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
 		fatal("signalfd");
@@ -116,7 +114,7 @@ master_run(const struct config *c, int detach,
     const struct master_start *start)
 {
 	struct master m;
-	int fds[2];
+	struct pollfd *pfd;
 	long now, timeout;
 
 	memset(&m, 0, sizeof(m));
@@ -133,16 +131,16 @@ master_run(const struct config *c, int detach,
 	daemon_raise_nofile();
 
 	m.sigfd = block_signals();
-	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
-		fatal("pipe");
-	m.status_rd = fds[0];
-	m.status_wr = fds[1];
 	m.db_fd = start->db_fd;
 	m.metrics_fd = start->metrics_fd;
 	swap_init(&m);
 	if (listener_open(&m) != 0)
 		return 1;
 	proc_init(&m);
+	/* The loop's descriptors: four of its own, then each worker's
+	 * channel. */
+	if ((pfd = calloc((size_t)m.nprocs + 4, sizeof(*pfd))) == NULL)
+		fatal("calloc");
 	if (m.metrics != NULL) {
 		swap_publish(&m, &start->db, 0);
 		proc_spawn_metrics(&m);
@@ -154,20 +152,23 @@ master_run(const struct config *c, int detach,
 		proc_spawn(&m, i);
 
 	for (;;) {
-		struct pollfd pfd[5] = {{m.sigfd, POLLIN, 0},
-		    {m.status_rd, POLLIN, 0}, {m.inotify_fd, POLLIN, 0},
-		    {m.listen_fd, POLLIN, 0}, {-1, POLLIN, 0}};
 		struct signalfd_siginfo si;
 
 		if (m.stopping != RUNNING && proc_running(&m) == 0)
 			break;
+		pfd[0] = (struct pollfd){m.sigfd, POLLIN, 0};
+		pfd[1] = (struct pollfd){m.inotify_fd, POLLIN, 0};
+		pfd[2] = (struct pollfd){m.listen_fd, POLLIN, 0};
+		pfd[3] = (struct pollfd){-1, POLLIN, 0};
+		for (int i = 0; i < m.nprocs; i++)
+			pfd[4 + i] = (struct pollfd){m.procs[i].chan, POLLIN, 0};
 		now = now_ms();
 		timeout = proc_respawn(&m, now);
 		timeout = sooner(timeout, proc_stop_due(&m, now));
 		timeout = sooner(timeout, daemon_start_due(&m, now));
 		timeout = sooner(timeout, swap_due(&m, now));
 		if (m.check != NULL)
-			pfd[4].fd = check_fd(m.check);
+			pfd[3].fd = check_fd(m.check);
 		if (m.stopping == RUNNING) {
 			timeout = sooner(timeout, proc_replace_sick(&m));
 			if (c->worker_timeout > 0)
@@ -175,26 +176,28 @@ master_run(const struct config *c, int detach,
 				    proc_check_heartbeats(&m));
 		}
 		if (m.accept_paused_until > now) {
-			pfd[3].fd = -1;
+			pfd[2].fd = -1;
 			timeout = sooner(timeout, m.accept_paused_until - now);
 		}
-		if (poll(pfd, 5, (int)timeout) < 0) {
+		if (poll(pfd, (nfds_t)m.nprocs + 4, (int)timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			fatal("poll");
 		}
+		for (int i = 0; i < m.nprocs; i++)
+			if (pfd[4 + i].revents != 0)
+				proc_read_channel(&m, i);
 		if (pfd[1].revents & POLLIN)
-			proc_read_status(&m);
-		if (pfd[2].revents & POLLIN)
 			swap_read_inotify(&m);
-		if ((pfd[3].revents & POLLIN) && m.listen_fd >= 0)
+		if ((pfd[2].revents & POLLIN) && m.listen_fd >= 0)
 			listener_accept(&m);
-		if (pfd[4].revents != 0 && m.check != NULL)
+		if (pfd[3].revents != 0 && m.check != NULL)
 			swap_finish_check(&m, 0);
 		while (read(m.sigfd, &si, sizeof(si)) == sizeof(si))
 			handle_signal(&m, (int)si.ssi_signo);
 	}
 
+	free(pfd);
 	pidfile_close(&m);
 	listener_close(&m);
 	swap_end(&m);

@@ -33,7 +33,7 @@ struct proc {
 	long respawn_at; /* ms, monotonic; 0: none due */
 	int backoff_ms;
 	unsigned swapped; /* the last swap generation it confirmed */
-	int chan;         /* Unix listener: the master's end of its channel */
+	int chan;         /* the master's end of its channel, or -1 */
 	int hung;         /* killed for a stale heartbeat */
 	int sick;         /* asked to be replaced (see proc_replace_sick()) */
 	int counters;     /* its metrics record while it runs, or -1 */
@@ -52,7 +52,7 @@ struct file_id {
 struct swap {
 	unsigned generation;
 	long started;  /* ms; 0: no swap waiting for reports */
-	int expected;  /* workers signalled */
+	int expected;  /* workers sent the new database */
 	int switched;
 	int failed;
 	unsigned long long quotes, authors;
@@ -65,7 +65,6 @@ struct master {
 	int nprocs;     /* slots: MAX_WORKERS */
 	int nworkers;   /* active workers: the count asked for */
 	int sigfd;
-	int status_rd, status_wr;
 	int inotify_fd; /* -1: not watching */
 	char db_name[NAME_MAX + 1];
 	int db_fd;      /* the checked database that workers open */
@@ -122,7 +121,7 @@ int proc_running(const struct master *m);
 void proc_signal_all(struct master *m, int sig);
 void proc_reap(struct master *m);
 long proc_respawn(struct master *m, long now);
-void proc_read_status(struct master *m);
+void proc_read_channel(struct master *m, int index);
 long proc_check_heartbeats(struct master *m);
 long proc_replace_sick(struct master *m);
 void proc_scale(struct master *m, int delta);
@@ -138,7 +137,8 @@ void swap_database(struct master *m, const char *why, int force);
 void swap_read_inotify(struct master *m);
 void swap_finish_check(struct master *m, int timed_out);
 void swap_abort_check(struct master *m);
-void swap_worker_reported(struct master *m, const struct worker_msg *msg);
+void swap_worker_reported(struct master *m, int index, int swapped,
+    unsigned generation);
 void swap_reload_done(struct master *m);
 long swap_due(struct master *m, long now);
 void swap_end(struct master *m);

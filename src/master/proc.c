@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "handoff.h"
+#include "channel.h"
 #include "httpd.h"
 #include "log.h"
 #include "notify.h"
@@ -88,7 +88,6 @@ close_master_fds(struct master *m)
 		if (m->procs[i].chan >= 0)
 			close(m->procs[i].chan);
 	close(m->sigfd);
-	close(m->status_rd);
 	if (m->inotify_fd >= 0)
 		close(m->inotify_fd);
 	if (m->pidfile_fd >= 0)
@@ -134,7 +133,6 @@ proc_spawn_metrics(struct master *m)
 	}
 	if (pid == 0) {
 		close_master_fds(m);
-		close(m->status_wr);
 		close(m->db_fd);
 		httpd_main(m->metrics_fd, m->metrics);
 	}
@@ -147,8 +145,8 @@ void
 proc_spawn(struct master *m, int index)
 {
 	struct proc *p = &m->procs[index];
-	pid_t pid, master_pid = getpid();
-	int chan[2] = {-1, -1};
+	pid_t pid;
+	int chan[2] = {-1, -1}, rc;
 
 	p->state = PROC_ACTIVE;
 	p->respawn_at = 0;
@@ -157,9 +155,10 @@ proc_spawn(struct master *m, int index)
 	p->counters = m->metrics != NULL ? free_counters(m) : -1;
 	/* The worker beats once it serves; until then it is not judged. */
 	scoreboard_reset(scoreboard_slot(m->sb, index), 0);
-	if ((m->listen_fd >= 0 && handoff_channel(chan) != 0) ||
-	    (pid = fork()) < 0) {
-		log_warn("starting worker %d", index);
+	if ((rc = channel_open(chan)) != 0 || (pid = fork()) < 0) {
+		if (rc == 0)
+			rc = errno;
+		log_warnx("starting worker %d: %s", index, strerror(rc));
 		if (chan[0] >= 0) {
 			close(chan[0]);
 			close(chan[1]);
@@ -168,26 +167,37 @@ proc_spawn(struct master *m, int index)
 		return;
 	}
 	if (pid == 0) {
-		/* Only the master accepts; a worker gets its own channel. */
-		if (chan[0] >= 0)
-			close(chan[0]);
+		close(chan[0]);
 		close_master_fds(m);
 		if (m->metrics_fd >= 0)
 			close(m->metrics_fd);
 		/* The worker maps the checked file from its copy of db_fd,
 		 * then closes it, so that it pins no file after a swap. */
-		worker_main(m->config, index, master_pid, m->status_wr,
-		    m->db_fd, chan[1], scoreboard_slot(m->sb, index),
+		worker_main(m->config, index, chan[1], m->db_fd,
+		    scoreboard_slot(m->sb, index),
 		    metrics_thread(m->metrics, p->counters, 0));
 	}
-	if (chan[0] >= 0) {
-		close(chan[1]);
-		p->chan = chan[0];
-	}
+	close(chan[1]);
+	/* The master never waits on a worker. */
+	if (fcntl(chan[0], F_SETFL, O_NONBLOCK) != 0)
+		log_warn("worker %d: channel", index);
+	p->chan = chan[0];
 	p->pid = pid;
 	p->started = now_ms();
 	count_workers(m);
 	log_info("worker %d started, pid %ld", index, (long)pid);
+}
+
+/*
+ * Asks a worker to finish its calls and stop. One that cannot take the
+ * message (its channel full or gone: it is stuck or dying) gets SIGTERM,
+ * which means the same to it.
+ */
+static void
+ask_stop(struct proc *p)
+{
+	if (channel_send(p->chan, CHAN_STOP, 0, NULL, 0, -1) != 0)
+		kill(p->pid, SIGTERM);
 }
 
 void
@@ -207,7 +217,15 @@ proc_stop(struct master *m, enum stop_mode mode, int status)
 		log_info(mode == STOP_NOW ? "stopping now"
 					  : "stopping: workers finish their "
 					    "calls");
-		proc_signal_all(m, mode == STOP_NOW ? SIGKILL : SIGTERM);
+		if (mode == STOP_NOW) {
+			proc_signal_all(m, SIGKILL);
+		} else {
+			for (int i = 0; i < m->nprocs; i++)
+				if (m->procs[i].pid != 0)
+					ask_stop(&m->procs[i]);
+			if (m->metrics_pid != 0)
+				kill(m->metrics_pid, SIGTERM);
+		}
 		m->stop_deadline = now_ms() +
 		    (long)(m->config->drain_time +
 			m->config->shutdown_timeout) * 1000 +
@@ -275,6 +293,8 @@ proc_reap(struct master *m)
 			}
 			continue;
 		}
+		/* What it said before it went still counts. */
+		proc_read_channel(m, index);
 		p->pid = 0;
 		count_workers(m);
 		if (p->chan >= 0) {
@@ -377,7 +397,7 @@ proc_replace_sick(struct master *m)
 			;
 		if (spare < 0) {
 			/* Every slot busy: restart it in place instead. */
-			kill(p->pid, SIGTERM);
+			ask_stop(p);
 			p->sick = 0;
 			continue;
 		}
@@ -385,7 +405,7 @@ proc_replace_sick(struct master *m)
 			 "%d starts", i, (long)p->pid, spare, i);
 		m->procs[spare] = *p;
 		m->procs[spare].state = PROC_RETIRING;
-		kill(p->pid, SIGTERM);
+		ask_stop(p);
 		p->chan = -1;
 		p->pid = 0;
 		p->backoff_ms = 0;
@@ -411,35 +431,56 @@ announce(struct master *m)
 	daemon_tell_parent(m, "");
 }
 
+/*
+ * What worker index has said since the last look. A channel belongs to
+ * one worker, so a message is that worker's; a channel that closes is a
+ * worker that has gone (its exit is reaped apart).
+ */
 void
-proc_read_status(struct master *m)
+proc_read_channel(struct master *m, int index)
 {
-	struct worker_msg msg;
+	struct proc *p = &m->procs[index];
+	struct channel_msg msg;
+	int fd, rc;
 
-	while (read(m->status_rd, &msg, sizeof(msg)) == sizeof(msg)) {
-		/* From the worker now in the slot, not one that died
-		 * after writing it. */
-		if (msg.index < 0 || msg.index >= m->nprocs ||
-		    msg.pid == 0 || msg.pid != m->procs[msg.index].pid)
+	while (p->chan >= 0 && p->pid != 0) {
+		if ((rc = channel_recv(p->chan, &msg, &fd)) == CHANNEL_EMPTY)
+			return;
+		if (rc == CHANNEL_CLOSED) {
+			close(p->chan);
+			p->chan = -1;
+			return;
+		}
+		if (rc != 0) {
+			log_warnx("worker %d (pid %ld): %s", index, (long)p->pid,
+			    channel_strerror(rc));
 			continue;
-		switch (msg.event) {
-		case WORKER_SICK:
-			if (m->procs[msg.index].state == PROC_ACTIVE &&
-			    !m->procs[msg.index].sick) {
-				m->procs[msg.index].sick = 1;
+		}
+		switch (msg.type) {
+		case CHAN_SICK:
+			if (p->state == PROC_ACTIVE && !p->sick) {
+				p->sick = 1;
 				log_warnx("worker %d (pid %ld) cannot accept "
 					  "connections any more: replacing it",
-				    msg.index, (long)msg.pid);
+				    index, (long)p->pid);
 			}
 			break;
-		case WORKER_READY:
-			m->procs[msg.index].ready = 1;
-			log_debug("worker %d ready", msg.index);
+		case CHAN_READY:
+			p->ready = 1;
+			log_debug("worker %d ready", index);
 			announce(m);
 			break;
-		case WORKER_RELOADED:
-		case WORKER_RELOAD_FAILED:
-			swap_worker_reported(m, &msg);
+		case CHAN_SWAPPED:
+		case CHAN_SWAP_FAILED:
+			swap_worker_reported(m, index,
+			    msg.type == CHAN_SWAPPED, msg.generation);
+			break;
+		default:
+			log_warnx("worker %d (pid %ld): an unexpected message "
+				  "(type %u)",
+			    index, (long)p->pid, msg.type);
+			if (fd >= 0)
+				close(fd);
 			break;
 		}
 	}
@@ -482,7 +523,7 @@ proc_scale(struct master *m, int delta)
 	m->procs[i].respawn_at = 0;
 	if (m->procs[i].pid != 0) {
 		m->procs[i].state = PROC_RETIRING;
-		kill(m->procs[i].pid, SIGTERM);
+		ask_stop(&m->procs[i]);
 	} else {
 		m->procs[i].state = PROC_FREE;
 	}

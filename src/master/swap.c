@@ -2,8 +2,8 @@
  * Database generations: every swap happens here. The master opens the
  * new file and forks a checker of it (check.c), going on with its loop
  * meanwhile; on the checker's "good" it makes the file the one at db_fd
- * and sends WORKER_SIGRELOAD to every worker, which reopens it and
- * reports back, and logs one line when all have switched. A bad file is
+ * and sends it to every worker over its channel (CHAN_SWAP), which maps
+ * it and reports back, and logs one line when all have switched. A bad file is
  * refused and nothing changes. The master never parses a database
  * itself: a hostile file can crash only the checker.
  */
@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "log.h"
 #include "notify.h"
 
@@ -150,6 +151,7 @@ swap_finish_check(struct master *m, int timed_out)
 {
 	struct swap *sw = &m->swap;
 	struct check_verdict v;
+	int rc;
 
 	if (timed_out)
 		check_abort(m->check, &v);
@@ -165,8 +167,8 @@ swap_finish_check(struct master *m, int timed_out)
 			metrics_add(&metrics_master(m->metrics)->swaps_refused,
 			    1);
 	} else {
-		/* Same descriptor number, new file: workers always find the
-		 * current database at /proc/MASTER/fd/db_fd. */
+		/* Same descriptor number, new file: a worker started from
+		 * now on inherits the current database as db_fd. */
 		if (dup3(m->check_fd, m->db_fd, O_CLOEXEC) < 0)
 			fatal("dup3");
 		close(m->check_fd);
@@ -186,13 +188,13 @@ swap_finish_check(struct master *m, int timed_out)
 
 			if (p->state != PROC_ACTIVE || p->pid == 0)
 				continue;
-			if (sigqueue(p->pid, WORKER_SIGRELOAD,
-			    (union sigval){.sival_int = (int)sw->generation}) ==
-			    0)
+			if ((rc = channel_send(p->chan, CHAN_SWAP,
+			    sw->generation, NULL, 0, m->db_fd)) == 0)
 				sw->expected++;
 			else
-				log_warn("worker %d: cannot ask it to reload",
-				    i);
+				log_warnx("worker %d: cannot send it the "
+					  "database: %s",
+				    i, channel_strerror(rc));
 		}
 		if (sw->expected == 0)
 			swap_report(m);
@@ -267,19 +269,20 @@ swap_init(struct master *m)
 
 /* A worker's report on the swap it was asked for. */
 void
-swap_worker_reported(struct master *m, const struct worker_msg *msg)
+swap_worker_reported(struct master *m, int index, int swapped,
+    unsigned generation)
 {
 	struct swap *sw = &m->swap;
 
 	/* A late report of an earlier swap is not about the file now in
 	 * use. */
-	if (sw->started == 0 || msg->generation != sw->generation)
+	if (sw->started == 0 || generation != sw->generation)
 		return;
 	/* Count workers, not reports. */
-	if (m->procs[msg->index].swapped == sw->generation)
+	if (m->procs[index].swapped == sw->generation)
 		return;
-	m->procs[msg->index].swapped = sw->generation;
-	if (msg->event == WORKER_RELOADED)
+	m->procs[index].swapped = sw->generation;
+	if (swapped)
 		sw->switched++;
 	else
 		sw->failed++;

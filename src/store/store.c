@@ -301,15 +301,14 @@ open_same(const char *path, int fd, struct store **out)
 }
 
 int
-store_open_fd(int fd, const char *path, struct store **out)
+store_open_fd(int fd, struct store **out)
 {
 	char self[64];
-	int rc;
 
+	/* LMDB opens by name only: this process's own name for fd, checked
+	 * to be the same file once open. */
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
-	if ((rc = open_same(self, fd, out)) == ENOENT && path != NULL)
-		rc = open_same(path, fd, out);
-	return rc;
+	return open_same(self, fd, out);
 }
 
 void

@@ -33,12 +33,11 @@ struct store_quote {
 
 int store_open(const char *path, struct store **out);
 /*
- * Opens the file open as fd, through /proc/self/fd, so that it is that
- * very file even if its path has since been made to name another; where
- * there is no /proc, opens path instead, if path (which may be NULL)
- * still names that very file, else fails with ESTALE.
+ * Opens the file open as fd (a checked database the master handed over),
+ * that very file even if its path has since been made to name another;
+ * ESTALE if what opens is not that file. The caller still closes fd.
  */
-int store_open_fd(int fd, const char *path, struct store **out);
+int store_open_fd(int fd, struct store **out);
 void store_close(struct store *s);
 const char *store_strerror(int err);
 

@@ -418,7 +418,7 @@ store_verify(int fd, struct store_info *info, char *why, size_t whylen)
 	if ((rc = verify_pages(&v)) != 0)
 		goto done;
 
-	if ((rc = store_open_fd(fd, NULL, &s)) != 0) {
+	if ((rc = store_open_fd(fd, &s)) != 0) {
 		verify_fail(&v, rc, "%s", store_strerror(rc));
 		goto done;
 	}

@@ -24,10 +24,10 @@ struct db {
 };
 
 /*
- * Opens path, a /proc path naming a checked descriptor, nstores times.
- * Returns NULL with a store error in *rc.
+ * Opens the checked database open as fd nstores times; the caller still
+ * closes fd. Returns NULL with a store error in *rc.
  */
-struct db *db_open(const char *path, int nstores, int *rc);
+struct db *db_open(int fd, int nstores, int *rc);
 struct db *db_ref(struct db *d);
 /* Takes void * so that it can be a gRPC slice destructor. */
 void db_unref(void *d);

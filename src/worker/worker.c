@@ -1,19 +1,21 @@
 /*
- * A worker process: its life from fork to _exit(), the signal thread,
+ * A worker process: its life from fork to _exit(), the control thread,
  * the stop, and the gRPC server's setup. The master forks it with every
  * signal blocked; gRPC is initialised only here, after fork. Call threads
  * (config_threads(), call.c) drive one completion queue and do all call
- * handling; another thread only waits for signals: WORKER_SIGRELOAD (or
- * SIGHUP) opens the database again, SIGTERM drains and stops the server.
- * The signal thread wakes a call thread through the completion queue
- * itself (a connectivity watch on an unused channel, with a deadline
- * already past, is gRPC core's way of posting a tag), so the call loop
- * never polls a flag.
+ * handling; one more thread, the control thread, does what the master
+ * asks over the worker's channel (channel.h: a database swap, a Unix
+ * socket's connection, a stop) and what signals ask (SIGTERM stops,
+ * SIGUSR1 reopens the log). It wakes a call thread through the completion
+ * queue itself (a connectivity watch on an unused channel, with a
+ * deadline already past, is gRPC core's way of posting a tag), so the
+ * call loop never polls a flag.
  *
- * Database swaps: the signal thread opens the new database and puts it in
- * place under db_lock; each call takes a reference for as long as it
- * runs, so no thread keeps the old one once its calls are answered, and
- * its map goes when gRPC releases the last reply slice pointing into it.
+ * Database swaps: the control thread maps the database the master sent
+ * and puts it in place under db_lock; each call takes a reference for as
+ * long as it runs, so no thread keeps the old one once its calls are
+ * answered, and its map goes when gRPC releases the last reply slice
+ * pointing into it.
  */
 #include "worker.h"
 #include "worker_impl.h"
@@ -30,7 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
+#include <poll.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef __SANITIZE_ADDRESS__
@@ -38,6 +41,7 @@
 #endif
 
 #include "arena.h"
+#include "channel.h"
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
@@ -79,8 +83,16 @@ static struct log_limit grpc_messages = LOG_LIMIT_INIT("gRPC messages");
 static struct worker *the_worker;
 static atomic_int sick_told;
 
-static void tell_master(struct worker *w, enum worker_event event,
-    unsigned generation);
+/* One message to the master; from any thread, as each is one datagram. */
+static void
+tell_master(struct worker *w, enum channel_type type, unsigned generation)
+{
+	int rc;
+
+	if ((rc = channel_send(w->chan, type, generation, NULL, 0, -1)) != 0)
+		log_warnx("cannot report to the master: %s",
+		    channel_strerror(rc));
+}
 
 static void
 grpc_log_to_ours(gpr_log_func_args *args)
@@ -96,7 +108,7 @@ grpc_log_to_ours(gpr_log_func_args *args)
 	    the_worker != NULL && atomic_exchange(&sick_told, 1) == 0) {
 		log_warnx("grpc: %s: this worker accepts no more connections; "
 			  "asking to be replaced", args->message);
-		tell_master(the_worker, WORKER_SICK, 0);
+		tell_master(the_worker, CHAN_SICK, 0);
 		return;
 	}
 	/* Anyone who can connect can fail a TLS handshake: not a warning. */
@@ -108,30 +120,23 @@ grpc_log_to_ours(gpr_log_func_args *args)
 		    args->message);
 }
 
-static void
-tell_master(struct worker *w, enum worker_event event, unsigned generation)
-{
-	struct worker_msg msg = {w->index, event, generation, (int32_t)getpid()};
-
-	if (write(w->status_fd, &msg, sizeof(msg)) != sizeof(msg))
-		log_warn("cannot report to the master");
-}
-
 /*
- * Opens the master's database again and puts it in place for new calls,
- * for the master's swap number generation; the master hears of it only
- * once every new call is sure to use it.
+ * Maps the checked database the master sent (fd) and puts it in place for
+ * new calls, for the master's swap number generation; the master hears of
+ * it only once every new call is sure to use it.
  */
 static void
-reload(struct worker *w, unsigned generation)
+swap_to(struct worker *w, int fd, unsigned generation)
 {
 	struct db *d, *old;
 	int rc;
 
-	if ((d = db_open(w->db_path, w->nloops, &rc)) == NULL) {
+	d = db_open(fd, w->nloops, &rc);
+	close(fd);
+	if (d == NULL) {
 		log_warnx("reload: %s: %s; keeping the database in use",
 		    w->config->database, store_strerror(rc));
-		tell_master(w, WORKER_RELOAD_FAILED, generation);
+		tell_master(w, CHAN_SWAP_FAILED, generation);
 		return;
 	}
 	log_debug("reload: %s: %llu quotes", w->config->database,
@@ -141,7 +146,7 @@ reload(struct worker *w, unsigned generation)
 	w->db = d;
 	pthread_mutex_unlock(&w->db_lock);
 	db_unref(old);
-	tell_master(w, WORKER_RELOADED, generation);
+	tell_master(w, CHAN_SWAPPED, generation);
 }
 
 void
@@ -165,41 +170,86 @@ worker_tick(struct worker *w, long now)
 	stream_end_idle(w, now);
 }
 
-/* Waits up to seconds for SIGTERM or SIGINT, reloading when asked. */
-static int
-wait_signal(struct worker *w, const sigset_t *set, int seconds)
+static long
+monotonic_ms(void)
 {
-	struct timespec until, now, left;
-	siginfo_t info;
-	int sig;
+	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += seconds;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One message from the master; 1 if it asks us to stop. */
+static int
+from_master(struct worker *w)
+{
+	struct channel_msg m;
+	int fd, rc;
+
+	if ((rc = channel_recv(w->chan, &m, &fd)) == CHANNEL_CLOSED) {
+		log_info("the master is gone: stopping");
+		w->master_gone = 1;
+		return 1;
+	}
+	if (rc == CHANNEL_EMPTY)
+		return 0;
+	if (rc != 0) {
+		log_warnx("from the master: %s", channel_strerror(rc));
+		return 0;
+	}
+	switch (m.type) {
+	case CHAN_SWAP:
+		swap_to(w, fd, m.generation);
+		return 0;
+	case CHAN_CONN:
+		conn_add(w, fd);
+		return 0;
+	case CHAN_STOP:
+		return 1;
+	default:
+		log_warnx("from the master: an unexpected message (type %u)",
+		    m.type);
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+}
+
+/*
+ * The control thread's wait: for up to ms (-1: no limit), it reads the
+ * master's channel and the signals (blocked in every thread) and does
+ * what they ask, until one asks for a stop (returns 1) or time is up (0).
+ * A stop comes as CHAN_STOP, as SIGTERM or SIGINT from anyone else, or as
+ * the end of the channel: the master has gone.
+ */
+static int
+control_wait(struct worker *w, int sigfd, long ms)
+{
+	long until = monotonic_ms() + ms;
+
 	for (;;) {
-		if (seconds < 0) {
-			sig = sigwaitinfo(set, &info);
-		} else {
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			left.tv_sec = until.tv_sec - now.tv_sec;
-			left.tv_nsec = until.tv_nsec - now.tv_nsec;
-			if (left.tv_nsec < 0) {
-				left.tv_sec--;
-				left.tv_nsec += 1000000000L;
-			}
-			if (left.tv_sec < 0)
-				return 0;
-			sig = sigtimedwait(set, &info, &left);
-		}
-		if (sig == WORKER_SIGRELOAD)
-			reload(w, (unsigned)info.si_value.sival_int);
-		else if (sig == SIGHUP)
-			reload(w, 0);
-		else if (sig == SIGUSR1 && log_reopen() != 0)
-			log_warn("reopening the log");
-		else if (sig == SIGTERM || sig == SIGINT)
-			return sig;
-		else if (sig < 0 && errno == EAGAIN)
+		struct pollfd pfd[2] = {{sigfd, POLLIN, 0},
+		    {w->master_gone ? -1 : w->chan, POLLIN, 0}};
+		struct signalfd_siginfo si;
+		long left = ms < 0 ? -1 : until - monotonic_ms();
+
+		if (ms >= 0 && left <= 0)
 			return 0;
+		if (poll(pfd, 2, (int)left) < 0) {
+			if (errno == EINTR)
+				continue;
+			fatal("poll");
+		}
+		if (pfd[1].revents != 0 && from_master(w))
+			return 1;
+		if (read(sigfd, &si, sizeof(si)) != sizeof(si))
+			continue;
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			return 1;
+		if (si.ssi_signo == SIGUSR1 && log_reopen() != 0)
+			log_warn("reopening the log");
+		/* SIGHUP, as from a terminal that hung up, is the master's:
+		 * a swap reaches us as CHAN_SWAP. */
 	}
 }
 
@@ -289,39 +339,43 @@ finish_stop(struct worker *w)
 }
 
 /*
- * Waits for signals (blocked in every thread), reloading when asked.
- * SIGTERM or SIGINT stop gracefully: health turns NOT_SERVING and, for
- * drain_time, calls are still served so that load balancers move away
- * first; then the server takes no new calls, and those in flight may
- * finish within shutdown_timeout, after which they are cancelled.
+ * The control thread: does what the master and signals ask (see
+ * control_wait()) until a stop. A stop is graceful: health turns
+ * NOT_SERVING and, for drain_time, calls are still served so that load
+ * balancers move away first; then the server takes no new calls, and
+ * those in flight may finish within shutdown_timeout, after which they
+ * are cancelled.
  */
 static void *
-signal_thread(void *arg)
+control_thread(void *arg)
 {
 	struct worker *w = arg;
 	sigset_t set;
+	int sigfd;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, WORKER_SIGRELOAD);
-	wait_signal(w, &set, -1);
+	if ((sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
+		fatal("signalfd");
+	control_wait(w, sigfd, -1);
 
 	atomic_store(&w->draining, 1);
 	worker_post(w, &wake_tag);
 	if (w->config->drain_time > 0) {
 		log_info("draining: health is NOT_SERVING for %d s",
 		    w->config->drain_time);
-		/* Another SIGTERM cuts the drain short. */
-		wait_signal(w, &set, w->config->drain_time);
+		/* Another stop request cuts the drain short. */
+		control_wait(w, sigfd, w->config->drain_time * 1000L);
 	}
 	log_info("stopping: finishing calls in flight");
 	atomic_store(&w->shutting_down, 1);
 	grpc_server_shutdown_and_notify(w->server, w->cq, &shutdown_tag);
 	worker_post(w, &wake_tag); /* ends health streams */
 	finish_stop(w);
+	close(sigfd);
 	return NULL;
 }
 
@@ -346,7 +400,10 @@ add_arg(grpc_arg *args, size_t *n, const char *name, int value, int scale)
 	(*n)++;
 }
 
-static void
+/* Whether a failed setup is worth a restart. */
+enum setup { SETUP_OK, SETUP_RETRY, SETUP_NEVER };
+
+static enum setup
 setup_server(struct worker *w)
 {
 	const struct config *c = w->config;
@@ -397,20 +454,24 @@ setup_server(struct worker *w)
 	w->server = grpc_server_create(&chargs, NULL);
 	grpc_server_register_completion_queue(w->server, w->cq, NULL);
 	call_register(w);
-	if (w->conn_fd < 0) {
+	if (c->listen_addr.kind == LISTEN_UNIX) {
+		conn_init(w);
+	} else {
 		/* The address or the TLS files: no restart will help. */
-		log_setfatalstatus(EXIT_FATAL);
-		if ((creds = server_credentials(c)) == NULL)
-			fatalx("cannot use the TLS certificate and key");
+		if ((creds = server_credentials(c)) == NULL) {
+			log_errorx("cannot use the TLS certificate and key");
+			return SETUP_NEVER;
+		}
 		port = grpc_server_add_http2_port(w->server, c->listen, creds);
 		grpc_server_credentials_release(creds);
-		if (port == 0)
-			fatalx("cannot listen on %s%s", c->listen,
+		if (port == 0) {
+			log_errorx("cannot listen on %s%s", c->listen,
 			    c->tls.cert_pem != NULL
 				? " (or the TLS certificate and key are "
 				  "unusable)"
 				: "");
-		log_setfatalstatus(1);
+			return SETUP_NEVER;
+		}
 	}
 	grpc_server_start(w->server);
 
@@ -419,41 +480,32 @@ setup_server(struct worker *w)
 	w->wake_channel = grpc_channel_create("unix:/dev/null/quoterd-wake",
 	    wake_creds, NULL);
 	grpc_channel_credentials_release(wake_creds);
+	return w->wake_channel != NULL ? SETUP_OK : SETUP_RETRY;
 }
 
 void
-worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
-    int db_fd, int conn_fd, struct scoreboard_slot *score,
-    struct metrics_thread *metrics)
+worker_main(const struct config *c, int index, int chan, int db_fd,
+    struct scoreboard_slot *score, struct metrics_thread *metrics)
 {
 	struct worker w;
-	pthread_t sigthread;
+	pthread_t control;
 	pthread_condattr_t condattr;
-	char path[64];
 	int rc;
 
 	log_setrole("worker %d", index);
 	log_setexit(worker_exit);
-	/* Errors here are worth a restart (with backoff); those that a
-	 * restart cannot mend set EXIT_FATAL first (setup_server). */
+	/* Errors are worth a restart (with backoff), but for those that a
+	 * restart cannot mend (setup_server()). */
 	log_setfatalstatus(1);
-	/* Die with the master, even if it is killed outright. */
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
-		fatal("prctl");
-	if (getppid() != master_pid)
-		worker_exit(0);
 	signal(SIGPIPE, SIG_IGN);
 
 	memset(&w, 0, sizeof(w));
 	w.config = c;
 	w.index = index;
-	w.status_fd = status_fd;
+	w.chan = chan;
 	w.score = score;
 	the_worker = &w;
 	atomic_store(&score->pid, (int)getpid());
-	w.conn_fd = conn_fd;
-	snprintf(w.db_path, sizeof(w.db_path), "/proc/%ld/fd/%d",
-	    (long)master_pid, db_fd);
 	w.nloops = config_threads(c);
 	if ((w.loops = calloc((size_t)w.nloops, sizeof(*w.loops))) == NULL)
 		fatal("calloc");
@@ -480,10 +532,9 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	atomic_init(&w.draining, 0);
 	atomic_init(&w.shutting_down, 0);
 	atomic_init(&w.inflight, 0);
-	/* The file checked when we were forked, through our own copy of the
-	 * master's descriptor; swaps come through the master's. */
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", db_fd);
-	w.db = db_open(path, w.nloops, &rc);
+	/* The file checked when we were forked, through our copy of the
+	 * master's descriptor; swaps bring theirs (CHAN_SWAP). */
+	w.db = db_open(db_fd, w.nloops, &rc);
 	close(db_fd);
 	if (w.db == NULL)
 		fatalx("%s: %s", c->database, store_strerror(rc));
@@ -493,14 +544,19 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	grpc_init();
 	gpr_set_log_function(grpc_log_to_ours);
 	gpr_set_log_verbosity(GPR_LOG_SEVERITY_ERROR);
-	setup_server(&w);
+	switch (setup_server(&w)) {
+	case SETUP_OK:
+		break;
+	case SETUP_RETRY:
+		fatalx("cannot set up the server");
+	case SETUP_NEVER:
+		worker_exit(EXIT_FATAL);
+	}
 	call_request_all(&w);
-	if ((rc = pthread_create(&sigthread, NULL, signal_thread, &w)) != 0) {
+	if ((rc = pthread_create(&control, NULL, control_thread, &w)) != 0) {
 		errno = rc;
 		fatal("pthread_create");
 	}
-	if (w.conn_fd >= 0)
-		conn_start(&w);
 	for (int i = 1; i < w.nloops; i++)
 		if ((rc = pthread_create(&w.loops[i].thread, NULL, call_thread,
 			 &w.loops[i])) != 0) {
@@ -508,7 +564,7 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 			fatal("pthread_create");
 		}
 	scoreboard_beat(w.score);
-	tell_master(&w, WORKER_READY, 0);
+	tell_master(&w, CHAN_READY, 0);
 	log_debug("serving %s with %d call thread%s", c->listen, w.nloops,
 	    w.nloops == 1 ? "" : "s");
 
@@ -521,9 +577,8 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	w.done = 1;
 	pthread_cond_signal(&w.done_cond);
 	pthread_mutex_unlock(&w.lock);
-	pthread_join(sigthread, NULL);
-	if (w.conn_fd >= 0)
-		conn_stop(&w);
+	pthread_join(control, NULL);
+	conn_end(&w);
 
 	grpc_server_destroy(w.server);
 	grpc_channel_destroy(w.wake_channel);
@@ -540,5 +595,6 @@ worker_main(const struct config *c, int index, pid_t master_pid, int status_fd,
 	reflection_free();
 	/* gRPC has released every slice by now: this is the last ref. */
 	db_unref(w.db);
+	close(w.chan);
 	worker_exit(0);
 }

@@ -9,6 +9,7 @@
 #define QUOTERD_WORKER_IMPL_H
 
 #include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -98,9 +99,8 @@ struct worker {
 	void *registered[SLOT_KINDS];
 	pthread_mutex_t db_lock;
 	struct db *db;                /* for new calls; under db_lock */
-	int status_fd;
+	int chan;                     /* to and from the master (channel.h) */
 	struct scoreboard_slot *score; /* our heartbeat, for the master */
-	char db_path[64];             /* the master's database fd, in /proc */
 	struct loop *loops;
 	int nloops;
 	struct slot *slots;           /* unary slots, allocated once */
@@ -111,13 +111,13 @@ struct worker {
 	int waiting[SLOT_KINDS];      /* stream slots requested, per kind */
 	atomic_long next_tick;        /* ms: when worker_tick() is next due */
 	grpc_channel *wake_channel;
-	int conn_fd;                  /* connections from the master, or -1 */
-	pthread_t conn_thread;
+	grpc_server_credentials *conn_creds; /* Unix listener: conn.c */
 
-	atomic_int draining;          /* set by the signal thread */
+	int master_gone;              /* the channel closed: control thread */
+	atomic_int draining;          /* set by the control thread */
 	atomic_int shutting_down;
 	atomic_int inflight;          /* calls given to us, not yet released */
-	/* Shutdown handshake between the signal thread and the loop; the
+	/* Shutdown handshake between the control thread and the loop; the
 	 * condition is also signalled when inflight drops to 0 in a stop. */
 	pthread_mutex_t lock;
 	pthread_cond_t done_cond;
@@ -193,9 +193,10 @@ void stream_end_idle(struct worker *w, long now);
 /* Frees what stream slots are left, once gRPC is shut down. */
 void stream_free_all(struct worker *w);
 
-/* conn.c: with a Unix-socket listener, the thread that takes the
- * master's connections; started once the server is, stopped after it. */
-void conn_start(struct worker *w);
-void conn_stop(struct worker *w);
+/* conn.c: with a Unix-socket listener, the connections the master
+ * accepted and handed over (CHAN_CONN), given to gRPC. */
+void conn_init(struct worker *w);
+void conn_add(struct worker *w, int fd);
+void conn_end(struct worker *w);
 
 #endif

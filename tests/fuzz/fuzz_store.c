@@ -125,7 +125,7 @@ serve(int fd, const uint8_t *data, size_t size)
 	int more, rc;
 	uint64_t seed = size;
 
-	if (store_open_fd(fd, NULL, &s) != 0)
+	if (store_open_fd(fd, &s) != 0)
 		abort();
 	/* Pages of three, from the start, as ListAuthors walks. */
 	rc = store_authors(s, NULL, 0, 3, add_name, &nm, &more);

@@ -43,6 +43,23 @@ def test_killed_worker_is_replaced(quoterd, corpus, pb):
     assert d.proc.poll() is None
 
 
+def test_workers_stop_when_the_master_is_killed(quoterd, corpus, pb):
+    """A master killed outright can tell no one: its workers learn it
+    from their channel, which the kernel closes with the master, and
+    stop by themselves rather than serve on unsupervised."""
+    d = quoterd(db=corpus.db)
+    d.wait_ready(pb)
+    workers = d.wait_workers(2)
+    os.kill(d.pid, signal.SIGKILL)
+    d.proc.wait(5)
+    wait_until(lambda: d.leftovers() == [], 30,
+               lambda: f"workers {d.leftovers()} outlived their master:\n"
+               f"{d.log()}")
+    for pid in workers:
+        assert re.search(rf"\[{pid}\] worker \d+: the master is gone: "
+                         "stopping", d.log()), d.log()
+
+
 # -------------------------------------------------------------------- stops
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT],
