@@ -115,6 +115,8 @@ master_run(const struct config *c, int detach,
 {
 	struct master m;
 	struct pollfd *pfd;
+	int *owner; /* pfd[4 + k] is worker owner[k]'s channel */
+	nfds_t nfds;
 	long now, timeout;
 
 	memset(&m, 0, sizeof(m));
@@ -137,9 +139,12 @@ master_run(const struct config *c, int detach,
 	if (listener_open(&m) != 0)
 		return 1;
 	proc_init(&m);
-	/* The loop's descriptors: four of its own, then each worker's
-	 * channel. */
-	if ((pfd = calloc((size_t)m.nprocs + 4, sizeof(*pfd))) == NULL)
+	/* The loop's descriptors: four of its own, then the channel of each
+	 * running worker (only those: poll() refuses more entries than the
+	 * descriptor limit, and there are more slots than workers). */
+	pfd = calloc((size_t)m.nprocs + 4, sizeof(*pfd));
+	owner = calloc((size_t)m.nprocs, sizeof(*owner));
+	if (pfd == NULL || owner == NULL)
 		fatal("calloc");
 	if (m.metrics != NULL) {
 		swap_publish(&m, &start->db, 0);
@@ -160,8 +165,13 @@ master_run(const struct config *c, int detach,
 		pfd[1] = (struct pollfd){m.inotify_fd, POLLIN, 0};
 		pfd[2] = (struct pollfd){m.listen_fd, POLLIN, 0};
 		pfd[3] = (struct pollfd){-1, POLLIN, 0};
+		nfds = 4;
 		for (int i = 0; i < m.nprocs; i++)
-			pfd[4 + i] = (struct pollfd){m.procs[i].chan, POLLIN, 0};
+			if (m.procs[i].chan >= 0) {
+				owner[nfds - 4] = i;
+				pfd[nfds++] =
+				    (struct pollfd){m.procs[i].chan, POLLIN, 0};
+			}
 		now = now_ms();
 		timeout = proc_respawn(&m, now);
 		timeout = sooner(timeout, proc_stop_due(&m, now));
@@ -179,14 +189,14 @@ master_run(const struct config *c, int detach,
 			pfd[2].fd = -1;
 			timeout = sooner(timeout, m.accept_paused_until - now);
 		}
-		if (poll(pfd, (nfds_t)m.nprocs + 4, (int)timeout) < 0) {
+		if (poll(pfd, nfds, (int)timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			fatal("poll");
 		}
-		for (int i = 0; i < m.nprocs; i++)
-			if (pfd[4 + i].revents != 0)
-				proc_read_channel(&m, i);
+		for (nfds_t k = 4; k < nfds; k++)
+			if (pfd[k].revents != 0)
+				proc_read_channel(&m, owner[k - 4]);
 		if (pfd[1].revents & POLLIN)
 			swap_read_inotify(&m);
 		if ((pfd[2].revents & POLLIN) && m.listen_fd >= 0)
@@ -198,6 +208,7 @@ master_run(const struct config *c, int detach,
 	}
 
 	free(pfd);
+	free(owner);
 	pidfile_close(&m);
 	listener_close(&m);
 	swap_end(&m);
