@@ -48,7 +48,9 @@ verdict_fail(struct check_verdict *v, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void __attribute__((noreturn))
+static void checker_main(int fd, int ch) __attribute__((noreturn));
+
+static void
 checker_main(int fd, int ch)
 {
 	struct check_verdict v;

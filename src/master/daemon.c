@@ -81,7 +81,9 @@ pidfile_open(struct master *m)
  * serves or the reason it gave up, and exits 0 or 1 accordingly. It
  * never waits forever: workers may fail to start for good.
  */
-static void __attribute__((noreturn))
+static void daemon_parent(int fd, long wait_ms) __attribute__((noreturn));
+
+static void
 daemon_parent(int fd, long wait_ms)
 {
 	struct pollfd pfd = {fd, POLLIN, 0};

@@ -59,7 +59,9 @@
  * they tear down (fatal() can come from any thread). A sanitizer build
  * still checks for leaks on a clean stop, as exit() would have.
  */
-static void __attribute__((noreturn))
+static void worker_exit(int status) __attribute__((noreturn));
+
+static void
 worker_exit(int status)
 {
 #ifdef __SANITIZE_ADDRESS__
