@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "checksum.h"
 #include "import_index.h"
@@ -46,7 +47,6 @@ struct quote {
 	const char *author;
 	uint32_t textlen;
 	uint32_t authorlen;
-	uint32_t seq; /* input order, kept within an author */
 	uint32_t file; /* which input, for its tags */
 };
 
@@ -158,7 +158,6 @@ on_quote(void *arg, char *text, size_t textlen, char *author,
 	q->textlen = (uint32_t)textlen;
 	q->author = author;
 	q->authorlen = (uint32_t)authorlen;
-	q->seq = (uint32_t)im->nquotes;
 	q->file = im->fileno;
 	im->nquotes++;
 	return 0;
@@ -270,20 +269,134 @@ read_input(struct import *im, const char *path)
 	return rc;
 }
 
+/* The same order as LMDB's default key comparison, so that authors can
+ * be appended to their database in this order. */
 static int
-compare_quotes(const void *va, const void *vb)
+compare_authors(const void *va, const void *vb, void *arg)
 {
-	const struct quote *a = va, *b = vb;
+	const struct quote *quotes = arg;
+	const struct quote *a = &quotes[*(const uint32_t *)va];
+	const struct quote *b = &quotes[*(const uint32_t *)vb];
 	size_t n = a->authorlen < b->authorlen ? a->authorlen : b->authorlen;
 	int c = memcmp(a->author, b->author, n);
 
-	/* The same order as LMDB's default key comparison, so that authors
-	 * can be appended to their database in this order. */
 	if (c != 0)
 		return c;
-	if (a->authorlen != b->authorlen)
-		return a->authorlen < b->authorlen ? -1 : 1;
-	return a->seq < b->seq ? -1 : a->seq > b->seq;
+	return (a->authorlen > b->authorlen) - (a->authorlen < b->authorlen);
+}
+
+/*
+ * Sorts the quotes by author, and within an author in input order.
+ * Comparing a million quotes by author took a fifth of an import, and
+ * far fewer authors than quotes is the rule: the distinct authors are
+ * found with a hash table, only they are sorted, and the quotes are put
+ * in place by a counting sort on their author's rank, which keeps input
+ * order. Returns 0, or -1 with errno.
+ */
+static int
+sort_quotes(struct import *im)
+{
+	uint32_t *aid = NULL, *first = NULL, *slots = NULL, *pos = NULL;
+	uint32_t nauthors = 0, cap = 0, nslots = 1024, mask, i;
+	uint64_t *hashes = NULL;
+	struct quote *sorted = NULL;
+	uint32_t n = (uint32_t)im->nquotes;
+	int rc = -1;
+
+	if ((aid = malloc(n * sizeof(*aid))) == NULL ||
+	    (slots = calloc(nslots, sizeof(*slots))) == NULL)
+		goto done;
+	for (i = 0; i < n; i++) {
+		const struct quote *q = &im->quotes[i];
+		uint64_t h = XXH3_64bits(q->author, q->authorlen);
+		uint32_t s;
+
+		/* Half full at most: slots hold author + 1, 0 is empty. */
+		if (nauthors >= nslots / 2) {
+			uint32_t *ns = calloc((size_t)nslots * 2, sizeof(*ns));
+
+			if (ns == NULL)
+				goto done;
+			nslots *= 2;
+			for (uint32_t a = 0; a < nauthors; a++) {
+				uint64_t g = hashes[a];
+
+				while (ns[g & (nslots - 1)] != 0)
+					g++;
+				ns[g & (nslots - 1)] = a + 1;
+			}
+			free(slots);
+			slots = ns;
+		}
+		mask = nslots - 1;
+		for (;; h++) {
+			const struct quote *o;
+
+			if ((s = slots[h & mask]) == 0)
+				break;
+			o = &im->quotes[first[s - 1]];
+			if (o->authorlen == q->authorlen &&
+			    memcmp(o->author, q->author, q->authorlen) == 0)
+				break;
+		}
+		if (s == 0) {
+			if (nauthors == cap) {
+				uint32_t c = cap ? cap * 2 : 1024;
+				uint32_t *nf = realloc(first, c * sizeof(*nf));
+				uint64_t *nh;
+
+				if (nf == NULL)
+					goto done;
+				first = nf;
+				if ((nh = realloc(hashes, c * sizeof(*nh))) ==
+				    NULL)
+					goto done;
+				hashes = nh;
+				cap = c;
+			}
+			/* The hash as it was before probing moved it. */
+			hashes[nauthors] = XXH3_64bits(q->author,
+			    q->authorlen);
+			first[nauthors] = i;
+			slots[h & mask] = s = ++nauthors;
+		}
+		aid[i] = s - 1;
+	}
+	free(slots);
+	slots = NULL;
+	/* first[] becomes the authors in order, then pos[] each one's
+	 * rank, then where its next quote goes. */
+	if ((pos = malloc((size_t)(nauthors + 1) * sizeof(*pos))) == NULL ||
+	    (sorted = malloc(n * sizeof(*sorted))) == NULL)
+		goto done;
+	qsort_r(first, nauthors, sizeof(*first), compare_authors, im->quotes);
+	for (uint32_t r = 0; r < nauthors; r++)
+		pos[aid[first[r]]] = r;
+	/* Counts by rank, then the start of each rank. */
+	memset(first, 0, nauthors * sizeof(*first));
+	for (i = 0; i < n; i++)
+		first[pos[aid[i]]]++;
+	for (uint32_t r = 0, at = 0; r < nauthors; r++) {
+		uint32_t c = first[r];
+
+		first[r] = at;
+		at += c;
+	}
+	for (i = 0; i < n; i++)
+		sorted[first[pos[aid[i]]]++] = im->quotes[i];
+	free(im->quotes);
+	im->quotes = sorted;
+	im->cap = n;
+	sorted = NULL;
+	rc = 0;
+done:
+	free(sorted);
+	free(pos);
+	free(hashes);
+	free(slots);
+	free(first);
+	free(aid);
+	return rc;
 }
 
 static bool
@@ -860,7 +973,10 @@ main(int argc, char *argv[])
 		    out);
 		goto done;
 	}
-	qsort(im.quotes, im.nquotes, sizeof(*im.quotes), compare_quotes);
+	if (sort_quotes(&im) != 0) {
+		fprintf(stderr, PROG ": %s\n", strerror(errno));
+		goto done;
+	}
 	if (write_output(&im, out, &nauthors, &size) != 0)
 		goto done;
 	if (!im.quiet) {
