@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "postings.h"
 #include "store_format.h"
@@ -19,22 +20,35 @@
 
 /* LMDB's largest key: a folded name beyond it is matched exactly only. */
 #define MAX_KEY 511
+/* Keys are kept and compared as 8-byte words, zero-padded. */
+#define KEY_WORDS(len) (((len) + 7) / 8)
 
 struct term {
-	size_t off;	/* its key, in the table's keys */
+	size_t off;	/* its key, in the table's keys (words) */
 	uint32_t len;
 	uint32_t n, cap;
 	uint32_t one;	/* the entry while n == 1 */
 	uint32_t *v;	/* all n entries once n > 1 */
 };
 
+/*
+ * Open addressing, linear probing, half full at most. A slot holds the
+ * low half of its term's hash beside the term, so that probing past
+ * other terms, and growing, never reads a term or its key: for a corpus
+ * of mostly new words (numbers, names) those reads were cache misses.
+ */
+struct slot {
+	uint32_t hash;	/* the hash's low half */
+	uint32_t term;	/* term index + 1; 0: empty */
+};
+
 struct table {
 	struct term *terms;
 	uint32_t nterms, capterms;
-	uint32_t *slots; /* term index + 1; 0: empty */
+	struct slot *slots;
 	uint32_t nslots; /* a power of two */
-	char *keys;
-	size_t keylen, keycap;
+	uint64_t *keys;
+	size_t keylen, keycap; /* in words */
 };
 
 struct index {
@@ -82,43 +96,86 @@ index_free(struct index *ix)
 }
 
 /*
- * FNV-1a, 64-bit, finished with a multiply so that the low bits (the
- * slot) depend on every byte: words are short, and the ASCII path below
- * computes it as it folds, with no second pass over the word.
+ * The hash of a key of len bytes held zero-padded in KEY_WORDS(len)
+ * words: a multiply per word rather than per byte, then a finish
+ * (splitmix64's) so that the low bits, the slot, depend on every byte.
+ * hash_word() and hash_end() are its steps, for the ASCII path below,
+ * which hashes a word as it folds it.
  */
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-#define FNV_PRIME 0x100000001b3ULL
+#define HASH_START 0x9e3779b97f4a7c15ULL
 
 static inline uint64_t
-hash_finish(uint64_t h)
+hash_word(uint64_t h, uint64_t w)
 {
-	return (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ULL;
+	return (h ^ w) * 0xbf58476d1ce4e5b9ULL;
 }
 
-static uint64_t
-key_hash(const char *key, size_t len)
+static inline uint64_t
+hash_end(uint64_t h, size_t len)
 {
-	uint64_t h = FNV_OFFSET;
+	h ^= len;
+	h ^= h >> 31;
+	h *= 0x94d049bb133111ebULL;
+	return h ^ (h >> 29);
+}
 
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)key[i]) * FNV_PRIME;
-	return hash_finish(h);
+static inline uint64_t
+key_hash(const uint64_t *w, size_t len)
+{
+	uint64_t h = HASH_START;
+
+	for (size_t i = 0; i < KEY_WORDS(len); i++)
+		h = hash_word(h, w[i]);
+	return hash_end(h, len);
+}
+
+static inline bool
+key_equal(const uint64_t *a, const uint64_t *b, size_t len)
+{
+	for (size_t i = 0; i < KEY_WORDS(len); i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
+}
+
+/*
+ * Slots for n terms, all empty. A large table's slots are read at
+ * random, one page each: on huge pages (where the kernel has them for
+ * the asking) the lookups miss the TLB far less often.
+ */
+#define HUGE_PAGE (2u << 20)
+
+static struct slot *
+slots_alloc(uint32_t n)
+{
+	size_t size = (size_t)n * sizeof(struct slot);
+	struct slot *s;
+
+	if (size < HUGE_PAGE)
+		return calloc(n, sizeof(*s));
+	if ((s = aligned_alloc(HUGE_PAGE, size)) == NULL)
+		return NULL;
+	madvise(s, size, MADV_HUGEPAGE);
+	memset(s, 0, size);
+	return s;
 }
 
 static int
 table_grow(struct table *t)
 {
-	uint32_t n = t->nslots ? t->nslots * 2 : 1024, *slots;
+	uint32_t n = t->nslots ? t->nslots * 2 : 1024;
+	struct slot *slots;
 
-	if ((slots = calloc(n, sizeof(*slots))) == NULL)
+	if ((slots = slots_alloc(n)) == NULL)
 		return -1;
-	for (uint32_t i = 0; i < t->nterms; i++) {
-		const struct term *e = &t->terms[i];
-		uint64_t h = key_hash(t->keys + e->off, e->len);
+	for (uint32_t i = 0; i < t->nslots; i++) {
+		uint32_t h = t->slots[i].hash;
 
-		while (slots[h & (n - 1)] != 0)
+		if (t->slots[i].term == 0)
+			continue;
+		while (slots[h & (n - 1)].term != 0)
 			h++;
-		slots[h & (n - 1)] = i + 1;
+		slots[h & (n - 1)] = t->slots[i];
 	}
 	free(t->slots);
 	t->slots = slots;
@@ -126,22 +183,38 @@ table_grow(struct table *t)
 	return 0;
 }
 
-/* The term keyed key[0..len), whose hash is h, added if new; NULL with
- * errno if not. */
-static struct term *
-table_find_hashed(struct table *t, const char *key, size_t len, uint64_t h)
+/* Room for a table to grow to before its next term, so that a slot
+ * prefetched for a key stays the key's slot. */
+static int
+table_reserve(struct table *t)
 {
-	struct term *e;
-	uint32_t s;
-
 	if (t->nterms >= t->nslots / 2 && table_grow(t) != 0)
-		return NULL;
-	for (;; h++) {
-		s = t->slots[h & (t->nslots - 1)];
-		if (s == 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * The term keyed key[0..len), zero-padded to whole words, whose hash is
+ * h, added if new; NULL with errno if not. The table has room
+ * (table_reserve()).
+ */
+static struct term *
+table_find_hashed(struct table *t, const uint64_t *key, size_t len,
+    uint64_t h)
+{
+	uint32_t mask = t->nslots - 1, i = (uint32_t)h;
+	struct slot *s;
+	struct term *e;
+	size_t nw = KEY_WORDS(len);
+
+	for (;; i++) {
+		s = &t->slots[i & mask];
+		if (s->term == 0)
 			break;
-		e = &t->terms[s - 1];
-		if (e->len == len && memcmp(t->keys + e->off, key, len) == 0)
+		if (s->hash != (uint32_t)h)
+			continue;
+		e = &t->terms[s->term - 1];
+		if (e->len == len && key_equal(t->keys + e->off, key, len))
 			return e;
 	}
 	if (t->nterms == t->capterms) {
@@ -153,31 +226,44 @@ table_find_hashed(struct table *t, const char *key, size_t len, uint64_t h)
 		t->terms = n;
 		t->capterms = cap;
 	}
-	if (t->keycap - t->keylen < len) {
-		size_t cap = t->keycap ? t->keycap * 2 : 1 << 16;
-		char *n;
+	if (t->keycap - t->keylen < nw) {
+		size_t cap = t->keycap ? t->keycap * 2 : 1 << 13;
+		uint64_t *n;
 
-		while (cap - t->keylen < len)
+		while (cap - t->keylen < nw)
 			cap *= 2;
-		if ((n = realloc(t->keys, cap)) == NULL)
+		if ((n = realloc(t->keys, cap * sizeof(*n))) == NULL)
 			return NULL;
 		t->keys = n;
 		t->keycap = cap;
 	}
-	memcpy(t->keys + t->keylen, key, len);
+	memcpy(t->keys + t->keylen, key, nw * sizeof(*key));
 	e = &t->terms[t->nterms];
 	memset(e, 0, sizeof(*e));
 	e->off = t->keylen;
 	e->len = (uint32_t)len;
-	t->keylen += len;
-	t->slots[h & (t->nslots - 1)] = ++t->nterms;
+	t->keylen += nw;
+	s->hash = (uint32_t)h;
+	s->term = ++t->nterms;
 	return e;
 }
 
+/* As table_find_hashed(), for a key anywhere: copied, padded. */
 static struct term *
 table_find(struct table *t, const char *key, size_t len)
 {
-	return table_find_hashed(t, key, len, key_hash(key, len));
+	uint64_t w[KEY_WORDS(WORDS_FOLD_ROOM(STORE_MAX_AUTHOR))];
+
+	if (len > sizeof(w)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (len % 8 != 0)
+		w[len / 8] = 0;
+	memcpy(w, key, len);
+	if (table_reserve(t) != 0)
+		return NULL;
+	return table_find_hashed(t, w, len, key_hash(w, len));
 }
 
 /* Adds x to the term's list unless it ends with it already (a word
@@ -207,45 +293,103 @@ term_add(struct term *e, uint32_t x)
 	return 0;
 }
 
-/* ASCII letters and digits, for the ASCII path. */
-static const unsigned char ascii_alnum[128] = {
-    ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+/* ASCII letters and digits, folded (tolower); 0 for any other byte. */
+static const unsigned char ascii_fold[256] = {
+    ['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4',
+    ['5'] = '5', ['6'] = '6', ['7'] = '7', ['8'] = '8', ['9'] = '9',
+    ['A'] = 'a', ['B'] = 'b', ['C'] = 'c', ['D'] = 'd', ['E'] = 'e',
+    ['F'] = 'f', ['G'] = 'g', ['H'] = 'h', ['I'] = 'i', ['J'] = 'j',
+    ['K'] = 'k', ['L'] = 'l', ['M'] = 'm', ['N'] = 'n', ['O'] = 'o',
+    ['P'] = 'p', ['Q'] = 'q', ['R'] = 'r', ['S'] = 's', ['T'] = 't',
+    ['U'] = 'u', ['V'] = 'v', ['W'] = 'w', ['X'] = 'x', ['Y'] = 'y',
+    ['Z'] = 'z',
+    ['a'] = 'a', ['b'] = 'b', ['c'] = 'c', ['d'] = 'd', ['e'] = 'e',
+    ['f'] = 'f', ['g'] = 'g', ['h'] = 'h', ['i'] = 'i', ['j'] = 'j',
+    ['k'] = 'k', ['l'] = 'l', ['m'] = 'm', ['n'] = 'n', ['o'] = 'o',
+    ['p'] = 'p', ['q'] = 'q', ['r'] = 'r', ['s'] = 's', ['t'] = 't',
+    ['u'] = 'u', ['v'] = 'v', ['w'] = 'w', ['x'] = 'x', ['y'] = 'y',
+    ['z'] = 'z',
 };
 
+/* Where byte k of a word goes in its 8-byte word, as memory holds it. */
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define BYTE_SHIFT(k) (56 - 8 * (k))
+#else
+#define BYTE_SHIFT(k) (8 * (k))
+#endif
+
+/* A word of a quote, split and folded, waiting for its lookup. */
+struct word {
+	uint64_t hash;
+	uint32_t off;	/* in the quote's folded words */
+	uint32_t len;
+};
+
+/* Words a batch holds: a batch is looked up once all its slots are
+ * prefetched. */
+#define BATCH 32
+
 /*
- * The words of a quote that is all ASCII, most of any corpus: split,
- * folded (tolower) and hashed in one pass, as words_next() and
- * words_fold() would have them.
+ * The words of a quote that is all ASCII, most of any corpus: split and
+ * folded (tolower) as words_next() and words_fold() would have them, a
+ * batch at a time; each word's slot is prefetched as soon as it is
+ * hashed and looked up only once the whole batch is, so that the cache
+ * misses of new words overlap instead of coming one after the other.
  */
 static int
 index_ascii(struct index *ix, uint32_t q, const unsigned char *s, size_t len)
 {
-	char folded[WORDS_MAX_WORD];
+	uint64_t buf[BATCH * KEY_WORDS(WORDS_MAX_WORD)];
+	struct word w[BATCH];
+	struct table *t = &ix->words;
 	struct term *e;
 	size_t i = 0;
 
 	while (i < len) {
-		uint64_t h = FNV_OFFSET;
-		size_t n = 0;
+		unsigned nw = 0, o = 0;
 
-		while (i < len && !ascii_alnum[s[i]])
-			i++;
-		if (i == len)
-			break;
-		for (; i < len && ascii_alnum[s[i]]; i++, n++) {
-			unsigned char c = s[i] | (s[i] >= 'A' && s[i] <= 'Z' ?
-			    0x20 : 0);
-
-			if (n < WORDS_MAX_WORD)
-				folded[n] = (char)c;
-			h = (h ^ c) * FNV_PRIME;
-		}
-		/* No query can ask for a longer word. */
-		if (n > WORDS_MAX_WORD)
-			continue;
-		if ((e = table_find_hashed(&ix->words, folded, n,
-		    hash_finish(h))) == NULL || term_add(e, q) != 0)
+		/* Each word will be one term more, at most. */
+		if (t->nterms + BATCH > t->nslots / 2 && table_grow(t) != 0)
 			return -1;
+		while (nw < BATCH && i < len) {
+			uint64_t *f = buf + o, acc = 0, h = HASH_START;
+			size_t n = 0;
+			unsigned char c;
+
+			while (i < len && ascii_fold[s[i]] == 0)
+				i++;
+			if (i == len)
+				break;
+			/* Eight bytes a word, put together in a register:
+			 * reading back bytes stored one by one would stall. */
+			for (; i < len && (c = ascii_fold[s[i]]) != 0; i++) {
+				acc |= (uint64_t)c << BYTE_SHIFT(n % 8);
+				if (++n % 8 == 0) {
+					if (n <= WORDS_MAX_WORD)
+						f[n / 8 - 1] = acc;
+					h = hash_word(h, acc);
+					acc = 0;
+				}
+			}
+			/* No query can ask for a longer word. */
+			if (n > WORDS_MAX_WORD)
+				continue;
+			if (n % 8 != 0) {
+				f[n / 8] = acc;
+				h = hash_word(h, acc);
+			}
+			w[nw].hash = hash_end(h, n);
+			w[nw].off = o;
+			w[nw].len = (uint32_t)n;
+			__builtin_prefetch(&t->slots[w[nw].hash &
+			    (t->nslots - 1)]);
+			o += KEY_WORDS(n);
+			nw++;
+		}
+		for (unsigned k = 0; k < nw; k++)
+			if ((e = table_find_hashed(t, buf + w[k].off, w[k].len,
+			    w[k].hash)) == NULL || term_add(e, q) != 0)
+				return -1;
 	}
 	return 0;
 }
@@ -414,7 +558,7 @@ write_table(struct table *t, MDB_txn *txn, MDB_dbi dbi)
 		return errno;
 	for (uint32_t i = 0; i < t->nterms; i++) {
 		const unsigned char *k =
-		    (const unsigned char *)t->keys + t->terms[i].off;
+		    (const unsigned char *)(t->keys + t->terms[i].off);
 		uint64_t p = 0;
 
 		/* Big-endian, zero-padded: memcmp's order on 8 bytes. */
