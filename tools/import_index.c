@@ -1,10 +1,10 @@
 /*
  * Building the filter indexes in memory: one hash table of terms (folded
- * words, tags, folded names) per index, each term with the ascending
- * list of quotes (or authors) it occurs in, then written in key order
- * with MDB_APPEND. Most words of a large corpus occur once (numbers,
- * names), so a term's first entry is kept inline and only a second one
- * allocates.
+ * words, tags, folded names) per index and part, each term with the
+ * ascending (part 1: descending) list of quotes (or authors) it occurs
+ * in, then written in key order with MDB_APPEND, the two parts merged.
+ * Most words of a large corpus occur once (numbers, names), so a term's
+ * first entry is kept inline and only a second one allocates.
  */
 #include "import_index.h"
 
@@ -42,7 +42,15 @@ struct slot {
 	uint32_t term;	/* term index + 1; 0: empty */
 };
 
+/* A term to sort, with its key's first bytes as a number so that most
+ * comparisons need not reach the keys. */
+struct sortkey {
+	uint64_t prefix;
+	uint32_t term;
+};
+
 struct table {
+	struct sortkey *order; /* the terms in key order, once sorted */
 	struct term *terms;
 	uint32_t nterms, capterms;
 	struct slot *slots;
@@ -52,7 +60,9 @@ struct table {
 };
 
 struct index {
-	struct table words, tags, folded;
+	/* folded has only part 0: authors are one thread's. */
+	struct table words[INDEX_PARTS], tags[INDEX_PARTS];
+	struct table folded[INDEX_PARTS];
 	uint32_t *lengths; /* by quote */
 	uint32_t nquotes;
 };
@@ -78,6 +88,7 @@ table_free(struct table *t)
 {
 	for (uint32_t i = 0; i < t->nterms; i++)
 		free(t->terms[i].v);
+	free(t->order);
 	free(t->terms);
 	free(t->slots);
 	free(t->keys);
@@ -88,9 +99,11 @@ index_free(struct index *ix)
 {
 	if (ix == NULL)
 		return;
-	table_free(&ix->words);
-	table_free(&ix->tags);
-	table_free(&ix->folded);
+	for (unsigned p = 0; p < INDEX_PARTS; p++) {
+		table_free(&ix->words[p]);
+		table_free(&ix->tags[p]);
+		table_free(&ix->folded[p]);
+	}
 	free(ix->lengths);
 	free(ix);
 }
@@ -337,11 +350,10 @@ struct word {
  * misses of new words overlap instead of coming one after the other.
  */
 static int
-index_ascii(struct index *ix, uint32_t q, const unsigned char *s, size_t len)
+index_ascii(struct table *t, uint32_t q, const unsigned char *s, size_t len)
 {
 	uint64_t buf[BATCH * KEY_WORDS(WORDS_MAX_WORD)];
 	struct word w[BATCH];
-	struct table *t = &ix->words;
 	struct term *e;
 	size_t i = 0;
 
@@ -412,19 +424,22 @@ is_ascii(const char *s, size_t len)
 }
 
 int
-index_add_quote(struct index *ix, uint32_t q, const char *text, size_t len)
+index_add_quote(struct index *ix, unsigned part, uint32_t q,
+    const char *text, size_t len)
 {
 	char folded[WORDS_FOLD_ROOM(WORDS_MAX_WORD)];
 	size_t pos = 0, start, wlen, flen;
+	struct table *t;
 	struct term *e;
 
-	if (q >= ix->nquotes) {
+	if (q >= ix->nquotes || part >= INDEX_PARTS) {
 		errno = EINVAL;
 		return -1;
 	}
+	t = &ix->words[part];
 	if (is_ascii(text, len)) {
 		ix->lengths[q] = (uint32_t)len;
-		return index_ascii(ix, q, (const unsigned char *)text, len);
+		return index_ascii(t, q, (const unsigned char *)text, len);
 	}
 	ix->lengths[q] = words_length(text, len);
 	while (words_next(text, len, &pos, &start, &wlen)) {
@@ -434,7 +449,7 @@ index_add_quote(struct index *ix, uint32_t q, const char *text, size_t len)
 		flen = words_fold(text + start, wlen, folded, sizeof(folded));
 		if (flen == 0)
 			continue;
-		if ((e = table_find(&ix->words, folded, flen)) == NULL ||
+		if ((e = table_find(t, folded, flen)) == NULL ||
 		    term_add(e, q) != 0)
 			return -1;
 	}
@@ -442,11 +457,16 @@ index_add_quote(struct index *ix, uint32_t q, const char *text, size_t len)
 }
 
 int
-index_add_tag(struct index *ix, uint32_t q, const char *name, size_t len)
+index_add_tag(struct index *ix, unsigned part, uint32_t q, const char *name,
+    size_t len)
 {
 	struct term *e;
 
-	if ((e = table_find(&ix->tags, name, len)) == NULL ||
+	if (part >= INDEX_PARTS) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((e = table_find(&ix->tags[part], name, len)) == NULL ||
 	    term_add(e, q) != 0)
 		return -1;
 	return 0;
@@ -462,18 +482,11 @@ index_add_author(struct index *ix, uint32_t a, const char *name, size_t len)
 	flen = words_fold_name(name, len, folded, sizeof(folded));
 	if (flen == 0 || flen > MAX_KEY)
 		return 0;
-	if ((e = table_find(&ix->folded, folded, flen)) == NULL ||
+	if ((e = table_find(&ix->folded[0], folded, flen)) == NULL ||
 	    term_add(e, a) != 0)
 		return -1;
 	return 0;
 }
-
-/* A term to sort, with its key's first bytes as a number so that most
- * comparisons need not reach the keys. */
-struct sortkey {
-	uint64_t prefix;
-	uint32_t term;
-};
 
 /* LMDB's default key order: bytes, then the shorter first. */
 static int
@@ -545,16 +558,15 @@ sort_terms(struct table *t, struct sortkey *order)
 	return 0;
 }
 
+/* Sorts the table's terms into t->order, unless they are. */
 static int
-write_table(struct table *t, MDB_txn *txn, MDB_dbi dbi)
+table_sort(struct table *t)
 {
-	struct sortkey *order;
-	MDB_val key, val;
-	int rc = 0;
+	int rc;
 
-	if (t->nterms == 0)
+	if (t->order != NULL || t->nterms == 0)
 		return 0;
-	if ((order = malloc(t->nterms * sizeof(*order))) == NULL)
+	if ((t->order = malloc(t->nterms * sizeof(*t->order))) == NULL)
 		return errno;
 	for (uint32_t i = 0; i < t->nterms; i++) {
 		const unsigned char *k =
@@ -564,25 +576,130 @@ write_table(struct table *t, MDB_txn *txn, MDB_dbi dbi)
 		/* Big-endian, zero-padded: memcmp's order on 8 bytes. */
 		for (uint32_t j = 0; j < 8; j++)
 			p = p << 8 | (j < t->terms[i].len ? k[j] : 0);
-		order[i].prefix = p;
-		order[i].term = i;
+		t->order[i].prefix = p;
+		t->order[i].term = i;
 	}
-	if ((rc = sort_terms(t, order)) != 0) {
-		free(order);
-		return rc;
+	if ((rc = sort_terms(t, t->order)) != 0) {
+		free(t->order);
+		t->order = NULL;
 	}
-	for (uint32_t i = 0; i < t->nterms && rc == 0; i++) {
-		const struct term *e = &t->terms[order[i].term];
-		const uint32_t *v = e->n == 1 ? &e->one : e->v;
+	return rc;
+}
 
+int
+index_sort(struct index *ix, unsigned part)
+{
+	int rc;
+
+	if (part >= INDEX_PARTS)
+		return EINVAL;
+	if ((rc = table_sort(&ix->words[part])) != 0)
+		return rc;
+	return table_sort(&ix->tags[part]);
+}
+
+/* The k-th term of t in key order. */
+static const struct term *
+nth_term(const struct table *t, uint32_t k)
+{
+	return &t->terms[t->order[k].term];
+}
+
+/* Orders the k-th term of a and the j-th of b as compare_terms() does. */
+static int
+compare_across(const struct table *a, uint32_t k, const struct table *b,
+    uint32_t j)
+{
+	const struct term *x, *y;
+	int c;
+
+	if (a->order[k].prefix != b->order[j].prefix)
+		return a->order[k].prefix < b->order[j].prefix ? -1 : 1;
+	x = nth_term(a, k);
+	y = nth_term(b, j);
+	c = memcmp(a->keys + x->off, b->keys + y->off,
+	    x->len < y->len ? x->len : y->len);
+	if (c != 0)
+		return c;
+	return (x->len > y->len) - (x->len < y->len);
+}
+
+/* The entries of a term, ascending: part 1's were added descending. */
+static const uint32_t *
+term_list(struct term *e, bool descending)
+{
+	if (e->n == 1)
+		return &e->one;
+	if (descending)
+		for (uint32_t i = 0, j = e->n - 1; i < j; i++, j--) {
+			uint32_t x = e->v[i];
+
+			e->v[i] = e->v[j];
+			e->v[j] = x;
+		}
+	return e->v;
+}
+
+/*
+ * Writes the terms of both parts, t[0] and t[1], in key order: a merge
+ * of the two sorted lists, where a term in both has part 0's entries
+ * and then part 1's, all of them above.
+ */
+static int
+write_tables(struct table *t, MDB_txn *txn, MDB_dbi dbi)
+{
+	uint32_t k = 0, j = 0, *both = NULL, bothcap = 0;
+	const uint32_t *v;
+	struct term *e;
+	MDB_val key, val;
+	uint32_t n;
+	int rc;
+
+	if ((rc = table_sort(&t[0])) != 0 || (rc = table_sort(&t[1])) != 0)
+		return rc;
+	while (rc == 0 && (k < t[0].nterms || j < t[1].nterms)) {
+		int c = k == t[0].nterms ? 1 : j == t[1].nterms ? -1 :
+		    compare_across(&t[0], k, &t[1], j);
+
+		if (c < 0) {
+			e = &t[0].terms[t[0].order[k++].term];
+			v = term_list(e, false);
+			n = e->n;
+			key.mv_data = t[0].keys + e->off;
+		} else if (c > 0) {
+			e = &t[1].terms[t[1].order[j++].term];
+			v = term_list(e, true);
+			n = e->n;
+			key.mv_data = t[1].keys + e->off;
+		} else {
+			struct term *e0 = &t[0].terms[t[0].order[k++].term];
+
+			e = &t[1].terms[t[1].order[j++].term];
+			n = e0->n + e->n;
+			if (n > bothcap) {
+				uint32_t *nb = realloc(both, n * sizeof(*nb));
+
+				if (nb == NULL) {
+					rc = errno;
+					break;
+				}
+				both = nb;
+				bothcap = n;
+			}
+			memcpy(both, term_list(e0, false),
+			    e0->n * sizeof(*both));
+			memcpy(both + e0->n, term_list(e, true),
+			    e->n * sizeof(*both));
+			v = both;
+			key.mv_data = t[0].keys + e0->off;
+		}
 		key.mv_size = e->len;
-		key.mv_data = t->keys + e->off;
-		val.mv_size = postings_size(v, e->n);
+		val.mv_size = postings_size(v, n);
 		rc = mdb_put(txn, dbi, &key, &val, MDB_APPEND | MDB_RESERVE);
 		if (rc == 0)
-			postings_encode(v, e->n, val.mv_data);
+			postings_encode(v, n, val.mv_data);
 	}
-	free(order);
+	free(both);
 	return rc;
 }
 
@@ -631,9 +748,9 @@ index_write(struct index *ix, MDB_txn *txn, MDB_dbi words, MDB_dbi tags,
 {
 	int rc;
 
-	if ((rc = write_table(&ix->words, txn, words)) != 0 ||
-	    (rc = write_table(&ix->tags, txn, tags)) != 0 ||
-	    (rc = write_table(&ix->folded, txn, folded)) != 0)
+	if ((rc = write_tables(ix->words, txn, words)) != 0 ||
+	    (rc = write_tables(ix->tags, txn, tags)) != 0 ||
+	    (rc = write_tables(ix->folded, txn, folded)) != 0)
 		return rc;
 	return write_lengths(ix, txn, lengths);
 }

@@ -429,41 +429,106 @@ put_author(MDB_txn *txn, MDB_dbi authors, MDB_dbi byindex,
 	return 0;
 }
 
-/* Indexes quote i's words, length and tags. */
+/* Indexes quote i's words, length and tags into the index's part. */
 static int
-index_quote(struct import *im, struct index *ix, uint32_t i)
+index_quote(struct import *im, struct index *ix, unsigned part, uint32_t i)
 {
 	const struct quote *q = &im->quotes[i];
 	const struct input *in = &im->inputs[q->file];
 
-	if (index_add_quote(ix, i, q->text, q->textlen) != 0)
+	if (index_add_quote(ix, part, i, q->text, q->textlen) != 0)
 		return -1;
 	for (size_t t = 0; t < in->ntags; t++)
-		if (index_add_tag(ix, i, im->tags[t], strlen(im->tags[t])) != 0)
+		if (index_add_tag(ix, part, i, im->tags[t],
+		    strlen(im->tags[t])) != 0)
 			return -1;
 	if (in->deftag[0] != '\0' &&
-	    index_add_tag(ix, i, in->deftag, strlen(in->deftag)) != 0)
+	    index_add_tag(ix, part, i, in->deftag, strlen(in->deftag)) != 0)
 		return -1;
 	return 0;
 }
 
-/* The indexing thread's work: every quote's words, length and tags. */
+/*
+ * Indexing the quotes, shared by two threads: the indexing thread takes
+ * chunks from the front, into part 0 of the index; the main thread,
+ * once it has written the quotes, takes them from the back, into part 1,
+ * until the two meet. Neither waits for the other, however the work
+ * divides on a machine.
+ */
+#define CHUNK 4096
+
 struct indexer {
 	struct import *im;
 	struct index *ix;
-	int err; /* errno, or 0 */
+	pthread_mutex_t lock;
+	uint32_t front, back; /* quotes [front, back) are left */
+	int err; /* the indexing thread's errno, or 0 */
 };
 
+/* The next chunk [*lo, *hi) from the front, or from the back; false
+ * when none is left. */
+static bool
+claim(struct indexer *x, bool back, uint32_t *lo, uint32_t *hi)
+{
+	bool got;
+
+	pthread_mutex_lock(&x->lock);
+	got = x->front < x->back;
+	if (got && !back) {
+		*lo = x->front;
+		*hi = x->back - x->front > CHUNK ? x->front + CHUNK : x->back;
+		x->front = *hi;
+	} else if (got) {
+		*hi = x->back;
+		*lo = x->back - x->front > CHUNK ? x->back - CHUNK : x->front;
+		x->back = *lo;
+	}
+	pthread_mutex_unlock(&x->lock);
+	return got;
+}
+
+/* Leaves nothing more to claim, so that the other thread stops. */
+static void
+claim_none(struct indexer *x)
+{
+	pthread_mutex_lock(&x->lock);
+	x->back = x->front;
+	pthread_mutex_unlock(&x->lock);
+}
+
+/* The part that works from the front, ascending; 0 or errno. */
+static int
+index_front(struct indexer *x)
+{
+	uint32_t lo, hi;
+
+	while (claim(x, false, &lo, &hi))
+		for (uint32_t i = lo; i < hi; i++)
+			if (index_quote(x->im, x->ix, 0, i) != 0)
+				return errno ? errno : ENOMEM;
+	return index_sort(x->ix, 0);
+}
+
+/* The part that works from the back, descending; 0 or errno. */
+static int
+index_back(struct indexer *x)
+{
+	uint32_t lo, hi;
+
+	while (claim(x, true, &lo, &hi))
+		for (uint32_t i = hi; i-- > lo;)
+			if (index_quote(x->im, x->ix, 1, i) != 0)
+				return errno ? errno : ENOMEM;
+	return index_sort(x->ix, 1);
+}
+
 static void *
-index_all(void *arg)
+index_thread(void *arg)
 {
 	struct indexer *x = arg;
 
-	for (size_t i = 0; i < x->im->nquotes; i++)
-		if (index_quote(x->im, x->ix, (uint32_t)i) != 0) {
-			x->err = errno ? errno : ENOMEM;
-			break;
-		}
+	if ((x->err = index_front(x)) != 0)
+		claim_none(x);
 	return NULL;
 }
 
@@ -475,7 +540,8 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 	MDB_dbi meta, authors, byindex, quotes, words, tags, folded, lengths;
 	MDB_dbi summed[STORE_NSUMMED];
 	struct index *ix;
-	struct indexer x = {im, NULL, 0};
+	struct indexer x = {.im = im, .lock = PTHREAD_MUTEX_INITIALIZER,
+	    .back = (uint32_t)im->nquotes};
 	pthread_t thread;
 	bool threaded = false;
 	struct store_meta m;
@@ -491,12 +557,13 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 		index_free(ix);
 		return rc;
 	}
-	/* Indexing the words is as much work as writing the quotes, and
-	 * needs nothing from it: a thread does it meanwhile. The authors'
-	 * folded names are this thread's (index_add_author() touches
-	 * nothing the other does). */
+	/* Indexing the words is more work than writing the quotes, and
+	 * needs nothing from it: a thread starts on it meanwhile, and this
+	 * one helps once the quotes are written. The authors' folded names
+	 * are this thread's (index_add_author() touches nothing the other
+	 * does). */
 	x.ix = ix;
-	threaded = pthread_create(&thread, NULL, index_all, &x) == 0;
+	threaded = pthread_create(&thread, NULL, index_thread, &x) == 0;
 	if ((rc = mdb_dbi_open(txn, STORE_DB_META, MDB_CREATE, &meta)) ||
 	    (rc = mdb_dbi_open(txn, STORE_DB_AUTHORS, MDB_CREATE, &authors)) ||
 	    (rc = mdb_dbi_open(txn, STORE_DB_BYINDEX,
@@ -525,10 +592,6 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 			(*nauthors)++;
 		}
 		rec.count++;
-		if (!threaded && index_quote(im, ix, (uint32_t)i) != 0) {
-			rc = errno;
-			goto fail;
-		}
 
 		/* The parser NUL-terminated both strings in place. */
 		reply.quote = (char *)q->text;
@@ -546,6 +609,11 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 	    &rec, ix)) != 0)
 		goto fail;
 	(*nauthors)++;
+	/* Without a thread, this one takes every quote, from the back. */
+	if ((rc = index_back(&x)) != 0) {
+		claim_none(&x);
+		goto fail;
+	}
 	if (threaded) {
 		pthread_join(thread, NULL);
 		threaded = false;
@@ -580,8 +648,10 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 	index_free(ix);
 	return mdb_txn_commit(txn);
 fail:
-	if (threaded)
+	if (threaded) {
+		claim_none(&x);
 		pthread_join(thread, NULL);
+	}
 	index_free(ix);
 	mdb_txn_abort(txn);
 	return rc;
