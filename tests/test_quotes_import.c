@@ -786,6 +786,55 @@ test_control_chars(void **state)
 }
 
 /*
+ * Every byte a line may not hold alone, at every place in a line, in
+ * the text and in the name: lines are checked eight bytes at a time when
+ * they are all printable ASCII, and that check must let none of these
+ * through, wherever it falls in a block or in the tail after the last
+ * one. A tab is allowed anywhere.
+ */
+static void
+test_refused_anywhere(void **state)
+{
+	struct fixture *fx = *state;
+	static const char good[] = "xxxxxxxxxxxxxxxxxxxx~Author\n";
+	const size_t linelen = sizeof(good) - 1, tilde = 20;
+	char in[PATH_MAX], skipped[32], *buf, *at;
+	size_t nbad = 0, ngood = 0;
+
+	buf = malloc(256 * linelen * linelen);
+	assert_non_null(buf);
+	at = buf;
+	for (size_t pos = 0; pos < linelen - 1; pos++) {
+		if (pos == tilde)
+			continue;
+		for (unsigned b = 0; b < 256; b++) {
+			bool ok = (b >= 0x20 && b < 0x7f) || b == '\t';
+
+			/* Line ends end lines. Of the good bytes, a tab and
+			 * a 'y', only in the text: one author for all. */
+			if (b == '\n' || b == '\r' ||
+			    (ok && (pos > tilde || (b != '\t' && b != 'y'))))
+				continue;
+			memcpy(at, good, linelen);
+			at[pos] = (char)b;
+			at += linelen;
+			nbad += !ok;
+			ngood += ok;
+		}
+	}
+	path_in(fx, "in.txt", in);
+	write_file(in, buf, (size_t)(at - buf));
+	free(buf);
+	run(fx, "-o", fx->out, in);
+	expect_status(fx, 1);
+	snprintf(skipped, sizeof(skipped), "%zu invalid lines", nbad);
+	expect_stderr_has(fx, skipped);
+	run(fx, "--skip-invalid", "-o", fx->out, in);
+	snprintf(skipped, sizeof(skipped), "%zu skipped", nbad);
+	expect_summary(fx, fx->out, ngood, 1, skipped);
+}
+
+/*
  * A database built from a mix of ASCII and other quotes passes the
  * complete check, whose words come from words.c alone: so the importer's
  * ASCII path splits and folds exactly as words_next() and words_fold()
@@ -1734,6 +1783,7 @@ main(void)
 	    T(test_cr_only),
 	    T(test_unicode_space),
 	    T(test_control_chars),
+	    T(test_refused_anywhere),
 	    T(test_index_mixed),
 	    T(test_bom_mid_file),
 	    T(test_blank_lines),
