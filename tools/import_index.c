@@ -651,11 +651,16 @@ write_tables(struct table *t, MDB_txn *txn, MDB_dbi dbi)
 	uint32_t k = 0, j = 0, *both = NULL, bothcap = 0;
 	const uint32_t *v;
 	struct term *e;
+	MDB_cursor *cur;
 	MDB_val key, val;
 	uint32_t n;
 	int rc;
 
 	if ((rc = table_sort(&t[0])) != 0 || (rc = table_sort(&t[1])) != 0)
+		return rc;
+	/* A cursor stays at the end: mdb_put() would search from the
+	 * root for every term. */
+	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
 		return rc;
 	while (rc == 0 && (k < t[0].nterms || j < t[1].nterms)) {
 		int c = k == t[0].nterms ? 1 : j == t[1].nterms ? -1 :
@@ -695,10 +700,11 @@ write_tables(struct table *t, MDB_txn *txn, MDB_dbi dbi)
 		}
 		key.mv_size = e->len;
 		val.mv_size = postings_size(v, n);
-		rc = mdb_put(txn, dbi, &key, &val, MDB_APPEND | MDB_RESERVE);
+		rc = mdb_cursor_put(cur, &key, &val, MDB_APPEND | MDB_RESERVE);
 		if (rc == 0)
 			postings_encode(v, n, val.mv_data);
 	}
+	mdb_cursor_close(cur);
 	free(both);
 	return rc;
 }

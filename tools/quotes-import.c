@@ -399,6 +399,7 @@ done:
 	return rc;
 }
 
+
 static bool
 same_author(const struct quote *a, const struct quote *b)
 {
@@ -406,9 +407,31 @@ same_author(const struct quote *a, const struct quote *b)
 	    memcmp(a->author, b->author, a->authorlen) == 0;
 }
 
+/*
+ * The records go in through cursors, each left at the end of its
+ * database: an append through mdb_put() searched the tree from its root
+ * every time, each page of the way looked up in the transaction's list
+ * of dirty pages.
+ */
+struct cursors {
+	MDB_cursor *authors, *byindex, *quotes;
+};
+
+static void
+close_cursors(struct cursors *c)
+{
+	MDB_cursor **all[] = {&c->authors, &c->byindex, &c->quotes};
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		if (*all[i] != NULL)
+			mdb_cursor_close(*all[i]);
+		*all[i] = NULL;
+	}
+}
+
 static int
-put_author(MDB_txn *txn, MDB_dbi authors, MDB_dbi byindex,
-    const struct quote *q, const struct store_author *rec, struct index *ix)
+put_author(struct cursors *c, const struct quote *q,
+    const struct store_author *rec, struct index *ix)
 {
 	MDB_val key = {q->authorlen, (void *)q->author};
 	MDB_val val = {sizeof(*rec), (void *)rec};
@@ -416,12 +439,12 @@ put_author(MDB_txn *txn, MDB_dbi authors, MDB_dbi byindex,
 
 	if (index_add_author(ix, rec->index, q->author, q->authorlen) != 0)
 		return errno;
-	if ((rc = mdb_put(txn, authors, &key, &val, MDB_APPEND)) != 0)
+	if ((rc = mdb_cursor_put(c->authors, &key, &val, MDB_APPEND)) != 0)
 		return rc;
 	key.mv_size = sizeof(rec->index);
 	key.mv_data = (void *)&rec->index;
 	val.mv_size = sizeof(*rec) + q->authorlen;
-	if ((rc = mdb_put(txn, byindex, &key, &val,
+	if ((rc = mdb_cursor_put(c->byindex, &key, &val,
 	    MDB_APPEND | MDB_RESERVE)) != 0)
 		return rc;
 	memcpy(val.mv_data, rec, sizeof(*rec));
@@ -546,6 +569,7 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 	bool threaded = false;
 	struct store_meta m;
 	struct store_author rec = {0};
+	struct cursors c = {NULL, NULL, NULL};
 	MDB_val key, val;
 	size_t i;
 	uint32_t qi;
@@ -574,7 +598,10 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 	    (rc = mdb_dbi_open(txn, STORE_DB_TAGS, MDB_CREATE, &tags)) ||
 	    (rc = mdb_dbi_open(txn, STORE_DB_FOLDED, MDB_CREATE, &folded)) ||
 	    (rc = mdb_dbi_open(txn, STORE_DB_LENGTHS,
-	    MDB_CREATE | MDB_INTEGERKEY, &lengths)))
+	    MDB_CREATE | MDB_INTEGERKEY, &lengths)) ||
+	    (rc = mdb_cursor_open(txn, authors, &c.authors)) ||
+	    (rc = mdb_cursor_open(txn, byindex, &c.byindex)) ||
+	    (rc = mdb_cursor_open(txn, quotes, &c.quotes)))
 		goto fail;
 
 	*nauthors = 0;
@@ -583,8 +610,7 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 		Quotes__QuoteReply reply = QUOTES__QUOTE_REPLY__INIT;
 
 		if (i > 0 && !same_author(q, q - 1)) {
-			if ((rc = put_author(txn, authors, byindex, q - 1,
-			    &rec, ix)) != 0)
+			if ((rc = put_author(&c, q - 1, &rec, ix)) != 0)
 				goto fail;
 			rec.index++;
 			rec.first = (uint32_t)i;
@@ -600,15 +626,16 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 		key.mv_size = sizeof(qi);
 		key.mv_data = &qi;
 		val.mv_size = quotes__quote_reply__get_packed_size(&reply);
-		rc = mdb_put(txn, quotes, &key, &val, MDB_APPEND | MDB_RESERVE);
+		rc = mdb_cursor_put(c.quotes, &key, &val,
+		    MDB_APPEND | MDB_RESERVE);
 		if (rc != 0)
 			goto fail;
 		quotes__quote_reply__pack(&reply, val.mv_data);
 	}
-	if ((rc = put_author(txn, authors, byindex, &im->quotes[i - 1],
-	    &rec, ix)) != 0)
+	if ((rc = put_author(&c, &im->quotes[i - 1], &rec, ix)) != 0)
 		goto fail;
 	(*nauthors)++;
+	close_cursors(&c);
 	/* Without a thread, this one takes every quote, from the back. */
 	if ((rc = index_back(&x)) != 0) {
 		claim_none(&x);
@@ -652,6 +679,7 @@ fail:
 		claim_none(&x);
 		pthread_join(thread, NULL);
 	}
+	close_cursors(&c);
 	index_free(ix);
 	mdb_txn_abort(txn);
 	return rc;
