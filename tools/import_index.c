@@ -306,35 +306,10 @@ term_add(struct term *e, uint32_t x)
 	return 0;
 }
 
-/* ASCII letters and digits, folded (tolower); 0 for any other byte. */
-static const unsigned char ascii_fold[256] = {
-    ['0'] = '0', ['1'] = '1', ['2'] = '2', ['3'] = '3', ['4'] = '4',
-    ['5'] = '5', ['6'] = '6', ['7'] = '7', ['8'] = '8', ['9'] = '9',
-    ['A'] = 'a', ['B'] = 'b', ['C'] = 'c', ['D'] = 'd', ['E'] = 'e',
-    ['F'] = 'f', ['G'] = 'g', ['H'] = 'h', ['I'] = 'i', ['J'] = 'j',
-    ['K'] = 'k', ['L'] = 'l', ['M'] = 'm', ['N'] = 'n', ['O'] = 'o',
-    ['P'] = 'p', ['Q'] = 'q', ['R'] = 'r', ['S'] = 's', ['T'] = 't',
-    ['U'] = 'u', ['V'] = 'v', ['W'] = 'w', ['X'] = 'x', ['Y'] = 'y',
-    ['Z'] = 'z',
-    ['a'] = 'a', ['b'] = 'b', ['c'] = 'c', ['d'] = 'd', ['e'] = 'e',
-    ['f'] = 'f', ['g'] = 'g', ['h'] = 'h', ['i'] = 'i', ['j'] = 'j',
-    ['k'] = 'k', ['l'] = 'l', ['m'] = 'm', ['n'] = 'n', ['o'] = 'o',
-    ['p'] = 'p', ['q'] = 'q', ['r'] = 'r', ['s'] = 's', ['t'] = 't',
-    ['u'] = 'u', ['v'] = 'v', ['w'] = 'w', ['x'] = 'x', ['y'] = 'y',
-    ['z'] = 'z',
-};
-
-/* Where byte k of a word goes in its 8-byte word, as memory holds it. */
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-#define BYTE_SHIFT(k) (56 - 8 * (k))
-#else
-#define BYTE_SHIFT(k) (8 * (k))
-#endif
-
 /* A word of a quote, split and folded, waiting for its lookup. */
 struct word {
 	uint64_t hash;
-	uint32_t off;	/* in the quote's folded words */
+	uint32_t off;	/* in the batch's folded words */
 	uint32_t len;
 };
 
@@ -343,67 +318,184 @@ struct word {
 #define BATCH 32
 
 /*
+ * The words of a quote being split, a batch at a time: each word's slot
+ * is prefetched as soon as the word is hashed, and looked up only once
+ * the whole batch is, so that the cache misses of new words overlap
+ * instead of coming one after the other.
+ */
+struct batch {
+	struct table *t;
+	uint32_t q;
+	unsigned nw, o;	/* words, and 8-byte words of buf used */
+	struct word w[BATCH];
+	uint64_t buf[BATCH * KEY_WORDS(WORDS_MAX_WORD)];
+	/* The word being put together: its 8-byte words so far, the
+	 * bytes of the next in acc, its length, its hash so far. */
+	uint64_t acc, h;
+	size_t n;
+};
+
+/* Looks the batch's words up, and makes room for the next batch. */
+static int
+batch_flush(struct batch *b)
+{
+	struct term *e;
+
+	for (unsigned k = 0; k < b->nw; k++)
+		if ((e = table_find_hashed(b->t, b->buf + b->w[k].off,
+		    b->w[k].len, b->w[k].hash)) == NULL ||
+		    term_add(e, b->q) != 0)
+			return -1;
+	b->nw = b->o = 0;
+	/* Each word will be one term more, at most. */
+	if (b->t->nterms + BATCH > b->t->nslots / 2 && table_grow(b->t) != 0)
+		return -1;
+	return 0;
+}
+
+/* 8 bytes of a word as memory holds them, from a register that has its
+ * first byte lowest. */
+static inline uint64_t
+native(uint64_t x)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	return __builtin_bswap64(x);
+#else
+	return x;
+#endif
+}
+
+/* Completes the word's k-th 8-byte word, in acc. */
+static inline void
+word_put(struct batch *b, size_t k)
+{
+	/* Past WORDS_MAX_WORD, the word is only counted. */
+	if (k < KEY_WORDS(WORDS_MAX_WORD)) {
+		b->buf[b->o + k] = native(b->acc);
+		b->h = hash_word(b->h, native(b->acc));
+	}
+	b->acc = 0;
+}
+
+/* Appends the run bytes of chunk (the first lowest) to the word. */
+static inline void
+word_append(struct batch *b, uint64_t chunk, unsigned run)
+{
+	unsigned r = b->n % 8;
+	size_t k = b->n / 8;
+
+	b->acc |= chunk << 8 * r;
+	b->n += run;
+	if (r + run >= 8) {
+		word_put(b, k);
+		b->acc = r != 0 ? chunk >> 8 * (8 - r) : 0;
+	}
+}
+
+/* Ends the word: into the batch, unless it is too long. */
+static inline int
+word_end(struct batch *b)
+{
+	struct word *w;
+	size_t n = b->n;
+
+	b->n = 0;
+	/* No query can ask for a longer word. */
+	if (n > WORDS_MAX_WORD) {
+		b->acc = 0;
+		b->h = HASH_START;
+		return 0;
+	}
+	if (n % 8 != 0)
+		word_put(b, n / 8);
+	w = &b->w[b->nw++];
+	w->hash = hash_end(b->h, n);
+	w->off = b->o;
+	w->len = (uint32_t)n;
+	__builtin_prefetch(&b->t->slots[w->hash & (b->t->nslots - 1)]);
+	b->o += KEY_WORDS(n);
+	b->h = HASH_START;
+	return b->nw == BATCH ? batch_flush(b) : 0;
+}
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS (ONES * 0x80)
+/* For bytes below 0x80, each byte's high bit set if it is c or above
+ * (no byte carries into the next). */
+#define AT_LEAST(x, c) ((x) + ONES * (0x80 - (c)))
+
+/*
+ * Eight bytes of ASCII, the first lowest: which are letters or digits,
+ * as a bit each (bit k for byte k), and all of them folded (tolower).
+ */
+static inline unsigned
+word_bytes(uint64_t x, uint64_t *folded)
+{
+	uint64_t lower = x | ONES * 0x20;
+	uint64_t digit = AT_LEAST(x, '0') & ~AT_LEAST(x, '9' + 1);
+	uint64_t alpha = AT_LEAST(lower, 'a') & ~AT_LEAST(lower, 'z' + 1);
+	uint64_t upper = AT_LEAST(x, 'A') & ~AT_LEAST(x, 'Z' + 1) & HIGHS;
+
+	*folded = x | upper >> 2;
+	/* The high bits, gathered into the top byte, in order. */
+	return (unsigned)(((((digit | alpha) & HIGHS) >> 7) *
+	    0x0102040810204080ULL) >> 56);
+}
+
+/*
  * The words of a quote that is all ASCII, most of any corpus: split and
- * folded (tolower) as words_next() and words_fold() would have them, a
- * batch at a time; each word's slot is prefetched as soon as it is
- * hashed and looked up only once the whole batch is, so that the cache
- * misses of new words overlap instead of coming one after the other.
+ * folded (tolower) as words_next() and words_fold() would have them,
+ * eight bytes at a time, and hashed as they are put together, 8-byte
+ * word by 8-byte word, in a register: reading back bytes stored one by
+ * one would stall.
  */
 static int
 index_ascii(struct table *t, uint32_t q, const unsigned char *s, size_t len)
 {
-	uint64_t buf[BATCH * KEY_WORDS(WORDS_MAX_WORD)];
-	struct word w[BATCH];
-	struct term *e;
-	size_t i = 0;
+	struct batch b;
 
-	while (i < len) {
-		unsigned nw = 0, o = 0;
+	b.t = t;
+	b.q = q;
+	b.nw = b.o = 0;
+	b.acc = 0;
+	b.h = HASH_START;
+	b.n = 0;
+	if (t->nterms + BATCH > t->nslots / 2 && table_grow(t) != 0)
+		return -1;
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t x = 0, f;
+		unsigned bits, p = 0;
 
-		/* Each word will be one term more, at most. */
-		if (t->nterms + BATCH > t->nslots / 2 && table_grow(t) != 0)
-			return -1;
-		while (nw < BATCH && i < len) {
-			uint64_t *f = buf + o, acc = 0, h = HASH_START;
-			size_t n = 0;
-			unsigned char c;
-
-			while (i < len && ascii_fold[s[i]] == 0)
-				i++;
-			if (i == len)
-				break;
-			/* Eight bytes a word, put together in a register:
-			 * reading back bytes stored one by one would stall. */
-			for (; i < len && (c = ascii_fold[s[i]]) != 0; i++) {
-				acc |= (uint64_t)c << BYTE_SHIFT(n % 8);
-				if (++n % 8 == 0) {
-					if (n <= WORDS_MAX_WORD)
-						f[n / 8 - 1] = acc;
-					h = hash_word(h, acc);
-					acc = 0;
-				}
-			}
-			/* No query can ask for a longer word. */
-			if (n > WORDS_MAX_WORD)
-				continue;
-			if (n % 8 != 0) {
-				f[n / 8] = acc;
-				h = hash_word(h, acc);
-			}
-			w[nw].hash = hash_end(h, n);
-			w[nw].off = o;
-			w[nw].len = (uint32_t)n;
-			__builtin_prefetch(&t->slots[w[nw].hash &
-			    (t->nslots - 1)]);
-			o += KEY_WORDS(n);
-			nw++;
+		if (len - i >= 8) {
+			memcpy(&x, s + i, sizeof(x));
+			x = native(x);
+		} else {
+			for (size_t k = 0; k < len - i; k++)
+				x |= (uint64_t)s[i + k] << 8 * k;
 		}
-		for (unsigned k = 0; k < nw; k++)
-			if ((e = table_find_hashed(t, buf + w[k].off, w[k].len,
-			    w[k].hash)) == NULL || term_add(e, q) != 0)
+		bits = word_bytes(x, &f);
+		while (p < 8) {
+			unsigned run;
+
+			/* Not in a word: to the next one's start. */
+			if (b.n == 0) {
+				if ((bits >> p) == 0)
+					break;
+				p += (unsigned)__builtin_ctz(bits >> p);
+			}
+			/* Its bytes from p; a 0 bit stops the run, at the
+			 * latest bit 8. */
+			run = (unsigned)__builtin_ctz(~(bits >> p));
+			word_append(&b, run == 8 ? f : (f >> 8 * p) &
+			    ((1ULL << 8 * run) - 1), run);
+			p += run;
+			if (p < 8 && word_end(&b) != 0)
 				return -1;
+		}
 	}
-	return 0;
+	if (b.n > 0 && word_end(&b) != 0)
+		return -1;
+	return batch_flush(&b);
 }
 
 static bool
