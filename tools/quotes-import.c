@@ -309,7 +309,7 @@ sort_quotes(struct import *im)
 		goto done;
 	for (i = 0; i < n; i++) {
 		const struct quote *q = &im->quotes[i];
-		uint64_t h = XXH3_64bits(q->author, q->authorlen);
+		uint64_t hash = XXH3_64bits(q->author, q->authorlen), h;
 		uint32_t s;
 
 		/* Half full at most: slots hold author + 1, 0 is empty. */
@@ -330,7 +330,7 @@ sort_quotes(struct import *im)
 			slots = ns;
 		}
 		mask = nslots - 1;
-		for (;; h++) {
+		for (h = hash;; h++) {
 			const struct quote *o;
 
 			if ((s = slots[h & mask]) == 0)
@@ -355,9 +355,7 @@ sort_quotes(struct import *im)
 				hashes = nh;
 				cap = c;
 			}
-			/* The hash as it was before probing moved it. */
-			hashes[nauthors] = XXH3_64bits(q->author,
-			    q->authorlen);
+			hashes[nauthors] = hash;
 			first[nauthors] = i;
 			slots[h & mask] = s = ++nauthors;
 		}
@@ -365,8 +363,9 @@ sort_quotes(struct import *im)
 	}
 	free(slots);
 	slots = NULL;
-	/* first[] becomes the authors in order, then pos[] each one's
-	 * rank, then where its next quote goes. */
+	/* first[] (each author's first quote) is sorted into the authors
+	 * in name order, pos[] gets each author's rank, and first[] then
+	 * counts the quotes of each rank, then says where the next goes. */
 	if ((pos = malloc((size_t)(nauthors + 1) * sizeof(*pos))) == NULL ||
 	    (sorted = malloc(n * sizeof(*sorted))) == NULL)
 		goto done;
@@ -403,7 +402,6 @@ done:
 	free(aid);
 	return rc;
 }
-
 
 /*
  * The records go in through cursors, each left at the end of its
