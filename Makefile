@@ -85,6 +85,8 @@ UNIT_TESTS = $(BUILD)/tests/test_store $(BUILD)/tests/test_verify \
 	$(BUILD)/tests/test_log $(BUILD)/tests/test_words \
 	$(BUILD)/tests/test_postings $(BUILD)/tests/test_channel
 
+UNIT_TESTS += $(BUILD)/tests/test_import_index
+
 .PHONY: all deps test unit-test integration-test fuzz-replay fuzz run bench \
 	clean format install uninstall deb cluster
 all: $(PROGS)
@@ -134,6 +136,8 @@ $(BUILD)/tests/test_channel: $(call obj,tests/test_channel.c src/common/channel.
 $(BUILD)/tests/test_words: $(call obj,tests/test_words.c src/common/words.c)
 $(BUILD)/tests/test_postings: $(call obj,tests/test_postings.c src/store/postings.c \
 	src/common/rng.c)
+$(BUILD)/tests/test_import_index: $(call obj,tests/test_import_index.c \
+	tools/import_index.c src/common/words.c src/store/postings.c)
 $(BUILD)/tests/test_quotes_import: $(call obj,tests/test_quotes_import.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
 $(BUILD)/tests/test_config: $(call obj,tests/test_config.c src/common/config.c src/common/log.c \
 	src/common/tls.c src/common/utf8.c)

@@ -785,6 +785,140 @@ test_control_chars(void **state)
 	expect_db(fx->out, want, NQ(want));
 }
 
+/*
+ * Every byte a line may not hold alone, at every place in a line, in
+ * the text and in the name: lines are checked eight bytes at a time when
+ * they are all printable ASCII, and that check must let none of these
+ * through, wherever it falls in a block or in the tail after the last
+ * one. A tab is allowed anywhere.
+ */
+static void
+test_refused_anywhere(void **state)
+{
+	struct fixture *fx = *state;
+	static const char good[] = "xxxxxxxxxxxxxxxxxxxx~Author\n";
+	const size_t linelen = sizeof(good) - 1, tilde = 20;
+	char in[PATH_MAX], skipped[32], *buf, *at;
+	size_t nbad = 0, ngood = 0;
+
+	buf = malloc(256 * linelen * linelen);
+	assert_non_null(buf);
+	at = buf;
+	for (size_t pos = 0; pos < linelen - 1; pos++) {
+		if (pos == tilde)
+			continue;
+		for (unsigned b = 0; b < 256; b++) {
+			bool ok = (b >= 0x20 && b < 0x7f) || b == '\t';
+
+			/* Line ends end lines. Of the good bytes, a tab and
+			 * a 'y', only in the text: one author for all. */
+			if (b == '\n' || b == '\r' ||
+			    (ok && (pos > tilde || (b != '\t' && b != 'y'))))
+				continue;
+			memcpy(at, good, linelen);
+			at[pos] = (char)b;
+			at += linelen;
+			nbad += !ok;
+			ngood += ok;
+		}
+	}
+	path_in(fx, "in.txt", in);
+	write_file(in, buf, (size_t)(at - buf));
+	free(buf);
+	run(fx, "-o", fx->out, in);
+	expect_status(fx, 1);
+	snprintf(skipped, sizeof(skipped), "%zu invalid lines", nbad);
+	expect_stderr_has(fx, skipped);
+	run(fx, "--skip-invalid", "-o", fx->out, in);
+	snprintf(skipped, sizeof(skipped), "%zu skipped", nbad);
+	expect_summary(fx, fx->out, ngood, 1, skipped);
+}
+
+/*
+ * A database built from a mix of ASCII and other quotes passes the
+ * complete check, whose words come from words.c alone: so the importer's
+ * ASCII path splits and folds exactly as words_next() and words_fold()
+ * do (a word in an ASCII quote and the same word in another, "STRASSE"
+ * and "Straße", must be one term). Words of every length around the
+ * 8-byte steps and the 64-byte limit; enough quotes that both indexing
+ * threads have a share, with words and tags in both.
+ */
+static void
+test_index_mixed(void **state)
+{
+	struct fixture *fx = *state;
+	static const char *const words[] = {
+	    "a", "I", "to", "The", "LOVE", "Quote", "strasse", "STRASSE",
+	    "Straße", "straße", "ǅemal", "Ǆ", "İstanbul", "ΣΊΣΥΦΟΣ", "ﬁnal",
+	    "FINAL", "naïve", "NAIVE", "Ａｂｃ", "abc", "١٢٣", "123", "四十二",
+	    "Ⅻ", "x²", "café", "CAFE", "e\xcc\x81", "don’t", "don't",
+	    "abcdefg", "ABCDEFGH", "abcdefghi", "0123456789abcdef",
+	    "0123456789ABCDEFG", "Mixed123Case", "_under_score_",
+	    "x-y", "007", "7", "a1b2c3d4e5f6g7h8",
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz",
+	    "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789", "0123456789",
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ\xc3\xa9", "Z", "z", "@Z[`z{",
+	};
+	static const char *const seps[] = {
+	    " ", ", ", "; ", ".", "!? ", "/", "(", ") ", "\"", "'", "`", "@",
+	    "[", "]", "{", "}", "^", "|", "\\", "#", "$", "%", "&", "*",
+	    "+", "=", "<", ">", ":", "~", "—", " … ", "\t",
+	};
+	static const char *const authors[] = {
+	    "Mark Twain", "mark  twain", "MARK TWAIN", "Σωκράτης",
+	    "José Martí", "Anonymous",
+	};
+	const size_t nquotes = 3 * 4096 + 17, cap = nquotes * 512;
+	char in[PATH_MAX], why[256], *buf = malloc(cap);
+	size_t o = 0;
+	uint32_t x = 12345;
+	struct store_info info;
+	int fd, rc;
+
+	assert_non_null(buf);
+#define NEXT() (x = x * 1103515245u + 12345u, x >> 8)
+	for (size_t q = 0; q < nquotes; q++) {
+		unsigned n = 1 + NEXT() % 12;
+		size_t start = o;
+
+		for (unsigned k = 0; k < n; k++) {
+			/* Long ASCII words: 63, 64 and 65 letters. */
+			if (NEXT() % 50 == 0) {
+				size_t len = 63 + NEXT() % 3;
+
+				memset(buf + o, NEXT() % 2 ? 'W' : 'w', len);
+				o += len;
+			} else if (NEXT() % 4 == 0) {
+				o += (size_t)sprintf(buf + o, "%u",
+				    NEXT() % 100000);
+			} else {
+				o += (size_t)sprintf(buf + o, "%s",
+				    words[NEXT() % NQ(words)]);
+			}
+			o += (size_t)sprintf(buf + o, "%s",
+			    seps[NEXT() % NQ(seps)]);
+		}
+		/* A quote is never only separators, nor ends in '~'. */
+		o += (size_t)sprintf(buf + o, "end~%s\n",
+		    authors[NEXT() % NQ(authors)]);
+		assert_true(o - start < 512);
+	}
+#undef NEXT
+	path_in(fx, "in.txt", in);
+	write_file(in, buf, o);
+	free(buf);
+	run(fx, "-q", "--tag", "mixed", "--tag", "t-2", "-o", fx->out, in,
+	    "--tag", "other", in);
+	expect_status(fx, 0);
+	fd = open(fx->out, O_RDONLY);
+	assert_true(fd >= 0);
+	rc = store_verify(fd, &info, why, sizeof(why));
+	close(fd);
+	if (rc != 0)
+		fail_msg("store_verify: %s: %s", store_strerror(rc), why);
+	assert_int_equal(info.nquotes, 2 * nquotes);
+}
+
 /* U+FEFF is a byte-order mark only as a file's first character; any
  * other one is an invisible character pasted into the text. */
 static void
@@ -1649,6 +1783,8 @@ main(void)
 	    T(test_cr_only),
 	    T(test_unicode_space),
 	    T(test_control_chars),
+	    T(test_refused_anywhere),
+	    T(test_index_mixed),
 	    T(test_bom_mid_file),
 	    T(test_blank_lines),
 	    T(test_stdin),

@@ -4,11 +4,14 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
+#include <utf8proc.h>
 
 #include "words.h"
 
@@ -48,6 +51,43 @@ test_words(void **state)
 	/* Full folding, as Python's casefold(): ǅ, ﬁ, final sigma. */
 	split("ǅemal ﬁsh ΟΔΟΣ", out, sizeof(out));
 	assert_string_equal(out, "ǆemal|fish|οδοσ");
+}
+
+/*
+ * ASCII takes shortcuts here and in the importer (its own classes and
+ * tolower()): for every ASCII character, alone and between others, they
+ * must say what utf8proc says, a word being letters (L*) and numbers
+ * (N*), folded by full case folding.
+ */
+static void
+test_ascii_as_utf8proc(void **state)
+{
+	(void)state;
+	for (int c = 0; c < 0x80; c++) {
+		utf8proc_category_t cat = utf8proc_category(c);
+		bool word = (cat >= UTF8PROC_CATEGORY_LU &&
+		    cat <= UTF8PROC_CATEGORY_LO) ||
+		    (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
+		utf8proc_uint8_t *want = NULL;
+		char s[4] = {'a', (char)c, 'b', '\0'}, out[16];
+		size_t pos = 0, start, wlen, n = 0;
+
+		assert_true(utf8proc_map((const utf8proc_uint8_t *)s + 1, 1,
+		    &want, UTF8PROC_CASEFOLD) >= 0);
+		/* "a", c, "b": one word if c is a word character, else
+		 * two. */
+		while (words_next(s, 3, &pos, &start, &wlen))
+			n++;
+		if (word) {
+			assert_int_equal(n, 1);
+			assert_int_equal(words_fold(s + 1, 1, out,
+			    sizeof(out)), strlen((char *)want));
+			assert_memory_equal(out, want, strlen((char *)want));
+		} else {
+			assert_int_equal(n, 2);
+		}
+		free(want);
+	}
 }
 
 static void
@@ -112,6 +152,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_words),
+	    cmocka_unit_test(test_ascii_as_utf8proc),
 	    cmocka_unit_test(test_fold_room),
 	    cmocka_unit_test(test_fold_name),
 	    cmocka_unit_test(test_length),

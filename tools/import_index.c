@@ -1,10 +1,10 @@
 /*
  * Building the filter indexes in memory: one hash table of terms (folded
- * words, tags, folded names) per index, each term with the ascending
- * list of quotes (or authors) it occurs in, then written in key order
- * with MDB_APPEND. Most words of a large corpus occur once (numbers,
- * names), so a term's first entry is kept inline and only a second one
- * allocates.
+ * words, tags, folded names) per index and part, each term with the
+ * ascending (part 1: descending) list of quotes (or authors) it occurs
+ * in, then written in key order with MDB_APPEND, the two parts merged.
+ * Most words of a large corpus occur once (numbers, names), so a term's
+ * first entry is kept inline and only a second one allocates.
  */
 #include "import_index.h"
 
@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "postings.h"
 #include "store_format.h"
@@ -19,26 +20,49 @@
 
 /* LMDB's largest key: a folded name beyond it is matched exactly only. */
 #define MAX_KEY 511
+/* Keys are kept and compared as 8-byte words, zero-padded. */
+#define KEY_WORDS(len) (((len) + 7) / 8)
 
 struct term {
-	size_t off;	/* its key, in the table's keys */
+	size_t off;	/* its key, in the table's keys (words) */
 	uint32_t len;
 	uint32_t n, cap;
 	uint32_t one;	/* the entry while n == 1 */
 	uint32_t *v;	/* all n entries once n > 1 */
 };
 
+/*
+ * Open addressing, linear probing, half full at most. A slot holds the
+ * low half of its term's hash beside the term, so that probing past
+ * other terms, and growing, never reads a term or its key: for a corpus
+ * of mostly new words (numbers, names) those reads were cache misses.
+ */
+struct slot {
+	uint32_t hash;	/* the hash's low half */
+	uint32_t term;	/* term index + 1; 0: empty */
+};
+
+/* A term to sort, with its key's first bytes as a number so that most
+ * comparisons need not reach the keys. */
+struct sortkey {
+	uint64_t prefix;
+	uint32_t term;
+};
+
 struct table {
+	struct sortkey *order; /* the terms in key order, once sorted */
 	struct term *terms;
 	uint32_t nterms, capterms;
-	uint32_t *slots; /* term index + 1; 0: empty */
+	struct slot *slots;
 	uint32_t nslots; /* a power of two */
-	char *keys;
-	size_t keylen, keycap;
+	uint64_t *keys;
+	size_t keylen, keycap; /* in words */
 };
 
 struct index {
-	struct table words, tags, folded;
+	/* folded has only part 0: authors are one thread's. */
+	struct table words[INDEX_PARTS], tags[INDEX_PARTS];
+	struct table folded[INDEX_PARTS];
 	uint32_t *lengths; /* by quote */
 	uint32_t nquotes;
 };
@@ -64,6 +88,7 @@ table_free(struct table *t)
 {
 	for (uint32_t i = 0; i < t->nterms; i++)
 		free(t->terms[i].v);
+	free(t->order);
 	free(t->terms);
 	free(t->slots);
 	free(t->keys);
@@ -74,51 +99,96 @@ index_free(struct index *ix)
 {
 	if (ix == NULL)
 		return;
-	table_free(&ix->words);
-	table_free(&ix->tags);
-	table_free(&ix->folded);
+	for (unsigned p = 0; p < INDEX_PARTS; p++) {
+		table_free(&ix->words[p]);
+		table_free(&ix->tags[p]);
+		table_free(&ix->folded[p]);
+	}
 	free(ix->lengths);
 	free(ix);
 }
 
 /*
- * FNV-1a, 64-bit, finished with a multiply so that the low bits (the
- * slot) depend on every byte: words are short, and the ASCII path below
- * computes it as it folds, with no second pass over the word.
+ * The hash of a key of len bytes held zero-padded in KEY_WORDS(len)
+ * words: a multiply per word rather than per byte, then a finish
+ * (splitmix64's) so that the low bits, the slot, depend on every byte.
+ * hash_word() and hash_end() are its steps, for the ASCII path below,
+ * which hashes a word as it folds it.
  */
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-#define FNV_PRIME 0x100000001b3ULL
+#define HASH_START 0x9e3779b97f4a7c15ULL
 
 static inline uint64_t
-hash_finish(uint64_t h)
+hash_word(uint64_t h, uint64_t w)
 {
-	return (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ULL;
+	return (h ^ w) * 0xbf58476d1ce4e5b9ULL;
 }
 
-static uint64_t
-key_hash(const char *key, size_t len)
+static inline uint64_t
+hash_end(uint64_t h, size_t len)
 {
-	uint64_t h = FNV_OFFSET;
+	h ^= len;
+	h ^= h >> 31;
+	h *= 0x94d049bb133111ebULL;
+	return h ^ (h >> 29);
+}
 
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)key[i]) * FNV_PRIME;
-	return hash_finish(h);
+static inline uint64_t
+key_hash(const uint64_t *w, size_t len)
+{
+	uint64_t h = HASH_START;
+
+	for (size_t i = 0; i < KEY_WORDS(len); i++)
+		h = hash_word(h, w[i]);
+	return hash_end(h, len);
+}
+
+static inline bool
+key_equal(const uint64_t *a, const uint64_t *b, size_t len)
+{
+	for (size_t i = 0; i < KEY_WORDS(len); i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
+}
+
+/*
+ * Slots for n terms, all empty. A large table's slots are read at
+ * random, one page each: on huge pages (where the kernel has them for
+ * the asking) the lookups miss the TLB far less often.
+ */
+#define HUGE_PAGE (2u << 20)
+
+static struct slot *
+slots_alloc(uint32_t n)
+{
+	size_t size = (size_t)n * sizeof(struct slot);
+	struct slot *s;
+
+	if (size < HUGE_PAGE)
+		return calloc(n, sizeof(*s));
+	if ((s = aligned_alloc(HUGE_PAGE, size)) == NULL)
+		return NULL;
+	madvise(s, size, MADV_HUGEPAGE);
+	memset(s, 0, size);
+	return s;
 }
 
 static int
 table_grow(struct table *t)
 {
-	uint32_t n = t->nslots ? t->nslots * 2 : 1024, *slots;
+	uint32_t n = t->nslots ? t->nslots * 2 : 1024;
+	struct slot *slots;
 
-	if ((slots = calloc(n, sizeof(*slots))) == NULL)
+	if ((slots = slots_alloc(n)) == NULL)
 		return -1;
-	for (uint32_t i = 0; i < t->nterms; i++) {
-		const struct term *e = &t->terms[i];
-		uint64_t h = key_hash(t->keys + e->off, e->len);
+	for (uint32_t i = 0; i < t->nslots; i++) {
+		uint32_t h = t->slots[i].hash;
 
-		while (slots[h & (n - 1)] != 0)
+		if (t->slots[i].term == 0)
+			continue;
+		while (slots[h & (n - 1)].term != 0)
 			h++;
-		slots[h & (n - 1)] = i + 1;
+		slots[h & (n - 1)] = t->slots[i];
 	}
 	free(t->slots);
 	t->slots = slots;
@@ -126,22 +196,38 @@ table_grow(struct table *t)
 	return 0;
 }
 
-/* The term keyed key[0..len), whose hash is h, added if new; NULL with
- * errno if not. */
-static struct term *
-table_find_hashed(struct table *t, const char *key, size_t len, uint64_t h)
+/* Room for a table to grow to before its next term, so that a slot
+ * prefetched for a key stays the key's slot. */
+static int
+table_reserve(struct table *t)
 {
-	struct term *e;
-	uint32_t s;
-
 	if (t->nterms >= t->nslots / 2 && table_grow(t) != 0)
-		return NULL;
-	for (;; h++) {
-		s = t->slots[h & (t->nslots - 1)];
-		if (s == 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * The term keyed key[0..len), zero-padded to whole words, whose hash is
+ * h, added if new; NULL with errno if not. The table has room
+ * (table_reserve()).
+ */
+static struct term *
+table_find_hashed(struct table *t, const uint64_t *key, size_t len,
+    uint64_t h)
+{
+	uint32_t mask = t->nslots - 1, i = (uint32_t)h;
+	struct slot *s;
+	struct term *e;
+	size_t nw = KEY_WORDS(len);
+
+	for (;; i++) {
+		s = &t->slots[i & mask];
+		if (s->term == 0)
 			break;
-		e = &t->terms[s - 1];
-		if (e->len == len && memcmp(t->keys + e->off, key, len) == 0)
+		if (s->hash != (uint32_t)h)
+			continue;
+		e = &t->terms[s->term - 1];
+		if (e->len == len && key_equal(t->keys + e->off, key, len))
 			return e;
 	}
 	if (t->nterms == t->capterms) {
@@ -153,31 +239,44 @@ table_find_hashed(struct table *t, const char *key, size_t len, uint64_t h)
 		t->terms = n;
 		t->capterms = cap;
 	}
-	if (t->keycap - t->keylen < len) {
-		size_t cap = t->keycap ? t->keycap * 2 : 1 << 16;
-		char *n;
+	if (t->keycap - t->keylen < nw) {
+		size_t cap = t->keycap ? t->keycap * 2 : 1 << 13;
+		uint64_t *n;
 
-		while (cap - t->keylen < len)
+		while (cap - t->keylen < nw)
 			cap *= 2;
-		if ((n = realloc(t->keys, cap)) == NULL)
+		if ((n = realloc(t->keys, cap * sizeof(*n))) == NULL)
 			return NULL;
 		t->keys = n;
 		t->keycap = cap;
 	}
-	memcpy(t->keys + t->keylen, key, len);
+	memcpy(t->keys + t->keylen, key, nw * sizeof(*key));
 	e = &t->terms[t->nterms];
 	memset(e, 0, sizeof(*e));
 	e->off = t->keylen;
 	e->len = (uint32_t)len;
-	t->keylen += len;
-	t->slots[h & (t->nslots - 1)] = ++t->nterms;
+	t->keylen += nw;
+	s->hash = (uint32_t)h;
+	s->term = ++t->nterms;
 	return e;
 }
 
+/* As table_find_hashed(), for a key anywhere: copied, padded. */
 static struct term *
 table_find(struct table *t, const char *key, size_t len)
 {
-	return table_find_hashed(t, key, len, key_hash(key, len));
+	uint64_t w[KEY_WORDS(WORDS_FOLD_ROOM(STORE_MAX_AUTHOR))];
+
+	if (len > sizeof(w)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (len % 8 != 0)
+		w[len / 8] = 0;
+	memcpy(w, key, len);
+	if (table_reserve(t) != 0)
+		return NULL;
+	return table_find_hashed(t, w, len, key_hash(w, len));
 }
 
 /* Adds x to the term's list unless it ends with it already (a word
@@ -207,47 +306,196 @@ term_add(struct term *e, uint32_t x)
 	return 0;
 }
 
-/* ASCII letters and digits, for the ASCII path. */
-static const unsigned char ascii_alnum[128] = {
-    ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+/* A word of a quote, split and folded, waiting for its lookup. */
+struct word {
+	uint64_t hash;
+	uint32_t off;	/* in the batch's folded words */
+	uint32_t len;
 };
 
+/* Words a batch holds: a batch is looked up once all its slots are
+ * prefetched. */
+#define BATCH 32
+
 /*
- * The words of a quote that is all ASCII, most of any corpus: split,
- * folded (tolower) and hashed in one pass, as words_next() and
- * words_fold() would have them.
+ * The words of a quote being split, a batch at a time: each word's slot
+ * is prefetched as soon as the word is hashed, and looked up only once
+ * the whole batch is, so that the cache misses of new words overlap
+ * instead of coming one after the other.
+ */
+struct batch {
+	struct table *t;
+	uint32_t q;
+	unsigned nw, o;	/* words, and 8-byte words of buf used */
+	struct word w[BATCH];
+	uint64_t buf[BATCH * KEY_WORDS(WORDS_MAX_WORD)];
+	/* The word being put together: its 8-byte words so far, the
+	 * bytes of the next in acc, its length, its hash so far. */
+	uint64_t acc, h;
+	size_t n;
+};
+
+/* Looks the batch's words up, and makes room for the next batch. */
+static int
+batch_flush(struct batch *b)
+{
+	struct term *e;
+
+	for (unsigned k = 0; k < b->nw; k++)
+		if ((e = table_find_hashed(b->t, b->buf + b->w[k].off,
+		    b->w[k].len, b->w[k].hash)) == NULL ||
+		    term_add(e, b->q) != 0)
+			return -1;
+	b->nw = b->o = 0;
+	/* Each word will be one term more, at most. */
+	if (b->t->nterms + BATCH > b->t->nslots / 2 && table_grow(b->t) != 0)
+		return -1;
+	return 0;
+}
+
+/* 8 bytes of a word as memory holds them, from a register that has its
+ * first byte lowest. */
+static inline uint64_t
+native(uint64_t x)
+{
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+	return __builtin_bswap64(x);
+#else
+	return x;
+#endif
+}
+
+/* Completes the word's k-th 8-byte word, in acc. */
+static inline void
+word_put(struct batch *b, size_t k)
+{
+	/* Past WORDS_MAX_WORD, the word is only counted. */
+	if (k < KEY_WORDS(WORDS_MAX_WORD)) {
+		b->buf[b->o + k] = native(b->acc);
+		b->h = hash_word(b->h, native(b->acc));
+	}
+	b->acc = 0;
+}
+
+/* Appends the run bytes of chunk (the first lowest) to the word. */
+static inline void
+word_append(struct batch *b, uint64_t chunk, unsigned run)
+{
+	unsigned r = b->n % 8;
+	size_t k = b->n / 8;
+
+	b->acc |= chunk << 8 * r;
+	b->n += run;
+	if (r + run >= 8) {
+		word_put(b, k);
+		b->acc = r != 0 ? chunk >> 8 * (8 - r) : 0;
+	}
+}
+
+/* Ends the word: into the batch, unless it is too long. */
+static inline int
+word_end(struct batch *b)
+{
+	struct word *w;
+	size_t n = b->n;
+
+	b->n = 0;
+	/* No query can ask for a longer word. */
+	if (n > WORDS_MAX_WORD) {
+		b->acc = 0;
+		b->h = HASH_START;
+		return 0;
+	}
+	if (n % 8 != 0)
+		word_put(b, n / 8);
+	w = &b->w[b->nw++];
+	w->hash = hash_end(b->h, n);
+	w->off = b->o;
+	w->len = (uint32_t)n;
+	__builtin_prefetch(&b->t->slots[w->hash & (b->t->nslots - 1)]);
+	b->o += KEY_WORDS(n);
+	b->h = HASH_START;
+	return b->nw == BATCH ? batch_flush(b) : 0;
+}
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS (ONES * 0x80)
+/* For bytes below 0x80, each byte's high bit set if it is c or above
+ * (no byte carries into the next). */
+#define AT_LEAST(x, c) ((x) + ONES * (0x80 - (c)))
+
+/*
+ * Eight bytes of ASCII, the first lowest: which are letters or digits,
+ * as a bit each (bit k for byte k), and all of them folded (tolower).
+ */
+static inline unsigned
+word_bytes(uint64_t x, uint64_t *folded)
+{
+	uint64_t lower = x | ONES * 0x20;
+	uint64_t digit = AT_LEAST(x, '0') & ~AT_LEAST(x, '9' + 1);
+	uint64_t alpha = AT_LEAST(lower, 'a') & ~AT_LEAST(lower, 'z' + 1);
+	uint64_t upper = AT_LEAST(x, 'A') & ~AT_LEAST(x, 'Z' + 1) & HIGHS;
+
+	*folded = x | upper >> 2;
+	/* The high bits, gathered into the top byte, in order. */
+	return (unsigned)(((((digit | alpha) & HIGHS) >> 7) *
+	    0x0102040810204080ULL) >> 56);
+}
+
+/*
+ * The words of a quote that is all ASCII, most of any corpus: split and
+ * folded (tolower) as words_next() and words_fold() would have them,
+ * eight bytes at a time, and hashed as they are put together, 8-byte
+ * word by 8-byte word, in a register: reading back bytes stored one by
+ * one would stall.
  */
 static int
-index_ascii(struct index *ix, uint32_t q, const unsigned char *s, size_t len)
+index_ascii(struct table *t, uint32_t q, const unsigned char *s, size_t len)
 {
-	char folded[WORDS_MAX_WORD];
-	struct term *e;
-	size_t i = 0;
+	struct batch b;
 
-	while (i < len) {
-		uint64_t h = FNV_OFFSET;
-		size_t n = 0;
+	b.t = t;
+	b.q = q;
+	b.nw = b.o = 0;
+	b.acc = 0;
+	b.h = HASH_START;
+	b.n = 0;
+	if (t->nterms + BATCH > t->nslots / 2 && table_grow(t) != 0)
+		return -1;
+	for (size_t i = 0; i < len; i += 8) {
+		uint64_t x = 0, f;
+		unsigned bits, p = 0;
 
-		while (i < len && !ascii_alnum[s[i]])
-			i++;
-		if (i == len)
-			break;
-		for (; i < len && ascii_alnum[s[i]]; i++, n++) {
-			unsigned char c = s[i] | (s[i] >= 'A' && s[i] <= 'Z' ?
-			    0x20 : 0);
-
-			if (n < WORDS_MAX_WORD)
-				folded[n] = (char)c;
-			h = (h ^ c) * FNV_PRIME;
+		if (len - i >= 8) {
+			memcpy(&x, s + i, sizeof(x));
+			x = native(x);
+		} else {
+			for (size_t k = 0; k < len - i; k++)
+				x |= (uint64_t)s[i + k] << 8 * k;
 		}
-		/* No query can ask for a longer word. */
-		if (n > WORDS_MAX_WORD)
-			continue;
-		if ((e = table_find_hashed(&ix->words, folded, n,
-		    hash_finish(h))) == NULL || term_add(e, q) != 0)
-			return -1;
+		bits = word_bytes(x, &f);
+		while (p < 8) {
+			unsigned run;
+
+			/* Not in a word: to the next one's start. */
+			if (b.n == 0) {
+				if ((bits >> p) == 0)
+					break;
+				p += (unsigned)__builtin_ctz(bits >> p);
+			}
+			/* Its bytes from p; a 0 bit stops the run, at the
+			 * latest bit 8. */
+			run = (unsigned)__builtin_ctz(~(bits >> p));
+			word_append(&b, run == 8 ? f : (f >> 8 * p) &
+			    ((1ULL << 8 * run) - 1), run);
+			p += run;
+			if (p < 8 && word_end(&b) != 0)
+				return -1;
+		}
 	}
-	return 0;
+	if (b.n > 0 && word_end(&b) != 0)
+		return -1;
+	return batch_flush(&b);
 }
 
 static bool
@@ -268,19 +516,22 @@ is_ascii(const char *s, size_t len)
 }
 
 int
-index_add_quote(struct index *ix, uint32_t q, const char *text, size_t len)
+index_add_quote(struct index *ix, unsigned part, uint32_t q,
+    const char *text, size_t len)
 {
 	char folded[WORDS_FOLD_ROOM(WORDS_MAX_WORD)];
 	size_t pos = 0, start, wlen, flen;
+	struct table *t;
 	struct term *e;
 
-	if (q >= ix->nquotes) {
+	if (q >= ix->nquotes || part >= INDEX_PARTS) {
 		errno = EINVAL;
 		return -1;
 	}
+	t = &ix->words[part];
 	if (is_ascii(text, len)) {
 		ix->lengths[q] = (uint32_t)len;
-		return index_ascii(ix, q, (const unsigned char *)text, len);
+		return index_ascii(t, q, (const unsigned char *)text, len);
 	}
 	ix->lengths[q] = words_length(text, len);
 	while (words_next(text, len, &pos, &start, &wlen)) {
@@ -290,7 +541,7 @@ index_add_quote(struct index *ix, uint32_t q, const char *text, size_t len)
 		flen = words_fold(text + start, wlen, folded, sizeof(folded));
 		if (flen == 0)
 			continue;
-		if ((e = table_find(&ix->words, folded, flen)) == NULL ||
+		if ((e = table_find(t, folded, flen)) == NULL ||
 		    term_add(e, q) != 0)
 			return -1;
 	}
@@ -298,11 +549,16 @@ index_add_quote(struct index *ix, uint32_t q, const char *text, size_t len)
 }
 
 int
-index_add_tag(struct index *ix, uint32_t q, const char *name, size_t len)
+index_add_tag(struct index *ix, unsigned part, uint32_t q, const char *name,
+    size_t len)
 {
 	struct term *e;
 
-	if ((e = table_find(&ix->tags, name, len)) == NULL ||
+	if (part >= INDEX_PARTS) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((e = table_find(&ix->tags[part], name, len)) == NULL ||
 	    term_add(e, q) != 0)
 		return -1;
 	return 0;
@@ -318,18 +574,11 @@ index_add_author(struct index *ix, uint32_t a, const char *name, size_t len)
 	flen = words_fold_name(name, len, folded, sizeof(folded));
 	if (flen == 0 || flen > MAX_KEY)
 		return 0;
-	if ((e = table_find(&ix->folded, folded, flen)) == NULL ||
+	if ((e = table_find(&ix->folded[0], folded, flen)) == NULL ||
 	    term_add(e, a) != 0)
 		return -1;
 	return 0;
 }
-
-/* A term to sort, with its key's first bytes as a number so that most
- * comparisons need not reach the keys. */
-struct sortkey {
-	uint64_t prefix;
-	uint32_t term;
-};
 
 /* LMDB's default key order: bytes, then the shorter first. */
 static int
@@ -401,44 +650,154 @@ sort_terms(struct table *t, struct sortkey *order)
 	return 0;
 }
 
+/* Sorts the table's terms into t->order, unless they are. */
 static int
-write_table(struct table *t, MDB_txn *txn, MDB_dbi dbi)
+table_sort(struct table *t)
 {
-	struct sortkey *order;
-	MDB_val key, val;
-	int rc = 0;
+	int rc;
 
-	if (t->nterms == 0)
+	if (t->order != NULL || t->nterms == 0)
 		return 0;
-	if ((order = malloc(t->nterms * sizeof(*order))) == NULL)
+	if ((t->order = malloc(t->nterms * sizeof(*t->order))) == NULL)
 		return errno;
 	for (uint32_t i = 0; i < t->nterms; i++) {
 		const unsigned char *k =
-		    (const unsigned char *)t->keys + t->terms[i].off;
+		    (const unsigned char *)(t->keys + t->terms[i].off);
 		uint64_t p = 0;
 
 		/* Big-endian, zero-padded: memcmp's order on 8 bytes. */
 		for (uint32_t j = 0; j < 8; j++)
 			p = p << 8 | (j < t->terms[i].len ? k[j] : 0);
-		order[i].prefix = p;
-		order[i].term = i;
+		t->order[i].prefix = p;
+		t->order[i].term = i;
 	}
-	if ((rc = sort_terms(t, order)) != 0) {
-		free(order);
-		return rc;
+	if ((rc = sort_terms(t, t->order)) != 0) {
+		free(t->order);
+		t->order = NULL;
 	}
-	for (uint32_t i = 0; i < t->nterms && rc == 0; i++) {
-		const struct term *e = &t->terms[order[i].term];
-		const uint32_t *v = e->n == 1 ? &e->one : e->v;
+	return rc;
+}
 
+int
+index_sort(struct index *ix, unsigned part)
+{
+	int rc;
+
+	if (part >= INDEX_PARTS)
+		return EINVAL;
+	if ((rc = table_sort(&ix->words[part])) != 0)
+		return rc;
+	return table_sort(&ix->tags[part]);
+}
+
+/* The k-th term of t in key order. */
+static const struct term *
+nth_term(const struct table *t, uint32_t k)
+{
+	return &t->terms[t->order[k].term];
+}
+
+/* Orders the k-th term of a and the j-th of b as compare_terms() does. */
+static int
+compare_across(const struct table *a, uint32_t k, const struct table *b,
+    uint32_t j)
+{
+	const struct term *x, *y;
+	int c;
+
+	if (a->order[k].prefix != b->order[j].prefix)
+		return a->order[k].prefix < b->order[j].prefix ? -1 : 1;
+	x = nth_term(a, k);
+	y = nth_term(b, j);
+	c = memcmp(a->keys + x->off, b->keys + y->off,
+	    x->len < y->len ? x->len : y->len);
+	if (c != 0)
+		return c;
+	return (x->len > y->len) - (x->len < y->len);
+}
+
+/* The entries of a term, ascending: part 1's were added descending. */
+static const uint32_t *
+term_list(struct term *e, bool descending)
+{
+	if (e->n == 1)
+		return &e->one;
+	if (descending)
+		for (uint32_t i = 0, j = e->n - 1; i < j; i++, j--) {
+			uint32_t x = e->v[i];
+
+			e->v[i] = e->v[j];
+			e->v[j] = x;
+		}
+	return e->v;
+}
+
+/*
+ * Writes the terms of both parts, t[0] and t[1], in key order: a merge
+ * of the two sorted lists, where a term in both has part 0's entries
+ * and then part 1's, all of them above.
+ */
+static int
+write_tables(struct table *t, MDB_txn *txn, MDB_dbi dbi)
+{
+	uint32_t k = 0, j = 0, *both = NULL, bothcap = 0;
+	const uint32_t *v;
+	struct term *e;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	uint32_t n;
+	int rc;
+
+	if ((rc = table_sort(&t[0])) != 0 || (rc = table_sort(&t[1])) != 0)
+		return rc;
+	/* A cursor stays at the end: mdb_put() would search from the
+	 * root for every term. */
+	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+		return rc;
+	while (rc == 0 && (k < t[0].nterms || j < t[1].nterms)) {
+		int c = k == t[0].nterms ? 1 : j == t[1].nterms ? -1 :
+		    compare_across(&t[0], k, &t[1], j);
+
+		if (c < 0) {
+			e = &t[0].terms[t[0].order[k++].term];
+			v = term_list(e, false);
+			n = e->n;
+			key.mv_data = t[0].keys + e->off;
+		} else if (c > 0) {
+			e = &t[1].terms[t[1].order[j++].term];
+			v = term_list(e, true);
+			n = e->n;
+			key.mv_data = t[1].keys + e->off;
+		} else {
+			struct term *e0 = &t[0].terms[t[0].order[k++].term];
+
+			e = &t[1].terms[t[1].order[j++].term];
+			n = e0->n + e->n;
+			if (n > bothcap) {
+				uint32_t *nb = realloc(both, n * sizeof(*nb));
+
+				if (nb == NULL) {
+					rc = errno;
+					break;
+				}
+				both = nb;
+				bothcap = n;
+			}
+			memcpy(both, term_list(e0, false),
+			    e0->n * sizeof(*both));
+			memcpy(both + e0->n, term_list(e, true),
+			    e->n * sizeof(*both));
+			v = both;
+			key.mv_data = t[0].keys + e0->off;
+		}
 		key.mv_size = e->len;
-		key.mv_data = t->keys + e->off;
-		val.mv_size = postings_size(v, e->n);
-		rc = mdb_put(txn, dbi, &key, &val, MDB_APPEND | MDB_RESERVE);
+		val.mv_size = postings_size(v, n);
+		rc = mdb_cursor_put(cur, &key, &val, MDB_APPEND | MDB_RESERVE);
 		if (rc == 0)
-			postings_encode(v, e->n, val.mv_data);
+			postings_encode(v, n, val.mv_data);
 	}
-	free(order);
+	mdb_cursor_close(cur);
+	free(both);
 	return rc;
 }
 
@@ -487,9 +846,9 @@ index_write(struct index *ix, MDB_txn *txn, MDB_dbi words, MDB_dbi tags,
 {
 	int rc;
 
-	if ((rc = write_table(&ix->words, txn, words)) != 0 ||
-	    (rc = write_table(&ix->tags, txn, tags)) != 0 ||
-	    (rc = write_table(&ix->folded, txn, folded)) != 0)
+	if ((rc = write_tables(ix->words, txn, words)) != 0 ||
+	    (rc = write_tables(ix->tags, txn, tags)) != 0 ||
+	    (rc = write_tables(ix->folded, txn, folded)) != 0)
 		return rc;
 	return write_lengths(ix, txn, lengths);
 }

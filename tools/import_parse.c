@@ -110,6 +110,10 @@ trim(char **str, size_t *len)
 	size_t n = *len, k = 0;
 
 	while (n > 0) {
+		/* An ASCII byte that is not a space: no space starts here
+		 * (the longer ones start at 0xc2 or above). */
+		if (s[0] < 0x80 && !space_len(s, 1))
+			break;
 		for (k = 1; k <= 3 && k <= n; k++)
 			if (space_len(s, k))
 				break;
@@ -119,6 +123,9 @@ trim(char **str, size_t *len)
 		n -= k;
 	}
 	while (n > 0) {
+		/* Nor ends here: the longer ones end in 0x80 or above. */
+		if (s[n - 1] < 0x80 && !space_len(s + n - 1, 1))
+			break;
 		for (k = 1; k <= 3 && k <= n; k++)
 			if (space_len(s + n - k, k))
 				break;
@@ -156,6 +163,32 @@ refused_char(const unsigned char *s, size_t i, struct why *w)
 	return NULL;
 }
 
+/*
+ * Whether s[0..len) is all printable ASCII (0x20..0x7e), as nearly every
+ * line is: then it is valid UTF-8 with no control character, and one
+ * pass, eight bytes a step, says so.
+ */
+static bool
+printable_ascii(const unsigned char *s, size_t len)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = ones * 0x80;
+	uint64_t bad = 0;
+	size_t i = 0;
+
+	for (; len - i >= 8; i += 8) {
+		uint64_t x;
+
+		memcpy(&x, s + i, sizeof(x));
+		/* Some byte below 0x20 (exact, for "some"), or above 0x7e
+		 * (0x7f becomes 0x80 once one is added; 0x80 and above have
+		 * the high bit already). */
+		bad |= ((x - ones * 0x20) & ~x) | (x + ones) | x;
+	}
+	for (; i < len; i++)
+		bad |= (uint64_t)(s[i] < 0x20 || s[i] > 0x7e) << 7;
+	return (bad & high) == 0;
+}
+
 /* Text-format lines are taken as they are: valid UTF-8, no controls. */
 static const char *
 check_line(const char *str, size_t len, struct why *w)
@@ -163,6 +196,8 @@ check_line(const char *str, size_t len, struct why *w)
 	const unsigned char *s = (const unsigned char *)str;
 	const char *why;
 
+	if (printable_ascii(s, len))
+		return NULL;
 	if (!utf8_valid(str, len))
 		return "invalid UTF-8";
 	if (memchr(str, '\0', len))
