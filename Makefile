@@ -88,7 +88,7 @@ UNIT_TESTS = $(BUILD)/tests/test_store $(BUILD)/tests/test_verify \
 UNIT_TESTS += $(BUILD)/tests/test_import_index
 
 .PHONY: all deps test unit-test integration-test fuzz-replay fuzz run bench \
-	clean format install uninstall deb cluster
+	clean format format-check install uninstall deb cluster
 all: $(PROGS)
 
 deps:
@@ -162,7 +162,8 @@ TEST_ENV = QUOTERD_BUILD=$(abspath $(BUILD)) QUOTERD_SRC=$(CURDIR) \
 	QUOTERD_SANITIZE=$(SANITIZE)
 
 test: deps
-	@$(MAKE) --no-print-directory unit-test fuzz-replay integration-test
+	@$(MAKE) --no-print-directory format-check unit-test fuzz-replay \
+		integration-test
 
 unit-test: $(PROGS) $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do \
@@ -313,8 +314,13 @@ deb:
 	rm -rf $(DEB_DIR)/src
 	@ls $(DEB_DIR)/*.deb
 
+# One formatter owns the C sources (.clang-format); generated files are
+# not tracked, so not formatted.
+FORMAT_FILES = $$(git ls-files '*.c' '*.h')
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	clang-format --dry-run -Werror $(FORMAT_FILES)
 
 clean:
 	rm -rf build build-san

@@ -42,8 +42,8 @@ request(struct slot *s)
 	s->answering = 0;
 	grpc_metadata_array_init(&s->metadata);
 	if (grpc_server_request_registered_call(server, method, &s->call,
-		&s->deadline, &s->metadata, &s->request, cq, cq, s) !=
-	    GRPC_CALL_OK) {
+		&s->deadline, &s->metadata, &s->request, cq, cq,
+		s) != GRPC_CALL_OK) {
 		fprintf(stderr, "floor: cannot request a call\n");
 		exit(1);
 	}
@@ -105,8 +105,10 @@ int
 main(int argc, char *argv[])
 {
 	/* QuoteReply{quote: "...", author: "..."}, as protobuf. */
-	static const char msg[] = "\x0a\x1d" "The floor under every server."
-				  "\x12\x06" "Author";
+	static const char msg[] = "\x0a\x1d"
+				  "The floor under every server."
+				  "\x12\x06"
+				  "Author";
 	static struct slot slots[SLOTS];
 	grpc_server_credentials *creds;
 	pthread_t thread;

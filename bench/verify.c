@@ -44,8 +44,8 @@ main(int argc, char *argv[])
 			status = 1;
 		} else {
 			printf("%s: ok: %llu quotes, %llu authors, %llu bytes, "
-			    "checksum %016llx\n", argv[i],
-			    (unsigned long long)info.nquotes,
+			       "checksum %016llx\n",
+			    argv[i], (unsigned long long)info.nquotes,
 			    (unsigned long long)info.nauthors,
 			    (unsigned long long)info.size,
 			    (unsigned long long)info.checksum);

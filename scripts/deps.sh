@@ -1,16 +1,16 @@
 #!/bin/sh
 # Installs the Debian packages quoterd builds, tests and runs with, when
 # any is missing. Used by `make deps`, which `make run`, `make test` and
-# `make cluster` call. By line: build, fuzz, metrics (promtool checks the
-# rules), tests (strace injects faults into workers); man pages, the
-# Debian package and the systemd unit; nginx, python3-yaml, curl and
-# openssl for the scale-out tests and scripts/cluster (openssl also makes
-# the TLS tests' certificates).
+# `make cluster` call. By line: build, fuzz and formatting, metrics
+# (promtool checks the rules), tests (strace injects faults into
+# workers); man pages, the Debian package and the systemd unit; nginx,
+# python3-yaml, curl and openssl for the scale-out tests and
+# scripts/cluster (openssl also makes the TLS tests' certificates).
 set -eu
 pkgs="build-essential pkg-config libgrpc-dev libprotobuf-c-dev grpc-proto libprotobuf-dev
 protobuf-c-compiler protobuf-compiler liblmdb-dev lmdb-utils libcmocka-dev libssl-dev
 libxxhash-dev zlib1g-dev libutf8proc-dev
-clang libclang-rt-14-dev
+clang libclang-rt-14-dev clang-format
 libmicrohttpd-dev prometheus
 python3 python3-grpcio python3-grpc-tools python3-pytest strace
 git mandoc man-db lintian debhelper systemd

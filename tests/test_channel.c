@@ -103,7 +103,8 @@ test_round_trip(void **state)
 	close(fd);
 
 	assert_int_equal(channel_send(fds[1], CHAN_VERDICT, 0, verdict,
-	    sizeof(verdict), -1), 0);
+			     sizeof(verdict), -1),
+	    0);
 	assert_int_equal(channel_recv(fds[0], &m, &fd), 0);
 	assert_int_equal(m.len, sizeof(verdict));
 	assert_memory_equal(m.body, verdict, sizeof(verdict));
@@ -116,8 +117,9 @@ test_body_too_large(void **state)
 	static char big[CHANNEL_BODY_MAX + 1];
 
 	(void)state;
-	assert_int_equal(channel_send(fds[1], CHAN_VERDICT, 0, big,
-	    sizeof(big), -1), EMSGSIZE);
+	assert_int_equal(channel_send(fds[1], CHAN_VERDICT, 0, big, sizeof(big),
+			     -1),
+	    EMSGSIZE);
 }
 
 static void

@@ -72,23 +72,24 @@ test_file_sets_every_key(void **state)
 	struct config c;
 
 	(void)state;
-	assert_int_equal(load(&c, "# comment\n\n"
-				  "listen = 127.0.0.1:7000  # trailing\n"
-				  "workers=3\n"
-				  "threads = 4\n"
-				  "\tdatabase = /tmp/x#y.mdb\n"
-				  "pidfile = /run/q.pid\n"
-				  "log_level = debug\n"
-				  "shutdown_timeout = 0\n"
-				  "max_request_size = 1024\n"
-				  "requested_calls = 16\n"
-				  "check_timeout = 5\n"
-				  "watch_database = yes\n"
-				  "log = /var/log/q.log\n"
-				  "metrics_listen = 127.0.0.1:9150\n"
-				  "watch_database = no\n"
-				  "max_connection_age = 30\n"
-				  "keepalive_min_ping_interval = 5\n"),
+	assert_int_equal(load(&c,
+			     "# comment\n\n"
+			     "listen = 127.0.0.1:7000  # trailing\n"
+			     "workers=3\n"
+			     "threads = 4\n"
+			     "\tdatabase = /tmp/x#y.mdb\n"
+			     "pidfile = /run/q.pid\n"
+			     "log_level = debug\n"
+			     "shutdown_timeout = 0\n"
+			     "max_request_size = 1024\n"
+			     "requested_calls = 16\n"
+			     "check_timeout = 5\n"
+			     "watch_database = yes\n"
+			     "log = /var/log/q.log\n"
+			     "metrics_listen = 127.0.0.1:9150\n"
+			     "watch_database = no\n"
+			     "max_connection_age = 30\n"
+			     "keepalive_min_ping_interval = 5\n"),
 	    0);
 	assert_string_equal(c.listen, "127.0.0.1:7000");
 	assert_int_equal(c.workers, 3);
@@ -133,7 +134,8 @@ test_missing_file(void **state)
 	(void)state;
 	config_defaults(&c);
 	assert_int_equal(config_load(&c, "/nonexistent/quoterd.conf", err,
-	    sizeof(err)), -1);
+			     sizeof(err)),
+	    -1);
 	assert_non_null(strstr(err, "No such file or directory"));
 }
 
@@ -141,33 +143,62 @@ static void
 test_values_validated(void **state)
 {
 	static const char *const bad[][2] = {
-	    {"listen", "nocolon"}, {"listen", "host:0"},
-	    {"listen", "host:65536"}, {"listen", ":5050"},
-	    {"listen", "host:12x"}, {"listen", "unix:"},
-	    {"listen", "[::1:5050"}, {"workers", "0"}, {"workers", "-1"},
-	    {"workers", "1025"}, {"workers", ""}, {"log_level", "loud"},
-	    {"shutdown_timeout", "-1"}, {"shutdown_timeout", "3601"},
-	    {"max_request_size", "63"}, {"max_request_size", "4194305"},
-	    {"requested_calls", "0"}, {"database", ""}, {"pidfile", ""},
-	    {"watch_database", "maybe"}, {"max_connection_age", "-1"},
-	    {"threads", "0"}, {"threads", "65"}, {"threads", "two"},
-	    {"max_concurrent_streams", "x"}, {"keepalive_time", "2147484"},
-	    {"check_timeout", "0"}, {"check_timeout", "3601"}, {"log", ""},
-	    {"metrics_listen", "unix:/x"}, {"metrics_listen", "nocolon"},
+	    {"listen", "nocolon"},
+	    {"listen", "host:0"},
+	    {"listen", "host:65536"},
+	    {"listen", ":5050"},
+	    {"listen", "host:12x"},
+	    {"listen", "unix:"},
+	    {"listen", "[::1:5050"},
+	    {"workers", "0"},
+	    {"workers", "-1"},
+	    {"workers", "1025"},
+	    {"workers", ""},
+	    {"log_level", "loud"},
+	    {"shutdown_timeout", "-1"},
+	    {"shutdown_timeout", "3601"},
+	    {"max_request_size", "63"},
+	    {"max_request_size", "4194305"},
+	    {"requested_calls", "0"},
+	    {"database", ""},
+	    {"pidfile", ""},
+	    {"watch_database", "maybe"},
+	    {"max_connection_age", "-1"},
+	    {"threads", "0"},
+	    {"threads", "65"},
+	    {"threads", "two"},
+	    {"max_concurrent_streams", "x"},
+	    {"keepalive_time", "2147484"},
+	    {"check_timeout", "0"},
+	    {"check_timeout", "3601"},
+	    {"log", ""},
+	    {"metrics_listen", "unix:/x"},
+	    {"metrics_listen", "nocolon"},
 	    {"metrics_listen", "host:0"},
-	    {"unix_mode", "0778"}, {"unix_mode", "01000"}, {"unix_mode", ""},
-	    {"unix_mode", "rw"}, {"unix_group", "no-such-group-quoterd"},
+	    {"unix_mode", "0778"},
+	    {"unix_mode", "01000"},
+	    {"unix_mode", ""},
+	    {"unix_mode", "rw"},
+	    {"unix_group", "no-such-group-quoterd"},
 	};
 	static const char *const good[][2] = {
-	    {"listen", "[::1]:5050"}, {"listen", "unix:/tmp/q.sock"},
-	    {"listen", "localhost:1"}, {"workers", "auto"},
-	    {"workers", "1024"}, {"pidfile", "none"},
-	    {"threads", "64"}, {"threads", "auto"},
-	    {"log_level", "error"}, {"check_timeout", "1"},
-	    {"log", "syslog"}, {"metrics_listen", "[::1]:9150"},
+	    {"listen", "[::1]:5050"},
+	    {"listen", "unix:/tmp/q.sock"},
+	    {"listen", "localhost:1"},
+	    {"workers", "auto"},
+	    {"workers", "1024"},
+	    {"pidfile", "none"},
+	    {"threads", "64"},
+	    {"threads", "auto"},
+	    {"log_level", "error"},
+	    {"check_timeout", "1"},
+	    {"log", "syslog"},
+	    {"metrics_listen", "[::1]:9150"},
 	    {"metrics_listen", "none"},
-	    {"log_level", "error"}, {"unix_mode", "0600"},
-	    {"unix_mode", "666"}, {"unix_group", "root"},
+	    {"log_level", "error"},
+	    {"unix_mode", "0600"},
+	    {"unix_mode", "666"},
+	    {"unix_group", "root"},
 	    {"unix_group", "4242"},
 	};
 	struct config c;
@@ -177,12 +208,14 @@ test_values_validated(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
 		assert_int_equal(config_set(&c, bad[i][0], bad[i][1], err,
-		    sizeof(err)), -1);
+				     sizeof(err)),
+		    -1);
 		assert_non_null(strstr(err, bad[i][0]));
 	}
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		assert_int_equal(config_set(&c, good[i][0], good[i][1], err,
-		    sizeof(err)), 0);
+				     sizeof(err)),
+		    0);
 	assert_string_equal(c.pidfile, "");
 	assert_int_equal(c.unix_mode, 0666);
 	assert_int_equal(c.unix_gid, 4242);

@@ -26,7 +26,7 @@
 #include "store_format.h"
 #include "words.h"
 
-#define NQUOTES 3000
+#define NQUOTES  3000
 #define NAUTHORS 40
 
 struct corpus {
@@ -39,17 +39,76 @@ struct corpus {
 /* ASCII words around the 8-byte steps and the 64-byte limit, the same
  * word in ASCII and not, and words that fold to others. */
 static const char *const words[] = {
-    "a", "I", "to", "The", "LOVE", "Quote", "strasse", "STRASSE", "Straße",
-    "ǅemal", "Ǆ", "İstanbul", "ΣΊΣΥΦΟΣ", "ﬁnal", "FINAL", "naïve", "NAIVE",
-    "Ａｂｃ", "abc", "١٢٣", "123", "四十二", "Ⅻ", "x²", "café", "CAFE",
-    "e\xcc\x81", "don’t", "don't", "abcdefg", "ABCDEFGH", "abcdefghi",
-    "0123456789abcdef", "0123456789ABCDEFG", "_under_score_", "x-y", "007",
-    "7", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz",
-    "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789", "@Z[`z{", "ÆØÅ", "ſ",
+    "a",
+    "I",
+    "to",
+    "The",
+    "LOVE",
+    "Quote",
+    "strasse",
+    "STRASSE",
+    "Straße",
+    "ǅemal",
+    "Ǆ",
+    "İstanbul",
+    "ΣΊΣΥΦΟΣ",
+    "ﬁnal",
+    "FINAL",
+    "naïve",
+    "NAIVE",
+    "Ａｂｃ",
+    "abc",
+    "١٢٣",
+    "123",
+    "四十二",
+    "Ⅻ",
+    "x²",
+    "café",
+    "CAFE",
+    "e\xcc\x81",
+    "don’t",
+    "don't",
+    "abcdefg",
+    "ABCDEFGH",
+    "abcdefghi",
+    "0123456789abcdef",
+    "0123456789ABCDEFG",
+    "_under_score_",
+    "x-y",
+    "007",
+    "7",
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "abcdefghijklmnopqrstuvwxyz",
+    "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+    "@Z[`z{",
+    "ÆØÅ",
+    "ſ",
 };
 static const char *const seps[] = {
-    " ", ", ", ".", "!? ", "/", "(", ") ", "\"", "'", "`", "@", "[", "]",
-    "{", "}", "^", "|", "\\", "#", "~", "—", " … ", "\t", "\n",
+    " ",
+    ", ",
+    ".",
+    "!? ",
+    "/",
+    "(",
+    ") ",
+    "\"",
+    "'",
+    "`",
+    "@",
+    "[",
+    "]",
+    "{",
+    "}",
+    "^",
+    "|",
+    "\\",
+    "#",
+    "~",
+    "—",
+    " … ",
+    "\t",
+    "\n",
 };
 static const char *const tags[] = {"alpha", "b-2", "zz", "t"};
 
@@ -78,7 +137,8 @@ setup(void **state)
 
 		for (unsigned k = 0; k < n; k++) {
 			if (next(&x) % 40 == 0) {
-				/* 63, 64 and 65 letters: the last is no word. */
+				/* 63, 64 and 65 letters: the last is no word.
+				 */
 				size_t len = 63 + next(&x) % 3;
 
 				memset(buf + o, next(&x) % 2 ? 'W' : 'w', len);
@@ -88,8 +148,8 @@ setup(void **state)
 				    next(&x) % 100000);
 			} else {
 				o += (size_t)sprintf(buf + o, "%s",
-				    words[next(&x) % (sizeof(words) /
-				    sizeof(words[0]))]);
+				    words[next(&x) %
+					(sizeof(words) / sizeof(words[0]))]);
 			}
 			o += (size_t)sprintf(buf + o, "%s",
 			    seps[next(&x) % (sizeof(seps) / sizeof(seps[0]))]);
@@ -100,8 +160,11 @@ setup(void **state)
 	for (size_t a = 0; a < NAUTHORS; a++) {
 		char buf[64];
 
-		snprintf(buf, sizeof(buf), "%s  Author\t%zu", a % 3 ? "Ünïcödé" :
-		    a % 2 ? "MARK" : "mark", a / 2);
+		snprintf(buf, sizeof(buf), "%s  Author\t%zu",
+		    a % 3       ? "Ünïcödé"
+			: a % 2 ? "MARK"
+				: "mark",
+		    a / 2);
 		c->author[a] = strdup(buf);
 	}
 	*state = c;
@@ -109,8 +172,7 @@ setup(void **state)
 }
 
 static int
-remove_one(const char *path, const struct stat *st, int flag,
-    struct FTW *ftw)
+remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;
 	(void)flag;
@@ -139,7 +201,8 @@ add_tags(struct index *ix, unsigned part, uint32_t q)
 	for (size_t t = 0; t < sizeof(tags) / sizeof(tags[0]); t++)
 		if ((q >> t) % 3 == 0)
 			assert_int_equal(index_add_tag(ix, part, q, tags[t],
-			    strlen(tags[t])), 0);
+					     strlen(tags[t])),
+			    0);
 }
 
 /*
@@ -159,17 +222,20 @@ build(const struct corpus *c, const char *name, uint32_t split, bool sort)
 	assert_non_null(ix);
 	for (uint32_t q = 0; q < split; q++) {
 		assert_int_equal(index_add_quote(ix, 0, q, c->text[q],
-		    c->len[q]), 0);
+				     c->len[q]),
+		    0);
 		add_tags(ix, 0, q);
 	}
 	for (uint32_t q = NQUOTES; q-- > split;) {
 		assert_int_equal(index_add_quote(ix, 1, q, c->text[q],
-		    c->len[q]), 0);
+				     c->len[q]),
+		    0);
 		add_tags(ix, 1, q);
 	}
 	for (uint32_t a = 0; a < NAUTHORS; a++)
 		assert_int_equal(index_add_author(ix, a, c->author[a],
-		    strlen(c->author[a])), 0);
+				     strlen(c->author[a])),
+		    0);
 	if (sort) {
 		assert_int_equal(index_sort(ix, 0), 0);
 		assert_int_equal(index_sort(ix, 1), 0);
@@ -179,13 +245,15 @@ build(const struct corpus *c, const char *name, uint32_t split, bool sort)
 	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
 	assert_int_equal(mdb_env_set_mapsize(env, 256 << 20), 0);
 	assert_int_equal(mdb_env_open(env, path,
-	    MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC, 0644), 0);
+			     MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC, 0644),
+	    0);
 	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
 	assert_int_equal(mdb_dbi_open(txn, STORE_DB_WORDS, MDB_CREATE, &w), 0);
 	assert_int_equal(mdb_dbi_open(txn, STORE_DB_TAGS, MDB_CREATE, &t), 0);
 	assert_int_equal(mdb_dbi_open(txn, STORE_DB_FOLDED, MDB_CREATE, &f), 0);
 	assert_int_equal(mdb_dbi_open(txn, STORE_DB_LENGTHS,
-	    MDB_CREATE | MDB_INTEGERKEY, &l), 0);
+			     MDB_CREATE | MDB_INTEGERKEY, &l),
+	    0);
 	assert_int_equal(index_write(ix, txn, w, t, f, l), 0);
 	assert_int_equal(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);
@@ -203,7 +271,8 @@ open_db(const struct corpus *c, const char *name, MDB_txn **txn)
 	assert_int_equal(mdb_env_create(&env), 0);
 	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
 	assert_int_equal(mdb_env_open(env, path,
-	    MDB_NOSUBDIR | MDB_NOLOCK | MDB_RDONLY, 0644), 0);
+			     MDB_NOSUBDIR | MDB_NOLOCK | MDB_RDONLY, 0644),
+	    0);
 	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, txn), 0);
 	return env;
 }
@@ -223,8 +292,8 @@ expect_same_db(MDB_txn *a, MDB_txn *b, const char *db, size_t *nrecords)
 	assert_int_equal(mdb_cursor_open(b, dbb, &cb), 0);
 	*nrecords = 0;
 	for (ra = mdb_cursor_get(ca, &ka, &va, MDB_FIRST),
-	    rb = mdb_cursor_get(cb, &kb, &vb, MDB_FIRST); ra == 0 && rb == 0;
-	    ra = mdb_cursor_get(ca, &ka, &va, MDB_NEXT),
+	    rb = mdb_cursor_get(cb, &kb, &vb, MDB_FIRST);
+	     ra == 0 && rb == 0; ra = mdb_cursor_get(ca, &ka, &va, MDB_NEXT),
 	    rb = mdb_cursor_get(cb, &kb, &vb, MDB_NEXT)) {
 		assert_int_equal(ka.mv_size, kb.mv_size);
 		assert_memory_equal(ka.mv_data, kb.mv_data, ka.mv_size);
@@ -311,8 +380,7 @@ test_words_as_words_c(void **state)
 	for (uint32_t q = 0; q < NQUOTES; q++) {
 		size_t pos = 0, start, wlen;
 
-		while (words_next(c->text[q], c->len[q], &pos, &start,
-		    &wlen)) {
+		while (words_next(c->text[q], c->len[q], &pos, &start, &wlen)) {
 			if (wlen > WORDS_MAX_WORD)
 				continue;
 			if (npairs == cap) {
@@ -320,9 +388,8 @@ test_words_as_words_c(void **state)
 				pairs = realloc(pairs, cap * sizeof(*pairs));
 				assert_non_null(pairs);
 			}
-			pairs[npairs].len = words_fold(c->text[q] + start,
-			    wlen, pairs[npairs].word,
-			    sizeof(pairs[npairs].word));
+			pairs[npairs].len = words_fold(c->text[q] + start, wlen,
+			    pairs[npairs].word, sizeof(pairs[npairs].word));
 			assert_true(pairs[npairs].len > 0);
 			pairs[npairs++].q = q;
 		}
@@ -334,12 +401,13 @@ test_words_as_words_c(void **state)
 	assert_int_equal(mdb_dbi_open(txn, STORE_DB_WORDS, 0, &dbi), 0);
 	assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		struct postings pl;
 		bool more;
 
 		assert_int_equal(postings_open(&pl, val.mv_data, val.mv_size,
-		    NQUOTES), 0);
+				     NQUOTES),
+		    0);
 		do {
 			/* The next pair, past a word twice in a quote. */
 			while (at > 0 && at < npairs &&

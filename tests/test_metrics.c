@@ -54,7 +54,8 @@ test_shape(void **state)
 	assert_null(metrics_thread(NULL, 0, 0));
 	/* Records of different threads never share a cache line. */
 	assert_true((uintptr_t)metrics_thread(m, 0, 1) -
-	    (uintptr_t)metrics_thread(m, 0, 0) >= 64);
+		(uintptr_t)metrics_thread(m, 0, 0) >=
+	    64);
 	assert_int_equal((uintptr_t)metrics_thread(m, 1, 1) % 64, 0);
 	assert_int_not_equal(metrics_create(0, 1, &bad), 0);
 	metrics_close(m);
@@ -113,34 +114,39 @@ test_render_sums_threads_and_slots(void **state)
 	assert_non_null(text);
 	assert_int_equal(strlen(text), len);
 	/* 10+11 + 20+21 + 30+31 */
-	assert_true(sample(text, "quoterd_calls_total{method=\"/quotes."
-				 "Quoter/GetQuote\",code=\"OK\"}") == 123);
-	assert_true(sample(text, "quoterd_calls_total{method=\"other\","
-				 "code=\"UNIMPLEMENTED\"}") == 6);
+	assert_true(sample(text,
+			"quoterd_calls_total{method=\"/quotes."
+			"Quoter/GetQuote\",code=\"OK\"}") == 123);
+	assert_true(sample(text,
+			"quoterd_calls_total{method=\"other\","
+			"code=\"UNIMPLEMENTED\"}") == 6);
 	/* Codes never seen are left out, but for OK. */
 	assert_null(strstr(text, "code=\"DATA_LOSS\""));
-	assert_non_null(strstr(text, "method=\"/quotes.Quoter/ListAuthors\","
-				     "code=\"OK\"} 0\n"));
+	assert_non_null(strstr(text,
+	    "method=\"/quotes.Quoter/ListAuthors\","
+	    "code=\"OK\"} 0\n"));
 	assert_true(sample(text, "quoterd_calls_in_flight") == 1);
 	/* Buckets are cumulative: 20 us is past the first bound. */
-	assert_true(sample(text, "quoterd_call_duration_seconds_bucket{method="
-				 "\"/quotes.Quoter/GetQuote\",le=\"1e-05\"}") ==
-	    0);
-	assert_true(sample(text, "quoterd_call_duration_seconds_bucket{method="
-				 "\"/quotes.Quoter/GetQuote\",le=\"2.5e-05\"}") ==
-	    123);
-	assert_true(sample(text, "quoterd_call_duration_seconds_bucket{method="
-				 "\"/quotes.Quoter/GetQuote\",le=\"+Inf\"}") ==
-	    123);
-	assert_true(sample(text, "quoterd_call_duration_seconds_count{method="
-				 "\"/quotes.Quoter/GetQuote\"}") == 123);
-	assert_true(sample(text, "quoterd_workers") == 3);
 	assert_true(sample(text,
-			"quoterd_database_swaps_total{result=\"refused\"}") ==
+			"quoterd_call_duration_seconds_bucket{method="
+			"\"/quotes.Quoter/GetQuote\",le=\"1e-05\"}") == 0);
+	assert_true(sample(text,
+			"quoterd_call_duration_seconds_bucket{method="
+			"\"/quotes.Quoter/GetQuote\",le=\"2.5e-05\"}") == 123);
+	assert_true(sample(text,
+			"quoterd_call_duration_seconds_bucket{method="
+			"\"/quotes.Quoter/GetQuote\",le=\"+Inf\"}") == 123);
+	assert_true(sample(text,
+			"quoterd_call_duration_seconds_count{method="
+			"\"/quotes.Quoter/GetQuote\"}") == 123);
+	assert_true(sample(text, "quoterd_workers") == 3);
+	assert_true(
+	    sample(text, "quoterd_database_swaps_total{result=\"refused\"}") ==
 	    2);
 	assert_true(sample(text, "process_open_fds") > 0);
-	assert_non_null(strstr(text, "# TYPE quoterd_call_duration_seconds "
-				     "histogram\n"));
+	assert_non_null(strstr(text,
+	    "# TYPE quoterd_call_duration_seconds "
+	    "histogram\n"));
 	assert_int_equal(text[len - 1], '\n');
 	free(text);
 	metrics_close(m);

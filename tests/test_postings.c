@@ -35,8 +35,7 @@ make_list(struct rng *r, uint32_t n)
 
 	assert_non_null(v);
 	for (uint32_t i = 0; i < n; i++) {
-		x += (uint32_t)rng_below(r, i % 7 == 0 ? 3000 : 3) +
-		    (i > 0);
+		x += (uint32_t)rng_below(r, i % 7 == 0 ? 3000 : 3) + (i > 0);
 		v[i] = x;
 	}
 	assert_true(x < LIMIT);
@@ -60,7 +59,8 @@ test_round_trip(void **state)
 
 		assert_int_equal(postings_encode(v, n, buf), size);
 		assert_int_equal(postings_check(buf, size, LIMIT, nothing,
-		    &seen), 0);
+				     &seen),
+		    0);
 		assert_int_equal(seen, n);
 		assert_int_equal(postings_open(&pl, buf, size, LIMIT), 0);
 		assert_int_equal(pl.count, n);
@@ -82,7 +82,8 @@ test_round_trip(void **state)
 		assert_false(postings_nth(&pl, n));
 		/* A limit the values reach: refused. */
 		assert_int_equal(postings_check(buf, size, v[n - 1], nothing,
-		    &seen), -1);
+				     &seen),
+		    -1);
 		/* Cut short anywhere: refused, and no read past the end
 		 * (the sanitizer build would tell). */
 		for (size_t cut = 0; cut < size; cut++) {
@@ -90,7 +91,8 @@ test_round_trip(void **state)
 
 			memcpy(c, buf, cut);
 			assert_int_equal(postings_check(c, cut, LIMIT, nothing,
-			    &seen), -1);
+					     &seen),
+			    -1);
 			free(c);
 		}
 		free(buf);

@@ -35,11 +35,11 @@
 #include "testutil.h"
 
 struct fixture {
-	char dir[PATH_MAX];  /* inputs and captured output */
+	char dir[PATH_MAX];   /* inputs and captured output */
 	char dbdir[PATH_MAX]; /* only databases, so leftovers show */
-	char out[PATH_MAX];  /* dbdir/q.mdb, the default OUT */
-	int status;          /* exit status of the last run */
-	char *stdout_;       /* and what it wrote */
+	char out[PATH_MAX];   /* dbdir/q.mdb, the default OUT */
+	int status;           /* exit status of the last run */
+	char *stdout_;        /* and what it wrote */
 	char *stderr_;
 };
 
@@ -81,10 +81,10 @@ teardown(void **state)
 }
 
 /* Writes a string literal (NULs included) to name in the fixture dir. */
-#define INPUT(fx, name, lit, path)                                       \
-	do {                                                             \
-		path_in((fx), (name), (path));                           \
-		write_file((path), (lit), sizeof(lit) - 1);              \
+#define INPUT(fx, name, lit, path)                                             \
+	do {                                                                   \
+		path_in((fx), (name), (path));                                 \
+		write_file((path), (lit), sizeof(lit) - 1);                    \
 	} while (0)
 
 /*
@@ -118,7 +118,7 @@ run_v(struct fixture *fx, const char *stdin_data, size_t stdin_len,
 }
 
 #define run(fx, ...) run_v((fx), NULL, 0, (const char *[]){__VA_ARGS__, NULL})
-#define run_stdin(fx, data, len, ...)                                    \
+#define run_stdin(fx, data, len, ...)                                          \
 	run_v((fx), (data), (len), (const char *[]){__VA_ARGS__, NULL})
 
 static void
@@ -169,8 +169,8 @@ expect_summary(const struct fixture *fx, const char *out, size_t nquotes,
  * verdict. lines are the messages' "FILE:LINE: reason", NULL-terminated.
  */
 static void
-expect_rejected(const struct fixture *fx, const char *const *lines,
-    size_t nbad, const char *out)
+expect_rejected(const struct fixture *fx, const char *const *lines, size_t nbad,
+    const char *out)
 {
 	char want[8192];
 	size_t n = 0;
@@ -397,8 +397,8 @@ test_invalid_utf8(void **state)
 	char in[PATH_MAX], l[5][PATH_MAX + 64];
 
 	INPUT(fx, "in.txt",
-	    "Caf\xe9~Latin-1 Writer\n"           /* Latin-1, not UTF-8 */
-	    "Fine~S\xf8ren\n"                    /* in the author */
+	    "Caf\xe9~Latin-1 Writer\n" /* Latin-1, not UTF-8 */
+	    "Fine~S\xf8ren\n"          /* in the author */
 	    "Overlong \xc0\xaf~A\n"
 	    "Surrogate \xed\xa0\x80~A\n"
 	    "Truncated \xe2\x80~A\n"
@@ -487,8 +487,7 @@ test_long_author(void **state)
 	snprintf(line, sizeof(line), "Q~%s\n", name);
 	path_in(fx, "in.txt", in);
 	write_file(in, line, strlen(line));
-	snprintf(l1, sizeof(l1), "%s:1: author name longer than 511 bytes",
-	    in);
+	snprintf(l1, sizeof(l1), "%s:1: author name longer than 511 bytes", in);
 	run(fx, "-o", fx->out, in);
 	expect_rejected(fx, (const char *[]){l1, NULL}, 1, fx->out);
 
@@ -662,8 +661,7 @@ test_tags(void **state)
 	run(fx, "-q", "-o", fx->out, a, "--tag", "x", "--tag", "y-2", b);
 	expect_status(fx, 0);
 	assert_int_equal(store_open(fx->out, &s), 0);
-	assert_int_equal(store_tags(s, NULL, 0, 10, tag_count, got, &more),
-	    0);
+	assert_int_equal(store_tags(s, NULL, 0, 10, tag_count, got, &more), 0);
 	assert_string_equal(got, "x=1 y-2=1 ");
 	store_close(s);
 
@@ -673,8 +671,7 @@ test_tags(void **state)
 	expect_status(fx, 0);
 	assert_int_equal(store_open(fx->out, &s), 0);
 	got[0] = '\0';
-	assert_int_equal(store_tags(s, NULL, 0, 10, tag_count, got, &more),
-	    0);
+	assert_int_equal(store_tags(s, NULL, 0, 10, tag_count, got, &more), 0);
 	assert_string_equal(got, "wisdom=1 x=1 ");
 	store_close(s);
 }
@@ -739,11 +736,16 @@ test_control_chars(void **state)
 	    {"A", "Latin \xc2\xa0 and \xc2\xa9"},
 	};
 	static const char *const reasons[] = {
-	    "control character U+0007", "control character U+0008",
-	    "control character U+000B", "control character U+000C",
-	    "control character U+001B", "control character U+007F",
-	    "control character U+0080", "control character U+0085",
-	    "control character U+009F", "control character U+0001",
+	    "control character U+0007",
+	    "control character U+0008",
+	    "control character U+000B",
+	    "control character U+000C",
+	    "control character U+001B",
+	    "control character U+007F",
+	    "control character U+0080",
+	    "control character U+0085",
+	    "control character U+009F",
+	    "control character U+0001",
 	};
 	char in[PATH_MAX], l[10][PATH_MAX + 64], *before;
 	char want_err[10 * (PATH_MAX + 80)];
@@ -770,7 +772,7 @@ test_control_chars(void **state)
 	run(fx, "-o", fx->out, in);
 	expect_rejected(fx,
 	    (const char *[]){l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7],
-	    l[8], l[9], NULL},
+		l[8], l[9], NULL},
 	    10, fx->out);
 	expect_out_kept(fx, before, blen);
 
@@ -848,25 +850,98 @@ test_index_mixed(void **state)
 {
 	struct fixture *fx = *state;
 	static const char *const words[] = {
-	    "a", "I", "to", "The", "LOVE", "Quote", "strasse", "STRASSE",
-	    "Straße", "straße", "ǅemal", "Ǆ", "İstanbul", "ΣΊΣΥΦΟΣ", "ﬁnal",
-	    "FINAL", "naïve", "NAIVE", "Ａｂｃ", "abc", "١٢٣", "123", "四十二",
-	    "Ⅻ", "x²", "café", "CAFE", "e\xcc\x81", "don’t", "don't",
-	    "abcdefg", "ABCDEFGH", "abcdefghi", "0123456789abcdef",
-	    "0123456789ABCDEFG", "Mixed123Case", "_under_score_",
-	    "x-y", "007", "7", "a1b2c3d4e5f6g7h8",
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz",
-	    "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789", "0123456789",
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ\xc3\xa9", "Z", "z", "@Z[`z{",
+	    "a",
+	    "I",
+	    "to",
+	    "The",
+	    "LOVE",
+	    "Quote",
+	    "strasse",
+	    "STRASSE",
+	    "Straße",
+	    "straße",
+	    "ǅemal",
+	    "Ǆ",
+	    "İstanbul",
+	    "ΣΊΣΥΦΟΣ",
+	    "ﬁnal",
+	    "FINAL",
+	    "naïve",
+	    "NAIVE",
+	    "Ａｂｃ",
+	    "abc",
+	    "١٢٣",
+	    "123",
+	    "四十二",
+	    "Ⅻ",
+	    "x²",
+	    "café",
+	    "CAFE",
+	    "e\xcc\x81",
+	    "don’t",
+	    "don't",
+	    "abcdefg",
+	    "ABCDEFGH",
+	    "abcdefghi",
+	    "0123456789abcdef",
+	    "0123456789ABCDEFG",
+	    "Mixed123Case",
+	    "_under_score_",
+	    "x-y",
+	    "007",
+	    "7",
+	    "a1b2c3d4e5f6g7h8",
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+	    "abcdefghijklmnopqrstuvwxyz",
+	    "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+	    "0123456789",
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ\xc3\xa9",
+	    "Z",
+	    "z",
+	    "@Z[`z{",
 	};
 	static const char *const seps[] = {
-	    " ", ", ", "; ", ".", "!? ", "/", "(", ") ", "\"", "'", "`", "@",
-	    "[", "]", "{", "}", "^", "|", "\\", "#", "$", "%", "&", "*",
-	    "+", "=", "<", ">", ":", "~", "—", " … ", "\t",
+	    " ",
+	    ", ",
+	    "; ",
+	    ".",
+	    "!? ",
+	    "/",
+	    "(",
+	    ") ",
+	    "\"",
+	    "'",
+	    "`",
+	    "@",
+	    "[",
+	    "]",
+	    "{",
+	    "}",
+	    "^",
+	    "|",
+	    "\\",
+	    "#",
+	    "$",
+	    "%",
+	    "&",
+	    "*",
+	    "+",
+	    "=",
+	    "<",
+	    ">",
+	    ":",
+	    "~",
+	    "—",
+	    " … ",
+	    "\t",
 	};
 	static const char *const authors[] = {
-	    "Mark Twain", "mark  twain", "MARK TWAIN", "Σωκράτης",
-	    "José Martí", "Anonymous",
+	    "Mark Twain",
+	    "mark  twain",
+	    "MARK TWAIN",
+	    "Σωκράτης",
+	    "José Martí",
+	    "Anonymous",
 	};
 	const size_t nquotes = 3 * 4096 + 17, cap = nquotes * 512;
 	char in[PATH_MAX], why[256], *buf = malloc(cap);
@@ -932,10 +1007,13 @@ test_bom_mid_file(void **state)
 
 	before = existing_out(fx, &blen);
 	INPUT(fx, "in.txt",
-	    "\xef\xbb\xbf" "First~A\n"
-	    "\xef\xbb\xbf" "Second~A\n"
+	    "\xef\xbb\xbf"
+	    "First~A\n"
+	    "\xef\xbb\xbf"
+	    "Second~A\n"
 	    "Third\xef\xbb\xbf~A\n"
-	    "Fourth~\xef\xbb\xbf" "A\n",
+	    "Fourth~\xef\xbb\xbf"
+	    "A\n",
 	    in);
 	for (int i = 0; i < 3; i++)
 		snprintf(l[i], sizeof(l[i]), "%s:%d: %s", in, i + 2, why);
@@ -997,7 +1075,7 @@ test_stdin(void **state)
 	run_stdin(fx, bad, sizeof(bad) - 1, "-o", fx->out, "-");
 	expect_rejected(fx,
 	    (const char *[]){"(stdin):2: no '~' between quote and author",
-	    NULL},
+		NULL},
 	    1, fx->out);
 }
 
@@ -1008,7 +1086,7 @@ test_stdin_large(void **state)
 	struct fixture *fx = *state;
 	enum { N = 10000 };
 	struct quote *want = calloc(N, sizeof(*want));
-	char (*texts)[32] = calloc(N, sizeof(*texts));
+	char(*texts)[32] = calloc(N, sizeof(*texts));
 	char *input = malloc((size_t)N * 64);
 	size_t len = 0;
 
@@ -1057,10 +1135,10 @@ test_multiple_inputs(void **state)
 	/* Each file has its own line numbers and is named in messages. */
 	INPUT(fx, "a.txt", "One~A\nbad a\n", a);
 	INPUT(fx, "b.txt", "bad b\n", b);
-	snprintf(l[0], sizeof(l[0]),
-	    "%s:2: no '~' between quote and author", a);
-	snprintf(l[1], sizeof(l[1]),
-	    "%s:1: no '~' between quote and author", b);
+	snprintf(l[0], sizeof(l[0]), "%s:2: no '~' between quote and author",
+	    a);
+	snprintf(l[1], sizeof(l[1]), "%s:1: no '~' between quote and author",
+	    b);
 	run(fx, "-o", fx->out, a, b);
 	expect_rejected(fx, (const char *[]){l[0], l[1], NULL}, 2, fx->out);
 }
@@ -1071,7 +1149,8 @@ test_fortune(void **state)
 	struct fixture *fx = *state;
 	static const struct quote want[] = {
 	    {"Mark Twain", "The report of my death\nwas an exaggeration."},
-	    {"Oscar Wilde", "I can resist everything\n"
+	    {"Oscar Wilde",
+		"I can resist everything\n"
 		"    except temptation."},
 	    {"Anonymous", "A ~ is just text here"},
 	    {"S\xc3\xb8ren Kierkegaard", "Life \xe2\x80\x94 forwards."},
@@ -1106,8 +1185,7 @@ test_fortune(void **state)
 	run(fx, "-f", "fortune", "-o", fx->out, in);
 	expect_status(fx, 0);
 	expect_stderr(fx, "");
-	expect_summary(fx, fx->out, 4, 4,
-	    "3 skipped (3 without attribution)");
+	expect_summary(fx, fx->out, 4, 4, "3 skipped (3 without attribution)");
 	expect_db(fx->out, want, NQ(want));
 }
 
@@ -1144,19 +1222,18 @@ test_fortune_errors(void **state)
 	char *big = long_line(70000, "X");
 	char *input;
 	size_t n;
-	static const char head[] =
-	    "Good\n"
-	    "-- Alice\n"
-	    "%\n"
-	    "Bad \xff quote\n"
-	    "-- Bob\n"
-	    "%\n"
-	    "Empty author\n"
-	    "--\n"
-	    "%\n"
-	    "Nul \0 here\n"
-	    "-- Carol\n"
-	    "%\n";
+	static const char head[] = "Good\n"
+				   "-- Alice\n"
+				   "%\n"
+				   "Bad \xff quote\n"
+				   "-- Bob\n"
+				   "%\n"
+				   "Empty author\n"
+				   "--\n"
+				   "%\n"
+				   "Nul \0 here\n"
+				   "-- Carol\n"
+				   "%\n";
 
 	input = malloc(sizeof(head) + strlen(big) + 16 + sizeof(tail));
 	assert_non_null(input);
@@ -1230,16 +1307,15 @@ static void
 test_fortune_refused(void **state)
 {
 	struct fixture *fx = *state;
-	static const char input[] =
-	    "Good\n-- A\n%\n"
-	    "\bBack at the start\n-- B\n%\n"
-	    "Line\n\bagain\n-- C\n%\n"
-	    "Esc \x1b[1mbold\n-- D\n%\n"
-	    "C1 \xc2\x9b here\n-- E\n%\n"
-	    "Form\ffeed\n-- F\n%\n"
-	    "Mid \xef\xbb\xbf BOM\n-- G\n%\n"
-	    "Fine\n-- \xc2\x85H\n%\n"
-	    "No attribution \x1b\n%\n";
+	static const char input[] = "Good\n-- A\n%\n"
+				    "\bBack at the start\n-- B\n%\n"
+				    "Line\n\bagain\n-- C\n%\n"
+				    "Esc \x1b[1mbold\n-- D\n%\n"
+				    "C1 \xc2\x9b here\n-- E\n%\n"
+				    "Form\ffeed\n-- F\n%\n"
+				    "Mid \xef\xbb\xbf BOM\n-- G\n%\n"
+				    "Fine\n-- \xc2\x85H\n%\n"
+				    "No attribution \x1b\n%\n";
 	static const char *const lines[] = {
 	    "4: backspace at the start of a line",
 	    "7: backspace at the start of a line",
@@ -1281,7 +1357,7 @@ test_fortune_refused(void **state)
 	run(fx, "-f", "fortune", "-o", fx->out, in);
 	expect_rejected(fx,
 	    (const char *[]){l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7],
-	    NULL},
+		NULL},
 	    8, fx->out);
 	expect_out_kept(fx, before, blen);
 
@@ -1430,10 +1506,13 @@ test_stale_temp(void **state)
 
 	run(fx, "-o", fx->out, in);
 	expect_status(fx, 0);
-	snprintf(want, sizeof(want), "quotes-import: %s: removed, left by an "
-	    "import that did not finish\n", path);
+	snprintf(want, sizeof(want),
+	    "quotes-import: %s: removed, left by an "
+	    "import that did not finish\n",
+	    path);
 	expect_stderr(fx, want);
-	expect_dir(fx->dbdir, ".other.mdb.quotes-import.Ab12Cd .q.mdb.backup "
+	expect_dir(fx->dbdir,
+	    ".other.mdb.quotes-import.Ab12Cd .q.mdb.backup "
 	    ".q.mdb.quotes-import.Zz9Yy8 .q.mdb.quotes-import.short q.mdb");
 
 	/* Its import gone, the lock goes with it; an OUT in the working
@@ -1445,7 +1524,8 @@ test_stale_temp(void **state)
 	assert_int_equal(chdir(cwd), 0);
 	expect_status(fx, 0);
 	expect_stderr(fx, "");
-	expect_dir(fx->dbdir, ".other.mdb.quotes-import.Ab12Cd .q.mdb.backup "
+	expect_dir(fx->dbdir,
+	    ".other.mdb.quotes-import.Ab12Cd .q.mdb.backup "
 	    ".q.mdb.quotes-import.short q.mdb");
 }
 
@@ -1459,9 +1539,11 @@ write_big_input(const char *path)
 
 	assert_non_null(buf);
 	for (int i = 0; i < N; i++)
-		len += (size_t)sprintf(buf + len, "Quote number %d, padded "
+		len += (size_t)sprintf(buf + len,
+		    "Quote number %d, padded "
 		    "out with words to about the length of a real one, as "
-		    "most of them are.~Author %d\n", i, i % 1000);
+		    "most of them are.~Author %d\n",
+		    i, i % 1000);
 	write_file(path, buf, len);
 	free(buf);
 }
@@ -1588,8 +1670,7 @@ test_skip_invalid(void **state)
 	    in);
 	snprintf(l[0], sizeof(l[0]),
 	    "quotes-import: %s:2: no '~' between quote and author\n", in);
-	snprintf(l[1], sizeof(l[1]), "quotes-import: %s:3: empty quote\n",
-	    in);
+	snprintf(l[1], sizeof(l[1]), "quotes-import: %s:3: empty quote\n", in);
 	snprintf(l[2], sizeof(l[2]), "quotes-import: %s:4: invalid UTF-8\n",
 	    in);
 	run(fx, "--skip-invalid", "-o", fx->out, in);
@@ -1652,12 +1733,14 @@ test_usage_errors(void **state)
 
 	run(fx, "-f", "bogus", "-o", fx->out, in);
 	expect_status(fx, 2);
-	expect_stderr_has(fx, "quotes-import: unknown format 'bogus'\n"
+	expect_stderr_has(fx,
+	    "quotes-import: unknown format 'bogus'\n"
 	    "usage: quotes-import ");
 
 	run(fx, "-o", fx->out);
 	expect_status(fx, 2);
-	expect_stderr_has(fx, "quotes-import: no input files\n"
+	expect_stderr_has(fx,
+	    "quotes-import: no input files\n"
 	    "usage: quotes-import ");
 
 	run(fx, "-o", "", in);
@@ -1674,12 +1757,13 @@ test_usage_errors(void **state)
 	/* Tags: lowercase letters, digits, '-', 1..32 bytes. */
 	run(fx, "-o", fx->out, "--tag", "Wisdom", in);
 	expect_status(fx, 2);
-	expect_stderr_has(fx, "quotes-import: --tag 'Wisdom': a tag is 1 to "
+	expect_stderr_has(fx,
+	    "quotes-import: --tag 'Wisdom': a tag is 1 to "
 	    "32 bytes of a-z, 0-9 and '-'\nusage: quotes-import ");
 	run(fx, "-o", fx->out, "--tag", "", in);
 	expect_status(fx, 2);
-	run(fx, "-o", fx->out, "--tag",
-	    "abcdefghijklmnopqrstuvwxyz0123456", in);
+	run(fx, "-o", fx->out, "--tag", "abcdefghijklmnopqrstuvwxyz0123456",
+	    in);
 	expect_status(fx, 2);
 	expect_stderr_has(fx, "a tag is 1 to 32 bytes");
 	run(fx, "-o", fx->out, in, "--tag");

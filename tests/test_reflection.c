@@ -96,8 +96,8 @@ ask(const request *rq)
 	out = (void *)1;
 	assert_int_equal(reflection_respond(req, len, &out, &outlen), 0);
 	assert_non_null(out);
-	rs = grpc__reflection__v1alpha__server_reflection_response__unpack(
-	    NULL, outlen, out);
+	rs = grpc__reflection__v1alpha__server_reflection_response__unpack(NULL,
+	    outlen, out);
 	assert_non_null(rs);
 	free(out);
 
@@ -114,8 +114,8 @@ ask(const request *rq)
 static void
 response_free(response *rs)
 {
-	grpc__reflection__v1alpha__server_reflection_response__free_unpacked(
-	    rs, NULL);
+	grpc__reflection__v1alpha__server_reflection_response__free_unpacked(rs,
+	    NULL);
 }
 
 static response *
@@ -184,11 +184,11 @@ file_at(const response *rs, size_t i)
 	file_proto *fp;
 
 	assert_int_equal(rs->message_response_case,
-			 RESPONSE(FILE_DESCRIPTOR_RESPONSE));
+	    RESPONSE(FILE_DESCRIPTOR_RESPONSE));
 	fdr = rs->file_descriptor_response;
 	assert_true(i < fdr->n_file_descriptor_proto);
-	fp = google__protobuf__file_descriptor_proto__unpack(
-	    NULL, fdr->file_descriptor_proto[i].len,
+	fp = google__protobuf__file_descriptor_proto__unpack(NULL,
+	    fdr->file_descriptor_proto[i].len,
 	    fdr->file_descriptor_proto[i].data);
 	assert_non_null(fp);
 	return fp;
@@ -210,7 +210,7 @@ check_closure(const response *rs, const char *first)
 	bool found;
 
 	assert_int_equal(rs->message_response_case,
-			 RESPONSE(FILE_DESCRIPTOR_RESPONSE));
+	    RESPONSE(FILE_DESCRIPTOR_RESPONSE));
 	n = rs->file_descriptor_response->n_file_descriptor_proto;
 	assert_true(n >= 1);
 	fps = calloc(n, sizeof(*fps));
@@ -225,7 +225,7 @@ check_closure(const response *rs, const char *first)
 			found = false;
 			for (j = 0; j < n; j++)
 				if (strcmp(fps[j]->name,
-					   fps[i]->dependency[d]) == 0)
+					fps[i]->dependency[d]) == 0)
 					found = true;
 			assert_true(found);
 		}
@@ -267,7 +267,7 @@ test_list_services(void **state)
 	(void)state;
 	rs = ask_services();
 	assert_int_equal(rs->message_response_case,
-			 RESPONSE(LIST_SERVICES_RESPONSE));
+	    RESPONSE(LIST_SERVICES_RESPONSE));
 	lsr = rs->list_services_response;
 	assert_int_equal(lsr->n_service, 4);
 	for (i = 0; i < 4; i++) {
@@ -303,9 +303,9 @@ test_file_quote_service(void **state)
 		if (strcmp(sp->method[i]->name, "GetQuote") == 0) {
 			getquote = true;
 			assert_string_equal(sp->method[i]->input_type,
-					    ".quotes.QuoteRequest");
+			    ".quotes.QuoteRequest");
 			assert_string_equal(sp->method[i]->output_type,
-					    ".quotes.QuoteReply");
+			    ".quotes.QuoteReply");
 		}
 	assert_true(getquote);
 	file_free(fp);
@@ -337,24 +337,24 @@ test_symbols(void **state)
 	check_symbol_in("quotes.QuoteRequest.author", "quote_service.proto");
 	check_symbol_in("grpc.health.v1.Health", "grpc/health/v1/health.proto");
 	check_symbol_in("grpc.health.v1.Health.Watch",
-			"grpc/health/v1/health.proto");
+	    "grpc/health/v1/health.proto");
 	check_symbol_in("grpc.health.v1.HealthCheckResponse.ServingStatus",
-			"grpc/health/v1/health.proto");
+	    "grpc/health/v1/health.proto");
 	/* Enum values are scoped beside their enum. */
 	check_symbol_in("grpc.health.v1.HealthCheckResponse.SERVING",
-			"grpc/health/v1/health.proto");
+	    "grpc/health/v1/health.proto");
 	check_symbol_in("grpc.reflection.v1alpha.ServerReflection",
-			"grpc/reflection/v1alpha/reflection.proto");
-	check_symbol_in(
-	    "grpc.reflection.v1.ServerReflection.ServerReflectionInfo",
+	    "grpc/reflection/v1alpha/reflection.proto");
+	check_symbol_in("grpc.reflection.v1.ServerReflection."
+			"ServerReflectionInfo",
 	    "grpc/reflection/v1/reflection.proto");
 	check_symbol_in("grpc.reflection.v1.ServerReflectionRequest",
-			"grpc/reflection/v1/reflection.proto");
+	    "grpc/reflection/v1/reflection.proto");
 }
 
 static void
 check_messages(const char *scope, message_proto **mps, size_t n,
-	       const char *file)
+    const char *file)
 {
 	char name[512];
 	size_t i, e;
@@ -366,11 +366,11 @@ check_messages(const char *scope, message_proto **mps, size_t n,
 			char en[600];
 
 			snprintf(en, sizeof(en), "%s.%s", name,
-				 mps[i]->enum_type[e]->name);
+			    mps[i]->enum_type[e]->name);
 			check_symbol_in(en, file);
 		}
 		check_messages(name, mps[i]->nested_type, mps[i]->n_nested_type,
-			       file);
+		    file);
 	}
 }
 
@@ -389,21 +389,21 @@ test_every_symbol(void **state)
 		rs = ask_file(our_files[f]);
 		fp = file_at(rs, 0);
 		check_messages(fp->package, fp->message_type,
-			       fp->n_message_type, our_files[f]);
+		    fp->n_message_type, our_files[f]);
 		for (i = 0; i < fp->n_enum_type; i++) {
 			snprintf(name, sizeof(name), "%s.%s", fp->package,
-				 fp->enum_type[i]->name);
+			    fp->enum_type[i]->name);
 			check_symbol_in(name, our_files[f]);
 		}
 		for (i = 0; i < fp->n_service; i++) {
 			snprintf(name, sizeof(name), "%s.%s", fp->package,
-				 fp->service[i]->name);
+			    fp->service[i]->name);
 			check_symbol_in(name, our_files[f]);
 			for (m = 0; m < fp->service[i]->n_method; m++) {
 				char mn[600];
 
 				snprintf(mn, sizeof(mn), "%s.%s", name,
-					 fp->service[i]->method[m]->name);
+				    fp->service[i]->method[m]->name);
 				check_symbol_in(mn, our_files[f]);
 			}
 		}
@@ -418,14 +418,14 @@ test_not_found(void **state)
 	(void)state;
 	check_not_found(ask_symbol("quotes.Nope"), "quotes.Nope");
 	check_not_found(ask_symbol("quotes.Quoter.GetQuot"),
-			"quotes.Quoter.GetQuot");
+	    "quotes.Quoter.GetQuot");
 	/* Names are fully qualified, without a leading dot. */
 	check_not_found(ask_symbol(".quotes.Quoter"), ".quotes.Quoter");
 	check_not_found(ask_symbol("Quoter"), "Quoter");
 	check_not_found(ask_symbol(""), "");
 	check_not_found(ask_file("nope.proto"), "nope.proto");
 	check_not_found(ask_file("proto/quote_service.proto"),
-			"proto/quote_service.proto");
+	    "proto/quote_service.proto");
 }
 
 static void
@@ -435,19 +435,19 @@ test_extensions_none(void **state)
 
 	(void)state;
 	check_not_found(ask_extension("quotes.QuoteRequest", 100),
-			"quotes.QuoteRequest");
+	    "quotes.QuoteRequest");
 	rs = ask_extension_numbers("quotes.QuoteRequest");
 	assert_int_equal(rs->message_response_case,
-			 RESPONSE(ALL_EXTENSION_NUMBERS_RESPONSE));
+	    RESPONSE(ALL_EXTENSION_NUMBERS_RESPONSE));
 	assert_string_equal(rs->all_extension_numbers_response->base_type_name,
-			    "quotes.QuoteRequest");
+	    "quotes.QuoteRequest");
 	assert_int_equal(rs->all_extension_numbers_response->n_extension_number,
-			 0);
+	    0);
 	response_free(rs);
 	check_not_found(ask_extension_numbers("quotes.Nope"), "quotes.Nope");
 	/* Only messages can be extended. */
 	check_not_found(ask_extension_numbers("quotes.Quoter"),
-			"quotes.Quoter");
+	    "quotes.Quoter");
 }
 
 static void
@@ -488,7 +488,7 @@ test_undecodable(void **state)
 	/* file_by_filename, 5 bytes long, 2 there. */
 	check_refused("\x1a\x05"
 		      "ab",
-		      4);
+	    4);
 	/* A varint that never ends. */
 	check_refused("\x08\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80", 12);
 
@@ -624,12 +624,12 @@ test_imports_once(void **state)
 	check_not_found(ask_extension("c.C", 102), "c.C");
 	rs = ask_extension_numbers("c.C");
 	assert_int_equal(rs->message_response_case,
-			 RESPONSE(ALL_EXTENSION_NUMBERS_RESPONSE));
+	    RESPONSE(ALL_EXTENSION_NUMBERS_RESPONSE));
 	assert_int_equal(rs->all_extension_numbers_response->n_extension_number,
-			 2);
+	    2);
 	nums = rs->all_extension_numbers_response->extension_number;
 	assert_true((nums[0] == 100 && nums[1] == 101) ||
-		    (nums[0] == 101 && nums[1] == 100));
+	    (nums[0] == 101 && nums[1] == 100));
 	response_free(rs);
 
 	/* None of these files is one we serve. */
@@ -653,8 +653,8 @@ test_bad_sets(void **state)
 	errno = 0;
 	assert_int_equal(reflection_init_set("\x0a\x05"
 					     "ab",
-					     4),
-			 -1);
+			     4),
+	    -1);
 	assert_int_equal(errno, EINVAL);
 	/* An empty set is a set: nothing in it. */
 	assert_int_equal(reflection_init_set("", 0), 0);
@@ -666,18 +666,18 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_list_services, setup,
-					    teardown),
+		teardown),
 	    cmocka_unit_test_setup_teardown(test_file_quote_service, setup,
-					    teardown),
+		teardown),
 	    cmocka_unit_test_setup_teardown(test_file_grpc_protos, setup,
-					    teardown),
+		teardown),
 	    cmocka_unit_test_setup_teardown(test_symbols, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_every_symbol, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_not_found, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_extensions_none, setup,
-					    teardown),
+		teardown),
 	    cmocka_unit_test_setup_teardown(test_request_not_set, setup,
-					    teardown),
+		teardown),
 	    cmocka_unit_test_setup_teardown(test_undecodable, setup, teardown),
 	    cmocka_unit_test_teardown(test_lazy_init, teardown),
 	    cmocka_unit_test_teardown(test_imports_once, teardown),

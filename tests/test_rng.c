@@ -125,8 +125,8 @@ static void
 test_below_in_range(void **state)
 {
 	static const uint64_t ns[] = {1, 2, 3, 7, 10, 1000, 1ULL << 32,
-	    (1ULL << 32) + 1, 1ULL << 63, (1ULL << 63) + 1,
-	    UINT64_MAX / 3 * 2, UINT64_MAX - 1, UINT64_MAX};
+	    (1ULL << 32) + 1, 1ULL << 63, (1ULL << 63) + 1, UINT64_MAX / 3 * 2,
+	    UINT64_MAX - 1, UINT64_MAX};
 	struct rng r;
 
 	(void)state;

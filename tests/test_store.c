@@ -33,7 +33,7 @@
 
 /* 0.999 quantiles of chi-square: with a fixed seed the tests are
  * repeatable, and a fair pick exceeds these once in a thousand seeds. */
-#define CHI2_9DOF_999 27.877
+#define CHI2_9DOF_999  27.877
 #define CHI2_49DOF_999 85.351
 
 struct fixture {
@@ -192,7 +192,8 @@ static const struct quote sample[] = {
     {"Mark Twain", "The report of my death was an exaggeration."},
     {"Mark Twain", "When angry, count four; when very angry, swear."},
     {"Mark Twain", "Man is the only animal that blushes. Or needs to."},
-    {"Mark Twain", "Always do right. This will gratify some people "
+    {"Mark Twain",
+	"Always do right. This will gratify some people "
 	"and astonish the rest."},
     {"Mark", "A name that is a prefix of another."},
     {"Oscar Wilde", "I can resist everything except temptation."},
@@ -203,9 +204,9 @@ static const struct quote sample[] = {
 };
 #define NSAMPLE (sizeof(sample) / sizeof(sample[0]))
 
-static const char *const sample_authors[] = {
-    "S\xc3\xb8ren Kierkegaard", "Mark Twain", "Mark", "Oscar Wilde",
-    "Anonymous", "\xe6\x9d\x8e\xe7\x99\xbd", "Emoji \xf0\x9f\x98\x80 Fan"};
+static const char *const sample_authors[] = {"S\xc3\xb8ren Kierkegaard",
+    "Mark Twain", "Mark", "Oscar Wilde", "Anonymous",
+    "\xe6\x9d\x8e\xe7\x99\xbd", "Emoji \xf0\x9f\x98\x80 Fan"};
 #define NSAMPLE_AUTHORS (sizeof(sample_authors) / sizeof(sample_authors[0]))
 
 /* Imports the sample as q.mdb, whose path goes to db, and opens it. */
@@ -305,14 +306,13 @@ test_unknown_author_spreads(void **state)
 		size_t len;
 	} unknown[] = {
 	    {"Nobody", 6},
-	    {"mark twain", 10},   /* matching is exact, case included */
-	    {"Mark Twai", 9},     /* a prefix of an author */
-	    {"Mark Twain ", 11},  /* requests are not trimmed */
+	    {"mark twain", 10},  /* matching is exact, case included */
+	    {"Mark Twai", 9},    /* a prefix of an author */
+	    {"Mark Twain ", 11}, /* requests are not trimmed */
 	    {"S\xc3\xb8ren", 6},
-	    {"\xff\xfe", 2},      /* not UTF-8: workers check, not the store */
-	    {"", 0},
-	    {NULL, 0},
-	    {"Mark Twain", 0},    /* len 0 is "no author", whatever the bytes */
+	    {"\xff\xfe", 2}, /* not UTF-8: workers check, not the store */
+	    {"", 0}, {NULL, 0},
+	    {"Mark Twain", 0}, /* len 0 is "no author", whatever the bytes */
 	    {longname, sizeof(longname)}, /* longer than an LMDB key */
 	};
 	struct store *s;
@@ -336,8 +336,8 @@ test_unknown_author_spreads(void **state)
 		for (size_t a = 0; a < NSAMPLE_AUTHORS; a++)
 			if (counts[a] < 50 || counts[a] > 160)
 				fail_msg("request %zu: author '%s' picked "
-				    "%u of 700 times", u, sample_authors[a],
-				    counts[a]);
+					 "%u of 700 times",
+				    u, sample_authors[a], counts[a]);
 	}
 	store_close(s);
 }
@@ -441,7 +441,8 @@ test_quotes_uniform_within_author(void **state)
 
 		assert_string_equal(reply->author, names[9]);
 		assert_int_equal(sscanf(reply->quote, "Quote %u of author %d",
-		    &i, &a), 2);
+				     &i, &a),
+		    2);
 		assert_int_equal(a, 9);
 		assert_true(i < 50);
 		counts[i]++;
@@ -643,10 +644,12 @@ make_lmdb(const char *path, const char *dbname, const char *key,
 	assert_int_equal(mdb_env_create(&env), 0);
 	assert_int_equal(mdb_env_set_maxdbs(env, STORE_MAXDBS), 0);
 	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOLOCK,
-	    0644), 0);
+			     0644),
+	    0);
 	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
 	assert_int_equal(mdb_dbi_open(txn, dbname, dbname ? MDB_CREATE : 0,
-	    &dbi), 0);
+			     &dbi),
+	    0);
 	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
 	assert_int_equal(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);
@@ -705,7 +708,8 @@ patch_record(const char *path, const char *dbname, unsigned dbflags,
 	assert_int_equal(mdb_env_create(&env), 0);
 	assert_int_equal(mdb_env_set_maxdbs(env, STORE_MAXDBS), 0);
 	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOLOCK,
-	    0644), 0);
+			     0644),
+	    0);
 	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
 	assert_int_equal(mdb_dbi_open(txn, dbname, dbflags, &dbi), 0);
 	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
@@ -803,8 +807,8 @@ test_open_version(void **state)
 	patched_db(*state, "short1.mdb", &e, path);
 	expect_open_error(path, STORE_EBADMAGIC);
 	/* Too short to even hold a version. */
-	e = (struct meta_edit){.size_add = -(ptrdiff_t)(sizeof(struct
-	    store_meta) - 4)};
+	e = (struct meta_edit){
+	    .size_add = -(ptrdiff_t)(sizeof(struct store_meta) - 4)};
 	patched_db(*state, "short.mdb", &e, path);
 	expect_open_error(path, STORE_EBADMAGIC);
 }
@@ -967,8 +971,7 @@ test_strerror(void **state)
 {
 	static const int codes[] = {STORE_EBADMAGIC, STORE_EVERSION,
 	    STORE_EEMPTY, STORE_ECORRUPT, STORE_ETRUNCATED, STORE_EBOUNDS,
-	    STORE_ECHECKSUM, MDB_INVALID,
-	    MDB_NOTFOUND, ENOENT, EISDIR, EACCES};
+	    STORE_ECHECKSUM, MDB_INVALID, MDB_NOTFOUND, ENOENT, EISDIR, EACCES};
 	enum { N = sizeof(codes) / sizeof(codes[0]) };
 
 	(void)state;
@@ -1025,8 +1028,8 @@ import_filtered(const struct fixture *fx, char *db)
 static int
 quote_number(const struct store_quote *q)
 {
-	Quotes__QuoteReply *r = quotes__quote_reply__unpack(NULL, q->len,
-	    q->reply);
+	Quotes__QuoteReply *r =
+	    quotes__quote_reply__unpack(NULL, q->len, q->reply);
 	int n;
 
 	assert_non_null(r);
@@ -1071,8 +1074,8 @@ test_filtered_pick(void **state)
 		uint32_t lo, hi;
 	} cases[] = {{"even", 0, 0}, {"rare", 0, 0}, {NULL, 25, 30},
 	    {"even", 25, 35}, {"rare", 24, 40}, {NULL, 44, 0},
-	    {"nowhere", 0, 0}, {NULL, 50, 0}, {"rare", 0, 22},
-	    {"common", 0, 0}, {NULL, 0, 0}};
+	    {"nowhere", 0, 0}, {NULL, 50, 0}, {"rare", 0, 22}, {"common", 0, 0},
+	    {NULL, 0, 0}};
 	char db[PATH_MAX];
 	struct store *s;
 	struct rng r;
@@ -1081,14 +1084,14 @@ test_filtered_pick(void **state)
 	s = open_ok(db);
 	rng_seed(&r, 15);
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-		struct store_filter f = word_filter(cases[c].w, cases[c].lo,
-		    cases[c].hi);
+		struct store_filter f =
+		    word_filter(cases[c].w, cases[c].lo, cases[c].hi);
 		int seen[NF] = {0}, want = 0, got = 0;
 		struct store_quote q;
 
 		for (int i = 0; i < NF; i++)
-			want += in_filter(i, cases[c].w, cases[c].lo,
-			    cases[c].hi);
+			want +=
+			    in_filter(i, cases[c].w, cases[c].lo, cases[c].hi);
 		if (want == 0) {
 			assert_int_equal(store_pick_filtered(s, &f, &r, &q),
 			    STORE_ENOMATCH);
@@ -1099,8 +1102,8 @@ test_filtered_pick(void **state)
 
 			assert_int_equal(store_pick_filtered(s, &f, &r, &q), 0);
 			n = quote_number(&q);
-			assert_true(in_filter(n, cases[c].w, cases[c].lo,
-			    cases[c].hi));
+			assert_true(
+			    in_filter(n, cases[c].w, cases[c].lo, cases[c].hi));
 			got += seen[n]++ == 0;
 		}
 		assert_int_equal(got, want);
@@ -1132,7 +1135,8 @@ test_search(void **state)
 	/* Pages of two, in database order, each quote once. */
 	do {
 		assert_int_equal(store_search(s, &f, next, 2, collect, list,
-		    &next, &total), 0);
+				     &next, &total),
+		    0);
 		assert_int_equal(total, 12);
 	} while (next != UINT32_MAX);
 	for (int i = 0; i < NF; i++)
@@ -1143,7 +1147,8 @@ test_search(void **state)
 	assert_int_equal(store_find_author(s, "B", 1, 1, &f), 0);
 	list[0] = 0;
 	assert_int_equal(store_search(s, &f, 0, 100, collect, list, &next,
-	    &total), 0);
+			     &total),
+	    0);
 	assert_int_equal(total, 5);
 	assert_int_equal(list[1], 10);
 	assert_int_equal(list[5], 18);
@@ -1166,8 +1171,7 @@ test_find_author(void **state)
 	assert_int_equal(f.first[0], 20);
 	assert_int_equal(f.count[0], 5);
 	/* No exact " B ": both B and b fold to it. */
-	assert_int_equal(store_find_author(s, " B ", 3, 1, &f),
-	    STORE_ENOMATCH);
+	assert_int_equal(store_find_author(s, " B ", 3, 1, &f), STORE_ENOMATCH);
 	assert_int_equal(store_find_author(s, " B ", 3, 0, &f), 0);
 	assert_int_equal(f.nauthors, 2);
 	assert_int_equal(f.first[0] + f.first[1], 10 + 20);
@@ -1251,7 +1255,8 @@ main(void)
 	    T(test_unknown_author_uniform_over_authors),
 	    T(test_quotes_uniform_within_author),
 	    T(test_same_seed_same_picks),
-	    T(test_open_fd_keeps_file), T(test_two_opens),
+	    T(test_open_fd_keeps_file),
+	    T(test_two_opens),
 	    T(test_close_null),
 	    T(test_open_missing),
 	    T(test_open_directory),

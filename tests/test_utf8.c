@@ -16,7 +16,7 @@
 #include "utf8.h"
 
 /* Literals with explicit lengths, so that embedded NULs count. */
-#define VALID(lit) assert_true(utf8_valid(lit, sizeof(lit) - 1))
+#define VALID(lit)   assert_true(utf8_valid(lit, sizeof(lit) - 1))
 #define INVALID(lit) assert_false(utf8_valid(lit, sizeof(lit) - 1))
 
 static void
@@ -45,9 +45,9 @@ static void
 test_two_byte(void **state)
 {
 	(void)state;
-	VALID("\xc2\x80");       /* U+0080, the smallest */
-	VALID("S\xc3\xb8ren");   /* U+00F8 */
-	VALID("\xdf\xbf");       /* U+07FF, the largest */
+	VALID("\xc2\x80");     /* U+0080, the smallest */
+	VALID("S\xc3\xb8ren"); /* U+00F8 */
+	VALID("\xdf\xbf");     /* U+07FF, the largest */
 	VALID("a\xc3\xa9z\xc3\xa9");
 }
 
@@ -55,22 +55,22 @@ static void
 test_three_byte(void **state)
 {
 	(void)state;
-	VALID("\xe0\xa0\x80");   /* U+0800, the smallest */
-	VALID("\xe2\x80\x94");   /* U+2014 EM DASH */
-	VALID("\xed\x9f\xbf");   /* U+D7FF, just below the surrogates */
-	VALID("\xee\x80\x80");   /* U+E000, just above them */
-	VALID("\xef\xbb\xbf");   /* U+FEFF, the BOM */
-	VALID("\xef\xbf\xbf");   /* U+FFFF */
+	VALID("\xe0\xa0\x80"); /* U+0800, the smallest */
+	VALID("\xe2\x80\x94"); /* U+2014 EM DASH */
+	VALID("\xed\x9f\xbf"); /* U+D7FF, just below the surrogates */
+	VALID("\xee\x80\x80"); /* U+E000, just above them */
+	VALID("\xef\xbb\xbf"); /* U+FEFF, the BOM */
+	VALID("\xef\xbf\xbf"); /* U+FFFF */
 }
 
 static void
 test_four_byte(void **state)
 {
 	(void)state;
-	VALID("\xf0\x90\x80\x80");   /* U+10000, the smallest */
-	VALID("\xf0\x9f\x98\x80");   /* U+1F600 */
+	VALID("\xf0\x90\x80\x80"); /* U+10000, the smallest */
+	VALID("\xf0\x9f\x98\x80"); /* U+1F600 */
 	VALID("\xf3\xbf\xbf\xbf");
-	VALID("\xf4\x8f\xbf\xbf");   /* U+10FFFF, the largest */
+	VALID("\xf4\x8f\xbf\xbf"); /* U+10FFFF, the largest */
 	VALID("x\xf0\x9f\x98\x80y\xe2\x80\x94z\xc3\xb8");
 }
 
@@ -78,23 +78,23 @@ static void
 test_overlong(void **state)
 {
 	(void)state;
-	INVALID("\xc0\x80");             /* NUL in two bytes */
+	INVALID("\xc0\x80"); /* NUL in two bytes */
 	INVALID("\xc1\xbf");
-	INVALID("\xc0\xaf");             /* '/', the classic exploit */
+	INVALID("\xc0\xaf"); /* '/', the classic exploit */
 	INVALID("\xe0\x80\x80");
-	INVALID("\xe0\x9f\xbf");         /* U+07FF in three bytes */
+	INVALID("\xe0\x9f\xbf"); /* U+07FF in three bytes */
 	INVALID("\xf0\x80\x80\x80");
-	INVALID("\xf0\x8f\xbf\xbf");     /* U+FFFF in four bytes */
+	INVALID("\xf0\x8f\xbf\xbf"); /* U+FFFF in four bytes */
 }
 
 static void
 test_surrogates(void **state)
 {
 	(void)state;
-	INVALID("\xed\xa0\x80");         /* U+D800 */
-	INVALID("\xed\xaf\xbf");         /* U+DBFF */
-	INVALID("\xed\xb0\x80");         /* U+DC00 */
-	INVALID("\xed\xbf\xbf");         /* U+DFFF */
+	INVALID("\xed\xa0\x80"); /* U+D800 */
+	INVALID("\xed\xaf\xbf"); /* U+DBFF */
+	INVALID("\xed\xb0\x80"); /* U+DC00 */
+	INVALID("\xed\xbf\xbf"); /* U+DFFF */
 	/* A CESU-8 pair is two surrogates, not one code point. */
 	INVALID("\xed\xa0\xbd\xed\xb8\x80");
 }
@@ -103,7 +103,7 @@ static void
 test_above_max(void **state)
 {
 	(void)state;
-	INVALID("\xf4\x90\x80\x80");     /* U+110000 */
+	INVALID("\xf4\x90\x80\x80"); /* U+110000 */
 	INVALID("\xf4\xbf\xbf\xbf");
 }
 
@@ -123,11 +123,16 @@ test_truncated(void **state)
 	assert_false(utf8_valid("\xf0\x9f\x98\x80", 3));
 	assert_true(utf8_valid("\xe2\x80\x94", 3));
 	/* A lead byte followed by something other than a continuation. */
-	INVALID("\xc3" "a");
-	INVALID("\xe2\x80" "a");
-	INVALID("\xe2" "a\x80");
-	INVALID("\xf0\x9f\x98" "a");
-	INVALID("\xf0\x9f" "a\x80");
+	INVALID("\xc3"
+		"a");
+	INVALID("\xe2\x80"
+		"a");
+	INVALID("\xe2"
+		"a\x80");
+	INVALID("\xf0\x9f\x98"
+		"a");
+	INVALID("\xf0\x9f"
+		"a\x80");
 	INVALID("\xe2\xc3\xb8");
 }
 

@@ -103,8 +103,8 @@ load_small(const struct fixture *fx, struct dbfile *d)
 
 	import_text(fx, small, "small.mdb", path);
 	d->buf = (unsigned char *)read_file(path, &d->len);
-	d->psize = lmdb_u32(d->buf + LMDB_PAGEHDRSZ + LMDB_MM_FREE +
-	    LMDB_DB_PAD);
+	d->psize =
+	    lmdb_u32(d->buf + LMDB_PAGEHDRSZ + LMDB_MM_FREE + LMDB_DB_PAD);
 }
 
 /* etc/quotes.txt, the bundled sample. */
@@ -120,8 +120,8 @@ load_sample(const struct fixture *fx, struct dbfile *d, char *path)
 	import_text(fx, text, "sample.mdb", path);
 	free(text);
 	d->buf = (unsigned char *)read_file(path, &d->len);
-	d->psize = lmdb_u32(d->buf + LMDB_PAGEHDRSZ + LMDB_MM_FREE +
-	    LMDB_DB_PAD);
+	d->psize =
+	    lmdb_u32(d->buf + LMDB_PAGEHDRSZ + LMDB_MM_FREE + LMDB_DB_PAD);
 }
 
 /* Quotes in etc/quotes.txt: its non-blank lines. */
@@ -158,8 +158,8 @@ load_big(const struct fixture *fx, struct dbfile *d)
 	import_text(fx, text, "big.mdb", path);
 	free(text);
 	d->buf = (unsigned char *)read_file(path, &d->len);
-	d->psize = lmdb_u32(d->buf + LMDB_PAGEHDRSZ + LMDB_MM_FREE +
-	    LMDB_DB_PAD);
+	d->psize =
+	    lmdb_u32(d->buf + LMDB_PAGEHDRSZ + LMDB_MM_FREE + LMDB_DB_PAD);
 }
 
 static unsigned char *
@@ -176,8 +176,8 @@ meta(const struct dbfile *d)
 	unsigned char *m0 = page(d, 0) + LMDB_PAGEHDRSZ;
 	unsigned char *m1 = page(d, 1) + LMDB_PAGEHDRSZ;
 
-	return lmdb_u64(m0 + LMDB_MM_TXNID) < lmdb_u64(m1 + LMDB_MM_TXNID) ?
-	    m1 : m0;
+	return lmdb_u64(m0 + LMDB_MM_TXNID) < lmdb_u64(m1 + LMDB_MM_TXNID) ? m1
+									   : m0;
 }
 
 static unsigned
@@ -209,8 +209,8 @@ put64(unsigned char *p, uint64_t v)
 static unsigned char *
 dbrec(const struct dbfile *d, const char *name)
 {
-	unsigned char *root = page(d, lmdb_u64(meta(d) + LMDB_MM_MAIN +
-	    LMDB_DB_ROOT));
+	unsigned char *root =
+	    page(d, lmdb_u64(meta(d) + LMDB_MM_MAIN + LMDB_DB_ROOT));
 
 	for (unsigned i = 0; i < nkeys(root); i++) {
 		unsigned char *n = node(root, i);
@@ -312,7 +312,8 @@ test_verify_good(void **state)
 	/* Overflow pages and branch pages are sound too. */
 	load_big(*state, &d);
 	assert_int_not_equal(lmdb_u16(root_page(&d, STORE_DB_QUOTES) +
-	    LMDB_PG_FLAGS), LMDB_P_LEAF);
+				 LMDB_PG_FLAGS),
+	    LMDB_P_LEAF);
 	expect_ok(&d);
 	free(d.buf);
 }
@@ -336,8 +337,9 @@ test_value_past_page(void **state)
 	/* The same by one byte. */
 	d = copy(&orig);
 	n = node(root_page(&d, STORE_DB_QUOTES), 0);
-	put16(n + LMDB_ND_LO, (uint16_t)(d.psize - (n - root_page(&d,
-	    STORE_DB_QUOTES)) - LMDB_NODESIZE - 4 + 1));
+	put16(n + LMDB_ND_LO,
+	    (uint16_t)(d.psize - (n - root_page(&d, STORE_DB_QUOTES)) -
+		LMDB_NODESIZE - 4 + 1));
 	expect_refused(&d, STORE_ECORRUPT, "past the page end");
 	free(d.buf);
 
@@ -454,8 +456,8 @@ test_overflow(void **state)
 	import_text(fx, text, "overflow.mdb", path);
 	free(text);
 	orig.buf = (unsigned char *)read_file(path, &orig.len);
-	orig.psize = lmdb_u32(orig.buf + LMDB_PAGEHDRSZ + LMDB_MM_FREE +
-	    LMDB_DB_PAD);
+	orig.psize =
+	    lmdb_u32(orig.buf + LMDB_PAGEHDRSZ + LMDB_MM_FREE + LMDB_DB_PAD);
 	expect_ok(&orig);
 	/* Authors in name order: Brief's quote is 0, Long Winded's 1. */
 	n = node(root_page(&orig, STORE_DB_QUOTES), 1);
@@ -488,8 +490,8 @@ test_overflow(void **state)
 	/* A leaf page where the overflow page should be. */
 	d = copy(&orig);
 	n = node(root_page(&d, STORE_DB_QUOTES), 1);
-	put64(n + LMDB_NODESIZE + 4, lmdb_u64(dbrec(&d, STORE_DB_META) +
-	    LMDB_DB_ROOT));
+	put64(n + LMDB_NODESIZE + 4,
+	    lmdb_u64(dbrec(&d, STORE_DB_META) + LMDB_DB_ROOT));
 	expect_refused(&d, STORE_ECORRUPT, "is not an overflow page");
 	free(d.buf);
 	free(orig.buf);
@@ -616,8 +618,8 @@ find_bytes(const struct dbfile *d, const void *bytes, size_t len)
 	unsigned char *p = memmem(d->buf, d->len, bytes, len);
 
 	assert_non_null(p);
-	assert_null(memmem(p + 1, d->len - (size_t)(p - d->buf) - 1, bytes,
-	    len));
+	assert_null(
+	    memmem(p + 1, d->len - (size_t)(p - d->buf) - 1, bytes, len));
 	return (size_t)(p - d->buf);
 }
 
@@ -646,8 +648,8 @@ test_quote_text(void **state)
 	/* An author's name in byindex (after its record: the first
 	 * author, one quote) that disagrees with authors. */
 	d = copy(&orig);
-	d.buf[find_bytes(&d, "\0\0\0\0\1\0\0\0\0\0\0\0\0\0\0\0Oscar",
-	    21) + 16] = 'o';
+	d.buf[find_bytes(&d, "\0\0\0\0\1\0\0\0\0\0\0\0\0\0\0\0Oscar", 21) +
+	    16] = 'o';
 	expect_refused(&d, STORE_ECORRUPT, "byindex: author 0");
 	free(d.buf);
 	free(orig.buf);
@@ -668,7 +670,8 @@ rewrite_meta(const char *path, uint32_t version, size_t size)
 	assert_int_equal(mdb_env_create(&env), 0);
 	assert_int_equal(mdb_env_set_maxdbs(env, STORE_MAXDBS), 0);
 	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOLOCK,
-	    0644), 0);
+			     0644),
+	    0);
 	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
 	assert_int_equal(mdb_dbi_open(txn, STORE_DB_META, 0, &dbi), 0);
 	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
@@ -704,14 +707,12 @@ test_meta_record(void **state)
 
 	/* This version, of the wrong size either way. */
 	import_text(fx, small, "long.mdb", path);
-	rewrite_meta(path, STORE_FORMAT_VERSION,
-	    sizeof(struct store_meta) + 1);
+	rewrite_meta(path, STORE_FORMAT_VERSION, sizeof(struct store_meta) + 1);
 	d.buf = (unsigned char *)read_file(path, &d.len);
 	expect_refused(&d, STORE_EBADMAGIC, "not a quoterd database");
 	free(d.buf);
 	import_text(fx, small, "short.mdb", path);
-	rewrite_meta(path, STORE_FORMAT_VERSION,
-	    sizeof(struct store_meta) - 8);
+	rewrite_meta(path, STORE_FORMAT_VERSION, sizeof(struct store_meta) - 8);
 	d.buf = (unsigned char *)read_file(path, &d.len);
 	expect_refused(&d, STORE_EBADMAGIC, "not a quoterd database");
 	free(d.buf);
@@ -734,7 +735,8 @@ rewrite_record(const char *path, const char *db, unsigned flags,
 	assert_int_equal(mdb_env_create(&env), 0);
 	assert_int_equal(mdb_env_set_maxdbs(env, STORE_MAXDBS), 0);
 	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOLOCK,
-	    0644), 0);
+			     0644),
+	    0);
 	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
 	assert_int_equal(mdb_dbi_open(txn, db, flags, &dbi), 0);
 	if (val == NULL)
@@ -748,8 +750,7 @@ rewrite_record(const char *path, const char *db, unsigned flags,
 /* Imports small, rewrites one record, and expects why. */
 static void
 index_refused(const struct fixture *fx, const char *db, unsigned flags,
-    const void *key, size_t klen, const void *val, size_t vlen,
-    const char *why)
+    const void *key, size_t klen, const void *val, size_t vlen, const char *why)
 {
 	struct dbfile d;
 	char path[PATH_MAX];
@@ -772,9 +773,11 @@ test_index_damage(void **state)
 {
 	struct fixture *fx = *state;
 	/* Posting lists: count, then the first index and gaps - 1. */
-	static const unsigned char past[] = {1, 3}, unordered[] = {2, 2, 0xff,
-	    0x0f}, trailing[] = {1, 0, 0}, short_[] = {2, 1}, zero[] = {0},
-	    one[] = {1, 1}, both[] = {2, 1, 0}, first2[] = {2, 0, 0};
+	static const unsigned char past[] = {1, 3},
+				   unordered[] = {2, 2, 0xff, 0x0f},
+				   trailing[] = {1, 0, 0}, short_[] = {2, 1},
+				   zero[] = {0}, one[] = {1, 1},
+				   both[] = {2, 1, 0}, first2[] = {2, 0, 0};
 	uint32_t lengths[3] = {41, 27, 42}, sorted[3] = {1, 2, 0};
 	uint32_t k;
 
@@ -869,15 +872,17 @@ read_replies(const char *path, struct replies *rs)
 
 	assert_int_equal(mdb_env_create(&env), 0);
 	assert_int_equal(mdb_env_set_maxdbs(env, STORE_MAXDBS), 0);
-	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOLOCK |
-	    MDB_RDONLY, 0644), 0);
+	assert_int_equal(mdb_env_open(env, path,
+			     MDB_NOSUBDIR | MDB_NOLOCK | MDB_RDONLY, 0644),
+	    0);
 	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
 	assert_int_equal(mdb_dbi_open(txn, STORE_DB_QUOTES, MDB_INTEGERKEY,
-	    &dbi), 0);
+			     &dbi),
+	    0);
 	assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
 	rs->n = 0;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		assert_true(rs->n < sizeof(rs->v) / sizeof(rs->v[0]));
 		rs->v[rs->n++] = v;
 		total += v.mv_size;
@@ -997,12 +1002,12 @@ test_flip_loop(void **state)
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		orig.buf[off] ^= bit;
 		if (!WIFEXITED(status) || WEXITSTATUS(status) > 1)
-			fail_msg("flip of bit %#x at byte %zu: status %#x",
-			    bit, off, status);
+			fail_msg("flip of bit %#x at byte %zu: status %#x", bit,
+			    off, status);
 		counts[WEXITSTATUS(status)]++;
 	}
-	print_message("%d flips: %u refused, %u accepted and harmless\n",
-	    FLIPS, counts[0], counts[1]);
+	print_message("%d flips: %u refused, %u accepted and harmless\n", FLIPS,
+	    counts[0], counts[1]);
 	/* Most of the file is pages the flips reach: most are refused. */
 	assert_true(counts[0] > FLIPS / 4);
 	free(rs.mem);

@@ -16,8 +16,8 @@
 #include "wire.h"
 
 #define QUOTE (&quotes__quote_request__descriptor)
-#define LIST (&quotes__list_authors_request__descriptor)
-#define REFL (&grpc__reflection__v1alpha__server_reflection_request__descriptor)
+#define LIST  (&quotes__list_authors_request__descriptor)
+#define REFL  (&grpc__reflection__v1alpha__server_reflection_request__descriptor)
 
 /* Literals with explicit lengths, so that embedded NULs count. */
 #define CHECK(desc, lit)                                                       \
@@ -31,7 +31,10 @@ test_valid(void **state)
 	assert_int_equal(CHECK(QUOTE, "\x0a\x0aMark Twain"), WIRE_OK);
 	assert_int_equal(CHECK(QUOTE, "\x0a\x03\xe6\x9d\x8e"), WIRE_OK);
 	/* page_size (varint), then page_token */
-	assert_int_equal(CHECK(LIST, "\x08\x96\x01\x12\x01" "A"), WIRE_OK);
+	assert_int_equal(CHECK(LIST,
+			     "\x08\x96\x01\x12\x01"
+			     "A"),
+	    WIRE_OK);
 }
 
 static void
@@ -40,9 +43,15 @@ test_nul_anywhere(void **state)
 	(void)state;
 	assert_int_equal(CHECK(QUOTE, "\x0a\x0cMark Twain\x00\xff"), WIRE_NUL);
 	assert_int_equal(CHECK(QUOTE, "\x0a\x01\x00"), WIRE_NUL);
-	assert_int_equal(CHECK(LIST, "\x12\x02" "A\x00"), WIRE_NUL);
+	assert_int_equal(CHECK(LIST,
+			     "\x12\x02"
+			     "A\x00"),
+	    WIRE_NUL);
 	/* The last of a repeated field counts too. */
-	assert_int_equal(CHECK(QUOTE, "\x0a\x01" "A\x0a\x02" "B\x00"),
+	assert_int_equal(CHECK(QUOTE,
+			     "\x0a\x01"
+			     "A\x0a\x02"
+			     "B\x00"),
 	    WIRE_NUL);
 }
 
@@ -60,8 +69,15 @@ test_nested(void **state)
 {
 	(void)state;
 	/* file_containing_extension (5): containing_type (1) */
-	assert_int_equal(CHECK(REFL, "\x2a\x05\x0a\x03" "A\x00" "B"), WIRE_NUL);
-	assert_int_equal(CHECK(REFL, "\x2a\x05\x0a\x03" "ABC"), WIRE_OK);
+	assert_int_equal(CHECK(REFL,
+			     "\x2a\x05\x0a\x03"
+			     "A\x00"
+			     "B"),
+	    WIRE_NUL);
+	assert_int_equal(CHECK(REFL,
+			     "\x2a\x05\x0a\x03"
+			     "ABC"),
+	    WIRE_OK);
 	assert_int_equal(CHECK(REFL, "\x0a\x02h\x00\x3a\x00"), WIRE_NUL);
 }
 
@@ -71,8 +87,9 @@ test_other_fields_skipped(void **state)
 	(void)state;
 	/* Bytes, not strings: unknown field 9 and fixed-width fields. */
 	assert_int_equal(CHECK(QUOTE, "\x4a\x02\x00\xff"), WIRE_OK);
-	assert_int_equal(CHECK(QUOTE, "\x49\x00\x00\x00\x00\x00\x00\x00\x00"
-				      "\x4d\x00\x00\x00\x00"),
+	assert_int_equal(CHECK(QUOTE,
+			     "\x49\x00\x00\x00\x00\x00\x00\x00\x00"
+			     "\x4d\x00\x00\x00\x00"),
 	    WIRE_OK);
 	/* A string field sent with another wire type is not a string. */
 	assert_int_equal(CHECK(QUOTE, "\x08\x00"), WIRE_OK);
@@ -82,15 +99,18 @@ static void
 test_malformed(void **state)
 {
 	(void)state;
-	assert_int_equal(CHECK(QUOTE, "\x0a\x05" "abc"), WIRE_MALFORMED);
+	assert_int_equal(CHECK(QUOTE,
+			     "\x0a\x05"
+			     "abc"),
+	    WIRE_MALFORMED);
 	assert_int_equal(CHECK(QUOTE, "\x0a"), WIRE_MALFORMED);
 	assert_int_equal(CHECK(QUOTE, "\x08\x80"), WIRE_MALFORMED);
 	assert_int_equal(CHECK(QUOTE, "\x00\x00"), WIRE_MALFORMED);
 	assert_int_equal(CHECK(QUOTE, "\x0b\x0c"), WIRE_MALFORMED);
 	assert_int_equal(CHECK(QUOTE, "\x09\x00"), WIRE_MALFORMED);
 	assert_int_equal(CHECK(QUOTE, "\x0d\x00"), WIRE_MALFORMED);
-	assert_int_equal(CHECK(QUOTE,
-			     "\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"),
+	assert_int_equal(
+	    CHECK(QUOTE, "\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"),
 	    WIRE_MALFORMED);
 }
 

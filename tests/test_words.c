@@ -66,22 +66,23 @@ test_ascii_as_utf8proc(void **state)
 	for (int c = 0; c < 0x80; c++) {
 		utf8proc_category_t cat = utf8proc_category(c);
 		bool word = (cat >= UTF8PROC_CATEGORY_LU &&
-		    cat <= UTF8PROC_CATEGORY_LO) ||
-		    (cat >= UTF8PROC_CATEGORY_ND && cat <= UTF8PROC_CATEGORY_NO);
+				cat <= UTF8PROC_CATEGORY_LO) ||
+		    (cat >= UTF8PROC_CATEGORY_ND &&
+			cat <= UTF8PROC_CATEGORY_NO);
 		utf8proc_uint8_t *want = NULL;
 		char s[4] = {'a', (char)c, 'b', '\0'}, out[16];
 		size_t pos = 0, start, wlen, n = 0;
 
 		assert_true(utf8proc_map((const utf8proc_uint8_t *)s + 1, 1,
-		    &want, UTF8PROC_CASEFOLD) >= 0);
+				&want, UTF8PROC_CASEFOLD) >= 0);
 		/* "a", c, "b": one word if c is a word character, else
 		 * two. */
 		while (words_next(s, 3, &pos, &start, &wlen))
 			n++;
 		if (word) {
 			assert_int_equal(n, 1);
-			assert_int_equal(words_fold(s + 1, 1, out,
-			    sizeof(out)), strlen((char *)want));
+			assert_int_equal(words_fold(s + 1, 1, out, sizeof(out)),
+			    strlen((char *)want));
 			assert_memory_equal(out, want, strlen((char *)want));
 		} else {
 			assert_int_equal(n, 2);
@@ -109,8 +110,10 @@ test_fold_name(void **state)
 	size_t n;
 
 	(void)state;
-	n = words_fold_name("  Mark \t TWAIN\u3000", strlen("  Mark \t TWAIN"
-	    "\u3000"), out, sizeof(out));
+	n = words_fold_name("  Mark \t TWAIN\u3000",
+	    strlen("  Mark \t TWAIN"
+		   "\u3000"),
+	    out, sizeof(out));
 	assert_int_equal(n, 10);
 	assert_memory_equal(out, "mark twain", 10);
 	assert_int_equal(words_fold_name(" \t ", 3, out, sizeof(out)), 0);

@@ -97,8 +97,8 @@ read_file(const char *path, size_t *lenp)
 }
 
 int
-run_importer(const char *const *args, const char *stdin_data,
-    size_t stdin_len, const char *outp, const char *errp)
+run_importer(const char *const *args, const char *stdin_data, size_t stdin_len,
+    const char *outp, const char *errp)
 {
 	const char *build = getenv("QUOTERD_BUILD");
 	char prog[PATH_MAX];
@@ -127,8 +127,8 @@ run_importer(const char *const *args, const char *stdin_data,
 		posix_spawn_file_actions_addclose(&fa, pfd[0]);
 		posix_spawn_file_actions_addclose(&fa, pfd[1]);
 	} else {
-		posix_spawn_file_actions_addopen(&fa, STDIN_FILENO,
-		    "/dev/null", O_RDONLY, 0);
+		posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
+		    O_RDONLY, 0);
 	}
 	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, outp,
 	    O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -155,8 +155,8 @@ run_importer(const char *const *args, const char *stdin_data,
 		close(pfd[0]);
 		/* A child that exits without reading gives EPIPE: fine. */
 		while (off < stdin_len) {
-			ssize_t w = write(pfd[1], stdin_data + off,
-			    stdin_len - off);
+			ssize_t w =
+			    write(pfd[1], stdin_data + off, stdin_len - off);
 
 			if (w < 0 && errno == EINTR)
 				continue;
@@ -196,9 +196,10 @@ expect_author_quotes(const struct store *s, struct rng *r,
 			size_t i;
 
 			assert_int_equal(store_pick(s, name, strlen(name), r,
-			    &sq), 0);
-			reply = quotes__quote_reply__unpack(NULL, sq.len,
-			    sq.reply);
+					     &sq),
+			    0);
+			reply =
+			    quotes__quote_reply__unpack(NULL, sq.len, sq.reply);
 			assert_non_null(reply);
 			assert_string_equal(reply->author, name);
 			for (i = 0; i < n; i++)

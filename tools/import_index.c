@@ -24,11 +24,11 @@
 #define KEY_WORDS(len) (((len) + 7) / 8)
 
 struct term {
-	size_t off;	/* its key, in the table's keys (words) */
+	size_t off; /* its key, in the table's keys (words) */
 	uint32_t len;
 	uint32_t n, cap;
-	uint32_t one;	/* the entry while n == 1 */
-	uint32_t *v;	/* all n entries once n > 1 */
+	uint32_t one; /* the entry while n == 1 */
+	uint32_t *v;  /* all n entries once n > 1 */
 };
 
 /*
@@ -38,8 +38,8 @@ struct term {
  * of mostly new words (numbers, names) those reads were cache misses.
  */
 struct slot {
-	uint32_t hash;	/* the hash's low half */
-	uint32_t term;	/* term index + 1; 0: empty */
+	uint32_t hash; /* the hash's low half */
+	uint32_t term; /* term index + 1; 0: empty */
 };
 
 /* A term to sort, with its key's first bytes as a number so that most
@@ -76,7 +76,7 @@ index_new(uint32_t nquotes)
 		return NULL;
 	ix->nquotes = nquotes;
 	if ((ix->lengths = calloc(nquotes ? nquotes : 1,
-	    sizeof(*ix->lengths))) == NULL) {
+		 sizeof(*ix->lengths))) == NULL) {
 		free(ix);
 		return NULL;
 	}
@@ -212,8 +212,7 @@ table_reserve(struct table *t)
  * (table_reserve()).
  */
 static struct term *
-table_find_hashed(struct table *t, const uint64_t *key, size_t len,
-    uint64_t h)
+table_find_hashed(struct table *t, const uint64_t *key, size_t len, uint64_t h)
 {
 	uint32_t mask = t->nslots - 1, i = (uint32_t)h;
 	struct slot *s;
@@ -309,7 +308,7 @@ term_add(struct term *e, uint32_t x)
 /* A word of a quote, split and folded, waiting for its lookup. */
 struct word {
 	uint64_t hash;
-	uint32_t off;	/* in the batch's folded words */
+	uint32_t off; /* in the batch's folded words */
 	uint32_t len;
 };
 
@@ -326,7 +325,7 @@ struct word {
 struct batch {
 	struct table *t;
 	uint32_t q;
-	unsigned nw, o;	/* words, and 8-byte words of buf used */
+	unsigned nw, o; /* words, and 8-byte words of buf used */
 	struct word w[BATCH];
 	uint64_t buf[BATCH * KEY_WORDS(WORDS_MAX_WORD)];
 	/* The word being put together: its 8-byte words so far, the
@@ -343,7 +342,7 @@ batch_flush(struct batch *b)
 
 	for (unsigned k = 0; k < b->nw; k++)
 		if ((e = table_find_hashed(b->t, b->buf + b->w[k].off,
-		    b->w[k].len, b->w[k].hash)) == NULL ||
+			 b->w[k].len, b->w[k].hash)) == NULL ||
 		    term_add(e, b->q) != 0)
 			return -1;
 	b->nw = b->o = 0;
@@ -418,7 +417,7 @@ word_end(struct batch *b)
 	return b->nw == BATCH ? batch_flush(b) : 0;
 }
 
-#define ONES 0x0101010101010101ULL
+#define ONES  0x0101010101010101ULL
 #define HIGHS (ONES * 0x80)
 /* For bytes below 0x80, each byte's high bit set if it is c or above
  * (no byte carries into the next). */
@@ -439,7 +438,8 @@ word_bytes(uint64_t x, uint64_t *folded)
 	*folded = x | upper >> 2;
 	/* The high bits, gathered into the top byte, in order. */
 	return (unsigned)(((((digit | alpha) & HIGHS) >> 7) *
-	    0x0102040810204080ULL) >> 56);
+			      0x0102040810204080ULL) >>
+	    56);
 }
 
 /*
@@ -486,8 +486,10 @@ index_ascii(struct table *t, uint32_t q, const unsigned char *s, size_t len)
 			/* Its bytes from p; a 0 bit stops the run, at the
 			 * latest bit 8. */
 			run = (unsigned)__builtin_ctz(~(bits >> p));
-			word_append(&b, run == 8 ? f : (f >> 8 * p) &
-			    ((1ULL << 8 * run) - 1), run);
+			word_append(&b,
+			    run == 8 ? f
+				     : (f >> 8 * p) & ((1ULL << 8 * run) - 1),
+			    run);
 			p += run;
 			if (p < 8 && word_end(&b) != 0)
 				return -1;
@@ -516,8 +518,8 @@ is_ascii(const char *s, size_t len)
 }
 
 int
-index_add_quote(struct index *ix, unsigned part, uint32_t q,
-    const char *text, size_t len)
+index_add_quote(struct index *ix, unsigned part, uint32_t q, const char *text,
+    size_t len)
 {
 	char folded[WORDS_FOLD_ROOM(WORDS_MAX_WORD)];
 	size_t pos = 0, start, wlen, flen;
@@ -641,11 +643,11 @@ sort_terms(struct table *t, struct sortkey *order)
 	free(tmp);
 	for (i = 0; i < n; i = j) {
 		for (j = i + 1; j < n && order[j].prefix == order[i].prefix;
-		    j++)
+		     j++)
 			;
 		if (j - i > 1)
-			qsort_r(order + i, j - i, sizeof(*order),
-			    compare_terms, t);
+			qsort_r(order + i, j - i, sizeof(*order), compare_terms,
+			    t);
 	}
 	return 0;
 }
@@ -755,8 +757,9 @@ write_tables(struct table *t, MDB_txn *txn, MDB_dbi dbi)
 	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
 		return rc;
 	while (rc == 0 && (k < t[0].nterms || j < t[1].nterms)) {
-		int c = k == t[0].nterms ? 1 : j == t[1].nterms ? -1 :
-		    compare_across(&t[0], k, &t[1], j);
+		int c = k == t[0].nterms ? 1
+		    : j == t[1].nterms   ? -1
+					 : compare_across(&t[0], k, &t[1], j);
 
 		if (c < 0) {
 			e = &t[0].terms[t[0].order[k++].term];
@@ -822,8 +825,7 @@ write_lengths(struct index *ix, MDB_txn *txn, MDB_dbi dbi)
 	if ((rc = mdb_put(txn, dbi, &key, &val, MDB_APPEND)) != 0)
 		goto done;
 	k = STORE_LENGTHS_SORTED;
-	if ((rc = mdb_put(txn, dbi, &key, &val, MDB_APPEND | MDB_RESERVE)) !=
-	    0)
+	if ((rc = mdb_put(txn, dbi, &key, &val, MDB_APPEND | MDB_RESERVE)) != 0)
 		goto done;
 	sorted = val.mv_data;
 	for (uint32_t q = 0; q < ix->nquotes; q++)

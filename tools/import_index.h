@@ -27,11 +27,11 @@ void index_free(struct index *ix);
 int index_add_quote(struct index *ix, unsigned part, uint32_t q,
     const char *text, size_t len);
 /* Quote q carries the tag named name[0..len) (words_tag_valid()). */
-int index_add_tag(struct index *ix, unsigned part, uint32_t q,
-    const char *name, size_t len);
-/* Author a (added in ascending order) is named name[0..len). */
-int index_add_author(struct index *ix, uint32_t a, const char *name,
+int index_add_tag(struct index *ix, unsigned part, uint32_t q, const char *name,
     size_t len);
+/* Author a (added in ascending order) is named name[0..len). */
+int
+index_add_author(struct index *ix, uint32_t a, const char *name, size_t len);
 /*
  * Puts the part's terms in key order, once its quotes are all added, so
  * that the thread that indexed it does the sorting too; index_write()
@@ -42,7 +42,7 @@ int index_sort(struct index *ix, unsigned part);
  * Writes the words, tags, folded and lengths databases through txn.
  * Returns 0, an LMDB code, or errno.
  */
-int index_write(struct index *ix, MDB_txn *txn, MDB_dbi words,
-    MDB_dbi tags, MDB_dbi folded, MDB_dbi lengths);
+int index_write(struct index *ix, MDB_txn *txn, MDB_dbi words, MDB_dbi tags,
+    MDB_dbi folded, MDB_dbi lengths);
 
 #endif

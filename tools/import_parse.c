@@ -94,12 +94,16 @@ space_len(const unsigned char *s, size_t n)
 		return s[0] == ' ' || s[0] == '\t' || s[0] == '\n' ||
 		    s[0] == '\r';
 	if (n == 2 && s[0] == 0xc2 && is_cont(s[1]))
-		return is_space_cp(((uint32_t)(s[0] & 0x1f) << 6) |
-		    (s[1] & 0x3f)) ? 2 : 0;
+		return is_space_cp(
+			   ((uint32_t)(s[0] & 0x1f) << 6) | (s[1] & 0x3f))
+		    ? 2
+		    : 0;
 	if (n == 3 && s[0] >= 0xe1 && s[0] <= 0xe3 && is_cont(s[1]) &&
 	    is_cont(s[2]))
 		return is_space_cp(((uint32_t)(s[0] & 0x0f) << 12) |
-		    ((uint32_t)(s[1] & 0x3f) << 6) | (s[2] & 0x3f)) ? 3 : 0;
+			   ((uint32_t)(s[1] & 0x3f) << 6) | (s[2] & 0x3f))
+		    ? 3
+		    : 0;
 	return 0;
 }
 
@@ -149,8 +153,7 @@ refused_char(const unsigned char *s, size_t i, struct why *w)
 	if (c == '\0')
 		return "NUL byte in line";
 	if ((c < 0x20 && c != '\t') || c == 0x7f) {
-		snprintf(w->buf, sizeof(w->buf), "control character U+%04X",
-		    c);
+		snprintf(w->buf, sizeof(w->buf), "control character U+%04X", c);
 		return w->buf;
 	}
 	if (c == 0xc2 && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f) {
@@ -238,7 +241,7 @@ clean_fortune(char *str, size_t *len, struct why *w)
 
 		if (s[r] == '\r' || s[r] == '\n') {
 			r += s[r] == '\r' && r + 1 < n && s[r + 1] == '\n' ? 2
-			    : 1;
+									   : 1;
 			s[wr++] = '\n';
 			line = cur = wr;
 			back = 0;
@@ -388,8 +391,7 @@ parse_text(char *buf, size_t len, const struct parse_cb *cb)
  * quote is the lines before it. Errors name the entry's first line.
  */
 static int
-fortune_entry(const struct parse_cb *cb, size_t lineno, char *start,
-    char *end)
+fortune_entry(const struct parse_cb *cb, size_t lineno, char *start, char *end)
 {
 	char *text = start, *author, *last;
 	size_t textlen = (size_t)(end - start), authorlen;
@@ -399,8 +401,8 @@ fortune_entry(const struct parse_cb *cb, size_t lineno, char *start,
 	trim(&text, &textlen);
 	if (textlen == 0)
 		return 0;
-	for (last = text + textlen; last > text && last[-1] != '\n' &&
-	    last[-1] != '\r'; last--)
+	for (last = text + textlen;
+	     last > text && last[-1] != '\n' && last[-1] != '\r'; last--)
 		;
 	author = last;
 	authorlen = (size_t)(text + textlen - last);
@@ -418,8 +420,7 @@ fortune_entry(const struct parse_cb *cb, size_t lineno, char *start,
 	trim(&text, &textlen);
 	if (!utf8_valid(text, textlen) || !utf8_valid(author, authorlen))
 		why = "invalid UTF-8";
-	else if (memchr(text, '\0', textlen) || memchr(author, '\0',
-	    authorlen))
+	else if (memchr(text, '\0', textlen) || memchr(author, '\0', authorlen))
 		why = "NUL byte in line";
 	else if ((why = clean_fortune(text, &textlen, &w)) == NULL &&
 	    (why = clean_fortune(author, &authorlen, &w)) == NULL) {

@@ -37,7 +37,7 @@
 #include "store_format.h"
 #include "words.h"
 
-#define PROG "quotes-import"
+#define PROG         "quotes-import"
 #define MAX_REPORTED 20 /* bad lines reported one by one */
 /* The temporary file is DIR/.BASE.quotes-import.XXXXXX, beside OUT. */
 #define TMP_INFIX ".quotes-import."
@@ -54,7 +54,7 @@ struct quote {
 /* An input file and the tags its quotes carry. */
 struct input {
 	const char *path;
-	size_t ntags;	    /* the first ntags of --tag apply */
+	size_t ntags;                   /* the first ntags of --tag apply */
 	char deftag[WORDS_MAX_TAG + 1]; /* fortune: the file's name, or "" */
 };
 
@@ -67,11 +67,11 @@ struct import {
 	size_t nquotes, cap;
 	char **buffers; /* whole inputs; quotes point into them */
 	size_t nbuffers;
-	size_t bad;        /* invalid lines or entries */
-	size_t unsigned_;  /* fortune entries without attribution */
-	const char *file;  /* the input being parsed, as messages name it */
+	size_t bad;       /* invalid lines or entries */
+	size_t unsigned_; /* fortune entries without attribution */
+	const char *file; /* the input being parsed, as messages name it */
 	size_t filelen;
-	uint32_t fileno;   /* its index in inputs */
+	uint32_t fileno; /* its index in inputs */
 	struct input *inputs;
 	size_t ninputs;
 	const char **tags; /* every --tag, in order */
@@ -135,8 +135,7 @@ bad_input(struct import *im, const char *file, size_t line, const char *fmt,
 
 /* Records a checked quote; both strings point into im->buffers. */
 static int
-on_quote(void *arg, char *text, size_t textlen, char *author,
-    size_t authorlen)
+on_quote(void *arg, char *text, size_t textlen, char *author, size_t authorlen)
 {
 	struct import *im = arg;
 	struct quote *q;
@@ -255,7 +254,7 @@ read_input(struct import *im, const char *path)
 	if (fd != STDIN_FILENO)
 		close(fd);
 	if ((nbufs = realloc(im->buffers,
-	    (im->nbuffers + 1) * sizeof(*nbufs))) == NULL) {
+		 (im->nbuffers + 1) * sizeof(*nbufs))) == NULL) {
 		fprintf(stderr, PROG ": %s: %s\n", name, strerror(errno));
 		free(buf);
 		return -1;
@@ -441,7 +440,7 @@ put_author(struct cursors *c, const struct quote *q,
 	key.mv_data = (void *)&rec->index;
 	val.mv_size = sizeof(*rec) + q->authorlen;
 	if ((rc = mdb_cursor_put(c->byindex, &key, &val,
-	    MDB_APPEND | MDB_RESERVE)) != 0)
+		 MDB_APPEND | MDB_RESERVE)) != 0)
 		return rc;
 	memcpy(val.mv_data, rec, sizeof(*rec));
 	memcpy((char *)val.mv_data + sizeof(*rec), q->author, q->authorlen);
@@ -476,7 +475,7 @@ index_quote(struct import *im, struct index *ix, unsigned part, uint32_t i)
 		return -1;
 	for (size_t t = 0; t < in->ntags; t++)
 		if (index_add_tag(ix, part, i, im->tags[t],
-		    strlen(im->tags[t])) != 0)
+			strlen(im->tags[t])) != 0)
 			return -1;
 	if (in->deftag[0] != '\0' &&
 	    index_add_tag(ix, part, i, in->deftag, strlen(in->deftag)) != 0)
@@ -498,7 +497,7 @@ struct indexer {
 	struct index *ix;
 	pthread_mutex_t lock;
 	uint32_t front, back; /* quotes [front, back) are left */
-	int err; /* the indexing thread's errno, or 0 */
+	int err;              /* the indexing thread's errno, or 0 */
 };
 
 /* The next chunk [*lo, *hi) from the front, or from the back; false
@@ -584,7 +583,8 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 	MDB_dbi meta, authors, byindex, quotes, words, tags, folded, lengths;
 	MDB_dbi summed[STORE_NSUMMED];
 	struct index *ix;
-	struct indexer x = {.im = im, .lock = PTHREAD_MUTEX_INITIALIZER,
+	struct indexer x = {.im = im,
+	    .lock = PTHREAD_MUTEX_INITIALIZER,
 	    .back = (uint32_t)im->nquotes};
 	pthread_t thread;
 	bool threaded = false;
@@ -612,14 +612,14 @@ write_db(struct import *im, MDB_env *env, uint64_t *nauthors)
 	if ((rc = mdb_dbi_open(txn, STORE_DB_META, MDB_CREATE, &meta)) ||
 	    (rc = mdb_dbi_open(txn, STORE_DB_AUTHORS, MDB_CREATE, &authors)) ||
 	    (rc = mdb_dbi_open(txn, STORE_DB_BYINDEX,
-	    MDB_CREATE | MDB_INTEGERKEY, &byindex)) ||
+		 MDB_CREATE | MDB_INTEGERKEY, &byindex)) ||
 	    (rc = mdb_dbi_open(txn, STORE_DB_QUOTES,
-	    MDB_CREATE | MDB_INTEGERKEY, &quotes)) ||
+		 MDB_CREATE | MDB_INTEGERKEY, &quotes)) ||
 	    (rc = mdb_dbi_open(txn, STORE_DB_WORDS, MDB_CREATE, &words)) ||
 	    (rc = mdb_dbi_open(txn, STORE_DB_TAGS, MDB_CREATE, &tags)) ||
 	    (rc = mdb_dbi_open(txn, STORE_DB_FOLDED, MDB_CREATE, &folded)) ||
 	    (rc = mdb_dbi_open(txn, STORE_DB_LENGTHS,
-	    MDB_CREATE | MDB_INTEGERKEY, &lengths)) ||
+		 MDB_CREATE | MDB_INTEGERKEY, &lengths)) ||
 	    (rc = mdb_cursor_open(txn, authors, &c.authors)) ||
 	    (rc = mdb_cursor_open(txn, byindex, &c.byindex)) ||
 	    (rc = mdb_cursor_open(txn, quotes, &c.quotes)))
@@ -759,8 +759,7 @@ remove_stale(const char *dir, const char *base, bool quiet)
 	DIR *d;
 	int fd;
 
-	plen = (size_t)snprintf(prefix, sizeof(prefix), ".%s" TMP_INFIX,
-	    base);
+	plen = (size_t)snprintf(prefix, sizeof(prefix), ".%s" TMP_INFIX, base);
 	/* Failing here is no reason to fail the import; creating ours
 	 * reports whatever is wrong with the directory. */
 	if (plen >= sizeof(prefix) || (d = opendir(dir)) == NULL)
@@ -775,12 +774,14 @@ remove_stale(const char *dir, const char *base, bool quiet)
 		/* Still the file that was locked when it goes. */
 		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
 		    flock(fd, LOCK_EX | LOCK_NB) == 0 &&
-		    fstatat(dirfd(d), de->d_name, &now,
-		    AT_SYMLINK_NOFOLLOW) == 0 && now.st_dev == st.st_dev &&
-		    now.st_ino == st.st_ino &&
+		    fstatat(dirfd(d), de->d_name, &now, AT_SYMLINK_NOFOLLOW) ==
+			0 &&
+		    now.st_dev == st.st_dev && now.st_ino == st.st_ino &&
 		    unlinkat(dirfd(d), de->d_name, 0) == 0 && !quiet)
-			fprintf(stderr, PROG ": %s/%s: removed, left by an "
-			    "import that did not finish\n", dir, de->d_name);
+			fprintf(stderr,
+			    PROG ": %s/%s: removed, left by an "
+				 "import that did not finish\n",
+			    dir, de->d_name);
 		close(fd);
 	}
 	closedir(d);
@@ -859,7 +860,8 @@ write_output(struct import *im, const char *out, uint64_t *nauthors,
 	dname = dirname(dir);
 	bname = basename((char *)out);
 	if ((size_t)snprintf(tmp_path, sizeof(tmp_path),
-	    "%s/.%s" TMP_INFIX "XXXXXX", dname, bname) >= sizeof(tmp_path)) {
+		"%s/.%s" TMP_INFIX "XXXXXX", dname,
+		bname) >= sizeof(tmp_path)) {
 		fprintf(stderr, PROG ": %s: path too long\n", out);
 		return -1;
 	}
@@ -874,15 +876,15 @@ write_output(struct import *im, const char *out, uint64_t *nauthors,
 	}
 
 	for (size_t i = 0; i < im->nquotes; i++)
-		bytes += im->quotes[i].textlen + 2 * im->quotes[i].authorlen +
-		    64;
+		bytes +=
+		    im->quotes[i].textlen + 2 * im->quotes[i].authorlen + 64;
 	/* Room for the records twice over and the indexes; the map is
 	 * address space, not memory. */
 	if ((rc = mdb_env_create(&env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(env, STORE_MAXDBS)) != 0 ||
 	    (rc = mdb_env_set_mapsize(env, 4 * bytes + (64 << 20))) != 0 ||
 	    (rc = mdb_env_open(env, tmp_path,
-	    MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC, 0644)) != 0)
+		 MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC, 0644)) != 0)
 		goto fail_rc;
 	if ((rc = write_db(im, env, nauthors)) != 0)
 		goto fail_rc;
@@ -948,8 +950,7 @@ add_input(struct import *im, const char *path)
 {
 	struct input *n;
 
-	if ((n = realloc(im->inputs, (im->ninputs + 1) * sizeof(*n))) ==
-	    NULL)
+	if ((n = realloc(im->inputs, (im->ninputs + 1) * sizeof(*n))) == NULL)
 		return -1;
 	im->inputs = n;
 	n = &im->inputs[im->ninputs++];
@@ -985,15 +986,14 @@ free_import(struct import *im)
 int
 main(int argc, char *argv[])
 {
-	static const struct option longopts[] = {
-	    {"output", required_argument, NULL, 'o'},
+	static const struct option longopts[] = {{"output", required_argument,
+						     NULL, 'o'},
 	    {"format", required_argument, NULL, 'f'},
 	    {"skip-invalid", no_argument, NULL, 'S'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"tag", required_argument, NULL, 'T'},
 	    {"version", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct import im = {0};
 	const char *out = "quotes.mdb";
 	uint64_t nauthors = 0, size = 0;
@@ -1003,8 +1003,8 @@ main(int argc, char *argv[])
 	im.progress = isatty(STDERR_FILENO);
 	/* "-": inputs come in order among the options, since a --tag
 	 * applies to the inputs after it. */
-	while ((ch = getopt_long(argc, argv, "-o:f:qh", longopts, NULL)) !=
-	    -1) {
+	while (
+	    (ch = getopt_long(argc, argv, "-o:f:qh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 1:
 			if (add_input(&im, optarg) != 0) {
@@ -1014,8 +1014,9 @@ main(int argc, char *argv[])
 			break;
 		case 'T':
 			if (!words_tag_valid(optarg, strlen(optarg))) {
-				fprintf(stderr, PROG ": --tag '%s': a tag is "
-				    "1 to %d bytes of a-z, 0-9 and '-'\n",
+				fprintf(stderr,
+				    PROG ": --tag '%s': a tag is "
+					 "1 to %d bytes of a-z, 0-9 and '-'\n",
 				    optarg, WORDS_MAX_TAG);
 				usage(stderr);
 				free_import(&im);
@@ -1063,8 +1064,8 @@ main(int argc, char *argv[])
 		}
 	}
 	if (im.ninputs == 0 || *out == '\0') {
-		fprintf(stderr, PROG ": %s\n", im.ninputs == 0 ?
-		    "no input files" : "empty output path");
+		fprintf(stderr, PROG ": %s\n",
+		    im.ninputs == 0 ? "no input files" : "empty output path");
 		usage(stderr);
 		free_import(&im);
 		return 2;
@@ -1085,7 +1086,7 @@ main(int argc, char *argv[])
 	if (im.bad > 0 && !im.skip_invalid) {
 		fprintf(stderr,
 		    PROG ": %zu invalid line%s, %s not written "
-		    "(--skip-invalid imports the rest)\n",
+			 "(--skip-invalid imports the rest)\n",
 		    im.bad, im.bad == 1 ? "" : "s", out);
 		goto done;
 	}
@@ -1102,8 +1103,9 @@ main(int argc, char *argv[])
 		goto done;
 	if (!im.quiet) {
 		printf(PROG ": wrote %s: %zu quote%s, %" PRIu64 " author%s, "
-		    "%zu skipped", out, im.nquotes, im.nquotes == 1 ? "" : "s",
-		    nauthors, nauthors == 1 ? "" : "s", im.bad + im.unsigned_);
+			    "%zu skipped",
+		    out, im.nquotes, im.nquotes == 1 ? "" : "s", nauthors,
+		    nauthors == 1 ? "" : "s", im.bad + im.unsigned_);
 		if (im.unsigned_ > 0)
 			printf(" (%zu without attribution)", im.unsigned_);
 		printf(", %.1f MiB, %.2f s\n", (double)size / (1 << 20),

@@ -27,12 +27,12 @@
 #define QUOTERD_VERSION "0.1.0"
 #endif
 
-#define GETQUOTE "/quotes.Quoter/GetQuote"
-#define LISTAUTHORS "/quotes.Quoter/ListAuthors"
-#define SEARCHQUOTES "/quotes.Quoter/SearchQuotes"
-#define LISTTAGS "/quotes.Quoter/ListTags"
+#define GETQUOTE      "/quotes.Quoter/GetQuote"
+#define LISTAUTHORS   "/quotes.Quoter/ListAuthors"
+#define SEARCHQUOTES  "/quotes.Quoter/SearchQuotes"
+#define LISTTAGS      "/quotes.Quoter/ListTags"
 #define QUOTEOFTHEDAY "/quotes.Quoter/GetQuoteOfTheDay"
-#define MAX_TAGS 16
+#define MAX_TAGS      16
 
 /* What to ask for. */
 struct filters {
@@ -46,9 +46,9 @@ struct filters {
 
 static const char *const status_names[] = {"OK", "CANCELLED", "UNKNOWN",
     "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-    "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",
-    "DATA_LOSS", "UNAUTHENTICATED"};
+    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
+    "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
+    "UNAUTHENTICATED"};
 
 struct client {
 	const char *server;
@@ -60,36 +60,37 @@ struct client {
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: quote [-s HOST:PORT|unix:PATH] [-a AUTHOR] "
-		   "[-n COUNT] [-t SECONDS]\n"
-		   "             [--min N] [--max N] [--search WORDS] "
-		   "[--tag TAG]... [--exact]\n"
-		   "             [--today [YYYY-MM-DD]] [--list-authors] "
-		   "[--list-tags]\n"
-		   "             [--tls-ca FILE "
-		   "[--tls-cert FILE --tls-key FILE]]\n"
-		   "             [--version] [--help]\n"
-		   "  -s  server (default localhost:5050; unix:PATH for a "
-		   "Unix socket)\n"
-		   "  -a  author (default: any)\n"
-		   "  -n  number of quotes (default 3)\n"
-		   "  -t  deadline of each call in seconds (default 5)\n"
-		   "  --min, --max    quotes of at least, at most N "
-		   "characters\n"
-		   "  --search WORDS  every quote holding all these words "
-		   "(with the other filters)\n"
-		   "  --tag TAG       quotes carrying TAG (repeatable)\n"
-		   "  --exact         -a must match exactly; no random author\n"
-		   "  --today         the quote of the day (of DATE), with -a "
-		   "and --tag\n"
-		   "  --list-authors  print every author the server knows\n"
-		   "  --list-tags     print every tag and its number of "
-		   "quotes\n"
-		   "  --tls-ca        use TLS, trusting these CAs (PEM)\n"
-		   "  --tls-cert, --tls-key  client certificate and key "
-		   "(PEM)\n"
-		   "  --version       print the version and exit\n"
-		   "  -h, --help      print this help and exit\n");
+	fprintf(f,
+	    "usage: quote [-s HOST:PORT|unix:PATH] [-a AUTHOR] "
+	    "[-n COUNT] [-t SECONDS]\n"
+	    "             [--min N] [--max N] [--search WORDS] "
+	    "[--tag TAG]... [--exact]\n"
+	    "             [--today [YYYY-MM-DD]] [--list-authors] "
+	    "[--list-tags]\n"
+	    "             [--tls-ca FILE "
+	    "[--tls-cert FILE --tls-key FILE]]\n"
+	    "             [--version] [--help]\n"
+	    "  -s  server (default localhost:5050; unix:PATH for a "
+	    "Unix socket)\n"
+	    "  -a  author (default: any)\n"
+	    "  -n  number of quotes (default 3)\n"
+	    "  -t  deadline of each call in seconds (default 5)\n"
+	    "  --min, --max    quotes of at least, at most N "
+	    "characters\n"
+	    "  --search WORDS  every quote holding all these words "
+	    "(with the other filters)\n"
+	    "  --tag TAG       quotes carrying TAG (repeatable)\n"
+	    "  --exact         -a must match exactly; no random author\n"
+	    "  --today         the quote of the day (of DATE), with -a "
+	    "and --tag\n"
+	    "  --list-authors  print every author the server knows\n"
+	    "  --list-tags     print every tag and its number of "
+	    "quotes\n"
+	    "  --tls-ca        use TLS, trusting these CAs (PEM)\n"
+	    "  --tls-cert, --tls-key  client certificate and key "
+	    "(PEM)\n"
+	    "  --version       print the version and exit\n"
+	    "  -h, --help      print this help and exit\n");
 }
 
 static void
@@ -177,12 +178,14 @@ call(struct client *c, const char *method, const ProtobufCMessage *request)
 		char *text = grpc_slice_to_c_string(details);
 
 		fprintf(stderr, "quote: %s: %s%s%s\n", c->server,
-		    (unsigned)status < sizeof(status_names) /
-			    sizeof(status_names[0])
+		    (unsigned)status <
+			    sizeof(status_names) / sizeof(status_names[0])
 			? status_names[status]
 			: "UNKNOWN",
 		    *text ? ": " : "",
-		    *text ? text : status == GRPC_STATUS_OK ? ": no reply" : "");
+		    *text                          ? text
+			: status == GRPC_STATUS_OK ? ": no reply"
+						   : "");
 		gpr_free(text);
 		if (reply != NULL)
 			grpc_byte_buffer_destroy(reply);
@@ -315,7 +318,8 @@ search_quotes(struct client *c, const struct filters *f)
 static int
 quote_of_the_day(struct client *c, const struct filters *f, const char *date)
 {
-	Quotes__QuoteOfTheDayRequest req = QUOTES__QUOTE_OF_THE_DAY_REQUEST__INIT;
+	Quotes__QuoteOfTheDayRequest req =
+	    QUOTES__QUOTE_OF_THE_DAY_REQUEST__INIT;
 	Quotes__QuoteReply *msg;
 	grpc_byte_buffer *reply;
 
@@ -327,7 +331,7 @@ quote_of_the_day(struct client *c, const struct filters *f, const char *date)
 	req.tags = (char **)f->tags;
 	if ((reply = call(c, QUOTEOFTHEDAY, &req.base)) == NULL ||
 	    (msg = (Quotes__QuoteReply *)decode(c, reply,
-		&quotes__quote_reply__descriptor)) == NULL)
+		 &quotes__quote_reply__descriptor)) == NULL)
 		return 1;
 	print_quote(msg);
 	quotes__quote_reply__free_unpacked(msg, NULL);
@@ -396,11 +400,22 @@ list_authors(struct client *c)
 int
 main(int argc, char *argv[])
 {
-	enum { OPT_LIST = 256, OPT_CA, OPT_CERT, OPT_KEY, OPT_VERSION,
-		OPT_MIN, OPT_MAX, OPT_SEARCH, OPT_TAG, OPT_EXACT, OPT_TODAY,
-		OPT_LIST_TAGS };
-	static const struct option longopts[] = {
-	    {"list-authors", no_argument, NULL, OPT_LIST},
+	enum {
+		OPT_LIST = 256,
+		OPT_CA,
+		OPT_CERT,
+		OPT_KEY,
+		OPT_VERSION,
+		OPT_MIN,
+		OPT_MAX,
+		OPT_SEARCH,
+		OPT_TAG,
+		OPT_EXACT,
+		OPT_TODAY,
+		OPT_LIST_TAGS
+	};
+	static const struct option longopts[] = {{"list-authors", no_argument,
+						     NULL, OPT_LIST},
 	    {"list-tags", no_argument, NULL, OPT_LIST_TAGS},
 	    {"min", required_argument, NULL, OPT_MIN},
 	    {"max", required_argument, NULL, OPT_MAX},
@@ -412,8 +427,7 @@ main(int argc, char *argv[])
 	    {"tls-cert", required_argument, NULL, OPT_CERT},
 	    {"tls-key", required_argument, NULL, OPT_KEY},
 	    {"version", no_argument, NULL, OPT_VERSION},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct client c = {"localhost:5050", 5, NULL, NULL};
 	const char *ca = NULL, *cert = NULL, *key = NULL, *date = NULL;
 	struct filters f = {0};
@@ -468,8 +482,10 @@ main(int argc, char *argv[])
 			count = strtol(optarg, &end, 10);
 			if (errno || *end || end == optarg || count < 1 ||
 			    count > 1000000) {
-				fprintf(stderr, "quote: -n: '%s' is not "
-						"1..1000000\n", optarg);
+				fprintf(stderr,
+				    "quote: -n: '%s' is not "
+				    "1..1000000\n",
+				    optarg);
 				return 2;
 			}
 			break;
@@ -479,8 +495,10 @@ main(int argc, char *argv[])
 			if (errno || *end || end == optarg ||
 			    !isfinite(c.timeout) || c.timeout <= 0 ||
 			    c.timeout > 86400) {
-				fprintf(stderr, "quote: -t: '%s' is not a "
-						"number of seconds\n", optarg);
+				fprintf(stderr,
+				    "quote: -t: '%s' is not a "
+				    "number of seconds\n",
+				    optarg);
 				return 2;
 			}
 			break;
@@ -515,8 +533,9 @@ main(int argc, char *argv[])
 		return 2;
 	}
 	if (list + list_tag + today + (f.search != NULL) > 1) {
-		fprintf(stderr, "quote: --search, --today, --list-authors and "
-				"--list-tags go one at a time\n");
+		fprintf(stderr,
+		    "quote: --search, --today, --list-authors and "
+		    "--list-tags go one at a time\n");
 		usage(stderr);
 		return 2;
 	}
@@ -525,9 +544,9 @@ main(int argc, char *argv[])
 		return 2;
 	}
 	if ((cert == NULL) != (key == NULL) || (cert != NULL && ca == NULL)) {
-		fprintf(stderr, "quote: %s\n", ca == NULL
-		    ? "a client certificate needs --tls-ca"
-		    : "--tls-cert and --tls-key go together");
+		fprintf(stderr, "quote: %s\n",
+		    ca == NULL ? "a client certificate needs --tls-ca"
+			       : "--tls-cert and --tls-key go together");
 		usage(stderr);
 		return 2;
 	}
@@ -563,8 +582,8 @@ main(int argc, char *argv[])
 	grpc_channel_destroy(c.channel);
 	grpc_completion_queue_shutdown(c.cq);
 	while (grpc_completion_queue_pluck(c.cq, NULL,
-	    gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-	    GRPC_QUEUE_SHUTDOWN)
+		   gpr_inf_future(GPR_CLOCK_REALTIME), NULL)
+		   .type != GRPC_QUEUE_SHUTDOWN)
 		;
 	grpc_completion_queue_destroy(c.cq);
 	grpc_shutdown();

@@ -60,8 +60,8 @@ parse_int(const char *s, long min, long max, long *out)
 
 /* A count of 1..max, or "auto" (stored as 0). */
 static int
-set_count(int *out, long max, const char *value, const char *key,
-    char *err, size_t errlen)
+set_count(int *out, long max, const char *value, const char *key, char *err,
+    size_t errlen)
 {
 	long v = 0;
 
@@ -158,13 +158,12 @@ static const struct int_key {
 	"seconds"},
     {"reflection_idle_timeout",
 	offsetof(struct config, reflection_idle_timeout), 0, 86400, "seconds"},
-    {"max_request_size", offsetof(struct config, max_request_size), 64,
-	4 << 20, "bytes"},
+    {"max_request_size", offsetof(struct config, max_request_size), 64, 4 << 20,
+	"bytes"},
     {"requested_calls", offsetof(struct config, requested_calls), 1, 65536,
 	"calls"},
-    {"max_concurrent_streams",
-	offsetof(struct config, max_concurrent_streams), 0, INT32_MAX,
-	"streams"},
+    {"max_concurrent_streams", offsetof(struct config, max_concurrent_streams),
+	0, INT32_MAX, "streams"},
     {"max_connection_age", offsetof(struct config, max_connection_age), 0,
 	INT32_MAX / 1000, "seconds"},
     {"max_connection_age_grace",
@@ -204,12 +203,14 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 		struct listen_addr a;
 
 		if (parse_listen(value, &a) != 0) {
-			snprintf(err, errlen, "listen: '%s' is not HOST:PORT, "
-			    "[IPV6]:PORT or unix:PATH", value);
+			snprintf(err, errlen,
+			    "listen: '%s' is not HOST:PORT, "
+			    "[IPV6]:PORT or unix:PATH",
+			    value);
 			return -1;
 		}
 		if (set_string(c->listen, sizeof(c->listen), value, key, err,
-		    errlen) != 0)
+			errlen) != 0)
 			return -1;
 		c->listen_addr = a;
 		return 0;
@@ -223,12 +224,14 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 			return 0;
 		}
 		if (parse_listen(value, &a) != 0 || a.kind != LISTEN_TCP) {
-			snprintf(err, errlen, "metrics_listen: '%s' is not "
-			    "HOST:PORT or [IPV6]:PORT", value);
+			snprintf(err, errlen,
+			    "metrics_listen: '%s' is not "
+			    "HOST:PORT or [IPV6]:PORT",
+			    value);
 			return -1;
 		}
 		if (set_string(c->metrics_listen, sizeof(c->metrics_listen),
-		    value, key, err, errlen) != 0)
+			value, key, err, errlen) != 0)
 			return -1;
 		c->metrics_addr = a;
 		return 0;
@@ -278,7 +281,8 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 		if (errno != 0 || end == value || *end != '\0' || v < 0 ||
 		    v > 0777) {
 			snprintf(err, errlen,
-			    "unix_mode: '%s' is not an octal mode 0..0777", value);
+			    "unix_mode: '%s' is not an octal mode 0..0777",
+			    value);
 			return -1;
 		}
 		c->unix_mode = (int)v;
@@ -294,7 +298,8 @@ config_set(struct config *c, const char *key, const char *value, char *err,
 		} else if ((gr = getgrnam(value)) != NULL) {
 			c->unix_gid = (long)gr->gr_gid;
 		} else {
-			snprintf(err, errlen, "unix_group: no group '%s'", value);
+			snprintf(err, errlen, "unix_group: no group '%s'",
+			    value);
 			return -1;
 		}
 		return 0;
@@ -315,8 +320,9 @@ strip(char *s)
 	while (*s == ' ' || *s == '\t')
 		s++;
 	end = s + strlen(s);
-	while (end > s && (end[-1] == ' ' || end[-1] == '\t' ||
-	    end[-1] == '\n' || end[-1] == '\r'))
+	while (end > s &&
+	    (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' ||
+		end[-1] == '\r'))
 		*--end = '\0';
 	return s;
 }
@@ -458,8 +464,8 @@ config_load_tls(struct config *c, char *err, size_t errlen)
 		return -1;
 	}
 	if (c->listen_addr.kind == LISTEN_UNIX) {
-		snprintf(err, errlen,
-		    "TLS is for TCP listeners, not %s", c->listen);
+		snprintf(err, errlen, "TLS is for TCP listeners, not %s",
+		    c->listen);
 		return -1;
 	}
 	return config_read_tls(&c->tls, err, errlen);
@@ -470,12 +476,12 @@ config_read_tls(struct tls_config *t, char *err, size_t errlen)
 {
 	int rc;
 
-	if ((t->cert_pem = read_pem("tls_cert", t->cert, err,
-	    errlen)) == NULL ||
+	if ((t->cert_pem = read_pem("tls_cert", t->cert, err, errlen)) ==
+		NULL ||
 	    (t->key_pem = read_pem("tls_key", t->key, err, errlen)) == NULL ||
 	    (t->client_ca[0] != '\0' &&
-		(t->client_ca_pem = read_pem("tls_client_ca", t->client_ca,
-		err, errlen)) == NULL)) {
+		(t->client_ca_pem = read_pem("tls_client_ca", t->client_ca, err,
+		     errlen)) == NULL)) {
 		config_free_tls(t);
 		return -1;
 	}

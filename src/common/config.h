@@ -19,8 +19,8 @@ enum listen_kind { LISTEN_TCP, LISTEN_UNIX };
 
 struct listen_addr {
 	enum listen_kind kind;
-	char host[LISTEN_MAX];  /* TCP: a name or an address, without [] */
-	unsigned port;          /* TCP: 1..65535 */
+	char host[LISTEN_MAX];     /* TCP: a name or an address, without [] */
+	unsigned port;             /* TCP: 1..65535 */
 	char path[LISTEN_MAX - 5]; /* Unix: the socket file, after "unix:" */
 };
 
@@ -50,21 +50,21 @@ struct config {
 	int workers;                   /* 0: one per online CPU */
 	int threads;                   /* call threads a worker; 0: auto */
 	enum log_level log_level;
-	char log[CONFIG_PATH_MAX];     /* stderr, syslog or a file */
+	char log[CONFIG_PATH_MAX];       /* stderr, syslog or a file */
 	char metrics_listen[LISTEN_MAX]; /* HOST:PORT of /metrics; empty: off */
 	struct listen_addr metrics_addr; /* what it says: always TCP */
-	int drain_time;        /* seconds NOT_SERVING before a stop */
-	int shutdown_timeout;  /* seconds a graceful stop may take */
-	int max_request_size;  /* bytes of a request message */
-	int requested_calls;   /* calls each worker keeps requested */
-	bool watch_database;   /* reload when the file is replaced */
-	int check_timeout;     /* seconds the database checker may take */
+	int drain_time;                  /* seconds NOT_SERVING before a stop */
+	int shutdown_timeout;            /* seconds a graceful stop may take */
+	int max_request_size;            /* bytes of a request message */
+	int requested_calls;             /* calls each worker keeps requested */
+	bool watch_database;             /* reload when the file is replaced */
+	int check_timeout; /* seconds the database checker may take */
 	/* A unix:PATH listener's socket file: its mode and group (-1:
 	 * the process's own). */
 	int unix_mode;
 	long unix_gid;
-	int worker_timeout;    /* seconds without a heartbeat; 0: never */
-	int start_timeout;     /* --daemon: seconds for workers to start */
+	int worker_timeout; /* seconds without a heartbeat; 0: never */
+	int start_timeout;  /* --daemon: seconds for workers to start */
 	int reflection_idle_timeout; /* seconds; 0: never */
 	bool accept_compressed; /* gzip/deflate requests, bounded inflation */
 	/* gRPC server limits, in seconds unless named otherwise; 0 leaves
@@ -84,8 +84,8 @@ void config_defaults(struct config *c);
  * Applies one setting. On error returns -1 with a reason in err; the
  * same keys serve the file and the flags.
  */
-int config_set(struct config *c, const char *key, const char *value,
-    char *err, size_t errlen);
+int config_set(struct config *c, const char *key, const char *value, char *err,
+    size_t errlen);
 /* Reads a config file; on error returns -1 with "FILE:LINE: reason". */
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
 /*

@@ -12,8 +12,7 @@
 #include <unistd.h>
 
 int
-handoff_listen(const char *path, int mode, long gid, char *err,
-    size_t errlen)
+handoff_listen(const char *path, int mode, long gid, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
 	struct stat st;
@@ -36,8 +35,8 @@ handoff_listen(const char *path, int mode, long gid, char *err,
 		/* A socket file outlives its server: reuse it only if
 		 * connecting is refused, which means no one listens. A full
 		 * backlog (EAGAIN, non-blocking) means someone does. */
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
-		    SOCK_NONBLOCK, 0);
+		probe = socket(AF_UNIX,
+		    SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (probe < 0) {
 			snprintf(err, errlen, "%s", strerror(errno));
 			return -1;
@@ -47,8 +46,8 @@ handoff_listen(const char *path, int mode, long gid, char *err,
 			int e = errno;
 
 			close(probe);
-			snprintf(err, errlen, "%s", strerror(e == EAGAIN ||
-			    e == 0 ? EADDRINUSE : e));
+			snprintf(err, errlen, "%s",
+			    strerror(e == EAGAIN || e == 0 ? EADDRINUSE : e));
 			return -1;
 		}
 		close(probe);
@@ -74,11 +73,13 @@ handoff_listen(const char *path, int mode, long gid, char *err,
 	}
 	umask(mask);
 	if (gid != -1 && chown(path, (uid_t)-1, (gid_t)gid) != 0) {
-		snprintf(err, errlen, "unix_group %ld: %s", gid, strerror(errno));
+		snprintf(err, errlen, "unix_group %ld: %s", gid,
+		    strerror(errno));
 		goto fail;
 	}
 	if (chmod(path, (mode_t)mode) != 0) {
-		snprintf(err, errlen, "unix_mode %04o: %s", mode, strerror(errno));
+		snprintf(err, errlen, "unix_mode %04o: %s", mode,
+		    strerror(errno));
 		goto fail;
 	}
 	if (listen(fd, SOMAXCONN) != 0) {

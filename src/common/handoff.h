@@ -15,7 +15,7 @@
  * replaced; a live one is refused. Returns the listening descriptor, or
  * -1 with the reason in err.
  */
-int handoff_listen(const char *path, int mode, long gid, char *err,
-    size_t errlen);
+int
+handoff_listen(const char *path, int mode, long gid, char *err, size_t errlen);
 
 #endif

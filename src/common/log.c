@@ -28,7 +28,7 @@
 
 /* A limited kind of message: this many lines at once, then this many a
  * second. */
-#define LIMIT_BURST 20
+#define LIMIT_BURST   20
 #define LIMIT_PER_SEC 5
 
 static char log_role[32] = "quoterd";
@@ -235,13 +235,13 @@ vlog(enum log_level level, int errnum, const char *fmt, va_list ap)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	prefix = snprintf(line, sizeof(line),
-	    "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s [%ld] ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level_names[level],
-	    (long)getpid());
+	    "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s [%ld] ", tm.tm_year + 1900,
+	    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	    ts.tv_nsec / 1000000, level_names[level], (long)getpid());
 	/* syslog stamps time, level and pid itself: it gets the rest. */
-	n = prefix + snprintf(line + prefix, sizeof(line) - (size_t)prefix,
-	    "%s: ", log_role);
+	n = prefix +
+	    snprintf(line + prefix, sizeof(line) - (size_t)prefix,
+		"%s: ", log_role);
 	m = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (m > (int)sizeof(msg) - 1)
 		m = (int)sizeof(msg) - 1;

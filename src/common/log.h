@@ -10,7 +10,12 @@
 
 #include <stdarg.h>
 
-enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+enum log_level {
+	LOG_LEVEL_ERROR,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG
+};
 
 /* Exit status of a process that must not be restarted (as nginx's 2). */
 #define EXIT_FATAL 2
@@ -44,14 +49,17 @@ void log_setexit(log_exitfn exitfn);
 struct log_limit {
 	const char *what;
 	int tokens;
-	long refilled;          /* ms, monotonic; 0: never used */
+	long refilled; /* ms, monotonic; 0: never used */
 	unsigned long dropped;
-	enum log_level level;   /* of the last message */
+	enum log_level level; /* of the last message */
 };
-#define LOG_LIMIT_INIT(what) {what, 0, 0, 0, LOG_LEVEL_WARN}
+#define LOG_LIMIT_INIT(what)                                                   \
+	{                                                                      \
+		what, 0, 0, 0, LOG_LEVEL_WARN                                  \
+	}
 
-void log_limited(struct log_limit *l, enum log_level level,
-    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void log_limited(struct log_limit *l, enum log_level level, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
 /* Logs the count of messages dropped, if any, now; for a periodic tick
  * and the end of a process, so no count goes unreported. */
 void log_limit_flush(struct log_limit *l);
@@ -64,9 +72,9 @@ void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_errorx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void fatal(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
-void fatalx(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
+void
+fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void
+fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 #endif

@@ -16,30 +16,28 @@ struct metrics {
 	struct metrics_thread *threads; /* nslots x nthreads */
 };
 
-static const uint64_t bucket_ns[METRICS_BUCKETS - 1] = {
-    10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
-    5000000, 10000000, 25000000, 50000000, 100000000, 250000000,
-    500000000, 1000000000};
+static const uint64_t bucket_ns[METRICS_BUCKETS - 1] = {10000, 25000, 50000,
+    100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000, 25000000,
+    50000000, 100000000, 250000000, 500000000, 1000000000};
 
-static const char *const bucket_le[METRICS_BUCKETS] = {
-    "1e-05", "2.5e-05", "5e-05", "0.0001", "0.00025", "0.0005", "0.001",
-    "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1",
-    "+Inf"};
+static const char *const bucket_le[METRICS_BUCKETS] = {"1e-05", "2.5e-05",
+    "5e-05", "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01",
+    "0.025", "0.05", "0.1", "0.25", "0.5", "1", "+Inf"};
 
-static const char *const method_names[METRICS_METHODS] = {
-    [METRICS_GET_QUOTE] = "/quotes.Quoter/GetQuote",
-    [METRICS_LIST_AUTHORS] = "/quotes.Quoter/ListAuthors",
-    [METRICS_HEALTH_CHECK] = "/grpc.health.v1.Health/Check",
-    [METRICS_HEALTH_WATCH] = "/grpc.health.v1.Health/Watch",
-    [METRICS_REFLECTION] =
-	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-    [METRICS_REFLECTION_ALPHA] =
-	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-    [METRICS_SEARCH_QUOTES] = "/quotes.Quoter/SearchQuotes",
-    [METRICS_LIST_TAGS] = "/quotes.Quoter/ListTags",
-    [METRICS_QUOTE_OF_THE_DAY] = "/quotes.Quoter/GetQuoteOfTheDay",
-    /* A client names unknown methods: never a label of its choosing. */
-    [METRICS_OTHER] = "other"};
+static const char *const method_names[METRICS_METHODS] =
+    {[METRICS_GET_QUOTE] = "/quotes.Quoter/GetQuote",
+	[METRICS_LIST_AUTHORS] = "/quotes.Quoter/ListAuthors",
+	[METRICS_HEALTH_CHECK] = "/grpc.health.v1.Health/Check",
+	[METRICS_HEALTH_WATCH] = "/grpc.health.v1.Health/Watch",
+	[METRICS_REFLECTION] =
+	    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+	[METRICS_REFLECTION_ALPHA] =
+	    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+	[METRICS_SEARCH_QUOTES] = "/quotes.Quoter/SearchQuotes",
+	[METRICS_LIST_TAGS] = "/quotes.Quoter/ListTags",
+	[METRICS_QUOTE_OF_THE_DAY] = "/quotes.Quoter/GetQuoteOfTheDay",
+	/* A client names unknown methods: never a label of its choosing. */
+	[METRICS_OTHER] = "other"};
 
 /* As grpc/status.h names them. */
 static const char *const code_names[METRICS_CODES] = {"OK", "CANCELLED",
@@ -112,8 +110,7 @@ metrics_thread(struct metrics *m, int slot, int thread)
 	if (m == NULL || slot < 0 || slot >= m->nslots || thread < 0 ||
 	    thread >= m->nthreads)
 		return NULL;
-	return &m->threads[(size_t)slot * (size_t)m->nthreads +
-	    (size_t)thread];
+	return &m->threads[(size_t)slot * (size_t)m->nthreads + (size_t)thread];
 }
 
 const char *

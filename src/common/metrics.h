@@ -32,7 +32,7 @@ enum metrics_method {
 	METRICS_METHODS
 };
 
-#define METRICS_CODES 17   /* gRPC status codes 0..16 */
+#define METRICS_CODES 17 /* gRPC status codes 0..16 */
 /* Upper bounds of the duration buckets, in ns; +Inf is the last. */
 #define METRICS_BUCKETS 17
 
@@ -42,7 +42,7 @@ struct metrics_thread {
 	metrics_counter calls[METRICS_METHODS][METRICS_CODES];
 	metrics_counter buckets[METRICS_METHODS][METRICS_BUCKETS];
 	metrics_counter duration_ns[METRICS_METHODS];
-	metrics_counter started;   /* calls given to the thread */
+	metrics_counter started; /* calls given to the thread */
 } __attribute__((aligned(64)));
 
 /* Written by the master only. */
@@ -54,7 +54,7 @@ struct metrics_master {
 	metrics_counter authors;
 	metrics_counter swaps_ok;
 	metrics_counter swaps_refused;
-	metrics_counter loaded_at;  /* Unix time, s */
+	metrics_counter loaded_at; /* Unix time, s */
 } __attribute__((aligned(64)));
 
 struct metrics;
@@ -66,8 +66,7 @@ int metrics_nslots(const struct metrics *m);
 int metrics_nthreads(const struct metrics *m);
 struct metrics_master *metrics_master(struct metrics *m);
 /* Worker slot's call thread's record; NULL past the block's shape. */
-struct metrics_thread *metrics_thread(struct metrics *m, int slot,
-    int thread);
+struct metrics_thread *metrics_thread(struct metrics *m, int slot, int thread);
 const char *metrics_method_name(enum metrics_method method);
 const char *metrics_code_name(int code);
 /* Bucket upper bounds, in seconds, as the exposition spells them. */

@@ -79,8 +79,7 @@ scoreboard_beat(struct scoreboard_slot *s)
 	 * millisecond has moved, so that they do not pass the slot's cache
 	 * line between them at each call. */
 	if (atomic_load_explicit(&s->heartbeat, memory_order_relaxed) != now)
-		atomic_store_explicit(&s->heartbeat, now,
-		    memory_order_relaxed);
+		atomic_store_explicit(&s->heartbeat, now, memory_order_relaxed);
 	return now;
 }
 

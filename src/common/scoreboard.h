@@ -18,7 +18,7 @@
 
 struct scoreboard_slot {
 	_Alignas(64) atomic_long heartbeat; /* ms, CLOCK_MONOTONIC; 0: none */
-	atomic_int pid;                      /* the worker in the slot */
+	atomic_int pid;                     /* the worker in the slot */
 	/* Later: counters, each written by one worker only. */
 	char room[SCOREBOARD_SLOT_SIZE - sizeof(atomic_long) -
 	    sizeof(atomic_int)];

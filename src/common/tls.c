@@ -20,7 +20,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-
 /* An encrypted key is refused instead of prompting on the terminal. */
 static int
 no_passphrase(char *buf, int size, int rwflag, void *arg)
@@ -166,8 +165,10 @@ fetch(void *arg, grpc_ssl_server_certificate_config **config)
 	/* gRPC 1.51 asserts that a fetched config has root certificates,
 	 * even when no client certificate is asked for and they go
 	 * unused: the server's own chain stands in. */
-	*config = grpc_ssl_server_certificate_config_create(
-	    *ca ? ca : pair.cert_chain, &pair, 1);
+	*config =
+	    grpc_ssl_server_certificate_config_create(*ca ? ca
+							  : pair.cert_chain,
+		&pair, 1);
 	source.dev = st.st_dev;
 	source.ino = st.st_ino;
 	rc = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;

@@ -32,7 +32,9 @@ is_space_cp(utf8proc_int32_t cp)
 /* ASCII's letters and digits, and every byte of a multi-byte sequence
  * marked for a closer look. */
 static const unsigned char ascii_class[256] = {
-    ['0' ... '9'] = 1, ['A' ... 'Z'] = 1, ['a' ... 'z'] = 1,
+    ['0' ... '9'] = 1,
+    ['A' ... 'Z'] = 1,
+    ['a' ... 'z'] = 1,
     [0x80 ... 0xff] = 2,
 };
 
@@ -51,8 +53,7 @@ cp_at(const char *s, size_t len, size_t i, size_t *n)
 }
 
 bool
-words_next(const char *s, size_t len, size_t *pos, size_t *start,
-    size_t *wlen)
+words_next(const char *s, size_t len, size_t *pos, size_t *start, size_t *wlen)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	size_t i = *pos, n, b;
@@ -92,8 +93,7 @@ fold_cp(utf8proc_int32_t cp, char *out, size_t cap, size_t *o)
 	utf8proc_ssize_t n;
 	int boundclass = 0;
 
-	n = utf8proc_decompose_char(cp, buf, 8, UTF8PROC_CASEFOLD,
-	    &boundclass);
+	n = utf8proc_decompose_char(cp, buf, 8, UTF8PROC_CASEFOLD, &boundclass);
 	if (n < 0 || n > 8)
 		return false;
 	for (utf8proc_ssize_t k = 0; k < n; k++) {
@@ -116,8 +116,8 @@ words_fold(const char *s, size_t len, char *out, size_t cap)
 	/* The usual word: ASCII, folded by tolower(). */
 	if (len <= cap) {
 		for (; i < len && (unsigned char)s[i] < 0x80; i++)
-			out[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 :
-			    s[i]);
+			out[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32
+								   : s[i]);
 		if (i == len)
 			return len;
 		o = i;
@@ -208,7 +208,7 @@ words_tag_valid(const char *s, size_t len)
 		return false;
 	for (size_t i = 0; i < len; i++)
 		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		    (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			(s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
 			return false;
 	return true;
 }

@@ -25,8 +25,8 @@
  * sets *start and *wlen, with *pos past it; false when none is left.
  * s must be valid UTF-8.
  */
-bool words_next(const char *s, size_t len, size_t *pos, size_t *start,
-    size_t *wlen);
+bool
+words_next(const char *s, size_t len, size_t *pos, size_t *start, size_t *wlen);
 /*
  * Case-folds s[0..len) into out[0..cap): returns the folded length, or
  * 0 if it does not fit (cap = WORDS_FOLD_ROOM(len) always does).

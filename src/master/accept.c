@@ -33,7 +33,7 @@ listener_open(struct master *m)
 	if (c->listen_addr.kind != LISTEN_UNIX)
 		return 0;
 	if ((m->listen_fd = handoff_listen(c->listen_addr.path, c->unix_mode,
-	    c->unix_gid, err, sizeof(err))) < 0) {
+		 c->unix_gid, err, sizeof(err))) < 0) {
 		log_errorx("cannot listen on %s: %s", c->listen, err);
 		return -1;
 	}
@@ -64,8 +64,8 @@ hand_off(struct master *m, int fd, int fresh)
 		if (p->state != PROC_ACTIVE || p->pid == 0 || !p->ready ||
 		    p->chan < 0)
 			continue;
-		age = scoreboard_age(scoreboard_slot(m->sb,
-		    (int)(p - m->procs)));
+		age =
+		    scoreboard_age(scoreboard_slot(m->sb, (int)(p - m->procs)));
 		if (fresh && (age < 0 || age > HANDOFF_STALE_MS))
 			continue;
 		if (channel_send(p->chan, CHAN_CONN, 0, NULL, 0, fd) == 0)
@@ -87,7 +87,7 @@ listener_accept(struct master *m)
 
 	/* gRPC expects a non-blocking socket. */
 	while ((fd = accept4(m->listen_fd, NULL, NULL,
-	    SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+		    SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
 		if (hand_off(m, fd, 1) != 0 && hand_off(m, fd, 0) != 0)
 			log_warnx("no worker to take a connection");
 		close(fd);

@@ -25,16 +25,15 @@
 
 struct check {
 	pid_t pid;
-	int ch;       /* the master's end of the checker's channel */
-	int reaped;   /* the master's reap collected the child */
-	int status;   /* its wait status, once reaped */
+	int ch;     /* the master's end of the checker's channel */
+	int reaped; /* the master's reap collected the child */
+	int status; /* its wait status, once reaped */
 };
 
 _Static_assert(sizeof(struct check_verdict) <= CHANNEL_BODY_MAX,
     "a verdict is one channel message");
 
-static void
-verdict_fail(struct check_verdict *v, const char *fmt, ...)
+static void verdict_fail(struct check_verdict *v, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static void
@@ -151,9 +150,8 @@ check_finish(struct check *c, struct check_verdict *v)
 	if (c->reaped && WIFSIGNALED(c->status))
 		verdict_fail(v, "the checker died of signal %d (%s)",
 		    WTERMSIG(c->status), strsignal(WTERMSIG(c->status)));
-	else if (rc != 0 || m.type != CHAN_VERDICT ||
-	    m.len != sizeof(*v) || !c->reaped ||
-	    !WIFEXITED(c->status) || WEXITSTATUS(c->status) != 0)
+	else if (rc != 0 || m.type != CHAN_VERDICT || m.len != sizeof(*v) ||
+	    !c->reaped || !WIFEXITED(c->status) || WEXITSTATUS(c->status) != 0)
 		verdict_fail(v, "the checker failed without a verdict");
 	else {
 		memcpy(v, m.body, sizeof(*v));
@@ -191,8 +189,9 @@ check_run(int fd, int timeout_ms, struct check_verdict *v)
 	pfd.events = POLLIN;
 	for (;;) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		left = timeout_ms - ((now.tv_sec - start.tv_sec) * 1000 +
-		    (now.tv_nsec - start.tv_nsec) / 1000000);
+		left = timeout_ms -
+		    ((now.tv_sec - start.tv_sec) * 1000 +
+			(now.tv_nsec - start.tv_nsec) / 1000000);
 		if (left <= 0) {
 			check_abort(c, v);
 			return;

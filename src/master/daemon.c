@@ -62,7 +62,8 @@ pidfile_open(struct master *m)
 		buf[n > 0 ? n : 0] = '\0';
 		buf[strcspn(buf, "\n")] = '\0';
 		log_errorx("pidfile %s is locked: quoterd is already running "
-			  "(pid %s)", path, buf);
+			   "(pid %s)",
+		    path, buf);
 		close(fd);
 		return -1;
 	}
@@ -99,8 +100,9 @@ daemon_parent(int fd, long wait_ms)
 		if (ready < 0 && errno == EINTR)
 			continue;
 		if (ready == 0) {
-			fprintf(stderr, "quoterd: the daemon did not report "
-					"serving within %ld s\n",
+			fprintf(stderr,
+			    "quoterd: the daemon did not report "
+			    "serving within %ld s\n",
 			    wait_ms / 1000);
 			_exit(1);
 		}
@@ -114,8 +116,8 @@ daemon_parent(int fd, long wait_ms)
 			_exit(0);
 	}
 	why[n] = '\0';
-	fprintf(stderr, "quoterd: %s\n", n > 0 ? why
-	    : "the daemon stopped before serving (see its log)");
+	fprintf(stderr, "quoterd: %s\n",
+	    n > 0 ? why : "the daemon stopped before serving (see its log)");
 	_exit(1);
 }
 
@@ -135,8 +137,9 @@ daemon_detach(struct master *m)
 		fatal("fork");
 	if (pid > 0) {
 		close(fds[1]);
-		daemon_parent(fds[0], (long)m->config->start_timeout * 1000 +
-		    DAEMON_PARENT_GRACE_MS);
+		daemon_parent(fds[0],
+		    (long)m->config->start_timeout * 1000 +
+			DAEMON_PARENT_GRACE_MS);
 	}
 	close(fds[0]);
 	if (setsid() < 0)
@@ -175,8 +178,10 @@ daemon_start_due(struct master *m, long now)
 		return -1;
 	if (now < m->start_deadline)
 		return m->start_deadline - now;
-	snprintf(why, sizeof(why), "workers did not start within %d s (see "
-	    "the log): stopping", m->config->start_timeout);
+	snprintf(why, sizeof(why),
+	    "workers did not start within %d s (see "
+	    "the log): stopping",
+	    m->config->start_timeout);
 	log_warnx("%s", why);
 	daemon_tell_parent(m, why);
 	proc_stop(m, STOP_NOW, 1);

@@ -119,8 +119,8 @@ open_database(const struct config *c, int test, int *fd,
 	}
 	if (test)
 		printf("quoterd: configuration ok: %s: %llu quotes, %llu "
-		       "authors\n", c->database,
-		    (unsigned long long)v.info.nquotes,
+		       "authors\n",
+		    c->database, (unsigned long long)v.info.nquotes,
 		    (unsigned long long)v.info.nauthors);
 	*info = v.info;
 	return 0;
@@ -129,12 +129,23 @@ open_database(const struct config *c, int test, int *fd,
 int
 main(int argc, char *argv[])
 {
-	enum { OPT_DB = 256, OPT_LISTEN, OPT_WORKERS, OPT_THREADS,
-		OPT_WORKER_TIMEOUT, OPT_PIDFILE, OPT_DAEMON,
-		OPT_VERSION, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_LOG,
-		OPT_METRICS };
-	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'},
+	enum {
+		OPT_DB = 256,
+		OPT_LISTEN,
+		OPT_WORKERS,
+		OPT_THREADS,
+		OPT_WORKER_TIMEOUT,
+		OPT_PIDFILE,
+		OPT_DAEMON,
+		OPT_VERSION,
+		OPT_TLS_CERT,
+		OPT_TLS_KEY,
+		OPT_TLS_CA,
+		OPT_LOG,
+		OPT_METRICS
+	};
+	static const struct option longopts[] = {{"config", required_argument,
+						     NULL, 'c'},
 	    {"db", required_argument, NULL, OPT_DB},
 	    {"listen", required_argument, NULL, OPT_LISTEN},
 	    {"workers", required_argument, NULL, OPT_WORKERS},
@@ -152,8 +163,7 @@ main(int argc, char *argv[])
 	    {"tls-client-ca", required_argument, NULL, OPT_TLS_CA},
 	    {"log", required_argument, NULL, OPT_LOG},
 	    {"metrics", required_argument, NULL, OPT_METRICS},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0}};
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	/* Flags are applied after the file, whatever their order. */
 	struct {
 		const char *key, *value;
@@ -169,8 +179,8 @@ main(int argc, char *argv[])
 		for (int fd = 3; fd < 1024; fd++)
 			close(fd);
 	log_init("master", LOG_LEVEL_INFO);
-	while ((ch = getopt_long(argc, argv, "c:ts:vqh", longopts, NULL)) !=
-	    -1) {
+	while (
+	    (ch = getopt_long(argc, argv, "c:ts:vqh", longopts, NULL)) != -1) {
 		const char *key = NULL, *value = optarg;
 
 		switch (ch) {
@@ -237,8 +247,8 @@ main(int argc, char *argv[])
 			usage(stderr);
 			return 2;
 		}
-		if (key != NULL && nflags < (int)(sizeof(flags) /
-		    sizeof(flags[0]))) {
+		if (key != NULL &&
+		    nflags < (int)(sizeof(flags) / sizeof(flags[0]))) {
 			flags[nflags].key = key;
 			flags[nflags++].value = value;
 		}
@@ -258,7 +268,7 @@ main(int argc, char *argv[])
 	}
 	for (int i = 0; i < nflags; i++) {
 		if (config_set(&c, flags[i].key, flags[i].value, err,
-		    sizeof(err)) != 0) {
+			sizeof(err)) != 0) {
 			fprintf(stderr, "quoterd: %s\n", err);
 			usage(stderr);
 			return 2;
@@ -275,8 +285,9 @@ main(int argc, char *argv[])
 			return 2;
 		}
 		if (c.pidfile[0] == '\0') {
-			fprintf(stderr, "quoterd: --signal needs a pidfile "
-					"(--pidfile or the config file)\n");
+			fprintf(stderr,
+			    "quoterd: --signal needs a pidfile "
+			    "(--pidfile or the config file)\n");
 			return 1;
 		}
 		return pidfile_signal(c.pidfile, sig) == 0 ? 0 : 1;

@@ -40,10 +40,12 @@ reload_tls(const struct config *c)
 	fresh.cert_pem = fresh.key_pem = fresh.client_ca_pem = NULL;
 	if (config_read_tls(&fresh, err, sizeof(err)) != 0)
 		log_warnx("new TLS certificate refused, keeping the old one: "
-			  "%s", err);
+			  "%s",
+		    err);
 	else if ((rc = tls_publish(&fresh, &fd)) != 0)
 		log_warnx("new TLS certificate refused, keeping the old one: "
-			  "TLS memory file: %s", tls_strerror(rc));
+			  "TLS memory file: %s",
+		    tls_strerror(rc));
 	else
 		log_info("TLS certificate reloaded from %s", c->tls.cert);
 	config_free_tls(&fresh);
@@ -110,8 +112,7 @@ block_signals(void)
 }
 
 int
-master_run(const struct config *c, int detach,
-    const struct master_start *start)
+master_run(const struct config *c, int detach, const struct master_start *start)
 {
 	struct master m;
 	struct pollfd *pfd;
@@ -182,8 +183,8 @@ master_run(const struct config *c, int detach,
 		if (m.stopping == RUNNING) {
 			timeout = sooner(timeout, proc_replace_sick(&m));
 			if (c->worker_timeout > 0)
-				timeout = sooner(timeout,
-				    proc_check_heartbeats(&m));
+				timeout =
+				    sooner(timeout, proc_check_heartbeats(&m));
 		}
 		if (m.accept_paused_until > now) {
 			pfd[2].fd = -1;

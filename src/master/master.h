@@ -10,9 +10,9 @@
 
 /* What main() prepared before the master starts. */
 struct master_start {
-	int db_fd;              /* the checked database (check.h) */
-	struct store_info db;   /* what its checker found */
-	int metrics_fd;         /* listening for /metrics, or -1 */
+	int db_fd;            /* the checked database (check.h) */
+	struct store_info db; /* what its checker found */
+	int metrics_fd;       /* listening for /metrics, or -1 */
 };
 
 /* Runs the master until it stops; returns the process exit status. */

@@ -20,16 +20,16 @@
 #include "worker.h"
 
 enum proc_state {
-	PROC_FREE,     /* no worker */
-	PROC_ACTIVE,   /* serving, or to be restarted */
-	PROC_RETIRING  /* told to finish its calls and exit (SIGTTOU) */
+	PROC_FREE,    /* no worker */
+	PROC_ACTIVE,  /* serving, or to be restarted */
+	PROC_RETIRING /* told to finish its calls and exit (SIGTTOU) */
 };
 
 struct proc {
 	enum proc_state state;
-	pid_t pid;      /* 0: not running */
+	pid_t pid; /* 0: not running */
 	int ready;
-	long started;   /* ms, monotonic */
+	long started;    /* ms, monotonic */
 	long respawn_at; /* ms, monotonic; 0: none due */
 	int backoff_ms;
 	unsigned swapped; /* the last swap generation it confirmed */
@@ -51,8 +51,8 @@ struct file_id {
 
 struct swap {
 	unsigned generation;
-	long started;  /* ms; 0: no swap waiting for reports */
-	int expected;  /* workers sent the new database */
+	long started; /* ms; 0: no swap waiting for reports */
+	int expected; /* workers sent the new database */
 	int switched;
 	int failed;
 	unsigned long long quotes, authors;
@@ -62,40 +62,39 @@ struct master {
 	const struct config *config;
 	struct proc *procs;
 	struct scoreboard *sb; /* one slot per proc */
-	int nprocs;     /* slots: MAX_WORKERS */
-	int nworkers;   /* active workers: the count asked for */
+	int nprocs;            /* slots: MAX_WORKERS */
+	int nworkers;          /* active workers: the count asked for */
 	int sigfd;
 	int inotify_fd; /* -1: not watching */
 	char db_name[NAME_MAX + 1];
-	int db_fd;      /* the checked database that workers open */
+	int db_fd;              /* the checked database that workers open */
 	struct file_id db_id;   /* the file db_fd is */
 	struct file_id seen_id; /* the file last examined, good or not */
 	struct swap swap;
 	struct metrics *metrics; /* the counters, or NULL: metrics off */
-	int metrics_fd;         /* the metrics process's listener, or -1 */
-	pid_t metrics_pid;      /* the metrics process, or 0 */
+	int metrics_fd;          /* the metrics process's listener, or -1 */
+	pid_t metrics_pid;       /* the metrics process, or 0 */
 	long metrics_respawn_at; /* ms; 0: none due */
-	struct check *check;    /* a candidate being checked, or NULL */
-	int check_fd;           /* the candidate's descriptor */
+	struct check *check;     /* a candidate being checked, or NULL */
+	int check_fd;            /* the candidate's descriptor */
 	struct file_id check_id; /* the file check_fd is */
-	const char *check_why;  /* what asked for it: "SIGHUP", ... */
-	long check_deadline;    /* ms: refused if no verdict by then */
-	int check_again;        /* asked to swap again during the check: */
-	int check_force;        /* and whether by SIGHUP */
-	int reloading;          /* systemd waits for READY=1 after SIGHUP */
+	const char *check_why;   /* what asked for it: "SIGHUP", ... */
+	long check_deadline;     /* ms: refused if no verdict by then */
+	int check_again;         /* asked to swap again during the check: */
+	int check_force;         /* and whether by SIGHUP */
+	int reloading;           /* systemd waits for READY=1 after SIGHUP */
 	int pidfile_fd;
-	int listen_fd;  /* Unix listener, which the master accepts on; or -1 */
-	int next;       /* the worker the next connection goes to */
+	int listen_fd; /* Unix listener, which the master accepts on; or -1 */
+	int next;      /* the worker the next connection goes to */
 	int notify_fd; /* --daemon: tells the waiting parent we serve */
 	long start_deadline; /* --daemon: ms by which workers must serve */
 	enum stop_mode stopping;
 	long stop_deadline;
-	long listener_close_at; /* ms: a Unix listener lasts the drain */
+	long listener_close_at;   /* ms: a Unix listener lasts the drain */
 	long accept_paused_until; /* ms: out of descriptors, try later */
-	int status;    /* exit status once stopped */
-	int announced; /* "serving" logged */
+	int status;               /* exit status once stopped */
+	int announced;            /* "serving" logged */
 };
-
 
 static inline long
 now_ms(void)
@@ -131,8 +130,7 @@ void proc_end(struct master *m);
 
 /* swap.c: database generations. */
 void swap_init(struct master *m);
-void swap_publish(struct master *m, const struct store_info *info,
-    int swapped);
+void swap_publish(struct master *m, const struct store_info *info, int swapped);
 void swap_database(struct master *m, const char *why, int force);
 void swap_read_inotify(struct master *m);
 void swap_finish_check(struct master *m, int timed_out);

@@ -44,14 +44,14 @@ notify(const char *fmt, ...)
 	memcpy(sun.sun_path, path, strlen(path));
 	if (path[0] == '@')
 		sun.sun_path[0] = '\0';
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
-	    strlen(path));
+	len =
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
 		log_warn("NOTIFY_SOCKET: socket");
 		return;
 	}
 	if (sendto(fd, msg, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&sun,
-	    len) != n)
+		len) != n)
 		log_warn("NOTIFY_SOCKET: %s", path);
 	close(fd);
 }

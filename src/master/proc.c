@@ -24,7 +24,7 @@
 #include "notify.h"
 
 /* A worker that dies sooner than this after its start is crash-looping. */
-#define STABLE_MS 5000
+#define STABLE_MS      5000
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
 /* Beyond shutdown_timeout, how long workers get before SIGKILL. */
@@ -49,8 +49,8 @@ proc_init(struct master *m)
 	for (int i = 0; i < m->nprocs; i++)
 		m->procs[i].chan = m->procs[i].counters = -1;
 	if (m->metrics_fd >= 0) {
-		int rc = metrics_create(m->nprocs, config_threads(c),
-		    &m->metrics);
+		int rc =
+		    metrics_create(m->nprocs, config_threads(c), &m->metrics);
 
 		if (rc != 0) {
 			errno = rc;
@@ -112,7 +112,8 @@ free_counters(const struct master *m)
 		int used = 0;
 
 		for (int i = 0; i < m->nprocs && !used; i++)
-			used = m->procs[i].pid != 0 && m->procs[i].counters == r;
+			used =
+			    m->procs[i].pid != 0 && m->procs[i].counters == r;
 		if (!used)
 			return r;
 	}
@@ -228,7 +229,8 @@ proc_stop(struct master *m, enum stop_mode mode, int status)
 		}
 		m->stop_deadline = now_ms() +
 		    (long)(m->config->drain_time +
-			m->config->shutdown_timeout) * 1000 +
+			m->config->shutdown_timeout) *
+			1000 +
 		    STOP_GRACE_MS;
 		/* The manager's stop timeout then covers a long drain_time. */
 		notify("STOPPING=1\nEXTEND_TIMEOUT_USEC=%ld",
@@ -255,8 +257,8 @@ describe_exit(int status, char *buf, size_t len)
 		snprintf(buf, len, "exited with status %d",
 		    WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
-		snprintf(buf, len, "killed by signal %d (%s)",
-		    WTERMSIG(status), strsignal(WTERMSIG(status)));
+		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
+		    strsignal(WTERMSIG(status)));
 	else
 		snprintf(buf, len, "ended with wait status %#x", status);
 }
@@ -287,9 +289,10 @@ proc_reap(struct master *m)
 				if (m->stopping != RUNNING)
 					continue;
 				log_warnx("metrics process (pid %ld) %s; "
-					  "restarting it", (long)pid, how);
-				m->metrics_respawn_at = now_ms() +
-				    BACKOFF_MAX_MS / 10;
+					  "restarting it",
+				    (long)pid, how);
+				m->metrics_respawn_at =
+				    now_ms() + BACKOFF_MAX_MS / 10;
 			}
 			continue;
 		}
@@ -316,9 +319,10 @@ proc_reap(struct master *m)
 		if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_FATAL) {
 			char why[192];
 
-			snprintf(why, sizeof(why), "worker %d (pid %ld) %s: it "
-			    "cannot serve, so quoterd stops", index, (long)pid,
-			    how);
+			snprintf(why, sizeof(why),
+			    "worker %d (pid %ld) %s: it "
+			    "cannot serve, so quoterd stops",
+			    index, (long)pid, how);
 			log_errorx("%s", why);
 			daemon_tell_parent(m, why);
 			proc_stop(m, STOP_GRACEFUL, 1);
@@ -334,7 +338,8 @@ proc_reap(struct master *m)
 		log_warnx("worker %d (pid %ld) %s; restarting it%s", index,
 		    (long)pid, how, p->backoff_ms ? " after a pause" : "");
 		if (m->metrics != NULL)
-			metrics_add(&metrics_master(m->metrics)->worker_restarts,
+			metrics_add(&metrics_master(m->metrics)
+					 ->worker_restarts,
 			    1);
 		p->respawn_at = now_ms() + p->backoff_ms;
 	}
@@ -361,7 +366,8 @@ proc_check_heartbeats(struct master *m)
 		if (age <= limit)
 			continue;
 		log_warnx("worker %d (pid %ld) has not answered for %ld ms: "
-			  "killing it", i, (long)p->pid, age);
+			  "killing it",
+		    i, (long)p->pid, age);
 		kill(p->pid, SIGKILL);
 		p->hung = 1;
 	}
@@ -402,7 +408,8 @@ proc_replace_sick(struct master *m)
 			continue;
 		}
 		log_info("worker %d (pid %ld) retires in slot %d; a new worker "
-			 "%d starts", i, (long)p->pid, spare, i);
+			 "%d starts",
+		    i, (long)p->pid, spare, i);
 		m->procs[spare] = *p;
 		m->procs[spare].state = PROC_RETIRING;
 		ask_stop(p);
@@ -452,8 +459,8 @@ proc_read_channel(struct master *m, int index)
 			return;
 		}
 		if (rc != 0) {
-			log_warnx("worker %d (pid %ld): %s", index, (long)p->pid,
-			    channel_strerror(rc));
+			log_warnx("worker %d (pid %ld): %s", index,
+			    (long)p->pid, channel_strerror(rc));
 			continue;
 		}
 		switch (msg.type) {
@@ -472,8 +479,8 @@ proc_read_channel(struct master *m, int index)
 			break;
 		case CHAN_SWAPPED:
 		case CHAN_SWAP_FAILED:
-			swap_worker_reported(m, index,
-			    msg.type == CHAN_SWAPPED, msg.generation);
+			swap_worker_reported(m, index, msg.type == CHAN_SWAPPED,
+			    msg.generation);
 			break;
 		default:
 			log_warnx("worker %d (pid %ld): an unexpected message "

@@ -75,8 +75,7 @@ same_file(const struct file_id *a, const struct file_id *b)
 
 /* The database gauges, for the file now served; swapped: one more swap. */
 void
-swap_publish(struct master *m, const struct store_info *info,
-    int swapped)
+swap_publish(struct master *m, const struct store_info *info, int swapped)
 {
 	struct metrics_master *mm;
 
@@ -129,8 +128,8 @@ swap_database(struct master *m, const char *why, int force)
 	m->seen_id = m->check_id; /* checked once is enough for this file */
 	if ((rc = check_start(fd, &m->check)) != 0) {
 		log_warnx("%s: %s: cannot start the checker: %s; still serving "
-			  "generation %u", why, path, strerror(rc),
-		    m->swap.generation);
+			  "generation %u",
+		    why, path, strerror(rc), m->swap.generation);
 		close(fd);
 		return;
 	}
@@ -160,8 +159,8 @@ swap_finish_check(struct master *m, int timed_out)
 	m->check = NULL;
 	if (!v.ok) {
 		log_warnx("%s: %s: %s; new database refused; still serving "
-			  "generation %u", m->check_why, m->config->database,
-		    v.why, sw->generation);
+			  "generation %u",
+		    m->check_why, m->config->database, v.why, sw->generation);
 		close(m->check_fd);
 		if (m->metrics != NULL)
 			metrics_add(&metrics_master(m->metrics)->swaps_refused,
@@ -189,7 +188,7 @@ swap_finish_check(struct master *m, int timed_out)
 			if (p->state != PROC_ACTIVE || p->pid == 0)
 				continue;
 			if ((rc = channel_send(p->chan, CHAN_SWAP,
-			    sw->generation, NULL, 0, m->db_fd)) == 0)
+				 sw->generation, NULL, 0, m->db_fd)) == 0)
 				sw->expected++;
 			else
 				log_warnx("worker %d: cannot send it the "
@@ -226,7 +225,7 @@ watch_database(struct master *m)
 		return;
 	}
 	if (inotify_add_watch(m->inotify_fd, dirname(dir),
-	    IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+		IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
 		log_warn("inotify: not watching %s", m->config->database);
 		close(m->inotify_fd);
 		m->inotify_fd = -1;
@@ -236,7 +235,8 @@ watch_database(struct master *m)
 void
 swap_read_inotify(struct master *m)
 {
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	char buf[4096]
+	    __attribute__((aligned(__alignof__(struct inotify_event))));
 	const struct inotify_event *ev;
 	int changed = 0;
 	ssize_t n;

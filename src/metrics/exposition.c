@@ -107,8 +107,7 @@ durations(FILE *f, const struct sums *s)
 }
 
 static void
-gauge(FILE *f, const char *name, const char *type, const char *help,
-    uint64_t v)
+gauge(FILE *f, const char *name, const char *type, const char *help, uint64_t v)
 {
 	header(f, name, type, help);
 	fprintf(f, "%s %llu\n", name, (unsigned long long)v);

@@ -19,7 +19,7 @@
 #include "exposition.h"
 #include "log.h"
 
-#define CONNECTION_LIMIT 32
+#define CONNECTION_LIMIT   32
 #define CONNECTION_TIMEOUT 10 /* seconds */
 
 struct httpd {

@@ -29,7 +29,7 @@ sum_db(MDB_txn *txn, MDB_dbi dbi, XXH3_state_t *st)
 	if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
 		return rc;
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		put_len(st, key.mv_size);
 		XXH3_64bits_update(st, key.mv_data, key.mv_size);
 		put_len(st, val.mv_size);

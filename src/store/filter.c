@@ -35,16 +35,16 @@ struct matcher {
 	const struct store_filter *f;
 	struct postings lists[MAX_LISTS];
 	size_t nlists;
-	bool lengths;	  /* the filter bounds the length */
-	uint32_t lo, hi;  /* then its range of positions in s->sorted */
-	bool empty;	  /* a word or tag no quote has, an empty range */
+	bool lengths;    /* the filter bounds the length */
+	uint32_t lo, hi; /* then its range of positions in s->sorted */
+	bool empty;      /* a word or tag no quote has, an empty range */
 	enum drive drive;
-	size_t list;	  /* DRIVE_LIST: which */
-	uint64_t size;	  /* candidates the driver yields */
-	bool alone;	  /* the driver is the only constraint */
-	uint32_t at;	  /* DRIVE_ALL, DRIVE_LENGTH: the next one */
+	size_t list;         /* DRIVE_LIST: which */
+	uint64_t size;       /* candidates the driver yields */
+	bool alone;          /* the driver is the only constraint */
+	uint32_t at;         /* DRIVE_ALL, DRIVE_LENGTH: the next one */
 	uint32_t range, off; /* DRIVE_AUTHORS: the next one */
-	bool started;	  /* DRIVE_LIST: the cursor's entry was yielded */
+	bool started;        /* DRIVE_LIST: the cursor's entry was yielded */
 };
 
 static uint32_t
@@ -106,8 +106,9 @@ open_list(const struct store *s, MDB_dbi dbi, const struct store_key *k,
 		return rc;
 	if (!store_inside(s, val.mv_data, val.mv_size))
 		return STORE_EBOUNDS;
-	if (postings_open(pl, val.mv_data, val.mv_size,
-	    (uint32_t)s->nquotes) != 0 || pl->count > s->nquotes)
+	if (postings_open(pl, val.mv_data, val.mv_size, (uint32_t)s->nquotes) !=
+		0 ||
+	    pl->count > s->nquotes)
 		return STORE_ECORRUPT;
 	*found = true;
 	return 0;
@@ -130,11 +131,11 @@ matcher_open(struct matcher *m, const struct store *s,
 	m->s = s;
 	m->f = f;
 	for (size_t i = 0; i < f->nwords + f->ntags; i++) {
-		const struct store_key *k = i < f->nwords ? &f->words[i] :
-		    &f->tags[i - f->nwords];
+		const struct store_key *k =
+		    i < f->nwords ? &f->words[i] : &f->tags[i - f->nwords];
 
 		if ((rc = open_list(s, i < f->nwords ? s->words : s->tags, k,
-		    &m->lists[m->nlists], &found)) != 0)
+			 &m->lists[m->nlists], &found)) != 0)
 			return rc;
 		if (!found) {
 			m->empty = true;
@@ -149,8 +150,9 @@ matcher_open(struct matcher *m, const struct store *s,
 		if ((rc = length_bound(s, f->min_length, &m->lo)) != 0)
 			return rc;
 		m->hi = (uint32_t)s->nquotes;
-		if (f->max_length > 0 && (rc = length_bound(s,
-		    (uint64_t)f->max_length + 1, &m->hi)) != 0)
+		if (f->max_length > 0 &&
+		    (rc = length_bound(s, (uint64_t)f->max_length + 1,
+			 &m->hi)) != 0)
 			return rc;
 		if (m->lo >= m->hi) {
 			m->empty = true;
@@ -182,8 +184,8 @@ matcher_open(struct matcher *m, const struct store *s,
 		m->size = m->hi - m->lo;
 		m->at = m->lo;
 	}
-	m->alone = constraints == 0 ||
-	    (constraints == 1 && m->drive != DRIVE_ALL);
+	m->alone =
+	    constraints == 0 || (constraints == 1 && m->drive != DRIVE_ALL);
 	return 0;
 }
 
@@ -199,11 +201,12 @@ matcher_start(struct matcher *m, uint32_t from)
 		break;
 	case DRIVE_AUTHORS:
 		for (m->range = 0, m->off = 0; m->range < f->nauthors;
-		    m->range++) {
+		     m->range++) {
 			if ((uint64_t)f->first[m->range] + f->count[m->range] >
 			    from) {
-				m->off = from > f->first[m->range] ?
-				    from - f->first[m->range] : 0;
+				m->off = from > f->first[m->range]
+				    ? from - f->first[m->range]
+				    : 0;
 				break;
 			}
 		}
@@ -235,8 +238,7 @@ matcher_next(struct matcher *m, uint32_t *q)
 		*q = m->at++;
 		return 1;
 	case DRIVE_AUTHORS:
-		while (m->range < f->nauthors &&
-		    m->off >= f->count[m->range]) {
+		while (m->range < f->nauthors && m->off >= f->count[m->range]) {
 			m->range++;
 			m->off = 0;
 		}
@@ -258,8 +260,8 @@ matcher_next(struct matcher *m, uint32_t *q)
 	case DRIVE_LENGTH:
 		if (m->at >= m->hi)
 			return 0;
-		return sorted_at(m->s, m->at++, q, &len) != 0 ?
-		    STORE_ECORRUPT : 1;
+		return sorted_at(m->s, m->at++, q, &len) != 0 ? STORE_ECORRUPT
+							      : 1;
 	}
 	return 0;
 }
@@ -432,7 +434,7 @@ store_find_author(const struct store *s, const char *name, size_t len,
 		return STORE_ECORRUPT;
 	do {
 		if ((rc = author_range(s, pl.cur, &f->first[f->nauthors],
-		    &f->count[f->nauthors])) != 0)
+			 &f->count[f->nauthors])) != 0)
 			return rc;
 		f->nauthors++;
 	} while (f->nauthors < STORE_MAX_NAMESAKES && postings_next(&pl));
@@ -475,9 +477,8 @@ store_pick_filtered(const struct store *s, const struct store_filter *f,
 }
 
 int
-store_search(const struct store *s, const struct store_filter *f,
-    uint32_t from, size_t max,
-    int (*fn)(void *arg, const struct store_quote *q), void *arg,
+store_search(const struct store *s, const struct store_filter *f, uint32_t from,
+    size_t max, int (*fn)(void *arg, const struct store_quote *q), void *arg,
     uint32_t *next, uint64_t *total)
 {
 	struct store_quote out;
@@ -595,7 +596,7 @@ store_tags(const struct store *s, const char *after, size_t afterlen,
 			break;
 		}
 		if (postings_open(&pl, val.mv_data, val.mv_size,
-		    (uint32_t)s->nquotes) != 0) {
+			(uint32_t)s->nquotes) != 0) {
 			rc = STORE_ECORRUPT;
 			break;
 		}

@@ -11,13 +11,13 @@
 #include <stdint.h>
 #include <string.h>
 
-#define LMDB_MAGIC	  0xBEEFC0DEu
+#define LMDB_MAGIC        0xBEEFC0DEu
 #define LMDB_DATA_VERSION 1
-#define LMDB_MIN_PSIZE	  512	 /* ours: no real file has less */
-#define LMDB_MAX_PSIZE	  0x8000 /* mp_lower/mp_upper are 16-bit */
-#define LMDB_MAX_DEPTH	  32	 /* CURSOR_STACK */
-#define LMDB_MAX_KEYSIZE  511	 /* MDB_MAXKEYSIZE */
-#define LMDB_P_INVALID	  UINT64_MAX
+#define LMDB_MIN_PSIZE    512    /* ours: no real file has less */
+#define LMDB_MAX_PSIZE    0x8000 /* mp_lower/mp_upper are 16-bit */
+#define LMDB_MAX_DEPTH    32     /* CURSOR_STACK */
+#define LMDB_MAX_KEYSIZE  511    /* MDB_MAXKEYSIZE */
+#define LMDB_P_INVALID    UINT64_MAX
 
 /* Page header (MDB_page), PAGEHDRSZ bytes, then the node offsets. */
 #define LMDB_PAGEHDRSZ 16
@@ -28,10 +28,10 @@
 #define LMDB_PG_PAGES  12 /* uint32, overflow pages only */
 #define LMDB_PG_PTRS   16 /* uint16 node offsets from the page start */
 
-#define LMDB_P_BRANCH	0x01
-#define LMDB_P_LEAF	0x02
+#define LMDB_P_BRANCH   0x01
+#define LMDB_P_LEAF     0x02
 #define LMDB_P_OVERFLOW 0x04
-#define LMDB_P_META	0x08
+#define LMDB_P_META     0x08
 
 /*
  * A node (MDB_node): lo and hi are the data size (leaf) or the low 32 bits
@@ -51,27 +51,27 @@
 
 /* A database record (MDB_db): in the meta, and as a named database's
  * value in the main database. */
-#define LMDB_DB_SIZE	 48
-#define LMDB_DB_PAD	 0  /* uint32; the page size in the free DB's */
-#define LMDB_DB_FLAGS	 4  /* uint16 */
-#define LMDB_DB_DEPTH	 6  /* uint16 */
-#define LMDB_DB_BRANCH	 8  /* uint64 pages */
-#define LMDB_DB_LEAF	 16 /* uint64 pages */
+#define LMDB_DB_SIZE     48
+#define LMDB_DB_PAD      0  /* uint32; the page size in the free DB's */
+#define LMDB_DB_FLAGS    4  /* uint16 */
+#define LMDB_DB_DEPTH    6  /* uint16 */
+#define LMDB_DB_BRANCH   8  /* uint64 pages */
+#define LMDB_DB_LEAF     16 /* uint64 pages */
 #define LMDB_DB_OVERFLOW 24 /* uint64 pages */
-#define LMDB_DB_ENTRIES	 32 /* uint64 */
-#define LMDB_DB_ROOT	 40 /* uint64 page, LMDB_P_INVALID if empty */
+#define LMDB_DB_ENTRIES  32 /* uint64 */
+#define LMDB_DB_ROOT     40 /* uint64 page, LMDB_P_INVALID if empty */
 
 #define LMDB_INTEGERKEY 0x08
 
 /* The meta (MDB_meta), after the page header of pages 0 and 1. */
-#define LMDB_MM_MAGIC	0   /* uint32 */
+#define LMDB_MM_MAGIC   0   /* uint32 */
 #define LMDB_MM_VERSION 4   /* uint32 */
 #define LMDB_MM_MAPSIZE 16  /* uint64 */
-#define LMDB_MM_FREE	24  /* MDB_db; its pad is the page size */
-#define LMDB_MM_MAIN	72  /* MDB_db */
-#define LMDB_MM_LASTPG	120 /* uint64 */
-#define LMDB_MM_TXNID	128 /* uint64 */
-#define LMDB_META_SIZE	136
+#define LMDB_MM_FREE    24  /* MDB_db; its pad is the page size */
+#define LMDB_MM_MAIN    72  /* MDB_db */
+#define LMDB_MM_LASTPG  120 /* uint64 */
+#define LMDB_MM_TXNID   128 /* uint64 */
+#define LMDB_META_SIZE  136
 
 static inline uint16_t
 lmdb_u16(const unsigned char *p)

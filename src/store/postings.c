@@ -146,8 +146,8 @@ postings_seek(struct postings *pl, uint32_t target)
 	 * before target. */
 	if (pl->pos >= pl->count || pl->cur > target ||
 	    (pl->skip != NULL && pl->pos / STORE_BLOCK + 1 < pl->nblocks &&
-	    u32_at(pl->skip + 8 * (size_t)(pl->pos / STORE_BLOCK + 1)) <=
-	    target)) {
+		u32_at(pl->skip + 8 * (size_t)(pl->pos / STORE_BLOCK + 1)) <=
+		    target)) {
 		lo = 0;
 		hi = pl->nblocks;
 		while (pl->skip != NULL && hi - lo > 1) {
@@ -256,7 +256,7 @@ postings_check(const void *p, size_t len, uint32_t limit,
 		prev_end = pl.at;
 		if (n < pl.count && n % STORE_BLOCK == 0 &&
 		    u32_at(pl.skip + 8 * (size_t)(n / STORE_BLOCK) + 4) !=
-		    (size_t)(prev_end - pl.data))
+			(size_t)(prev_end - pl.data))
 			return -1;
 	} while (postings_next(&pl));
 	if (pl.bad || n != pl.count)

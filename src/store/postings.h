@@ -17,8 +17,8 @@ struct postings {
 	const unsigned char *data, *end;
 	const unsigned char *at; /* the next gap to decode */
 	uint32_t count, nblocks;
-	uint32_t pos;  /* index of the current entry; count: ended */
-	uint32_t cur;  /* its value */
+	uint32_t pos;   /* index of the current entry; count: ended */
+	uint32_t cur;   /* its value */
 	uint32_t limit; /* values must be below this */
 	bool bad;
 };
@@ -27,8 +27,8 @@ struct postings {
  * Opens the list p[0..len) with values below limit, at its first entry.
  * Returns -1 (and sets bad) if its header does not fit.
  */
-int postings_open(struct postings *pl, const void *p, size_t len,
-    uint32_t limit);
+int
+postings_open(struct postings *pl, const void *p, size_t len, uint32_t limit);
 /* Moves to the next entry; false at the end (or if bad). */
 bool postings_next(struct postings *pl);
 /* Moves to entry k < count; false if bad. */

@@ -94,8 +94,8 @@ check_meta(struct store *s, uint64_t file_size)
 	/* The magic and version first: another version's meta may well
 	 * have another size. Any other size is not ours. */
 	memset(&m, 0, sizeof(m));
-	memcpy(&m, val.mv_data, val.mv_size < sizeof(m) ? val.mv_size :
-	    sizeof(m));
+	memcpy(&m, val.mv_data,
+	    val.mv_size < sizeof(m) ? val.mv_size : sizeof(m));
 	if (val.mv_size < offsetof(struct store_meta, reserved) ||
 	    memcmp(m.magic, STORE_MAGIC, sizeof(STORE_MAGIC)) != 0)
 		return STORE_EBADMAGIC;
@@ -108,16 +108,15 @@ check_meta(struct store *s, uint64_t file_size)
 	if (m.nauthors > m.nquotes || m.nquotes > UINT32_MAX)
 		return STORE_ECORRUPT;
 
-	if ((rc = open_dbi(s->txn, STORE_DB_AUTHORS, 0, &s->authors,
-	    &n)) != 0)
+	if ((rc = open_dbi(s->txn, STORE_DB_AUTHORS, 0, &s->authors, &n)) != 0)
 		return rc;
 	if ((rc = open_dbi(s->txn, STORE_DB_BYINDEX, MDB_INTEGERKEY,
-	    &s->byindex, &nauthors2)) != 0)
+		 &s->byindex, &nauthors2)) != 0)
 		return rc;
 	if (n != m.nauthors || nauthors2 != m.nauthors)
 		return STORE_ECORRUPT;
 	if ((rc = open_dbi(s->txn, STORE_DB_QUOTES, MDB_INTEGERKEY, &s->quotes,
-	    &n)) != 0)
+		 &n)) != 0)
 		return rc;
 	if (n != m.nquotes)
 		return STORE_ECORRUPT;
@@ -126,7 +125,7 @@ check_meta(struct store *s, uint64_t file_size)
 	    (rc = open_dbi(s->txn, STORE_DB_FOLDED, 0, &s->folded, &n)) != 0)
 		return rc;
 	if ((rc = open_dbi(s->txn, STORE_DB_LENGTHS, MDB_INTEGERKEY,
-	    &s->lengths, &n)) != 0)
+		 &s->lengths, &n)) != 0)
 		return rc;
 	if (n != 2)
 		return STORE_ECORRUPT;
@@ -161,12 +160,11 @@ find_map(struct store *s, int fd)
 	    (rc = mdb_env_stat(s->env, &st)) != 0)
 		return rc;
 	if (pread(fd, meta[0], sizeof(meta[0]), 0) != sizeof(meta[0]) ||
-	    pread(fd, meta[1], sizeof(meta[1]), st.ms_psize) !=
-	    sizeof(meta[1]))
+	    pread(fd, meta[1], sizeof(meta[1]), st.ms_psize) != sizeof(meta[1]))
 		return STORE_ETRUNCATED;
 	/* The meta LMDB picks (mdb_env_pick_meta). */
 	m = meta[lmdb_u64(meta[0] + LMDB_PAGEHDRSZ + LMDB_MM_TXNID) <
-	    lmdb_u64(meta[1] + LMDB_PAGEHDRSZ + LMDB_MM_TXNID)] +
+		lmdb_u64(meta[1] + LMDB_PAGEHDRSZ + LMDB_MM_TXNID)] +
 	    LMDB_PAGEHDRSZ;
 	root = lmdb_u64(m + LMDB_MM_MAIN + LMDB_DB_ROOT);
 	/* check_meta() made (me_last_pgno + 1) * psize fit the file. */
@@ -344,8 +342,8 @@ store_get_author(const struct store *s, MDB_dbi dbi, MDB_val *key,
 }
 
 int
-store_pick(const struct store *s, const char *author, size_t len,
-    struct rng *r, struct store_quote *out)
+store_pick(const struct store *s, const char *author, size_t len, struct rng *r,
+    struct store_quote *out)
 {
 	struct store_author a;
 	MDB_val key;
@@ -405,8 +403,8 @@ store_cursor_after(MDB_cursor *cur, const char *after, size_t afterlen,
 
 int
 store_authors(const struct store *s, const char *after, size_t afterlen,
-    size_t max, int (*fn)(void *arg, const char *name, size_t len),
-    void *arg, int *more)
+    size_t max, int (*fn)(void *arg, const char *name, size_t len), void *arg,
+    int *more)
 {
 	MDB_cursor *cur;
 	MDB_val key, val;

@@ -16,14 +16,14 @@ struct store;
 
 /* Errors of our own; any other non-zero code is an LMDB or errno code. */
 enum {
-	STORE_EBADMAGIC = -40001, /* an LMDB file, but not a quoterd one */
-	STORE_EVERSION = -40002,  /* a quoterd file of another format */
-	STORE_EEMPTY = -40003,    /* no quotes */
+	STORE_EBADMAGIC = -40001,  /* an LMDB file, but not a quoterd one */
+	STORE_EVERSION = -40002,   /* a quoterd file of another format */
+	STORE_EEMPTY = -40003,     /* no quotes */
 	STORE_ECORRUPT = -40004,   /* counts, records or pages are wrong */
 	STORE_ETRUNCATED = -40005, /* shorter than its pages say */
-	STORE_EBOUNDS = -40006,	   /* a record lies outside the file */
+	STORE_EBOUNDS = -40006,    /* a record lies outside the file */
 	STORE_ECHECKSUM = -40007,  /* content and checksum disagree */
-	STORE_ENOMATCH = -40008	   /* no quote satisfies the filter */
+	STORE_ENOMATCH = -40008    /* no quote satisfies the filter */
 };
 
 struct store_quote {
@@ -50,7 +50,7 @@ const char *store_strerror(int err);
 struct store_info {
 	uint64_t nquotes;
 	uint64_t nauthors;
-	uint64_t size;	   /* bytes of the file */
+	uint64_t size;     /* bytes of the file */
 	uint64_t checksum; /* the content checksum in the meta record */
 };
 /*
@@ -77,8 +77,8 @@ int store_pick(const struct store *s, const char *author, size_t len,
  * Names point into the map and are not NUL-terminated.
  */
 int store_authors(const struct store *s, const char *after, size_t afterlen,
-    size_t max, int (*fn)(void *arg, const char *name, size_t len),
-    void *arg, int *more);
+    size_t max, int (*fn)(void *arg, const char *name, size_t len), void *arg,
+    int *more);
 
 /*
  * Filters (format 3): which quotes a filtered pick, a search or the quote
@@ -86,7 +86,7 @@ int store_authors(const struct store *s, const char *after, size_t afterlen,
  * folded (words_fold()); they and tags point into the caller's memory.
  */
 #define STORE_MAX_WORDS 16
-#define STORE_MAX_TAGS 16
+#define STORE_MAX_TAGS  16
 /* Authors whose names fold alike that one loose match covers. */
 #define STORE_MAX_NAMESAKES 8
 
@@ -126,9 +126,9 @@ int store_pick_filtered(const struct store *s, const struct store_filter *f,
  * least from, in index order; *next is the index after the last one
  * listed if more follow, else UINT32_MAX; *total counts every match.
  */
-int store_search(const struct store *s, const struct store_filter *f,
-    uint32_t from, size_t max,
-    int (*fn)(void *arg, const struct store_quote *q), void *arg,
+int
+store_search(const struct store *s, const struct store_filter *f, uint32_t from,
+    size_t max, int (*fn)(void *arg, const struct store_quote *q), void *arg,
     uint32_t *next, uint64_t *total);
 /*
  * The quote of day day (days since 1970-01-01) among the quotes matching

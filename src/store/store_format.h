@@ -61,24 +61,24 @@
 
 #include <stdint.h>
 
-#define STORE_FORMAT_VERSION 3
-#define STORE_MAGIC "QUOTERD"
-#define STORE_META_KEY "quoterd"
-#define STORE_DB_META "meta"
-#define STORE_DB_AUTHORS "authors"
-#define STORE_DB_BYINDEX "byindex"
-#define STORE_DB_QUOTES "quotes"
-#define STORE_DB_WORDS "words"
-#define STORE_DB_TAGS "tags"
-#define STORE_DB_FOLDED "folded"
-#define STORE_DB_LENGTHS "lengths"
-#define STORE_MAXDBS 8
+#define STORE_FORMAT_VERSION  3
+#define STORE_MAGIC           "QUOTERD"
+#define STORE_META_KEY        "quoterd"
+#define STORE_DB_META         "meta"
+#define STORE_DB_AUTHORS      "authors"
+#define STORE_DB_BYINDEX      "byindex"
+#define STORE_DB_QUOTES       "quotes"
+#define STORE_DB_WORDS        "words"
+#define STORE_DB_TAGS         "tags"
+#define STORE_DB_FOLDED       "folded"
+#define STORE_DB_LENGTHS      "lengths"
+#define STORE_MAXDBS          8
 #define STORE_LENGTHS_BYQUOTE 0
-#define STORE_LENGTHS_SORTED 1
-#define STORE_BLOCK 64 /* posting list entries a skip entry */
+#define STORE_LENGTHS_SORTED  1
+#define STORE_BLOCK           64 /* posting list entries a skip entry */
 /* The importer's limits, which the verifier holds every record to. */
-#define STORE_MAX_AUTHOR 511	     /* bytes of an author's name */
-#define STORE_MAX_QUOTE (64 * 1024) /* bytes of a quote's text */
+#define STORE_MAX_AUTHOR 511         /* bytes of an author's name */
+#define STORE_MAX_QUOTE  (64 * 1024) /* bytes of a quote's text */
 
 struct store_meta {
 	char magic[8]; /* STORE_MAGIC, NUL-padded */

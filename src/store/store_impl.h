@@ -24,10 +24,10 @@ struct store {
 	const unsigned char *sorted;   /* uint32 indexes by (length, index) */
 	uint64_t nquotes;
 	uint64_t nauthors;
-	uint64_t size;	   /* of the file */
+	uint64_t size;     /* of the file */
 	uint64_t checksum; /* as the meta says */
-	uintptr_t base;	   /* the map's first byte */
-	uint64_t limit;	   /* bytes mapped and in the file */
+	uintptr_t base;    /* the map's first byte */
+	uint64_t limit;    /* bytes mapped and in the file */
 };
 
 /*

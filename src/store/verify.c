@@ -55,8 +55,7 @@ compare_u64(const void *a, const void *b)
 
 /* Quote index's length and the words the word index must give it. */
 static int
-index_quote(struct verify *v, struct store *s, uint32_t index,
-    const char *text)
+index_quote(struct verify *v, struct store *s, uint32_t index, const char *text)
 {
 	char folded[WORDS_FOLD_ROOM(WORDS_MAX_WORD)];
 	size_t len = strlen(text), pos = 0, start, wlen, flen, n = 0;
@@ -122,8 +121,8 @@ add_nothing(void *arg, uint32_t index)
  * what names it in messages.
  */
 static int
-check_index(struct verify *v, struct store *s, MDB_dbi dbi,
-    const char *what, uint32_t limit, void (*fn)(void *, uint32_t))
+check_index(struct verify *v, struct store *s, MDB_dbi dbi, const char *what,
+    uint32_t limit, void (*fn)(void *, uint32_t))
 {
 	char folded[LMDB_MAX_KEYSIZE + 1];
 	MDB_cursor *cur;
@@ -134,33 +133,37 @@ check_index(struct verify *v, struct store *s, MDB_dbi dbi,
 	if ((rc = mdb_cursor_open(s->txn, dbi, &cur)) != 0)
 		return rc;
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT), n++) {
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT), n++) {
 		bool good;
 
 		if (fn == add_nothing)
 			good = words_tag_valid(key.mv_data, key.mv_size);
 		else if (fn == add_word)
 			good = good_text(key.mv_data, key.mv_size,
-			    WORDS_FOLD_ROOM(WORDS_MAX_WORD)) &&
+				   WORDS_FOLD_ROOM(WORDS_MAX_WORD)) &&
 			    words_fold(key.mv_data, key.mv_size, folded,
-			    sizeof(folded)) == key.mv_size &&
+				sizeof(folded)) == key.mv_size &&
 			    memcmp(folded, key.mv_data, key.mv_size) == 0;
 		else
 			good = good_text(key.mv_data, key.mv_size,
-			    LMDB_MAX_KEYSIZE) &&
+				   LMDB_MAX_KEYSIZE) &&
 			    words_fold_name(key.mv_data, key.mv_size, folded,
-			    LMDB_MAX_KEYSIZE) == key.mv_size &&
+				LMDB_MAX_KEYSIZE) == key.mv_size &&
 			    memcmp(folded, key.mv_data, key.mv_size) == 0;
 		if (!good) {
-			rc = verify_fail(v, STORE_ECORRUPT, "%s: key %llu is not one "
-			    "the importer writes", what, (ull)n);
+			rc = verify_fail(v, STORE_ECORRUPT,
+			    "%s: key %llu is not one "
+			    "the importer writes",
+			    what, (ull)n);
 			break;
 		}
 		v->term = XXH3_64bits(key.mv_data, key.mv_size);
-		if (postings_check(val.mv_data, val.mv_size, limit, fn,
-		    v) != 0) {
-			rc = verify_fail(v, STORE_ECORRUPT, "%s: key %llu: a bad "
-			    "posting list", what, (ull)n);
+		if (postings_check(val.mv_data, val.mv_size, limit, fn, v) !=
+		    0) {
+			rc = verify_fail(v, STORE_ECORRUPT,
+			    "%s: key %llu: a bad "
+			    "posting list",
+			    what, (ull)n);
 			break;
 		}
 	}
@@ -199,11 +202,11 @@ check_indexes(struct verify *v, struct store *s)
 
 	if ((rc = check_sorted(v, s)) != 0 ||
 	    (rc = check_index(v, s, s->words, "words", (uint32_t)s->nquotes,
-	    add_word)) != 0 ||
+		 add_word)) != 0 ||
 	    (rc = check_index(v, s, s->tags, "tags", (uint32_t)s->nquotes,
-	    add_nothing)) != 0 ||
-	    (rc = check_index(v, s, s->folded, "folded",
-	    (uint32_t)s->nauthors, add_folded)) != 0)
+		 add_nothing)) != 0 ||
+	    (rc = check_index(v, s, s->folded, "folded", (uint32_t)s->nauthors,
+		 add_folded)) != 0)
 		return rc;
 	if (v->got_words != v->want_words)
 		return verify_fail(v, STORE_ECORRUPT,
@@ -216,9 +219,9 @@ check_indexes(struct verify *v, struct store *s)
 
 /* The author at the authors cursor, and its twin in byindex. */
 static int
-check_author(struct verify *v, struct store *s, uint32_t index,
-    uint32_t first, const MDB_val *name, const MDB_val *rec,
-    const MDB_val *key2, const MDB_val *rec2, struct store_author *a)
+check_author(struct verify *v, struct store *s, uint32_t index, uint32_t first,
+    const MDB_val *name, const MDB_val *rec, const MDB_val *key2,
+    const MDB_val *rec2, struct store_author *a)
 {
 	struct store_author b;
 	MDB_val again;
@@ -251,7 +254,7 @@ check_author(struct verify *v, struct store *s, uint32_t index,
 	memcpy(&b, rec2->mv_data, sizeof(b));
 	if (memcmp(&b, a, sizeof(b)) != 0 ||
 	    memcmp((const char *)rec2->mv_data + sizeof(b), name->mv_data,
-	    name->mv_size) != 0)
+		name->mv_size) != 0)
 		return verify_fail(v, STORE_ECORRUPT,
 		    "byindex: author %u differs from authors", index);
 	/* Lookups find what the walk found. */
@@ -275,8 +278,8 @@ check_quote(struct verify *v, struct store *s, uint32_t index,
 
 	if (key->mv_size != sizeof(index) ||
 	    memcmp(key->mv_data, &index, sizeof(index)) != 0)
-		return verify_fail(v, STORE_ECORRUPT, "quotes: quote %u is missing",
-		    index);
+		return verify_fail(v, STORE_ECORRUPT,
+		    "quotes: quote %u is missing", index);
 	if (mdb_get(s->txn, s->quotes, (MDB_val *)key, &again) != 0 ||
 	    again.mv_data != val->mv_data || again.mv_size != val->mv_size)
 		return verify_fail(v, STORE_ECORRUPT,
@@ -286,8 +289,8 @@ check_quote(struct verify *v, struct store *s, uint32_t index,
 		return verify_fail(v, STORE_ECORRUPT,
 		    "quotes: quote %u is not a QuoteReply", index);
 	if (!good_text(r->quote, strlen(r->quote), STORE_MAX_QUOTE))
-		rc = verify_fail(v, STORE_ECORRUPT, "quotes: quote %u: a bad text",
-		    index);
+		rc = verify_fail(v, STORE_ECORRUPT,
+		    "quotes: quote %u: a bad text", index);
 	else if (strlen(r->author) != author->mv_size ||
 	    memcmp(r->author, author->mv_data, author->mv_size) != 0)
 		rc = verify_fail(v, STORE_ECORRUPT,
@@ -333,12 +336,12 @@ check_records(struct verify *v, struct store *s)
 
 		if ((rc = mdb_cursor_get(ca, &name, &rec, op)) != 0 ||
 		    (rc = mdb_cursor_get(cb, &key2, &rec2, op)) != 0) {
-			rc = verify_fail(v, STORE_ECORRUPT, "author %u is missing",
-			    i);
+			rc = verify_fail(v, STORE_ECORRUPT,
+			    "author %u is missing", i);
 			goto done;
 		}
 		if ((rc = check_author(v, s, i, first, &name, &rec, &key2,
-		    &rec2, &a)) != 0)
+			 &rec2, &a)) != 0)
 			goto done;
 		for (; qi < first + a.count; qi++) {
 			op = qi == 0 ? MDB_FIRST : MDB_NEXT;
@@ -347,8 +350,8 @@ check_records(struct verify *v, struct store *s)
 				    "quotes: quote %u is missing", qi);
 				goto done;
 			}
-			if ((rc = check_quote(v, s, qi, &qkey, &qval,
-			    &name)) != 0)
+			if ((rc = check_quote(v, s, qi, &qkey, &qval, &name)) !=
+			    0)
 				goto done;
 		}
 		first += a.count;
@@ -371,14 +374,14 @@ check_records(struct verify *v, struct store *s)
 	summed[6] = s->lengths;
 	if ((rc = store_checksum(s->txn, summed, &sum)) != 0)
 		goto done;
-	/* Anyone can compute the sum, so it guards against damage, not
-	 * against a crafted file: fuzzing goes past it to what is served
-	 * from a file that carries the right one. */
+		/* Anyone can compute the sum, so it guards against damage, not
+		 * against a crafted file: fuzzing goes past it to what is
+		 * served from a file that carries the right one. */
 #ifndef QUOTERD_FUZZ
 	if (sum != s->checksum)
 		rc = verify_fail(v, STORE_ECHECKSUM,
-		    "content checksum %016llx, the meta says %016llx",
-		    (ull)sum, (ull)s->checksum);
+		    "content checksum %016llx, the meta says %016llx", (ull)sum,
+		    (ull)s->checksum);
 #endif
 done:
 	if (cq != NULL)

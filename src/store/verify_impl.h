@@ -20,8 +20,8 @@ struct verify {
 	/* The indexes as the quotes and authors say they must be, summed
 	 * over (term, index) pairs, and as the indexes hold them. */
 	uint64_t want_words, got_words, want_folded, got_folded;
-	uint64_t term;	     /* the hash of the term being walked */
-	uint64_t *hashes;    /* a quote's word hashes */
+	uint64_t term;    /* the hash of the term being walked */
+	uint64_t *hashes; /* a quote's word hashes */
 	size_t nhashes;
 	char *why;
 	size_t whylen;

@@ -95,8 +95,7 @@ take(struct verify *v, const struct tree *t, uint64_t pgno, uint64_t n)
 	for (uint64_t i = pgno; i < pgno + n; i++) {
 		if (v->seen[i / 8] & (1u << (i % 8)))
 			return verify_fail(v, STORE_ECORRUPT,
-			    "%s: page %llu is reached twice", t->name,
-			    (ull)i);
+			    "%s: page %llu is reached twice", t->name, (ull)i);
 		v->seen[i / 8] |= (unsigned char)(1u << (i % 8));
 	}
 	return 0;
@@ -106,8 +105,8 @@ static int
 check_key(struct verify *v, struct tree *t, uint64_t pgno, unsigned i,
     const unsigned char *key, size_t len, bool leaf)
 {
-	if (t->intkey ? len != sizeof(uint32_t) :
-	    len == 0 || len > LMDB_MAX_KEYSIZE)
+	if (t->intkey ? len != sizeof(uint32_t)
+		      : len == 0 || len > LMDB_MAX_KEYSIZE)
 		return verify_fail(v, STORE_ECORRUPT,
 		    "%s: page %llu: node %u has a key of %zu bytes", t->name,
 		    (ull)pgno, i, len);
@@ -144,18 +143,21 @@ check_overflow(struct verify *v, struct tree *t, uint64_t pgno, unsigned i,
 	if (opg >= v->npages)
 		return verify_fail(v, STORE_ECORRUPT,
 		    "%s: page %llu: node %u: overflow page %llu lies past the "
-		    "last page", t->name, (ull)pgno, i, (ull)opg);
+		    "last page",
+		    t->name, (ull)pgno, i, (ull)opg);
 	p = v->map + opg * v->psize;
 	pages = lmdb_u32(p + LMDB_PG_PAGES);
 	if (lmdb_u64(p + LMDB_PG_PGNO) != opg ||
 	    lmdb_u16(p + LMDB_PG_FLAGS) != LMDB_P_OVERFLOW)
 		return verify_fail(v, STORE_ECORRUPT,
 		    "%s: page %llu: node %u: page %llu is not an overflow "
-		    "page", t->name, (ull)pgno, i, (ull)opg);
+		    "page",
+		    t->name, (ull)pgno, i, (ull)opg);
 	if (pages < need)
 		return verify_fail(v, STORE_ECORRUPT,
 		    "%s: page %llu: node %u: %llu bytes on %llu overflow "
-		    "pages", t->name, (ull)pgno, i, (ull)dsize, (ull)pages);
+		    "pages",
+		    t->name, (ull)pgno, i, (ull)dsize, (ull)pages);
 	t->overflow += pages;
 	return take(v, t, opg, pages);
 }
@@ -175,7 +177,7 @@ check_leaf_node(struct verify *v, struct tree *t, uint64_t pgno, unsigned i,
 	 * already known to fit. */
 	room -= LMDB_NODESIZE + ksize;
 	if ((rc = check_key(v, t, pgno, i, node + LMDB_NODESIZE, ksize,
-	    true)) != 0)
+		 true)) != 0)
 		return rc;
 	t->entries++;
 	if (t->main) {
@@ -185,16 +187,18 @@ check_leaf_node(struct verify *v, struct tree *t, uint64_t pgno, unsigned i,
 		    room < LMDB_DB_SIZE)
 			return verify_fail(v, STORE_ECORRUPT,
 			    "main database: page %llu: node %u is not a named "
-			    "database", (ull)pgno, i);
+			    "database",
+			    (ull)pgno, i);
 		for (k = 0; k < STORE_MAXDBS; k++)
 			if (strlen(named[k].name) == ksize &&
 			    memcmp(named[k].name, node + LMDB_NODESIZE,
-			    ksize) == 0)
+				ksize) == 0)
 				break;
 		if (k == STORE_MAXDBS)
 			return verify_fail(v, STORE_EBADMAGIC,
 			    "main database: page %llu: node %u names a "
-			    "database that is not quoterd's", (ull)pgno, i);
+			    "database that is not quoterd's",
+			    (ull)pgno, i);
 		memcpy(t->dbs[k], data, LMDB_DB_SIZE);
 		t->found |= 1u << k;
 		return 0;
@@ -203,8 +207,8 @@ check_leaf_node(struct verify *v, struct tree *t, uint64_t pgno, unsigned i,
 		if (dsize > room)
 			return verify_fail(v, STORE_ECORRUPT,
 			    "%s: page %llu: node %u: its %llu bytes of data "
-			    "lie past the page end", t->name, (ull)pgno, i,
-			    (ull)dsize);
+			    "lie past the page end",
+			    t->name, (ull)pgno, i, (ull)dsize);
 		return 0;
 	}
 	if (flags == LMDB_F_BIGDATA) {
@@ -214,8 +218,9 @@ check_leaf_node(struct verify *v, struct tree *t, uint64_t pgno, unsigned i,
 			    t->name, (ull)pgno, i);
 		return check_overflow(v, t, pgno, i, lmdb_u64(data), dsize);
 	}
-	return verify_fail(v, STORE_ECORRUPT, "%s: page %llu: node %u has flags %#x",
-	    t->name, (ull)pgno, i, flags);
+	return verify_fail(v, STORE_ECORRUPT,
+	    "%s: page %llu: node %u has flags %#x", t->name, (ull)pgno, i,
+	    flags);
 }
 
 static int
@@ -233,8 +238,8 @@ walk(struct verify *v, struct tree *t, uint64_t pgno, unsigned level)
 	upper = lmdb_u16(p + LMDB_PG_UPPER);
 	if (lmdb_u64(p + LMDB_PG_PGNO) != pgno)
 		return verify_fail(v, STORE_ECORRUPT,
-		    "%s: page %llu calls itself page %llu", t->name,
-		    (ull)pgno, (ull)lmdb_u64(p + LMDB_PG_PGNO));
+		    "%s: page %llu calls itself page %llu", t->name, (ull)pgno,
+		    (ull)lmdb_u64(p + LMDB_PG_PGNO));
 	if (flags != LMDB_P_BRANCH && flags != LMDB_P_LEAF)
 		return verify_fail(v, STORE_ECORRUPT,
 		    "%s: page %llu has flags %#x, not a branch or leaf page",
@@ -244,18 +249,19 @@ walk(struct verify *v, struct tree *t, uint64_t pgno, unsigned level)
 	if ((flags == LMDB_P_LEAF) != (level == t->depth))
 		return verify_fail(v, STORE_ECORRUPT,
 		    "%s: page %llu: a %s page at level %u of %u", t->name,
-		    (ull)pgno, flags == LMDB_P_LEAF ? "leaf" : "branch",
-		    level, t->depth);
+		    (ull)pgno, flags == LMDB_P_LEAF ? "leaf" : "branch", level,
+		    t->depth);
 	if (lower < LMDB_PAGEHDRSZ || lower > upper || upper > v->psize ||
 	    (lower - LMDB_PAGEHDRSZ) % 2 != 0)
 		return verify_fail(v, STORE_ECORRUPT,
 		    "%s: page %llu: free space from %u to %u is not inside "
-		    "the page", t->name, (ull)pgno, lower, upper);
+		    "the page",
+		    t->name, (ull)pgno, lower, upper);
 	n = (lower - LMDB_PAGEHDRSZ) / 2;
 	/* LMDB asserts that a branch has two children or more. */
 	if (n < (flags == LMDB_P_BRANCH ? 2u : 1u))
-		return verify_fail(v, STORE_ECORRUPT, "%s: page %llu has %u nodes",
-		    t->name, (ull)pgno, n);
+		return verify_fail(v, STORE_ECORRUPT,
+		    "%s: page %llu has %u nodes", t->name, (ull)pgno, n);
 	if (flags == LMDB_P_BRANCH)
 		t->branch++;
 	else
@@ -269,7 +275,8 @@ walk(struct verify *v, struct tree *t, uint64_t pgno, unsigned level)
 		if (off < upper || off % 2 != 0)
 			return verify_fail(v, STORE_ECORRUPT,
 			    "%s: page %llu: node %u lies outside the node "
-			    "area", t->name, (ull)pgno, i);
+			    "area",
+			    t->name, (ull)pgno, i);
 		if (off > v->psize - LMDB_NODESIZE)
 			return verify_fail(v, STORE_ECORRUPT,
 			    "%s: page %llu: node %u lies past the page end",
@@ -278,17 +285,19 @@ walk(struct verify *v, struct tree *t, uint64_t pgno, unsigned level)
 		if (ksize > v->psize - off - LMDB_NODESIZE)
 			return verify_fail(v, STORE_ECORRUPT,
 			    "%s: page %llu: node %u: its key lies past the "
-			    "page end", t->name, (ull)pgno, i);
+			    "page end",
+			    t->name, (ull)pgno, i);
 		if (flags == LMDB_P_LEAF) {
 			if ((rc = check_leaf_node(v, t, pgno, i, node,
-			    v->psize - off)) != 0)
+				 v->psize - off)) != 0)
 				return rc;
 			continue;
 		}
 		/* A branch's first key is never read (LMDB's searches
 		 * start at node 1) and is left empty. */
-		if (i > 0 && (rc = check_key(v, t, pgno, i,
-		    node + LMDB_NODESIZE, ksize, false)) != 0)
+		if (i > 0 &&
+		    (rc = check_key(v, t, pgno, i, node + LMDB_NODESIZE, ksize,
+			 false)) != 0)
 			return rc;
 		child = lmdb_u16(node + LMDB_ND_LO) |
 		    (uint64_t)lmdb_u16(node + LMDB_ND_HI) << 16 |
@@ -296,8 +305,9 @@ walk(struct verify *v, struct tree *t, uint64_t pgno, unsigned level)
 		if (child >= v->npages)
 			return verify_fail(v, STORE_ECORRUPT,
 			    "%s: page %llu: node %u points to page %llu, past "
-			    "the last page %llu", t->name, (ull)pgno, i,
-			    (ull)child, (ull)v->npages - 1);
+			    "the last page %llu",
+			    t->name, (ull)pgno, i, (ull)child,
+			    (ull)v->npages - 1);
 		if ((rc = walk(v, t, child, level + 1)) != 0)
 			return rc;
 	}
@@ -315,8 +325,9 @@ walk_tree(struct verify *v, struct tree *t, const unsigned char *db,
 
 	t->depth = lmdb_u16(db + LMDB_DB_DEPTH);
 	if (flags != want_flags)
-		return verify_fail(v, STORE_ECORRUPT, "%s: database flags %#x, not %#x",
-		    t->name, flags, want_flags);
+		return verify_fail(v, STORE_ECORRUPT,
+		    "%s: database flags %#x, not %#x", t->name, flags,
+		    want_flags);
 	if (root == LMDB_P_INVALID && t->empty_ok) {
 		if (t->depth != 0 || lmdb_u64(db + LMDB_DB_ENTRIES) != 0 ||
 		    lmdb_u64(db + LMDB_DB_BRANCH) != 0 ||
@@ -340,8 +351,8 @@ walk_tree(struct verify *v, struct tree *t, const unsigned char *db,
 	    t->overflow != lmdb_u64(db + LMDB_DB_OVERFLOW))
 		return verify_fail(v, STORE_ECORRUPT,
 		    "%s: %llu entries on %llu branch, %llu leaf and %llu "
-		    "overflow pages, not as its record says", t->name,
-		    (ull)t->entries, (ull)t->branch, (ull)t->leaf,
+		    "overflow pages, not as its record says",
+		    t->name, (ull)t->entries, (ull)t->branch, (ull)t->leaf,
 		    (ull)t->overflow);
 	return 0;
 }
@@ -362,7 +373,8 @@ check_metas(struct verify *v, const unsigned char **meta)
 
 		if (v->size < LMDB_PAGEHDRSZ + LMDB_META_SIZE ||
 		    off > v->size - (LMDB_PAGEHDRSZ + LMDB_META_SIZE))
-			return verify_fail(v, i == 0 ? MDB_INVALID : STORE_ETRUNCATED,
+			return verify_fail(v,
+			    i == 0 ? MDB_INVALID : STORE_ETRUNCATED,
 			    "the file is too short for meta page %d", i);
 		m[i] = p + LMDB_PAGEHDRSZ;
 		if (!(lmdb_u16(p + LMDB_PG_FLAGS) & LMDB_P_META) ||
@@ -382,15 +394,15 @@ check_metas(struct verify *v, const unsigned char **meta)
 			    "meta page %d: page size %u", i,
 			    lmdb_u32(m[i] + LMDB_MM_FREE + LMDB_DB_PAD));
 	}
-	*meta = m[lmdb_u64(m[0] + LMDB_MM_TXNID) <
-	    lmdb_u64(m[1] + LMDB_MM_TXNID)];
+	*meta =
+	    m[lmdb_u64(m[0] + LMDB_MM_TXNID) < lmdb_u64(m[1] + LMDB_MM_TXNID)];
 	v->psize = psize;
 	last = lmdb_u64(*meta + LMDB_MM_LASTPG);
 	if (last < 1 || last >= v->size / psize)
 		return verify_fail(v, STORE_ETRUNCATED,
 		    "the meta's last page %llu of %u bytes lies past the end "
-		    "of the file's %llu bytes", (ull)last, psize,
-		    (ull)v->size);
+		    "of the file's %llu bytes",
+		    (ull)last, psize, (ull)v->size);
 	v->npages = last + 1;
 	return 0;
 }
@@ -416,14 +428,14 @@ verify_pages(struct verify *v)
 		    t.depth);
 	for (unsigned k = 0; k < STORE_MAXDBS; k++) {
 		struct tree sub = {.name = named[k].name,
-		    .intkey = named[k].intkey, .empty_ok = named[k].empty_ok};
+		    .intkey = named[k].intkey,
+		    .empty_ok = named[k].empty_ok};
 
 		if (!(t.found & (1u << k)))
 			return verify_fail(v, STORE_EBADMAGIC,
-			    "main database: no database \"%s\"",
-			    named[k].name);
+			    "main database: no database \"%s\"", named[k].name);
 		if ((rc = walk_tree(v, &sub, t.dbs[k],
-		    named[k].intkey ? LMDB_INTEGERKEY : 0)) != 0)
+			 named[k].intkey ? LMDB_INTEGERKEY : 0)) != 0)
 			return rc;
 		if (strcmp(named[k].name, STORE_DB_META) == 0 &&
 		    sub.entries != 1)

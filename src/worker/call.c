@@ -36,18 +36,16 @@
  * another: a client holding reflection streams open must not leave
  * health Watch (what balancers and Kubernetes ask) without a slot.
  */
-#define MAX_WATCH_STREAMS 1024
+#define MAX_WATCH_STREAMS      1024
 #define MAX_REFLECTION_STREAMS 128
 
 const struct method call_methods[SLOT_KINDS] = {
     [SLOT_QUOTE] = {"/quotes.Quoter/GetQuote",
 	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 0, METRICS_GET_QUOTE},
     [SLOT_LIST_AUTHORS] = {"/quotes.Quoter/ListAuthors",
-	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 4,
-	METRICS_LIST_AUTHORS},
+	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 4, METRICS_LIST_AUTHORS},
     [SLOT_CHECK] = {"/grpc.health.v1.Health/Check",
-	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 8,
-	METRICS_HEALTH_CHECK},
+	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 8, METRICS_HEALTH_CHECK},
     [SLOT_WATCH] = {"/grpc.health.v1.Health/Watch",
 	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 1, MAX_WATCH_STREAMS,
 	METRICS_HEALTH_WATCH},
@@ -59,8 +57,7 @@ const struct method call_methods[SLOT_KINDS] = {
 	GRPC_SRM_PAYLOAD_NONE, 1, MAX_REFLECTION_STREAMS,
 	METRICS_REFLECTION_ALPHA},
     [SLOT_SEARCH_QUOTES] = {"/quotes.Quoter/SearchQuotes",
-	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 4,
-	METRICS_SEARCH_QUOTES},
+	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 4, METRICS_SEARCH_QUOTES},
     [SLOT_LIST_TAGS] = {"/quotes.Quoter/ListTags",
 	GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0, 4, METRICS_LIST_TAGS},
     [SLOT_QUOTE_OF_THE_DAY] = {"/quotes.Quoter/GetQuoteOfTheDay",
@@ -115,8 +112,8 @@ slot_request(struct worker *w, struct slot *s)
 		w->waiting[s->kind]++;
 	if (s->kind == SLOT_UNKNOWN) {
 		grpc_call_details_init(&s->details);
-		err = grpc_server_request_call(w->server, &s->call,
-		    &s->details, &s->metadata, w->cq, w->cq, &s->op_tag);
+		err = grpc_server_request_call(w->server, &s->call, &s->details,
+		    &s->metadata, w->cq, w->cq, &s->op_tag);
 	} else {
 		err = grpc_server_request_registered_call(w->server,
 		    w->registered[s->kind], &s->call, &s->deadline,
@@ -199,8 +196,8 @@ call_start_batch(struct worker *w, struct slot *s, grpc_op *ops, grpc_op *end,
 		s->op_pending = 1;
 	else
 		s->close_pending = 1;
-	err = grpc_call_start_batch(s->call, ops, (size_t)(end - ops), tag,
-	    NULL);
+	err =
+	    grpc_call_start_batch(s->call, ops, (size_t)(end - ops), tag, NULL);
 	if (err == GRPC_CALL_OK)
 		return 0;
 	log_warnx("cannot start a batch: error %d", (int)err);
@@ -286,23 +283,22 @@ start_call(struct loop *t, struct slot *s)
 		status = service_get_quote(&ctx, s->request, &s->reply, &why);
 		break;
 	case SLOT_LIST_AUTHORS:
-		status = service_list_authors(&ctx, s->request, &s->reply,
-		    &why);
+		status =
+		    service_list_authors(&ctx, s->request, &s->reply, &why);
 		break;
 	case SLOT_SEARCH_QUOTES:
-		status = service_search_quotes(&ctx, s->request, &s->reply,
-		    &why);
+		status =
+		    service_search_quotes(&ctx, s->request, &s->reply, &why);
 		break;
 	case SLOT_LIST_TAGS:
 		status = service_list_tags(&ctx, s->request, &s->reply, &why);
 		break;
 	case SLOT_QUOTE_OF_THE_DAY:
-		status = service_quote_of_the_day(&ctx, s->request, &s->reply,
-		    &why);
+		status =
+		    service_quote_of_the_day(&ctx, s->request, &s->reply, &why);
 		break;
 	case SLOT_CHECK:
-		status = service_health_request(&ctx, s->request, &known,
-		    &why);
+		status = service_health_request(&ctx, s->request, &known, &why);
 		if (status == GRPC_STATUS_OK && !known) {
 			status = GRPC_STATUS_NOT_FOUND;
 			why = "unknown service";
@@ -453,8 +449,9 @@ call_thread(void *arg)
 		now = scoreboard_beat(w->score);
 		due = atomic_load(&w->next_tick);
 		/* One thread a tick, busy or idle. */
-		if (now >= due && atomic_compare_exchange_strong(&w->next_tick,
-		    &due, now + TICK_MS))
+		if (now >= due &&
+		    atomic_compare_exchange_strong(&w->next_tick, &due,
+			now + TICK_MS))
 			worker_tick(w, now);
 		if (ev.type == GRPC_QUEUE_TIMEOUT)
 			continue;
@@ -486,9 +483,10 @@ call_register(struct worker *w)
 {
 	for (int k = 0; k < SLOT_KINDS; k++)
 		if (call_methods[k].path != NULL)
-			w->registered[k] = grpc_server_register_method(
-			    w->server, call_methods[k].path, NULL,
-			    call_methods[k].payload, 0);
+			w->registered[k] =
+			    grpc_server_register_method(w->server,
+				call_methods[k].path, NULL,
+				call_methods[k].payload, 0);
 }
 
 void
@@ -507,7 +505,7 @@ call_request_all(struct worker *w)
 	n = 0;
 	for (int k = 0; k < SLOT_KINDS; k++) {
 		int count = call_methods[k].slots ? call_methods[k].slots
-					     : w->config->requested_calls;
+						  : w->config->requested_calls;
 
 		if (call_methods[k].stream) {
 			stream_add(w, (enum slot_kind)k);

@@ -16,11 +16,11 @@
 #include "quote_service.pb-c.h"
 
 #define AUTHORS_PAGE_DEFAULT 100
-#define AUTHORS_PAGE_MAX 1000
-#define SEARCH_PAGE_DEFAULT 20
-#define SEARCH_PAGE_MAX 1000
-#define TAGS_PAGE_DEFAULT 100
-#define TAGS_PAGE_MAX 1000
+#define AUTHORS_PAGE_MAX     1000
+#define SEARCH_PAGE_DEFAULT  20
+#define SEARCH_PAGE_MAX      1000
+#define TAGS_PAGE_DEFAULT    100
+#define TAGS_PAGE_MAX        1000
 
 /*
  * Search page tokens: the index to go on from, and a check over it and
@@ -57,8 +57,9 @@ token_parse(const Quotes__SearchQuotesRequest *req, uint32_t *from)
 	if (strlen(t) != 16)
 		return -1;
 	for (int i = 0; i < 16; i++) {
-		int d = t[i] >= '0' && t[i] <= '9' ? t[i] - '0' :
-		    t[i] >= 'a' && t[i] <= 'f' ? t[i] - 'a' + 10 : -1;
+		int d = t[i] >= '0' && t[i] <= '9' ? t[i] - '0'
+		    : t[i] >= 'a' && t[i] <= 'f'   ? t[i] - 'a' + 10
+						   : -1;
 
 		if (d < 0)
 			return -1;
@@ -126,8 +127,7 @@ map_string(const char *name, size_t len)
 /* A request's page size: 0 asks for def, more than max gets max, and a
  * negative one is INVALID_ARGUMENT. */
 static grpc_status_code
-page_size(int32_t asked, size_t def, size_t max, size_t *size,
-    const char **why)
+page_size(int32_t asked, size_t def, size_t max, size_t *size, const char **why)
 {
 	if (asked < 0) {
 		*why = "page_size is negative";
@@ -140,8 +140,8 @@ page_size(int32_t asked, size_t def, size_t max, size_t *size,
 }
 
 grpc_status_code
-service_search_quotes(const struct request_ctx *ctx,
-    grpc_byte_buffer *request, grpc_byte_buffer **reply, const char **why)
+service_search_quotes(const struct request_ctx *ctx, grpc_byte_buffer *request,
+    grpc_byte_buffer **reply, const char **why)
 {
 	Quotes__SearchQuotesRequest *req;
 	struct search_page page;
@@ -174,7 +174,7 @@ service_search_quotes(const struct request_ctx *ctx,
 	if (status != GRPC_STATUS_OK)
 		goto done;
 	if ((status = page_size(req->page_size, SEARCH_PAGE_DEFAULT,
-	    SEARCH_PAGE_MAX, &size, why)) != GRPC_STATUS_OK)
+		 SEARCH_PAGE_MAX, &size, why)) != GRPC_STATUS_OK)
 		goto done;
 	if (token_parse(req, &from) != 0) {
 		*why = "page_token is not one this search gave";
@@ -182,8 +182,9 @@ service_search_quotes(const struct request_ctx *ctx,
 		goto done;
 	}
 	/* An author named and not found matches nothing. */
-	if (!unknown && (rc = store_search(ctx->store, &f, from, size,
-	    add_quote, &page, &next, &total)) != 0) {
+	if (!unknown &&
+	    (rc = store_search(ctx->store, &f, from, size, add_quote, &page,
+		 &next, &total)) != 0) {
 		*why = store_strerror(rc);
 		status = GRPC_STATUS_INTERNAL;
 		goto done;
@@ -199,8 +200,8 @@ service_search_quotes(const struct request_ctx *ctx,
 	}
 	if (total > 0) {
 		tail[n++] = 3 << 3 | 0;
-		n += put_varint(tail + n, total > UINT32_MAX ? UINT32_MAX :
-		    total);
+		n += put_varint(tail + n,
+		    total > UINT32_MAX ? UINT32_MAX : total);
 	}
 	if (n > 0)
 		add_bytes(&page.out, tail, n);
@@ -253,7 +254,7 @@ service_list_tags(const struct request_ctx *ctx, grpc_byte_buffer *request,
 	if (req == NULL)
 		return status;
 	if ((status = page_size(req->page_size, TAGS_PAGE_DEFAULT,
-	    TAGS_PAGE_MAX, &size, why)) != GRPC_STATUS_OK)
+		 TAGS_PAGE_MAX, &size, why)) != GRPC_STATUS_OK)
 		goto done;
 	if ((page.tags = calloc(size, sizeof(*page.tags))) == NULL ||
 	    (page.ptrs = calloc(size, sizeof(*page.ptrs))) == NULL) {
@@ -271,8 +272,8 @@ service_list_tags(const struct request_ctx *ctx, grpc_byte_buffer *request,
 	out.n_tags = page.n;
 	out.tags = page.ptrs;
 	/* The token is the last name given, as ListAuthors' is. */
-	out.next_page_token = more && page.n > 0 ?
-	    page.tags[page.n - 1].name : "";
+	out.next_page_token =
+	    more && page.n > 0 ? page.tags[page.n - 1].name : "";
 	*reply = service_pack(&out.base);
 done:
 	for (size_t i = 0; i < page.n; i++)
@@ -319,15 +320,15 @@ service_list_authors(const struct request_ctx *ctx, grpc_byte_buffer *request,
 	if (req == NULL)
 		return status;
 	if ((status = page_size(req->page_size, AUTHORS_PAGE_DEFAULT,
-	    AUTHORS_PAGE_MAX, &size, why)) != GRPC_STATUS_OK)
+		 AUTHORS_PAGE_MAX, &size, why)) != GRPC_STATUS_OK)
 		goto done;
 	if ((page.names = calloc(size, sizeof(*page.names))) == NULL) {
 		*why = "out of memory";
 		status = GRPC_STATUS_RESOURCE_EXHAUSTED;
 		goto done;
 	}
-	rc = store_authors(ctx->store, req->page_token,
-	    strlen(req->page_token), size, add_author, &page, &more);
+	rc = store_authors(ctx->store, req->page_token, strlen(req->page_token),
+	    size, add_author, &page, &more);
 	if (rc != 0 || page.failed) {
 		*why = rc != 0 ? store_strerror(rc) : "out of memory";
 		status = GRPC_STATUS_INTERNAL;

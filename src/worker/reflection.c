@@ -29,7 +29,7 @@
 /* The gRPC status codes an ErrorResponse carries (grpc/status.h). */
 #define STATUS_NOT_FOUND     5
 #define STATUS_UNIMPLEMENTED 12
-#define STATUS_INTERNAL	     13
+#define STATUS_INTERNAL      13
 
 #define REQUEST(c)                                                             \
 	GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_##c
@@ -58,7 +58,7 @@ static const char *const served_files[] = {
 };
 
 struct file {
-	const char *name;	      /* points into the decoded set */
+	const char *name;             /* points into the decoded set */
 	ProtobufCBinaryData self;     /* this file serialized, owned */
 	ProtobufCBinaryData *closure; /* self, then each transitive import
 				       * once: what a response sends */
@@ -181,7 +181,7 @@ cleanup:
  * new name, which stays put while the index lives. */
 static int
 symbol_add(struct index *ix, const char *scope, const char *name, size_t file,
-	   bool message, const char **full)
+    bool message, const char **full)
 {
 	struct symbol *s;
 	size_t n;
@@ -216,7 +216,7 @@ symbol_add(struct index *ix, const char *scope, const char *name, size_t file,
 
 static int
 extension_add(struct index *ix, const char *scope, const field_proto *x,
-	      size_t file)
+    size_t file)
 {
 	struct extension *e;
 	size_t n;
@@ -246,7 +246,7 @@ extension_add(struct index *ix, const char *scope, const field_proto *x,
  * C++: "grpc.health.v1.HealthCheckResponse.SERVING". */
 static int
 index_enum(struct index *ix, const char *scope, const enum_proto *ep,
-	   size_t file)
+    size_t file)
 {
 	size_t i;
 
@@ -254,14 +254,14 @@ index_enum(struct index *ix, const char *scope, const enum_proto *ep,
 		return -1;
 	for (i = 0; i < ep->n_value; i++)
 		if (symbol_add(ix, scope, ep->value[i]->name, file, false,
-			       NULL) == -1)
+			NULL) == -1)
 			return -1;
 	return 0;
 }
 
 static int
 index_message(struct index *ix, const char *scope, const message_proto *mp,
-	      size_t file)
+    size_t file)
 {
 	const char *full;
 	size_t i;
@@ -270,11 +270,11 @@ index_message(struct index *ix, const char *scope, const message_proto *mp,
 		return -1;
 	for (i = 0; i < mp->n_field; i++)
 		if (symbol_add(ix, full, mp->field[i]->name, file, false,
-			       NULL) == -1)
+			NULL) == -1)
 			return -1;
 	for (i = 0; i < mp->n_oneof_decl; i++)
 		if (symbol_add(ix, full, mp->oneof_decl[i]->name, file, false,
-			       NULL) == -1)
+			NULL) == -1)
 			return -1;
 	for (i = 0; i < mp->n_nested_type; i++)
 		if (index_message(ix, full, mp->nested_type[i], file) == -1)
@@ -313,7 +313,7 @@ index_file(struct index *ix, size_t file)
 			return -1;
 		for (m = 0; m < sp->n_method; m++)
 			if (symbol_add(ix, full, sp->method[m]->name, file,
-				       false, NULL) == -1)
+				false, NULL) == -1)
 				return -1;
 		if (served) {
 			/* index_build() made room for every service. */
@@ -343,7 +343,7 @@ symbol_find(const struct index *ix, const char *name)
 	if (ix->nsyms == 0)
 		return NULL;
 	return bsearch(&key, ix->syms, ix->nsyms, sizeof(*ix->syms),
-		       symbol_cmp);
+	    symbol_cmp);
 }
 
 static void
@@ -364,7 +364,7 @@ index_clear(struct index *ix)
 	free(ix->svcp);
 	if (ix->set != NULL)
 		google__protobuf__file_descriptor_set__free_unpacked(ix->set,
-								     NULL);
+		    NULL);
 	memset(ix, 0, sizeof(*ix));
 }
 
@@ -396,7 +396,7 @@ index_build(struct index *ix, const void *set, size_t len)
 			return -1;
 	if (nsvcs > 0 &&
 	    ((ix->svcs = calloc(nsvcs, sizeof(*ix->svcs))) == NULL ||
-	     (ix->svcp = calloc(nsvcs, sizeof(*ix->svcp))) == NULL))
+		(ix->svcp = calloc(nsvcs, sizeof(*ix->svcp))) == NULL))
 		return -1;
 	for (i = 0; i < ix->nfiles; i++)
 		if (index_file(ix, i) == -1)
@@ -411,7 +411,7 @@ reflection_init(void)
 	if (indexed)
 		return 0;
 	return reflection_init_set(reflection_descriptors,
-				   reflection_descriptors_len);
+	    reflection_descriptors_len);
 }
 
 int
@@ -439,8 +439,8 @@ reflection_free(void)
 
 static void
 answer_file(refl_response *rs,
-	    Grpc__Reflection__V1alpha__FileDescriptorResponse *fdr,
-	    const struct file *f)
+    Grpc__Reflection__V1alpha__FileDescriptorResponse *fdr,
+    const struct file *f)
 {
 	/* The response only reads these while it is packed. */
 	fdr->n_file_descriptor_proto = f->nclosure;
@@ -452,7 +452,7 @@ answer_file(refl_response *rs,
 /* *msg is the caller's to free, also when this fails. */
 static int
 answer_error(refl_response *rs, Grpc__Reflection__V1alpha__ErrorResponse *er,
-	     int32_t code, char **msg, const char *what, const char *name)
+    int32_t code, char **msg, const char *what, const char *name)
 {
 	if (asprintf(msg, "%s not found: %s", what, name) == -1) {
 		*msg = NULL;
@@ -468,7 +468,7 @@ answer_error(refl_response *rs, Grpc__Reflection__V1alpha__ErrorResponse *er,
 
 static void
 answer_status(refl_response *rs, Grpc__Reflection__V1alpha__ErrorResponse *er,
-	      int32_t code, const char *msg)
+    int32_t code, const char *msg)
 {
 	er->error_code = code;
 	er->error_message = (char *)msg;
@@ -505,13 +505,13 @@ reflection_respond(const void *req, size_t len, void **out, size_t *outlen)
 	 * UTF-8 in it would not decode in other implementations), and whole:
 	 * checked on the wire, where a NUL cannot hide the rest (wire.h). */
 	if (wire_check_strings(
-	    &grpc__reflection__v1alpha__server_reflection_request__descriptor,
-	    req, len) != WIRE_OK) {
+		&grpc__reflection__v1alpha__server_reflection_request__descriptor,
+		req, len) != WIRE_OK) {
 		errno = EINVAL;
 		return -1;
 	}
-	rq = grpc__reflection__v1alpha__server_reflection_request__unpack(
-	    NULL, len, req);
+	rq = grpc__reflection__v1alpha__server_reflection_request__unpack(NULL,
+	    len, req);
 	if (rq == NULL) {
 		errno = EINVAL;
 		return -1;
@@ -523,7 +523,7 @@ reflection_respond(const void *req, size_t len, void **out, size_t *outlen)
 
 	if (!indexed && reflection_init() == -1) {
 		answer_status(&rs, &er, STATUS_INTERNAL,
-			      "reflection: cannot index the descriptors");
+		    "reflection: cannot index the descriptors");
 		goto pack;
 	}
 
@@ -539,7 +539,7 @@ reflection_respond(const void *req, size_t len, void **out, size_t *outlen)
 		if ((f = file_find(&idx, name)) != SIZE_MAX)
 			answer_file(&rs, &fdr, &idx.files[f]);
 		else if (answer_error(&rs, &er, STATUS_NOT_FOUND, &msg, "file",
-				      name) == -1)
+			     name) == -1)
 			goto cleanup;
 		break;
 	case REQUEST(FILE_CONTAINING_SYMBOL):
@@ -547,7 +547,7 @@ reflection_respond(const void *req, size_t len, void **out, size_t *outlen)
 		if ((s = symbol_find(&idx, name)) != NULL)
 			answer_file(&rs, &fdr, &idx.files[s->file]);
 		else if (answer_error(&rs, &er, STATUS_NOT_FOUND, &msg,
-				      "symbol", name) == -1)
+			     "symbol", name) == -1)
 			goto cleanup;
 		break;
 	case REQUEST(FILE_CONTAINING_EXTENSION):
@@ -562,8 +562,7 @@ reflection_respond(const void *req, size_t len, void **out, size_t *outlen)
 			break;
 		}
 		if (asprintf(&msg, "extension %d of %s not found",
-			     (int)xr->extension_number,
-			     xr->containing_type) == -1) {
+			(int)xr->extension_number, xr->containing_type) == -1) {
 			msg = NULL;
 			errno = ENOMEM;
 			goto cleanup;
@@ -577,7 +576,7 @@ reflection_respond(const void *req, size_t len, void **out, size_t *outlen)
 		s = symbol_find(&idx, name);
 		if (s == NULL || !s->message) {
 			if (answer_error(&rs, &er, STATUS_NOT_FOUND, &msg,
-					 "message type", name) == -1)
+				"message type", name) == -1)
 				goto cleanup;
 			break;
 		}
@@ -597,7 +596,7 @@ reflection_respond(const void *req, size_t len, void **out, size_t *outlen)
 	default:
 		/* Not set, or a kind newer than our copy of the spec. */
 		answer_status(&rs, &er, STATUS_UNIMPLEMENTED,
-			      "reflection: request kind not supported");
+		    "reflection: request kind not supported");
 		break;
 	}
 
@@ -606,14 +605,15 @@ pack:
 	    &rs);
 	if ((buf = malloc(n > 0 ? n : 1)) == NULL)
 		goto cleanup;
-	*outlen = grpc__reflection__v1alpha__server_reflection_response__pack(
-	    &rs, buf);
+	*outlen =
+	    grpc__reflection__v1alpha__server_reflection_response__pack(&rs,
+		buf);
 	*out = buf;
 	ret = 0;
 cleanup:
 	free(msg);
 	free(numbers);
-	grpc__reflection__v1alpha__server_reflection_request__free_unpacked(
-	    rq, NULL);
+	grpc__reflection__v1alpha__server_reflection_request__free_unpacked(rq,
+	    NULL);
 	return ret;
 }

@@ -43,8 +43,10 @@ inflate_body(grpc_byte_buffer *request, size_t max, grpc_slice *body,
 
 	memset(&z, 0, sizeof(z));
 	/* gzip: a gzip header; deflate: a zlib one (as gRPC sends). */
-	if (inflateInit2(&z, request->data.raw.compression ==
-		GRPC_COMPRESS_GZIP ? 16 + MAX_WBITS : MAX_WBITS) != Z_OK) {
+	if (inflateInit2(&z,
+		request->data.raw.compression == GRPC_COMPRESS_GZIP
+		    ? 16 + MAX_WBITS
+		    : MAX_WBITS) != Z_OK) {
 		*why = "out of memory";
 		return GRPC_STATUS_RESOURCE_EXHAUSTED;
 	}
@@ -124,7 +126,7 @@ service_decode(const struct request_ctx *ctx, grpc_byte_buffer *request,
 	grpc_slice body;
 
 	if ((*status = service_read_body(request, ctx->max_request, &body,
-	    why)) != GRPC_STATUS_OK)
+		 why)) != GRPC_STATUS_OK)
 		return NULL;
 	*status = GRPC_STATUS_INVALID_ARGUMENT;
 	/* Strings are checked by their length on the wire: after
@@ -147,7 +149,8 @@ service_decode(const struct request_ctx *ctx, grpc_byte_buffer *request,
 grpc_byte_buffer *
 service_pack(const ProtobufCMessage *msg)
 {
-	grpc_slice slice = grpc_slice_malloc(protobuf_c_message_get_packed_size(msg));
+	grpc_slice slice =
+	    grpc_slice_malloc(protobuf_c_message_get_packed_size(msg));
 	grpc_byte_buffer *bb;
 
 	protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(slice));
@@ -159,8 +162,8 @@ service_pack(const ProtobufCMessage *msg)
 grpc_status_code
 service_make_filter(const struct request_ctx *ctx, const char *author,
     int exact, const char *query, uint32_t min_length, uint32_t max_length,
-    char **tags, size_t ntags, struct store_filter *f,
-    struct filter_buf *buf, bool *unknown, const char **why)
+    char **tags, size_t ntags, struct store_filter *f, struct filter_buf *buf,
+    bool *unknown, const char **why)
 {
 	size_t len = strlen(query), pos = 0, start, wlen;
 	int rc;
@@ -296,8 +299,8 @@ days_from_civil(int64_t y, unsigned m, unsigned d)
 static int
 parse_date(const char *s, int64_t *day)
 {
-	static const unsigned mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30,
-	    31, 30, 31};
+	static const unsigned mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
+	    30, 31};
 	unsigned y = 0, m, d, max;
 
 	if (*s == '\0') {
@@ -315,8 +318,8 @@ parse_date(const char *s, int64_t *day)
 	d = (unsigned)(s[8] - '0') * 10 + (unsigned)(s[9] - '0');
 	if (y == 0 || m < 1 || m > 12)
 		return -1;
-	max = mdays[m - 1] + (m == 2 && y % 4 == 0 &&
-	    (y % 100 != 0 || y % 400 == 0));
+	max = mdays[m - 1] +
+	    (m == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0));
 	if (d < 1 || d > max)
 		return -1;
 	*day = days_from_civil(y, m, d);
@@ -361,8 +364,8 @@ service_quote_of_the_day(const struct request_ctx *ctx,
 }
 
 grpc_status_code
-service_health_request(const struct request_ctx *ctx,
-    grpc_byte_buffer *request, int *known, const char **why)
+service_health_request(const struct request_ctx *ctx, grpc_byte_buffer *request,
+    int *known, const char **why)
 {
 	Grpc__Health__V1__HealthCheckRequest *req;
 	grpc_status_code status;
@@ -385,6 +388,7 @@ service_health_reply(enum health_status status)
 	Grpc__Health__V1__HealthCheckResponse out =
 	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
 
-	out.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;
+	out.status =
+	    (Grpc__Health__V1__HealthCheckResponse__ServingStatus)status;
 	return service_pack(&out.base);
 }

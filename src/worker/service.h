@@ -13,8 +13,8 @@
 #include "rng.h"
 
 struct request_ctx {
-	struct db *db;                 /* the database for this call */
-	struct store *store;           /* db's store for this thread */
+	struct db *db;       /* the database for this call */
+	struct store *store; /* db's store for this thread */
 	struct rng *rng;
 	ProtobufCAllocator *allocator; /* decoding, reset between calls */
 	size_t max_request;            /* bytes a request may inflate to */

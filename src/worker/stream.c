@@ -91,7 +91,7 @@ health_update(struct worker *w, struct slot *s)
 		s->reply = NULL;
 	}
 	status = !s->health_known ? HEALTH_SERVICE_UNKNOWN
-	    : worker_serving(w)	  ? HEALTH_SERVING
+	    : worker_serving(w)   ? HEALTH_SERVING
 				  : HEALTH_NOT_SERVING;
 	if (status == s->health_sent) {
 		if (atomic_load(&w->shutting_down))

@@ -76,13 +76,14 @@ check(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
 			p += 4;
 			break;
 		case 2: /* length-delimited */
-			if (varint(&p, end, &n) != 0 ||
-			    n > (uint64_t)(end - p))
+			if (varint(&p, end, &n) != 0 || n > (uint64_t)(end - p))
 				return WIRE_MALFORMED;
-			field = desc == NULL ? NULL
+			field = desc == NULL
+			    ? NULL
 			    : protobuf_c_message_descriptor_get_field(desc,
 				  (unsigned)(key >> 3));
-			if (field != NULL && field->type == PROTOBUF_C_TYPE_STRING) {
+			if (field != NULL &&
+			    field->type == PROTOBUF_C_TYPE_STRING) {
 				if (memchr(p, '\0', (size_t)n) != NULL)
 					return WIRE_NUL;
 				if (!utf8_valid((const char *)p, (size_t)n))
@@ -90,7 +91,7 @@ check(const ProtobufCMessageDescriptor *desc, const uint8_t *p,
 			} else if (field != NULL &&
 			    field->type == PROTOBUF_C_TYPE_MESSAGE &&
 			    (r = check(field->descriptor, p, p + n,
-				depth + 1)) != WIRE_OK) {
+				 depth + 1)) != WIRE_OK) {
 				return r;
 			}
 			p += n;

@@ -109,7 +109,8 @@ grpc_log_to_ours(gpr_log_func_args *args)
 	if (strncmp(args->message, "Failed accept4", 14) == 0 &&
 	    the_worker != NULL && atomic_exchange(&sick_told, 1) == 0) {
 		log_warnx("grpc: %s: this worker accepts no more connections; "
-			  "asking to be replaced", args->message);
+			  "asking to be replaced",
+		    args->message);
 		tell_master(the_worker, CHAN_SICK, 0);
 		return;
 	}
@@ -270,8 +271,8 @@ add_ms(struct timespec t, long ms)
 static int
 before(struct timespec a, struct timespec b)
 {
-	return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec &&
-	    a.tv_nsec < b.tv_nsec);
+	return a.tv_sec < b.tv_sec ||
+	    (a.tv_sec == b.tv_sec && a.tv_nsec < b.tv_nsec);
 }
 
 /* Calls ever given to the worker: the sum of its threads' counts. */

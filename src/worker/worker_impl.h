@@ -39,9 +39,9 @@ enum slot_kind {
 struct method {
 	const char *path; /* NULL: unregistered calls */
 	grpc_server_register_method_payload_handling payload;
-	int stream;       /* long-lived: slots made as calls arrive */
-	int slots;        /* kept requested; 0: requested_calls; streams:
-			   * most open at once */
+	int stream; /* long-lived: slots made as calls arrive */
+	int slots;  /* kept requested; 0: requested_calls; streams:
+		     * most open at once */
 	enum metrics_method metric;
 };
 extern const struct method call_methods[SLOT_KINDS];
@@ -57,17 +57,17 @@ struct tag {
 struct slot {
 	enum slot_kind kind;
 	struct tag op_tag, close_tag;
-	int requested;    /* waiting for gRPC to deliver a call */
-	int op_pending;   /* a batch on op_tag is under way */
-	int close_pending; /* a receive-close on close_tag is under way */
-	int finished;     /* the status has been sent */
-	long active;      /* reflection: ms of the last request (or start) */
-	int header_sent;  /* streams: initial metadata sent */
-	int client_gone;  /* streams: the call is over for the client */
-	int reading;      /* reflection: a receive is under way */
-	int health_known; /* Watch: the service asked about is ours */
-	int health_sent;  /* Watch: last status sent, 0: none */
-	int counted;      /* metrics: the call's end has been counted */
+	int requested;       /* waiting for gRPC to deliver a call */
+	int op_pending;      /* a batch on op_tag is under way */
+	int close_pending;   /* a receive-close on close_tag is under way */
+	int finished;        /* the status has been sent */
+	long active;         /* reflection: ms of the last request (or start) */
+	int header_sent;     /* streams: initial metadata sent */
+	int client_gone;     /* streams: the call is over for the client */
+	int reading;         /* reflection: a receive is under way */
+	int health_known;    /* Watch: the service asked about is ours */
+	int health_sent;     /* Watch: last status sent, 0: none */
+	int counted;         /* metrics: the call's end has been counted */
 	uint64_t started_ns; /* metrics: when the call came */
 	grpc_call *call;
 	gpr_timespec deadline;
@@ -77,17 +77,17 @@ struct slot {
 	grpc_byte_buffer *reply;   /* the message being sent */
 	grpc_slice status_details;
 	int cancelled;
-	struct slot *prev, *next;  /* streams: the open ones */
+	struct slot *prev, *next; /* streams: the open ones */
 };
 
 /* A call thread's own things. */
 struct loop {
 	struct worker *w;
-	int index;                    /* of its store in each database */
+	int index; /* of its store in each database */
 	pthread_t thread;
 	struct rng rng;
 	struct arena arena;
-	atomic_ullong calls;          /* given to this thread */
+	atomic_ullong calls;            /* given to this thread */
 	struct metrics_thread *metrics; /* its counters; NULL: metrics off */
 };
 
@@ -98,25 +98,25 @@ struct worker {
 	grpc_completion_queue *cq;
 	void *registered[SLOT_KINDS];
 	pthread_mutex_t db_lock;
-	struct db *db;                /* for new calls; under db_lock */
-	int chan;                     /* to and from the master (channel.h) */
+	struct db *db;                 /* for new calls; under db_lock */
+	int chan;                      /* to and from the master (channel.h) */
 	struct scoreboard_slot *score; /* our heartbeat, for the master */
 	struct loop *loops;
 	int nloops;
-	struct slot *slots;           /* unary slots, allocated once */
+	struct slot *slots; /* unary slots, allocated once */
 	size_t nslots;
-	pthread_mutex_t stream_lock;  /* the next three, and stream slots */
-	struct slot *streams;         /* open or requested stream slots */
-	int nstreams[SLOT_KINDS];     /* stream slots, open or requested */
-	int waiting[SLOT_KINDS];      /* stream slots requested, per kind */
-	atomic_long next_tick;        /* ms: when worker_tick() is next due */
+	pthread_mutex_t stream_lock; /* the next three, and stream slots */
+	struct slot *streams;        /* open or requested stream slots */
+	int nstreams[SLOT_KINDS];    /* stream slots, open or requested */
+	int waiting[SLOT_KINDS];     /* stream slots requested, per kind */
+	atomic_long next_tick;       /* ms: when worker_tick() is next due */
 	grpc_channel *wake_channel;
 	grpc_server_credentials *conn_creds; /* Unix listener: conn.c */
 
-	int master_gone;              /* the channel closed: control thread */
-	atomic_int draining;          /* set by the control thread */
+	int master_gone;     /* the channel closed: control thread */
+	atomic_int draining; /* set by the control thread */
 	atomic_int shutting_down;
-	atomic_int inflight;          /* calls given to us, not yet released */
+	atomic_int inflight; /* calls given to us, not yet released */
 	/* Shutdown handshake between the control thread and the loop; the
 	 * condition is also signalled when inflight drops to 0 in a stop. */
 	pthread_mutex_t lock;
@@ -181,8 +181,8 @@ void stream_add(struct worker *w, enum slot_kind kind);
 /* Frees a stream's slot, its call let go of. */
 void stream_remove(struct worker *w, struct slot *s);
 /* A stream's call has arrived on s. */
-void stream_start(struct worker *w, struct slot *s,
-    const struct request_ctx *ctx);
+void
+stream_start(struct worker *w, struct slot *s, const struct request_ctx *ctx);
 /* A batch of a stream still open has completed: its next step. */
 void stream_step(struct worker *w, struct slot *s);
 /* The signal thread has news (a drain, a stop): tells every stream. */

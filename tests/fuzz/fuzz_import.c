@@ -23,13 +23,13 @@ struct run {
 	size_t lines; /* an upper bound on the line numbers: line ends + 1 */
 };
 
-#define CHECK(cond)                                                      \
-	do {                                                             \
-		if (!(cond)) {                                           \
-			fprintf(stderr, "%s:%d: broken: %s\n", __FILE__, \
-			    __LINE__, #cond);                            \
-			abort();                                         \
-		}                                                        \
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "%s:%d: broken: %s\n", __FILE__,       \
+			    __LINE__, #cond);                                  \
+			abort();                                               \
+		}                                                              \
 	} while (0)
 
 static void
@@ -57,8 +57,7 @@ check_field(const struct run *r, const char *s, size_t len, size_t max,
 }
 
 static int
-on_quote(void *arg, char *text, size_t textlen, char *author,
-    size_t authorlen)
+on_quote(void *arg, char *text, size_t textlen, char *author, size_t authorlen)
 {
 	const struct run *r = arg;
 

@@ -44,19 +44,18 @@ add_name(void *arg, const char *name, size_t len)
 
 /* Picks a quote of author, which must be by author if known. */
 static void
-pick(struct store *s, const char *author, size_t len, bool known,
-    struct rng *r)
+pick(struct store *s, const char *author, size_t len, bool known, struct rng *r)
 {
 	struct store_quote q;
 	Quotes__QuoteReply *reply;
 
 	if (store_pick(s, author, len, r, &q) != 0)
 		abort();
-	if ((reply = quotes__quote_reply__unpack(NULL, q.len, q.reply)) ==
-	    NULL)
+	if ((reply = quotes__quote_reply__unpack(NULL, q.len, q.reply)) == NULL)
 		abort();
-	if (known && (strlen(reply->author) != len ||
-	    memcmp(reply->author, author, len) != 0))
+	if (known &&
+	    (strlen(reply->author) != len ||
+		memcmp(reply->author, author, len) != 0))
 		abort();
 	quotes__quote_reply__free_unpacked(reply, NULL);
 }
@@ -107,7 +106,7 @@ filter(struct store *s, struct rng *r)
 			abort();
 		for (int page = 0; page < 3 && next != UINT32_MAX; page++)
 			if (store_search(s, &f, next, 2, take_quote, NULL,
-			    &next, &total) != 0)
+				&next, &total) != 0)
 				abort();
 		next = 0;
 	}
