@@ -253,6 +253,8 @@ control_wait(struct worker *w, int sigfd, long ms)
 			log_warn("reopening the log");
 		/* SIGHUP, as from a terminal that hung up, is the master's:
 		 * a swap reaches us as CHAN_SWAP. */
+		if (si.ssi_signo == SIGHUP)
+			log_info("SIGHUP is the master's to act on: ignored");
 	}
 }
 

@@ -60,6 +60,26 @@ def test_workers_stop_when_the_master_is_killed(quoterd, corpus, pb):
                          "stopping", d.log()), d.log()
 
 
+def test_worker_ignores_sighup(quoterd, corpus, pb):
+    """SIGHUP is the master's (a terminal's hangup reaches the whole
+    process group): a worker that gets it neither stops nor reloads."""
+    d = quoterd(db=corpus.db)
+    d.wait_ready(pb)
+    workers = d.wait_workers(2)
+    for pid in workers:
+        os.kill(pid, signal.SIGHUP)
+    for pid in workers:
+        line = re.compile(rf"\[{pid}\] worker \d+: SIGHUP is the master's")
+        wait_until(lambda: line.search(d.log()), 10,
+                   lambda: f"worker {pid} taking SIGHUP:\n{d.log()}")
+    for _ in range(10):
+        d.wait_ready(pb)
+    assert d.wait_workers(2) == workers or \
+        set(d.wait_workers(2)) == set(workers), d.log()
+    assert not re.search(r"worker \d+: (reload|stopping|draining)", d.log()), \
+        d.log()
+
+
 # -------------------------------------------------------------------- stops
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT],
