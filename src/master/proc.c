@@ -453,7 +453,11 @@ proc_read_channel(struct master *m, int index)
 	while (p->chan >= 0 && p->pid != 0) {
 		if ((rc = channel_recv(p->chan, &msg, &fd)) == CHANNEL_EMPTY)
 			return;
-		if (rc == CHANNEL_CLOSED) {
+		if (rc != 0 && rc != CHANNEL_EBADMSG) {
+			/* Gone, or failing: polling it again would spin. */
+			if (rc != CHANNEL_CLOSED)
+				log_warnx("worker %d (pid %ld): %s", index,
+				    (long)p->pid, channel_strerror(rc));
 			close(p->chan);
 			p->chan = -1;
 			return;

@@ -189,16 +189,23 @@ from_master(struct worker *w)
 	struct channel_msg m;
 	int fd, rc;
 
-	if ((rc = channel_recv(w->chan, &m, &fd)) == CHANNEL_CLOSED) {
-		log_info("the master is gone: stopping");
-		w->master_gone = 1;
-		return 1;
-	}
+	rc = channel_recv(w->chan, &m, &fd);
 	if (rc == CHANNEL_EMPTY)
 		return 0;
-	if (rc != 0) {
+	if (rc == CHANNEL_EBADMSG) {
 		log_warnx("from the master: %s", channel_strerror(rc));
 		return 0;
+	}
+	if (rc != 0) {
+		/* A channel that fails is as good as closed: polling it
+		 * again would only fail again. */
+		if (rc == CHANNEL_CLOSED)
+			log_info("the master is gone: stopping");
+		else
+			log_warnx("the channel to the master: %s; stopping",
+			    channel_strerror(rc));
+		w->master_gone = 1;
+		return 1;
 	}
 	switch (m.type) {
 	case CHAN_SWAP:
