@@ -20,6 +20,7 @@ enum channel_type {
 	CHAN_STOP,        /* master: stop gracefully */
 	CHAN_CONN,        /* master: a Unix-socket connection (fd) */
 	CHAN_VERDICT,     /* checker: its verdict (body) */
+	CHAN_REOPEN,      /* master: open the log file again */
 	CHAN_NTYPES
 };
 

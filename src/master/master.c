@@ -82,7 +82,7 @@ handle_signal(struct master *m, int sig)
 		/* logrotate has moved the file: everyone opens it anew. */
 		if (log_reopen() != 0)
 			log_warn("reopening the log");
-		proc_signal_all(m, SIGUSR1);
+		proc_reopen_logs(m);
 		break;
 	}
 }

@@ -118,6 +118,7 @@ void proc_spawn(struct master *m, int index);
 void proc_spawn_metrics(struct master *m);
 int proc_running(const struct master *m);
 void proc_signal_all(struct master *m, int sig);
+void proc_reopen_logs(struct master *m);
 void proc_reap(struct master *m);
 long proc_respawn(struct master *m, long now);
 void proc_read_channel(struct master *m, int index);

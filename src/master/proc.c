@@ -201,6 +201,23 @@ ask_stop(struct proc *p)
 		kill(p->pid, SIGTERM);
 }
 
+/*
+ * Every process opens its log file again: workers by a message, so that
+ * it comes before any stop sent after it (a signal and a message could be
+ * read in either order, and a worker's last lines go to the old file).
+ */
+void
+proc_reopen_logs(struct master *m)
+{
+	for (int i = 0; i < m->nprocs; i++)
+		if (m->procs[i].pid != 0 &&
+		    channel_send(m->procs[i].chan, CHAN_REOPEN, 0, NULL, 0,
+			-1) != 0)
+			kill(m->procs[i].pid, SIGUSR1);
+	if (m->metrics_pid != 0)
+		kill(m->metrics_pid, SIGUSR1);
+}
+
 void
 proc_signal_all(struct master *m, int sig)
 {

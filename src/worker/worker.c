@@ -216,6 +216,10 @@ from_master(struct worker *w)
 		return 0;
 	case CHAN_STOP:
 		return 1;
+	case CHAN_REOPEN:
+		if (log_reopen() != 0)
+			log_warn("reopening the log");
+		return 0;
 	default:
 		log_warnx("from the master: an unexpected message (type %u)",
 		    m.type);
