@@ -26,6 +26,8 @@
 #include "store_format.h"
 #include "words.h"
 
+#include "mixed_words.h"
+
 #define NQUOTES  3000
 #define NAUTHORS 40
 
@@ -36,54 +38,6 @@ struct corpus {
 	char dir[64];
 };
 
-/* ASCII words around the 8-byte steps and the 64-byte limit, the same
- * word in ASCII and not, and words that fold to others. */
-static const char *const words[] = {
-    "a",
-    "I",
-    "to",
-    "The",
-    "LOVE",
-    "Quote",
-    "strasse",
-    "STRASSE",
-    "Straße",
-    "ǅemal",
-    "Ǆ",
-    "İstanbul",
-    "ΣΊΣΥΦΟΣ",
-    "ﬁnal",
-    "FINAL",
-    "naïve",
-    "NAIVE",
-    "Ａｂｃ",
-    "abc",
-    "١٢٣",
-    "123",
-    "四十二",
-    "Ⅻ",
-    "x²",
-    "café",
-    "CAFE",
-    "e\xcc\x81",
-    "don’t",
-    "don't",
-    "abcdefg",
-    "ABCDEFGH",
-    "abcdefghi",
-    "0123456789abcdef",
-    "0123456789ABCDEFG",
-    "_under_score_",
-    "x-y",
-    "007",
-    "7",
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
-    "abcdefghijklmnopqrstuvwxyz",
-    "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
-    "@Z[`z{",
-    "ÆØÅ",
-    "ſ",
-};
 static const char *const seps[] = {
     " ",
     ", ",
@@ -148,8 +102,7 @@ setup(void **state)
 				    next(&x) % 100000);
 			} else {
 				o += (size_t)sprintf(buf + o, "%s",
-				    words[next(&x) %
-					(sizeof(words) / sizeof(words[0]))]);
+				    mixed_words[next(&x) % NMIXED_WORDS]);
 			}
 			o += (size_t)sprintf(buf + o, "%s",
 			    seps[next(&x) % (sizeof(seps) / sizeof(seps[0]))]);

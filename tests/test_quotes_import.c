@@ -33,6 +33,7 @@
 #include "rng.h"
 #include "store.h"
 #include "testutil.h"
+#include "mixed_words.h"
 
 struct fixture {
 	char dir[PATH_MAX];   /* inputs and captured output */
@@ -849,57 +850,6 @@ static void
 test_index_mixed(void **state)
 {
 	struct fixture *fx = *state;
-	static const char *const words[] = {
-	    "a",
-	    "I",
-	    "to",
-	    "The",
-	    "LOVE",
-	    "Quote",
-	    "strasse",
-	    "STRASSE",
-	    "Straße",
-	    "straße",
-	    "ǅemal",
-	    "Ǆ",
-	    "İstanbul",
-	    "ΣΊΣΥΦΟΣ",
-	    "ﬁnal",
-	    "FINAL",
-	    "naïve",
-	    "NAIVE",
-	    "Ａｂｃ",
-	    "abc",
-	    "١٢٣",
-	    "123",
-	    "四十二",
-	    "Ⅻ",
-	    "x²",
-	    "café",
-	    "CAFE",
-	    "e\xcc\x81",
-	    "don’t",
-	    "don't",
-	    "abcdefg",
-	    "ABCDEFGH",
-	    "abcdefghi",
-	    "0123456789abcdef",
-	    "0123456789ABCDEFG",
-	    "Mixed123Case",
-	    "_under_score_",
-	    "x-y",
-	    "007",
-	    "7",
-	    "a1b2c3d4e5f6g7h8",
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
-	    "abcdefghijklmnopqrstuvwxyz",
-	    "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
-	    "0123456789",
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ\xc3\xa9",
-	    "Z",
-	    "z",
-	    "@Z[`z{",
-	};
 	static const char *const seps[] = {
 	    " ",
 	    ", ",
@@ -968,7 +918,7 @@ test_index_mixed(void **state)
 				    NEXT() % 100000);
 			} else {
 				o += (size_t)sprintf(buf + o, "%s",
-				    words[NEXT() % NQ(words)]);
+				    mixed_words[NEXT() % NMIXED_WORDS]);
 			}
 			o += (size_t)sprintf(buf + o, "%s",
 			    seps[NEXT() % NQ(seps)]);
