@@ -63,7 +63,8 @@ MASTER = src/master/main.c src/master/master.c src/master/proc.c \
 	src/master/swap.c src/master/accept.c src/master/daemon.c src/master/check.c \
 	src/master/listen.c src/master/notify.c
 WORKER = src/worker/worker.c src/worker/arena.c src/worker/call.c src/worker/conn.c \
-	src/worker/db.c src/worker/page.c src/worker/service.c src/worker/stream.c
+	src/worker/db.c src/worker/page.c src/worker/server.c \
+	src/worker/service.c src/worker/stream.c
 METRICS = src/metrics/httpd.c src/metrics/exposition.c
 
 include src/worker/reflection.mk

@@ -136,6 +136,12 @@ int worker_serving(struct worker *w);
  */
 void worker_tick(struct worker *w, long now);
 
+/* server.c */
+/* Whether a failed setup is worth a restart. */
+enum setup { SETUP_OK, SETUP_RETRY, SETUP_NEVER };
+/* Creates, configures and starts w's gRPC server and its wake channel. */
+enum setup worker_setup_server(struct worker *w);
+
 /* call.c */
 /* Registers every method with w->server, before it starts. */
 void call_register(struct worker *w);
