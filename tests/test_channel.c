@@ -187,6 +187,14 @@ test_refuses_malformed(void **state)
 	assert_int_equal(channel_recv(fds[1], &m, &fd), CHANNEL_EBADMSG);
 	send_raw(&bad, header, dev, 4);
 	assert_int_equal(channel_recv(fds[1], &m, &fd), CHANNEL_EBADMSG);
+	/* New TLS files and a connection come with their descriptor too. */
+	bad.type = CHAN_TLS;
+	send_raw(&bad, header, -1, 0);
+	assert_int_equal(channel_recv(fds[1], &m, &fd), CHANNEL_EBADMSG);
+	bad.type = CHAN_CONN;
+	send_raw(&bad, header, -1, 0);
+	assert_int_equal(channel_recv(fds[1], &m, &fd), CHANNEL_EBADMSG);
+	bad.type = CHAN_SWAP;
 	assert_int_equal(open_fds(), before);
 	/* And the channel still works after all that. */
 	send_raw(&bad, header, dev, 1);

@@ -17,7 +17,7 @@
 static int
 wants_fd(uint32_t type)
 {
-	return type == CHAN_SWAP || type == CHAN_CONN;
+	return type == CHAN_SWAP || type == CHAN_CONN || type == CHAN_TLS;
 }
 
 static int

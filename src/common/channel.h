@@ -21,6 +21,8 @@ enum channel_type {
 	CHAN_CONN,        /* master: a Unix-socket connection (fd) */
 	CHAN_VERDICT,     /* checker: its verdict (body) */
 	CHAN_REOPEN,      /* master: open the log file again */
+	CHAN_TLS,         /* master: new TLS files, a memory file (fd) */
+	CHAN_TLS_DONE,    /* worker: new handshakes use them */
 	CHAN_NTYPES
 };
 

@@ -116,17 +116,18 @@ tls_publish(const struct tls_config *t, int *fd)
 	return 0;
 }
 
-/* A worker's view of the master's memory file. */
+/* A worker's copy of the master's memory file, and the file last read. */
 static struct {
 	pthread_mutex_t lock;
-	char path[64];
+	int fd;
 	dev_t dev;
 	ino_t ino;
-} source = {PTHREAD_MUTEX_INITIALIZER, "", 0, 0};
+} source = {PTHREAD_MUTEX_INITIALIZER, -1, 0, 0};
 
 /*
  * gRPC's certificate fetcher, called at start and before each handshake:
- * a new file at the master's descriptor is a new certificate.
+ * a new file at the worker's descriptor (tls_update()) is a new
+ * certificate.
  */
 static grpc_ssl_certificate_config_reload_status
 fetch(void *arg, grpc_ssl_server_certificate_config **config)
@@ -141,9 +142,8 @@ fetch(void *arg, grpc_ssl_server_certificate_config **config)
 	int fd;
 
 	(void)arg;
-	if ((fd = open(source.path, O_RDONLY | O_CLOEXEC)) < 0)
-		return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
 	pthread_mutex_lock(&source.lock);
+	fd = source.fd;
 	if (fstat(fd, &st) != 0)
 		goto done;
 	if (st.st_dev == source.dev && st.st_ino == source.ino) {
@@ -175,7 +175,25 @@ fetch(void *arg, grpc_ssl_server_certificate_config **config)
 done:
 	pthread_mutex_unlock(&source.lock);
 	free(buf);
-	close(fd);
+	return rc;
+}
+
+int
+tls_update(int fd)
+{
+	int rc = 0;
+
+	/* The same descriptor number, a new file: fetch() sees a new one. */
+	pthread_mutex_lock(&source.lock);
+	if (source.fd < 0) {
+		source.fd = fd;
+		fd = -1;
+	} else if (dup3(fd, source.fd, O_CLOEXEC) < 0) {
+		rc = errno;
+	}
+	pthread_mutex_unlock(&source.lock);
+	if (fd >= 0)
+		close(fd);
 	return rc;
 }
 
@@ -184,8 +202,8 @@ tls_server_credentials(const struct config *c)
 {
 	grpc_ssl_server_credentials_options *opts;
 
-	snprintf(source.path, sizeof(source.path), "/proc/%ld/fd/%d",
-	    (long)getppid(), c->tls.fd);
+	/* Inherited from the master at fork: the files as they were then. */
+	source.fd = c->tls.fd;
 	/* Whether clients must present a certificate is fixed at start;
 	 * a reload changes the certificate, key and CAs. */
 	opts = grpc_ssl_server_credentials_create_options_using_config_fetcher(

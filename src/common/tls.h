@@ -27,16 +27,24 @@
 int tls_check_pair(const char *cert_pem, const char *key_pem);
 /*
  * Writes t's PEMs into a new memory file. With *fd < 0 it becomes *fd;
- * otherwise it replaces the file at descriptor *fd, so that
- * /proc/MASTER/fd/N names the new one from then on.
+ * otherwise it replaces the file at descriptor *fd, so that workers
+ * forked from then on inherit the new one (running ones are sent it, and
+ * pass it to tls_update()).
  */
 int tls_publish(const struct tls_config *t, int *fd);
 const char *tls_strerror(int rc);
 /*
  * A worker's server credentials: gRPC fetches the certificate from the
- * master's memory file at start and checks it for a newer one at every
- * handshake. NULL if it cannot be set up.
+ * worker's copy of the master's memory file at start, and checks it for
+ * a newer one (tls_update()) at every handshake. NULL if it cannot be set
+ * up.
  */
 grpc_server_credentials *tls_server_credentials(const struct config *c);
+/*
+ * In a worker: the memory file the master sent after a reload (fd, which
+ * this takes over) is the one every handshake from now on reads. 0 or an
+ * errno code.
+ */
+int tls_update(int fd);
 
 #endif

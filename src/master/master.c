@@ -19,37 +19,6 @@
 
 #include "log.h"
 #include "notify.h"
-#include "tls.h"
-
-/*
- * SIGHUP: the TLS files read again and, if the pair checks out, put in
- * the memory file workers read (tls.h); a bad pair is refused and the
- * old one stays.
- */
-static void
-reload_tls(const struct config *c)
-{
-	struct tls_config fresh;
-	char err[CONFIG_PATH_MAX + 128];
-	int fd = c->tls.fd, rc;
-
-	if (c->tls.fd < 0)
-		return;
-	/* The same settings, the files read again. */
-	fresh = c->tls;
-	fresh.cert_pem = fresh.key_pem = fresh.client_ca_pem = NULL;
-	if (config_read_tls(&fresh, err, sizeof(err)) != 0)
-		log_warnx("new TLS certificate refused, keeping the old one: "
-			  "%s",
-		    err);
-	else if ((rc = tls_publish(&fresh, &fd)) != 0)
-		log_warnx("new TLS certificate refused, keeping the old one: "
-			  "TLS memory file: %s",
-		    tls_strerror(rc));
-	else
-		log_info("TLS certificate reloaded from %s", c->tls.cert);
-	config_free_tls(&fresh);
-}
 
 static void
 handle_signal(struct master *m, int sig)
@@ -67,7 +36,7 @@ handle_signal(struct master *m, int sig)
 		break;
 	case SIGHUP:
 		notify("RELOADING=1");
-		reload_tls(m->config);
+		certs_reload(m);
 		m->reloading = 1;
 		swap_database(m, "SIGHUP", 1);
 		swap_reload_done(m);
@@ -178,6 +147,7 @@ master_run(const struct config *c, int detach, const struct master_start *start)
 		timeout = sooner(timeout, proc_stop_due(&m, now));
 		timeout = sooner(timeout, daemon_start_due(&m, now));
 		timeout = sooner(timeout, swap_due(&m, now));
+		timeout = sooner(timeout, certs_due(&m, now));
 		if (m.check != NULL)
 			pfd[3].fd = check_fd(m.check);
 		if (m.stopping == RUNNING) {

@@ -58,6 +58,14 @@ struct swap {
 	unsigned long long quotes, authors;
 };
 
+/* A TLS reload waiting for the workers to confirm (certs.c). */
+struct certs {
+	unsigned generation;
+	long started; /* ms; 0: none waiting */
+	int expected; /* workers sent the new files */
+	int done;
+};
+
 struct master {
 	const struct config *config;
 	struct proc *procs;
@@ -71,6 +79,7 @@ struct master {
 	struct file_id db_id;   /* the file db_fd is */
 	struct file_id seen_id; /* the file last examined, good or not */
 	struct swap swap;
+	struct certs certs;
 	struct metrics *metrics; /* the counters, or NULL: metrics off */
 	int metrics_fd;          /* the metrics process's listener, or -1 */
 	pid_t metrics_pid;       /* the metrics process, or 0 */
@@ -141,6 +150,11 @@ void swap_worker_reported(struct master *m, int index, int swapped,
 void swap_reload_done(struct master *m);
 long swap_due(struct master *m, long now);
 void swap_end(struct master *m);
+
+/* certs.c: TLS certificate reloads. */
+void certs_reload(struct master *m);
+void certs_worker_reported(struct master *m, unsigned generation);
+long certs_due(struct master *m, long now);
 
 /* accept.c: how connections reach the workers. */
 int listener_open(struct master *m);

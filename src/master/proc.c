@@ -498,6 +498,9 @@ proc_read_channel(struct master *m, int index)
 			log_debug("worker %d ready", index);
 			announce(m);
 			break;
+		case CHAN_TLS_DONE:
+			certs_worker_reported(m, msg.generation);
+			break;
 		case CHAN_SWAPPED:
 		case CHAN_SWAP_FAILED:
 			swap_worker_reported(m, index, msg.type == CHAN_SWAPPED,

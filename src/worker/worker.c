@@ -6,10 +6,10 @@
  * queue and do all call handling; one more thread, the control thread,
  * does what the master asks over the worker's channel (channel.h: a
  * database swap, a Unix socket's connection, a log reopen, a stop) and
- * what signals ask (SIGTERM stops, SIGUSR1 reopens the log). It wakes a call thread through the completion
- * queue itself (a connectivity watch on an unused channel, with a
- * deadline already past, is gRPC core's way of posting a tag), so the
- * call loop never polls a flag.
+ * what signals ask (SIGTERM stops, SIGUSR1 reopens the log). It wakes a call
+ * thread through the completion queue itself (a connectivity watch on an unused
+ * channel, with a deadline already past, is gRPC core's way of posting a tag),
+ * so the call loop never polls a flag.
  *
  * Database swaps: the control thread maps the database the master sent
  * and puts it in place under db_lock; each call takes a reference for as
@@ -46,6 +46,7 @@
 #include "metrics.h"
 #include "reflection.h"
 #include "rng.h"
+#include "tls.h"
 
 /* In a stop, how long gRPC may hold streams that are not our calls once
  * ours have all ended (see finish_stop()). */
@@ -214,6 +215,14 @@ from_master(struct worker *w)
 		return 0;
 	case CHAN_STOP:
 		return 1;
+	case CHAN_TLS:
+		if ((rc = tls_update(fd)) != 0)
+			log_warnx("new TLS certificate: %s; keeping the old "
+				  "one",
+			    tls_strerror(rc));
+		else
+			tell_master(w, CHAN_TLS_DONE, m.generation);
+		return 0;
 	case CHAN_REOPEN:
 		if (log_reopen() != 0)
 			log_warn("reopening the log");
