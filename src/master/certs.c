@@ -63,8 +63,8 @@ certs_reload(struct master *m)
 
 			if (p->pid == 0 || p->state != PROC_ACTIVE)
 				continue;
-			if ((rc = channel_send(p->chan, CHAN_TLS,
-				 t->generation, NULL, 0, c->tls.fd)) == 0)
+			if ((rc = channel_send(p->chan, CHAN_TLS, t->generation,
+				 NULL, 0, c->tls.fd)) == 0)
 				t->expected++;
 			else
 				log_warnx("worker %d: cannot send it the TLS "
