@@ -46,8 +46,9 @@ DRAIN = 1            # drain_time of every host, seconds
 THREADS = 3          # load threads, one call in flight each
 RATE = 200           # calls per second per load thread, at most
 WAIT = 30            # bound of each wait on the fleet
-# An old nginx worker exits once its clients' streams pause long enough
-# for its GOAWAY: on a loaded machine that took over 30 s once.
+# An old nginx worker exits once its last client connection ends: the
+# shipped keepalive_time (30 s) bounds a connection's life; the rest is
+# slack for a loaded machine.
 RELOAD_WAIT = 90
 # Calls the load makes between the steps of a procedure; more make the
 # figures printed (pytest -s) cover more calls, not the test stricter.
@@ -589,6 +590,31 @@ def test_nginx_keeps_client_connection(quoterd, pb, tmp_path, nginx):
                "the access log")
     conns = set(re.findall(r" conn=(\d+) .*GetQuote", n.access_log()))
     assert len(conns) == 1, f"{len(conns)} client connections: {conns}"
+
+
+def test_nginx_rotates_client_connections(quoterd, pb, tmp_path, nginx):
+    """The shipped keepalive_time: a client connection older than 30 s
+    gets GOAWAY after its current call, and the client goes on over a new
+    one without a failed call (so no connection keeps an old worker, and
+    its old upstream list, after a reload for longer)."""
+    port = shared_port(HOSTS)
+    fleet = Fleet(quoterd, pb, tmp_path / "hosts", port)
+    for ip in HOSTS:
+        fleet.start(ip)
+    n = nginx(shared_port(["127.0.0.1"]), [fleet.addr(ip) for ip in HOSTS])
+    pb2, pb2_grpc = pb
+    end = time.monotonic() + 40
+    calls = 0
+    with grpc.insecure_channel(n.addr, options=CHANNEL_OPTIONS) as ch:
+        stub = pb2_grpc.QuoterStub(ch)
+        while time.monotonic() < end:
+            stub.GetQuote(pb2.QuoteRequest(), timeout=5)  # raises if failed
+            calls += 1
+            time.sleep(0.05)
+    wait_until(lambda: n.access_log().count("GetQuote") >= calls, WAIT,
+               "the access log")
+    conns = set(re.findall(r" conn=(\d+) .*GetQuote", n.access_log()))
+    assert len(conns) >= 2, f"one client connection for 40 s: {conns}"
 
 
 def test_nginx_tls_to_clients(quoterd, pb, tmp_path, nginx):
