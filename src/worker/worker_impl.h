@@ -191,7 +191,7 @@ void
 stream_start(struct worker *w, struct slot *s, const struct request_ctx *ctx);
 /* A batch of a stream still open has completed: its next step. */
 void stream_step(struct worker *w, struct slot *s);
-/* The signal thread has news (a drain, a stop): tells every stream. */
+/* The control thread has news (a drain, a stop): tells every stream. */
 void stream_wake(struct worker *w);
 /* Ends reflection streams idle past reflection_idle_timeout; takes
  * stream_lock itself. */
