@@ -139,7 +139,7 @@ $(BUILD)/tests/test_words: $(call obj,tests/test_words.c src/common/words.c)
 $(BUILD)/tests/test_postings: $(call obj,tests/test_postings.c src/store/postings.c \
 	src/common/rng.c)
 $(BUILD)/tests/test_import_index: $(call obj,tests/test_import_index.c \
-	tools/import_index.c src/common/words.c src/store/postings.c)
+	tests/testutil.c tools/import_index.c $(STORE) $(COMMON)) $(GEN_OBJ)
 $(BUILD)/tests/test_quotes_import: $(call obj,tests/test_quotes_import.c tests/testutil.c $(STORE) $(COMMON)) $(GEN_OBJ)
 $(BUILD)/tests/test_config: $(call obj,tests/test_config.c src/common/config.c src/common/log.c \
 	src/common/tls.c src/common/utf8.c)

@@ -1,7 +1,8 @@
 /*
- * Words that the importer's ASCII shortcuts must split and fold exactly
- * as words.c does: ASCII words around the 8-byte steps and the 64-byte
- * limit, the same word in ASCII and not, and words that fold to others.
+ * Words, and what separates them, that the importer's ASCII shortcuts
+ * must split and fold exactly as words.c does: ASCII words around the
+ * 8-byte steps and the 64-byte limit, the same word in ASCII and not,
+ * and words that fold to others.
  * Shared by test_import_index.c and test_quotes_import.c.
  */
 #ifndef QUOTERD_TEST_MIXED_WORDS_H
@@ -62,5 +63,46 @@ static const char *const mixed_words[] = {
 };
 
 #define NMIXED_WORDS (sizeof(mixed_words) / sizeof(mixed_words[0]))
+
+/* What may stand between them: spaces, punctuation, symbols, non-ASCII
+ * dashes and spaces, none of them part of a word. */
+static const char *const mixed_seps[] = {
+    " ",
+    ", ",
+    "; ",
+    ".",
+    "!? ",
+    "/",
+    "(",
+    ") ",
+    "\"",
+    "'",
+    "`",
+    "@",
+    "[",
+    "]",
+    "{",
+    "}",
+    "^",
+    "|",
+    "\\",
+    "#",
+    "$",
+    "%",
+    "&",
+    "*",
+    "+",
+    "=",
+    "<",
+    ">",
+    ":",
+    "~",
+    "—",
+    " … ",
+    "\t",
+    "\n",
+};
+
+#define NMIXED_SEPS (sizeof(mixed_seps) / sizeof(mixed_seps[0]))
 
 #endif

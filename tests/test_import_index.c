@@ -7,7 +7,7 @@
  * other quotes alike.
  */
 #include <errno.h>
-#include <ftw.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -24,6 +24,7 @@
 #include "../tools/import_index.h"
 #include "postings.h"
 #include "store_format.h"
+#include "testutil.h"
 #include "words.h"
 
 #include "mixed_words.h"
@@ -35,35 +36,9 @@ struct corpus {
 	char *text[NQUOTES];
 	size_t len[NQUOTES];
 	char *author[NAUTHORS];
-	char dir[64];
+	char dir[PATH_MAX];
 };
 
-static const char *const seps[] = {
-    " ",
-    ", ",
-    ".",
-    "!? ",
-    "/",
-    "(",
-    ") ",
-    "\"",
-    "'",
-    "`",
-    "@",
-    "[",
-    "]",
-    "{",
-    "}",
-    "^",
-    "|",
-    "\\",
-    "#",
-    "~",
-    "—",
-    " … ",
-    "\t",
-    "\n",
-};
 static const char *const tags[] = {"alpha", "b-2", "zz", "t"};
 
 static uint32_t
@@ -81,8 +56,7 @@ setup(void **state)
 
 	if (c == NULL)
 		return -1;
-	snprintf(c->dir, sizeof(c->dir), "/tmp/test_import_index.XXXXXX");
-	if (mkdtemp(c->dir) == NULL)
+	if (tmpdir_create(c->dir, "test_import_index") != 0)
 		return -1;
 	for (size_t q = 0; q < NQUOTES; q++) {
 		char buf[1024];
@@ -105,7 +79,7 @@ setup(void **state)
 				    mixed_words[next(&x) % NMIXED_WORDS]);
 			}
 			o += (size_t)sprintf(buf + o, "%s",
-			    seps[next(&x) % (sizeof(seps) / sizeof(seps[0]))]);
+			    mixed_seps[next(&x) % NMIXED_SEPS]);
 		}
 		c->text[q] = strndup(buf, o);
 		c->len[q] = o;
@@ -125,20 +99,11 @@ setup(void **state)
 }
 
 static int
-remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 teardown(void **state)
 {
 	struct corpus *c = *state;
 
-	nftw(c->dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(c->dir);
 	for (size_t q = 0; q < NQUOTES; q++)
 		free(c->text[q]);
 	for (size_t a = 0; a < NAUTHORS; a++)
@@ -166,7 +131,7 @@ add_tags(struct index *ix, unsigned part, uint32_t q)
 static void
 build(const struct corpus *c, const char *name, uint32_t split, bool sort)
 {
-	char path[128];
+	char path[PATH_MAX];
 	struct index *ix = index_new(NQUOTES);
 	MDB_env *env;
 	MDB_txn *txn;
@@ -193,7 +158,7 @@ build(const struct corpus *c, const char *name, uint32_t split, bool sort)
 		assert_int_equal(index_sort(ix, 0), 0);
 		assert_int_equal(index_sort(ix, 1), 0);
 	}
-	snprintf(path, sizeof(path), "%s/%s", c->dir, name);
+	path_join(c->dir, name, path);
 	assert_int_equal(mdb_env_create(&env), 0);
 	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
 	assert_int_equal(mdb_env_set_mapsize(env, 256 << 20), 0);
@@ -217,10 +182,10 @@ build(const struct corpus *c, const char *name, uint32_t split, bool sort)
 static MDB_env *
 open_db(const struct corpus *c, const char *name, MDB_txn **txn)
 {
-	char path[128];
+	char path[PATH_MAX];
 	MDB_env *env;
 
-	snprintf(path, sizeof(path), "%s/%s", c->dir, name);
+	path_join(c->dir, name, path);
 	assert_int_equal(mdb_env_create(&env), 0);
 	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
 	assert_int_equal(mdb_env_open(env, path,

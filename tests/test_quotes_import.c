@@ -850,41 +850,6 @@ static void
 test_index_mixed(void **state)
 {
 	struct fixture *fx = *state;
-	static const char *const seps[] = {
-	    " ",
-	    ", ",
-	    "; ",
-	    ".",
-	    "!? ",
-	    "/",
-	    "(",
-	    ") ",
-	    "\"",
-	    "'",
-	    "`",
-	    "@",
-	    "[",
-	    "]",
-	    "{",
-	    "}",
-	    "^",
-	    "|",
-	    "\\",
-	    "#",
-	    "$",
-	    "%",
-	    "&",
-	    "*",
-	    "+",
-	    "=",
-	    "<",
-	    ">",
-	    ":",
-	    "~",
-	    "—",
-	    " … ",
-	    "\t",
-	};
 	static const char *const authors[] = {
 	    "Mark Twain",
 	    "mark  twain",
@@ -921,7 +886,7 @@ test_index_mixed(void **state)
 				    mixed_words[NEXT() % NMIXED_WORDS]);
 			}
 			o += (size_t)sprintf(buf + o, "%s",
-			    seps[NEXT() % NQ(seps)]);
+			    mixed_seps[NEXT() % NMIXED_SEPS]);
 		}
 		/* A quote is never only separators, nor ends in '~'. */
 		o += (size_t)sprintf(buf + o, "end~%s\n",

@@ -636,23 +636,16 @@ static void
 make_lmdb(const char *path, const char *dbname, const char *key,
     const void *val, size_t vallen)
 {
-	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
 	MDB_val k = {strlen(key), (void *)key}, v = {vallen, (void *)val};
 
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(env, STORE_MAXDBS), 0);
-	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOLOCK,
-			     0644),
-	    0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	txn = lmdb_write_begin(path);
 	assert_int_equal(mdb_dbi_open(txn, dbname, dbname ? MDB_CREATE : 0,
 			     &dbi),
 	    0);
 	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	lmdb_write_end(txn);
 }
 
 static void
@@ -698,19 +691,13 @@ patch_record(const char *path, const char *dbname, unsigned dbflags,
     const void *key, size_t keylen, void (*edit)(void *, size_t *, void *),
     void *arg)
 {
-	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
 	MDB_val k = {keylen, (void *)key}, v;
 	unsigned char buf[1024] = {0};
 	size_t len;
 
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(env, STORE_MAXDBS), 0);
-	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOLOCK,
-			     0644),
-	    0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	txn = lmdb_write_begin(path);
 	assert_int_equal(mdb_dbi_open(txn, dbname, dbflags, &dbi), 0);
 	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
 	assert_true(v.mv_size <= sizeof(buf));
@@ -720,8 +707,7 @@ patch_record(const char *path, const char *dbname, unsigned dbflags,
 	v.mv_size = len;
 	v.mv_data = buf;
 	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	lmdb_write_end(txn);
 }
 
 struct meta_edit {

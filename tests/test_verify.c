@@ -660,19 +660,13 @@ test_quote_text(void **state)
 static void
 rewrite_meta(const char *path, uint32_t version, size_t size)
 {
-	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
 	MDB_val k = {sizeof(STORE_META_KEY) - 1, (void *)STORE_META_KEY}, v;
 	unsigned char buf[128] = {0};
 
 	assert_true(size <= sizeof(buf));
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(env, STORE_MAXDBS), 0);
-	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOLOCK,
-			     0644),
-	    0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	txn = lmdb_write_begin(path);
 	assert_int_equal(mdb_dbi_open(txn, STORE_DB_META, 0, &dbi), 0);
 	assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
 	memcpy(buf, v.mv_data, v.mv_size);
@@ -681,8 +675,7 @@ rewrite_meta(const char *path, uint32_t version, size_t size)
 	v.mv_size = size;
 	v.mv_data = buf;
 	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	lmdb_write_end(txn);
 }
 
 static void
@@ -727,24 +720,17 @@ static void
 rewrite_record(const char *path, const char *db, unsigned flags,
     const void *key, size_t klen, const void *val, size_t vlen)
 {
-	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
 	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
 
-	assert_int_equal(mdb_env_create(&env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(env, STORE_MAXDBS), 0);
-	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOLOCK,
-			     0644),
-	    0);
-	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	txn = lmdb_write_begin(path);
 	assert_int_equal(mdb_dbi_open(txn, db, flags, &dbi), 0);
 	if (val == NULL)
 		assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
 	else
 		assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
-	mdb_env_close(env);
+	lmdb_write_end(txn);
 }
 
 /* Imports small, rewrites one record, and expects why. */

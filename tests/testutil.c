@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "quote_service.pb-c.h"
+#include "store_format.h"
 
 extern char **environ;
 
@@ -49,6 +50,30 @@ int
 tmpdir_remove(const char *dir)
 {
 	return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+MDB_txn *
+lmdb_write_begin(const char *path)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, STORE_MAXDBS), 0);
+	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOLOCK,
+			     0644),
+	    0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	return txn;
+}
+
+void
+lmdb_write_end(MDB_txn *txn)
+{
+	MDB_env *env = mdb_txn_env(txn);
+
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
 }
 
 void

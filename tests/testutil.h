@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include <lmdb.h>
+
 #include "rng.h"
 #include "store.h"
 
@@ -43,6 +45,14 @@ int run_importer(const char *const *args, const char *stdin_data,
  * repeatable; with e.g. 60 picks a quote, a fair pick misses a quote
  * with odds of about e^-60.
  */
+/*
+ * Opens the LMDB file at path for writing, as a foreign writer would
+ * (MDB_NOLOCK: the file is the test's alone), and begins a write
+ * transaction; lmdb_write_end() commits it and closes the file.
+ */
+MDB_txn *lmdb_write_begin(const char *path);
+void lmdb_write_end(MDB_txn *txn);
+
 void expect_author_quotes(const struct store *s, struct rng *r,
     const struct quote *q, size_t n, size_t picks_per_quote);
 

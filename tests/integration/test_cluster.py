@@ -570,25 +570,36 @@ def test_host_added(cluster, pb):
     assert {ip for ip, _ in late} == set(HOSTS + [SPARE]), late
 
 
+def behind_nginx(quoterd, pb, tmp_path, nginx, **kw):
+    """The hosts of HOSTS started, and nginx (the shipped file) in front
+    of them on 127.0.0.1; returns nginx."""
+    fleet = Fleet(quoterd, pb, tmp_path / "hosts", shared_port(HOSTS))
+    for ip in HOSTS:
+        fleet.start(ip)
+    return nginx(shared_port(["127.0.0.1"]), [fleet.addr(ip) for ip in HOSTS],
+                 **kw)
+
+
+def client_connections(n, calls):
+    """The client connections nginx's access log names for the first
+    `calls` GetQuote calls (the log is flushed every second)."""
+    wait_until(lambda: n.access_log().count("GetQuote") >= calls, WAIT,
+               "the access log")
+    return set(re.findall(r" conn=(\d+) .*GetQuote", n.access_log()))
+
+
 def test_nginx_keeps_client_connection(quoterd, pb, tmp_path, nginx):
     """One client channel making 3,000 calls through nginx keeps one
     connection: keepalive_requests lifts nginx's limit of 1,000 calls per
     client connection (the access log names each call's connection)."""
-    port = shared_port(HOSTS)
-    fleet = Fleet(quoterd, pb, tmp_path / "hosts", port)
-    for ip in HOSTS:
-        fleet.start(ip)
-    n = nginx(shared_port(["127.0.0.1"]), [fleet.addr(ip) for ip in HOSTS])
+    n = behind_nginx(quoterd, pb, tmp_path, nginx)
     pb2, pb2_grpc = pb
     calls = 3000
     with grpc.insecure_channel(n.addr, options=CHANNEL_OPTIONS) as ch:
         stub = pb2_grpc.QuoterStub(ch)
         for _ in range(calls):
             stub.GetQuote(pb2.QuoteRequest(), timeout=5)
-    # The access log is flushed every second.
-    wait_until(lambda: n.access_log().count("GetQuote") >= calls, WAIT,
-               "the access log")
-    conns = set(re.findall(r" conn=(\d+) .*GetQuote", n.access_log()))
+    conns = client_connections(n, calls)
     assert len(conns) == 1, f"{len(conns)} client connections: {conns}"
 
 
@@ -597,11 +608,7 @@ def test_nginx_rotates_client_connections(quoterd, pb, tmp_path, nginx):
     gets GOAWAY after its current call, and the client goes on over a new
     one without a failed call (so no connection keeps an old worker, and
     its old upstream list, after a reload for longer)."""
-    port = shared_port(HOSTS)
-    fleet = Fleet(quoterd, pb, tmp_path / "hosts", port)
-    for ip in HOSTS:
-        fleet.start(ip)
-    n = nginx(shared_port(["127.0.0.1"]), [fleet.addr(ip) for ip in HOSTS])
+    n = behind_nginx(quoterd, pb, tmp_path, nginx)
     pb2, pb2_grpc = pb
     end = time.monotonic() + 40
     calls = 0
@@ -611,9 +618,7 @@ def test_nginx_rotates_client_connections(quoterd, pb, tmp_path, nginx):
             stub.GetQuote(pb2.QuoteRequest(), timeout=5)  # raises if failed
             calls += 1
             time.sleep(0.05)
-    wait_until(lambda: n.access_log().count("GetQuote") >= calls, WAIT,
-               "the access log")
-    conns = set(re.findall(r" conn=(\d+) .*GetQuote", n.access_log()))
+    conns = client_connections(n, calls)
     assert len(conns) >= 2, f"one client connection for 40 s: {conns}"
 
 
@@ -621,10 +626,6 @@ def test_nginx_tls_to_clients(quoterd, pb, tmp_path, nginx):
     """The shipped file's TLS lines (as `scripts/cluster conf --tls` turns
     them on): clients speak TLS to nginx, nginx plain HTTP/2 to the hosts,
     and calls still go to every host."""
-    port = shared_port(HOSTS)
-    fleet = Fleet(quoterd, pb, tmp_path / "hosts", port)
-    for ip in HOSTS:
-        fleet.start(ip)
     cert, key = tmp_path / "nginx.pem", tmp_path / "nginx.key"
     r = subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
@@ -633,8 +634,7 @@ def test_nginx_tls_to_clients(quoterd, pb, tmp_path, nginx):
          "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
         capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
-    n = nginx(shared_port(["127.0.0.1"]), [fleet.addr(ip) for ip in HOSTS],
-              tls=(cert, key))
+    n = behind_nginx(quoterd, pb, tmp_path, nginx, tls=(cert, key))
     pb2, pb2_grpc = pb
     hosts = collections.Counter()
     creds = grpc.ssl_channel_credentials(cert.read_bytes())
