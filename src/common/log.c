@@ -33,7 +33,6 @@
 
 static char log_role[32] = "quoterd";
 static enum log_level log_max = LOG_LEVEL_INFO;
-static int log_fatal_status = 1;
 static int log_fd = STDERR_FILENO;
 static int log_syslog;
 static char log_path[4096]; /* a file; empty: stderr or syslog */
@@ -150,12 +149,6 @@ void
 log_setexit(log_exitfn exitfn)
 {
 	log_exit = exitfn;
-}
-
-void
-log_setfatalstatus(int status)
-{
-	log_fatal_status = status;
 }
 
 /* The length of the UTF-8 sequence at s (before end), 0 if none is. */
@@ -427,7 +420,7 @@ fatal(const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(LOG_LEVEL_ERROR, saved, fmt, ap);
 	va_end(ap);
-	log_exit(log_fatal_status);
+	log_exit(1);
 }
 
 void
@@ -438,5 +431,5 @@ fatalx(const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(LOG_LEVEL_ERROR, 0, fmt, ap);
 	va_end(ap);
-	log_exit(log_fatal_status);
+	log_exit(1);
 }

@@ -33,8 +33,6 @@ int log_to_stderr(void);
 void log_setrole(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_setlevel(enum log_level level);
 int log_parselevel(const char *name, enum log_level *out);
-/* What fatal() exits with: 1 by default, EXIT_FATAL in workers. */
-void log_setfatalstatus(int status);
 /* How fatal() exits: exit() by default; workers leave with _exit(). */
 typedef void (*log_exitfn)(int) __attribute__((noreturn));
 void log_setexit(log_exitfn exitfn);

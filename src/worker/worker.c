@@ -413,9 +413,8 @@ worker_main(const struct config *c, int index, int chan, int db_fd,
 
 	log_setrole("worker %d", index);
 	log_setexit(worker_exit);
-	/* Errors are worth a restart (with backoff), but for those that a
-	 * restart cannot mend (worker_setup_server()). */
-	log_setfatalstatus(1);
+	/* fatal() exits 1, worth a restart (with backoff); what a restart
+	 * cannot mend leaves with EXIT_FATAL (worker_setup_server()). */
 	signal(SIGPIPE, SIG_IGN);
 
 	memset(&w, 0, sizeof(w));
