@@ -65,7 +65,8 @@ static const char *const mixed_words[] = {
 #define NMIXED_WORDS (sizeof(mixed_words) / sizeof(mixed_words[0]))
 
 /* What may stand between them: spaces, punctuation, symbols, non-ASCII
- * dashes and spaces, none of them part of a word. */
+ * dashes and spaces, none of them part of a word. No line break: a line
+ * of the text format is one quote. */
 static const char *const mixed_seps[] = {
     " ",
     ", ",
@@ -100,7 +101,6 @@ static const char *const mixed_seps[] = {
     "—",
     " … ",
     "\t",
-    "\n",
 };
 
 #define NMIXED_SEPS (sizeof(mixed_seps) / sizeof(mixed_seps[0]))

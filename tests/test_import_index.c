@@ -48,6 +48,15 @@ next(uint32_t *x)
 	return *x >> 8;
 }
 
+/* One of mixed_seps, or a line break, which a fortune keeps inside a
+ * quote and the index must split at like any separator. */
+static const char *
+separator(uint32_t r)
+{
+	r %= NMIXED_SEPS + 1;
+	return r == NMIXED_SEPS ? "\n" : mixed_seps[r];
+}
+
 static int
 setup(void **state)
 {
@@ -78,8 +87,8 @@ setup(void **state)
 				o += (size_t)sprintf(buf + o, "%s",
 				    mixed_words[next(&x) % NMIXED_WORDS]);
 			}
-			o += (size_t)sprintf(buf + o, "%s",
-			    mixed_seps[next(&x) % NMIXED_SEPS]);
+			o +=
+			    (size_t)sprintf(buf + o, "%s", separator(next(&x)));
 		}
 		c->text[q] = strndup(buf, o);
 		c->len[q] = o;
