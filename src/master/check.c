@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -205,4 +206,60 @@ check_run(int fd, int timeout_ms, struct check_verdict *v)
 		}
 	}
 	check_finish(c, v);
+}
+
+/* What a file that is not a regular one is, for the refusal. */
+static const char *
+file_kind(mode_t mode)
+{
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "of an unknown type";
+}
+
+int
+check_open(const char *path, struct stat *st, char *why, size_t whylen)
+{
+	int fd, flags;
+
+	/* Refuse what stat() shows is no file before opening it: opening
+	 * a device can have effects of its own. */
+	if (stat(path, st) != 0) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st->st_mode))
+		goto not_regular;
+	/* It may have been replaced since: O_NONBLOCK, so that a FIFO
+	 * cannot hold us, and fstat() says what opened. */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, st) != 0) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		close(fd);
+		goto not_regular;
+	}
+	if ((flags = fcntl(fd, F_GETFL)) < 0 ||
+	    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+not_regular:
+	snprintf(why, whylen, "not a regular file but %s",
+	    file_kind(st->st_mode));
+	return -1;
 }

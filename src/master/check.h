@@ -8,6 +8,7 @@
 #ifndef QUOTERD_CHECK_H
 #define QUOTERD_CHECK_H
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "store.h"
@@ -20,6 +21,15 @@ struct check_verdict {
 	char why[256];          /* when not */
 };
 
+/*
+ * Opens the candidate database at path for a check, never blocking: a
+ * FIFO renamed onto the path would hold open() until a writer came. Only
+ * a regular file is a candidate; anything else (FIFO, directory, device,
+ * socket) is refused here, unopened if stat() already tells. Returns the
+ * descriptor (blocking, close-on-exec) with *st its fstat(), or -1 with
+ * the reason in why.
+ */
+int check_open(const char *path, struct stat *st, char *why, size_t whylen);
 /* Forks a checker of the database open as fd; 0, or an errno code. */
 int check_start(int fd, struct check **out);
 /* Readable once the checker has spoken or died. */

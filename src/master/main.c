@@ -104,10 +104,10 @@ open_database(const struct config *c, int test, int *fd,
     struct store_info *info)
 {
 	struct check_verdict v;
+	struct stat st;
 
-	if ((*fd = open(c->database, O_RDONLY | O_CLOEXEC)) < 0) {
-		fprintf(stderr, "quoterd: %s: %s\n", c->database,
-		    strerror(errno));
+	if ((*fd = check_open(c->database, &st, v.why, sizeof(v.why))) < 0) {
+		fprintf(stderr, "quoterd: %s: %s\n", c->database, v.why);
 		return -1;
 	}
 	check_run(*fd, c->check_timeout * 1000, &v);

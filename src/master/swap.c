@@ -101,6 +101,7 @@ swap_database(struct master *m, const char *why, int force)
 {
 	const char *path = m->config->database;
 	struct stat st;
+	char reason[256];
 	int fd, rc;
 
 	if (m->stopping != RUNNING)
@@ -112,12 +113,10 @@ swap_database(struct master *m, const char *why, int force)
 		m->check_force |= force;
 		return;
 	}
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &st)) {
-		log_warn("%s: %s", why, path);
-		log_warnx("new database refused; still serving generation %u",
-		    m->swap.generation);
-		if (fd >= 0)
-			close(fd);
+	if ((fd = check_open(path, &st, reason, sizeof(reason))) < 0) {
+		log_warnx("%s: %s: %s; new database refused; still serving "
+			  "generation %u",
+		    why, path, reason, m->swap.generation);
 		return;
 	}
 	file_id(&st, &m->check_id);

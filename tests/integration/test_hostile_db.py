@@ -20,11 +20,15 @@ say) may be accepted: then it swaps, and replies are still the sample's.
 import os
 import random
 import re
+import signal
+import socket
 import struct
+import subprocess
 
 import pytest
 
-from conftest import SRC, IMPORT, Load, run_quoterd, wait_until
+from conftest import (SRC, IMPORT, QUOTERD, Load, child_env, run_quoterd,
+                      wait_until)
 from lmdbfile import P_BRANCH, LmdbFile, Page, MM_DBS, MDB_DB_SIZE, MD_ROOT
 
 REFUSED = "new database refused; still serving generation"
@@ -238,3 +242,75 @@ def test_flipped_bytes_refused_or_harmless(quoterd, pb, sample, tmp_path):
         load.stop.set()
     assert_unharmed(d, workers, load)
     print(f"{d.log().count(REFUSED)} of {FLIPS} flipped files refused")
+
+
+# ------------------------------------------------- what is not a file at all
+
+# Opening a FIFO for reading waits for a writer: without O_NONBLOCK the
+# master would hang in open(), deaf to SIGTERM. Each of these must be
+# refused as not a regular file, wherever it is met. A directory and a
+# device cannot be renamed onto a file: a symlink to one can.
+def fifo(path):
+    os.mkfifo(path)
+
+
+def directory(path):
+    os.symlink(path.parent, path)
+
+
+def device(path):
+    os.symlink("/dev/null", path)
+
+
+def unix_socket(path):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.bind(str(path))
+
+
+NOT_FILES = {fifo: "a FIFO", directory: "a directory",
+             device: "a character device", unix_socket: "a socket"}
+BOUND = 10.0   # a hang fails the test after this long
+
+
+@pytest.mark.parametrize("make", NOT_FILES, ids=[m.__name__ for m in NOT_FILES])
+def test_not_a_file_refused_by_test_and_at_start(quoterd, tmp_path, make):
+    path = tmp_path / "quotes.mdb"
+    make(path)
+    want = f"{path}: not a regular file but {NOT_FILES[make]}"
+    try:
+        r = subprocess.run([str(QUOTERD), "--test", "--db", str(path)],
+                           capture_output=True, text=True, timeout=BOUND,
+                           env=child_env(), stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"quoterd --test on {make.__name__} still running "
+                    f"after {BOUND} s")
+    assert_refused(r, path)
+    assert want in r.stderr, r.stderr
+    d = quoterd(db=path)
+    log = d.expect_exit(1, timeout=BOUND)
+    assert want in log, log
+
+
+def test_not_a_file_refused_under_load(quoterd, pb, sample, tmp_path):
+    served, d, workers, load = serve_under_load(quoterd, pb, sample, tmp_path)
+    try:
+        for make, kind in NOT_FILES.items():
+            before = d.log().count(REFUSED)
+            served.n += 1
+            tmp = served.dir / f".tmp{served.n}"
+            make(tmp)
+            calls = load.ok
+            os.rename(tmp, served.path)
+            wait_until(lambda: d.log().count(REFUSED) > before, BOUND,
+                       lambda: f"{make.__name__} refused:\n{d.log()}")
+            assert f"{served.path}: not a regular file but {kind}; " \
+                f"{REFUSED} 0" in d.log(), d.log()
+            load.wait_for(20, f"calls after {make.__name__}")
+            assert load.ok > calls
+    finally:
+        load.stop.set()
+    assert_unharmed(d, workers, load)
+    assert not GENERATION.search(d.log()), d.log()
+    # The master still hears a stop: it is not stuck in open().
+    d.send(signal.SIGTERM)
+    assert d.wait_exit(BOUND) == 0, d.log()
