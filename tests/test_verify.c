@@ -39,6 +39,7 @@ struct dbfile {
 	unsigned char *buf;
 	size_t len;
 	uint32_t psize;
+	uint64_t extend; /* if above len: the file's size, the rest a hole */
 };
 
 /* What a child's store_verify() said. */
@@ -105,6 +106,7 @@ load_small(const struct fixture *fx, struct dbfile *d)
 	d->buf = (unsigned char *)read_file(path, &d->len);
 	d->psize =
 	    lmdb_u32(d->buf + LMDB_PAGEHDRSZ + LMDB_MM_FREE + LMDB_DB_PAD);
+	d->extend = 0;
 }
 
 /* etc/quotes.txt, the bundled sample. */
@@ -122,6 +124,7 @@ load_sample(const struct fixture *fx, struct dbfile *d, char *path)
 	d->buf = (unsigned char *)read_file(path, &d->len);
 	d->psize =
 	    lmdb_u32(d->buf + LMDB_PAGEHDRSZ + LMDB_MM_FREE + LMDB_DB_PAD);
+	d->extend = 0;
 }
 
 /* Quotes in etc/quotes.txt: its non-blank lines. */
@@ -160,6 +163,7 @@ load_big(const struct fixture *fx, struct dbfile *d)
 	d->buf = (unsigned char *)read_file(path, &d->len);
 	d->psize =
 	    lmdb_u32(d->buf + LMDB_PAGEHDRSZ + LMDB_MM_FREE + LMDB_DB_PAD);
+	d->extend = 0;
 }
 
 static unsigned char *
@@ -243,7 +247,9 @@ verify_child(const struct dbfile *d)
 		int fd = memfd_create("test_verify", MFD_CLOEXEC);
 
 		close(fds[0]);
-		if (fd < 0 || write(fd, d->buf, d->len) != (ssize_t)d->len)
+		if (fd < 0 || write(fd, d->buf, d->len) != (ssize_t)d->len ||
+		    (d->extend > d->len &&
+			ftruncate(fd, (off_t)d->extend) != 0))
 			_exit(3);
 		v.rc = store_verify(fd, &v.info, v.why, sizeof(v.why));
 		if (write(fds[1], &v, sizeof(v)) != sizeof(v))
@@ -295,7 +301,7 @@ copy(const struct dbfile *orig)
 static void
 test_verify_good(void **state)
 {
-	struct dbfile d;
+	struct dbfile d = {0};
 	struct verdict v;
 	char path[PATH_MAX];
 
@@ -323,7 +329,7 @@ test_verify_good(void **state)
 static void
 test_value_past_page(void **state)
 {
-	struct dbfile orig, d;
+	struct dbfile orig = {0}, d = {0};
 	unsigned char *n;
 
 	load_small(*state, &orig);
@@ -363,7 +369,7 @@ test_value_past_page(void **state)
 static void
 test_node_offset(void **state)
 {
-	struct dbfile orig, d;
+	struct dbfile orig = {0}, d = {0};
 	unsigned char *p;
 
 	load_small(*state, &orig);
@@ -400,7 +406,7 @@ test_node_offset(void **state)
 static void
 test_page_past_file(void **state)
 {
-	struct dbfile orig, d;
+	struct dbfile orig = {0}, d = {0};
 	unsigned char *p, *n;
 	uint64_t npages;
 
@@ -444,7 +450,7 @@ static void
 test_overflow(void **state)
 {
 	struct fixture *fx = *state;
-	struct dbfile orig, d;
+	struct dbfile orig = {0}, d = {0};
 	char path[PATH_MAX], *text;
 	unsigned char *n, *op;
 	uint64_t opg;
@@ -500,7 +506,7 @@ test_overflow(void **state)
 static void
 test_cycle(void **state)
 {
-	struct dbfile orig, d;
+	struct dbfile orig = {0}, d = {0};
 	unsigned char *p, *n;
 	uint64_t self;
 
@@ -528,7 +534,7 @@ test_cycle(void **state)
 static void
 test_truncated(void **state)
 {
-	struct dbfile orig, d;
+	struct dbfile orig = {0}, d = {0};
 
 	load_small(*state, &orig);
 	d = copy(&orig);
@@ -544,10 +550,33 @@ test_truncated(void **state)
 	free(orig.buf);
 }
 
+/* A file longer than its last page: quotes-import writes none, and a
+ * worker would map all of it (a sparse tail of 15 TB passed before). */
+static void
+test_past_last_page(void **state)
+{
+	struct dbfile d = {0};
+	char path[PATH_MAX];
+
+	load_sample(*state, &d, path);
+	assert_int_equal(d.len % d.psize, 0);
+	assert_int_equal(d.len / d.psize,
+	    lmdb_u64(meta(&d) + LMDB_MM_LASTPG) + 1);
+	expect_ok(&d);
+	d.extend = d.len + 1;
+	expect_refused(&d, STORE_ECORRUPT, "run past its last page");
+	d.extend = d.len + d.psize;
+	expect_refused(&d, STORE_ECORRUPT, "run past its last page");
+	d.extend = 15ULL << 40;
+	expect_refused(&d, STORE_ECORRUPT,
+	    "the file's 16492674416640 bytes run past its last page");
+	free(d.buf);
+}
+
 static void
 test_meta_pages(void **state)
 {
-	struct dbfile orig, d;
+	struct dbfile orig = {0}, d = {0};
 
 	load_small(*state, &orig);
 	for (int i = 0; i < 2; i++) {
@@ -569,9 +598,13 @@ test_meta_pages(void **state)
 	meta(&d)[LMDB_MM_MAIN + LMDB_DB_ROOT] ^= 0x04;
 	expect_refused(&d, STORE_ECORRUPT, "main database");
 	free(d.buf);
-	/* The older meta in use: its main database is empty. */
+	/* The older meta in use: its main database is empty, and its last
+	 * page is 1, so the file runs past it. */
 	d = copy(&orig);
 	put64(meta(&d) + LMDB_MM_TXNID, 0);
+	expect_refused(&d, STORE_ECORRUPT, "run past its last page 1");
+	/* With its last page the file's, what is left is the emptiness. */
+	put64(meta(&d) + LMDB_MM_LASTPG, d.len / d.psize - 1);
 	expect_refused(&d, STORE_EBADMAGIC, "empty");
 	free(d.buf);
 	free(orig.buf);
@@ -580,7 +613,7 @@ test_meta_pages(void **state)
 static void
 test_root_page(void **state)
 {
-	struct dbfile orig, d;
+	struct dbfile orig = {0}, d = {0};
 	unsigned char *p;
 
 	load_small(*state, &orig);
@@ -632,7 +665,7 @@ find_text(const struct dbfile *d, const char *text)
 static void
 test_quote_text(void **state)
 {
-	struct dbfile orig, d;
+	struct dbfile orig = {0}, d = {0};
 
 	load_small(*state, &orig);
 	/* Still UTF-8, still a QuoteReply: only the checksum knows. */
@@ -682,7 +715,7 @@ static void
 test_meta_record(void **state)
 {
 	struct fixture *fx = *state;
-	struct dbfile d;
+	struct dbfile d = {0};
 	char path[PATH_MAX];
 
 	/* A version 1 file: its meta had no checksum. */
@@ -738,7 +771,7 @@ static void
 index_refused(const struct fixture *fx, const char *db, unsigned flags,
     const void *key, size_t klen, const void *val, size_t vlen, const char *why)
 {
-	struct dbfile d;
+	struct dbfile d = {0};
 	char path[PATH_MAX];
 
 	import_text(fx, small, "index.mdb", path);
@@ -815,7 +848,7 @@ static void
 test_pick_bounds(void **state)
 {
 	struct fixture *fx = *state;
-	struct dbfile d;
+	struct dbfile d = {0};
 	struct store *s;
 	struct store_quote q;
 	struct rng r;
@@ -965,7 +998,7 @@ flip_child(const struct dbfile *d, const struct replies *rs)
 static void
 test_flip_loop(void **state)
 {
-	struct dbfile orig;
+	struct dbfile orig = {0};
 	struct replies rs;
 	struct rng r;
 	char path[PATH_MAX];
@@ -1013,6 +1046,7 @@ main(void)
 	    T(test_overflow),
 	    T(test_cycle),
 	    T(test_truncated),
+	    T(test_past_last_page),
 	    T(test_meta_pages),
 	    T(test_root_page),
 	    T(test_quote_text),

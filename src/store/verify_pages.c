@@ -404,6 +404,15 @@ check_metas(struct verify *v, const unsigned char **meta)
 		    "of the file's %llu bytes",
 		    (ull)last, psize, (ull)v->size);
 	v->npages = last + 1;
+	/* quotes-import's file ends with its last page. Every store a
+	 * worker opens maps the whole file: a longer one (a sparse tail of
+	 * terabytes, say) passes every other check, then leaves workers
+	 * unable to map it. */
+	if (v->size != v->npages * psize)
+		return verify_fail(v, STORE_ECORRUPT,
+		    "the file's %llu bytes run past its last page %llu of %u "
+		    "bytes (%llu bytes)",
+		    (ull)v->size, (ull)last, psize, (ull)(v->npages * psize));
 	return 0;
 }
 

@@ -314,3 +314,46 @@ def test_not_a_file_refused_under_load(quoterd, pb, sample, tmp_path):
     # The master still hears a stop: it is not stuck in open().
     d.send(signal.SIGTERM)
     assert d.wait_exit(BOUND) == 0, d.log()
+
+
+# ------------------------------------------------ a file longer than its data
+
+# The sample with a sparse tail of 15 TB (`truncate -s 15T`): every check
+# of the pages passes, but each call thread of a worker maps the whole
+# file, so workers could not map it and restarted in a loop. A file must
+# end with its last page, as quotes-import writes it.
+TAIL = 15 << 40
+PAST = "run past its last page"
+
+
+def extended(sample, path):
+    path.write_bytes(sample.bytes)
+    os.truncate(path, TAIL)
+    return path
+
+
+def test_file_past_its_last_page_refused(quoterd, pb, sample, tmp_path):
+    path = extended(sample, tmp_path / "extended.mdb")
+    r = run_quoterd(["--test", "--db", str(path)])
+    assert_refused(r, path)
+    assert PAST in r.stderr, r.stderr
+    d = quoterd(db=path)
+    log = d.expect_exit(1)
+    assert f"{path}: the file's {TAIL} bytes {PAST}" in log, log
+
+    served, d, workers, load = serve_under_load(quoterd, pb, sample, tmp_path)
+    try:
+        before = d.log().count(REFUSED)
+        calls = load.ok
+        tmp = extended(sample, served.dir / ".extended")
+        os.rename(tmp, served.path)
+        wait_until(lambda: outcomes(d) > before, TIMEOUT,
+                   lambda: f"a verdict on the extended file:\n{d.log()}")
+        assert d.log().count(REFUSED) == before + 1, d.log()
+        assert PAST in d.log(), d.log()
+        load.wait_for(20, "calls after the extended file")
+        assert load.ok > calls
+    finally:
+        load.stop.set()
+    assert_unharmed(d, workers, load)
+    assert not GENERATION.search(d.log()), d.log()
