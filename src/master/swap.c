@@ -156,10 +156,23 @@ swap_finish_check(struct master *m, int timed_out)
 	else
 		check_finish(m->check, &v);
 	m->check = NULL;
-	if (!v.ok) {
+	if (!v.ok && m->check_id.dev == m->db_id.dev &&
+	    m->check_id.ino == m->db_id.ino)
+		/* Not a new file: the one served, rewritten where it lies
+		 * (truncate, cp over it). Workers map it, so nothing here
+		 * keeps it from them: say so rather than claim that the old
+		 * data is still served. */
+		log_errorx("%s: %s: %s; the served file (generation %u) was "
+			   "changed in place, and workers map it: they may "
+			   "fail or crash on it. Rename a good database onto "
+			   "the path (as quotes-import does), or restart "
+			   "quoterd on one; never write the served file",
+		    m->check_why, m->config->database, v.why, sw->generation);
+	else if (!v.ok)
 		log_warnx("%s: %s: %s; new database refused; still serving "
 			  "generation %u",
 		    m->check_why, m->config->database, v.why, sw->generation);
+	if (!v.ok) {
 		close(m->check_fd);
 		if (m->metrics != NULL)
 			metrics_add(&metrics_master(m->metrics)->swaps_refused,

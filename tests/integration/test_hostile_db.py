@@ -357,3 +357,37 @@ def test_file_past_its_last_page_refused(quoterd, pb, sample, tmp_path):
         load.stop.set()
     assert_unharmed(d, workers, load)
     assert not GENERATION.search(d.log()), d.log()
+
+
+# ------------------------------------------------- the served file rewritten
+
+IN_PLACE = "was changed in place"
+
+
+@pytest.mark.parametrize("how", ["inotify", "sighup"])
+def test_served_file_changed_in_place_is_told(quoterd, pb, sample, tmp_path,
+                                              how):
+    # A write into the very file served (root can, whatever its mode) is
+    # not a new file the old one keeps serving against: the master must
+    # not log that it still serves generation 0, which is that file, but
+    # say at error level what happened and what to do. A flipped letter
+    # (refused: the quote's words no longer match the index) leaves every
+    # page mapped where it was, so the workers live on, asked nothing.
+    served = Served(tmp_path / "served", sample)
+    d = quoterd(db=served.path, config="watch_database = no\n"
+                if how == "sighup" else None)
+    d.wait_ready(pb)
+    n = quote_of(sample.lmdb(), "Harold Wilson")
+    with open(served.path, "r+b") as f:
+        f.seek(n.value_offset + 4)
+        f.write(bytes([sample.bytes[n.value_offset + 4] ^ 1]))
+    if how == "sighup":
+        d.send(signal.SIGHUP)
+    wait_until(lambda: IN_PLACE in d.log(), TIMEOUT,
+               lambda: f"the in-place change told:\n{d.log()}")
+    line = next(x for x in d.log().splitlines() if IN_PLACE in x)
+    assert re.search(r" error \[\d+\] master: ", line), line
+    assert f"{served.path}: " in line, line
+    assert "Rename a good database onto the path" in line, line
+    assert REFUSED not in d.log(), d.log()
+    assert not GENERATION.search(d.log()), d.log()
