@@ -474,12 +474,18 @@ class Load:
     stopping worker refuses them (refused: gRPC core 1.51 answers
     CANCELLED to a call that reaches a worker as its shutdown begins, a
     closed port gives UNAVAILABLE); anything else, a thread's own
-    exception included, goes to bad."""
+    exception included, goes to bad. With mixed, the calls take turns:
+    GetQuote of any author, GetQuote of a named one (the reply must be
+    that author's), and ListAuthors (every name one of the pairs')."""
 
     def __init__(self, pb, addr, pairs, threads=3, per_channel=20,
-                 calls=200000):
+                 calls=200000, mixed=False):
         self.pb, self.addr, self.pairs = pb, addr, pairs
         self.per_channel, self.calls = per_channel, calls
+        self.mixed = mixed
+        self.authors = sorted({a for _, a in pairs})
+        self.names = set(self.authors)
+        self.n = 0
         self.lock = threading.Lock()
         self.ok = 0
         self.refused = []
@@ -510,10 +516,22 @@ class Load:
                     self._one(stub, pb2)
 
     def _one(self, stub, pb2):
+        with self.lock:
+            self.n += 1
+            turn = self.n % 3 if self.mixed else 0
+            author = self.authors[self.n % len(self.authors)]
         try:
-            r = stub.GetQuote(pb2.QuoteRequest(), timeout=5)
+            if turn == 2:
+                r = stub.ListAuthors(pb2.ListAuthorsRequest(), timeout=5)
+                good = len(r.authors) > 0 and all(
+                    a in self.names for a in r.authors)
+            else:
+                req = pb2.QuoteRequest(author=author if turn else "")
+                r = stub.GetQuote(req, timeout=5)
+                good = (r.quote, r.author) in self.pairs and (
+                    turn == 0 or r.author == author)
             with self.lock:
-                if (r.quote, r.author) in self.pairs:
+                if good:
                     self.ok += 1
                 else:
                     self.bad.append(f"wrong reply {r}")

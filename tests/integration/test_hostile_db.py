@@ -160,7 +160,7 @@ def serve_under_load(quoterd, pb, sample, tmp_path):
     d = quoterd(db=served.path)
     d.wait_ready(pb)
     workers = d.workers()
-    load = Load(pb, d.addr, sample.pairs, threads=2)
+    load = Load(pb, d.addr, sample.pairs, threads=2, mixed=True)
     load.wait_for(50, "calls before the first file")
     return served, d, workers, load
 
