@@ -27,8 +27,8 @@ import subprocess
 
 import pytest
 
-from conftest import (SRC, IMPORT, QUOTERD, Load, child_env, run_quoterd,
-                      wait_until)
+from conftest import (SRC, IMPORT, QUOTERD, Load, child_env, children_of,
+                      comm, run_quoterd, wait_until)
 from lmdbfile import P_BRANCH, LmdbFile, Page, MM_DBS, MDB_DB_SIZE, MD_ROOT
 
 REFUSED = "new database refused; still serving generation"
@@ -391,3 +391,79 @@ def test_served_file_changed_in_place_is_told(quoterd, pb, sample, tmp_path,
     assert "Rename a good database onto the path" in line, line
     assert REFUSED not in d.log(), d.log()
     assert not GENERATION.search(d.log()), d.log()
+
+
+# ------------------------------------------ a checker that hangs or is killed
+
+def tracer(pid):
+    """The pid tracing pid (0: none), from /proc/PID/status."""
+    for line in open(f"/proc/{pid}/status", encoding="ascii"):
+        if line.startswith("TracerPid:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Injected:
+    """strace attached to the running master and everything it forks from
+    then on, with a fault injected into prlimit64: the checker's first
+    system call after the fork (setrlimit(RLIMIT_CORE)) and one the
+    master makes only at start, so the master itself is not hit."""
+
+    def __init__(self, pid, how):
+        self.proc = subprocess.Popen(
+            ["strace", "-f", "-qq", "-o", "/dev/null", "-p", str(pid),
+             "-e", "trace=prlimit64", "-e", f"inject=prlimit64:{how}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        wait_until(lambda: tracer(pid) == self.proc.pid
+                   or self.proc.poll() is not None, BOUND,
+                   "strace to attach")
+        assert self.proc.poll() is None, "strace could not attach"
+
+    def detach(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(BOUND)
+
+
+def checkers(d):
+    return [p for p in children_of(d.pid) if comm(p) == "quoterd-check"]
+
+
+@pytest.mark.parametrize("how,why", [
+    ("signal=SIGSTOP", "the check took too long"),
+    ("signal=SIGKILL", "the checker died of signal 9"),
+], ids=["past_check_timeout", "killed"])
+def test_checker_that_hangs_or_dies_refuses(quoterd, pb, sample, tmp_path,
+                                            how, why):
+    # check_timeout = 1: a checker stopped (SIGSTOP; strace's delay_enter
+    # wedges strace itself once the delayed tracee is killed) is killed
+    # after 1 s and its file refused; a checker killed by a signal is a
+    # refusal too. Either way the master goes on serving the old data,
+    # and takes the next good file as usual.
+    served = Served(tmp_path / "served", sample)
+    d = quoterd(db=served.path, config="check_timeout = 1\n")
+    d.wait_ready(pb)
+    workers = d.workers()
+    load = Load(pb, d.addr, sample.pairs, threads=2, mixed=True)
+    strace = Injected(d.pid, how)
+    try:
+        load.wait_for(20, "calls before the file")
+        served.install(sample.bytes)
+        wait_until(lambda: REFUSED in d.log(), TIMEOUT,
+                   lambda: f"the check refused:\n{d.log()}")
+        line = next(x for x in d.log().splitlines() if REFUSED in x)
+        assert f"{served.path}: {why}" in line, line
+        assert f"{REFUSED} 0" in line, line
+        wait_until(lambda: not checkers(d), BOUND, "the checker to be gone")
+        load.wait_for(20, "calls after the refusal")
+    finally:
+        strace.detach()
+        load.stop.set()
+    assert_unharmed(d, workers, load)
+    assert not GENERATION.search(d.log()), d.log()
+    # The master is well: the next file is checked and taken.
+    served.install(sample.bytes)
+    wait_until(lambda: GENERATION.search(d.log()), TIMEOUT,
+               lambda: f"a swap after the refusal:\n{d.log()}")
+    d.stop_cleanly()
