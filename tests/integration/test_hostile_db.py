@@ -155,9 +155,9 @@ def outcomes(d):
     return log.count(REFUSED) + len(GENERATION.findall(log))
 
 
-def serve_under_load(quoterd, pb, sample, tmp_path):
+def serve_under_load(quoterd, pb, sample, tmp_path, config=None):
     served = Served(tmp_path / "served", sample)
-    d = quoterd(db=served.path)
+    d = quoterd(db=served.path, config=config)
     d.wait_ready(pb)
     workers = d.workers()
     load = Load(pb, d.addr, sample.pairs, threads=2, mixed=True)
@@ -165,10 +165,12 @@ def serve_under_load(quoterd, pb, sample, tmp_path):
     return served, d, workers, load
 
 
-def install_and_wait(d, served, data, load, what):
+def install_and_wait(d, served, data, load, what, sighup=False):
     before = outcomes(d)
     calls = load.ok
     served.install(data)
+    if sighup:
+        d.send(signal.SIGHUP)
     wait_until(lambda: outcomes(d) > before, TIMEOUT,
                lambda: f"a verdict on {what}:\n{d.log()}")
     # Calls keep being answered after each file, from whatever serves.
@@ -206,6 +208,26 @@ def test_crafted_files_refused_under_load(quoterd, pb, sample, tmp_path):
                              how.__name__)
             assert d.log().count(REFUSED) == before + 1, \
                 f"{how.__name__} was not refused:\n{d.log()}"
+    finally:
+        load.stop.set()
+    assert_unharmed(d, workers, load)
+    assert not GENERATION.search(d.log()), d.log()
+
+
+def test_crafted_files_refused_on_sighup(quoterd, pb, sample, tmp_path):
+    # With watch_database = no a file is met only through SIGHUP (or
+    # --signal reload): the same check, the same refusals.
+    served, d, workers, load = serve_under_load(
+        quoterd, pb, sample, tmp_path, config="watch_database = no\n")
+    try:
+        by_sighup = f"master: SIGHUP: {served.path}: "
+        for i, how in enumerate(CRAFTED):
+            install_and_wait(d, served, crafted(sample, how), load,
+                             how.__name__, sighup=True)
+            refused = [x for x in d.log().splitlines() if REFUSED in x]
+            assert len(refused) == i + 1, \
+                f"{how.__name__} was not refused:\n{d.log()}"
+            assert by_sighup in refused[-1], refused[-1]
     finally:
         load.stop.set()
     assert_unharmed(d, workers, load)
