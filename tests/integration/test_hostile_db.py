@@ -10,11 +10,18 @@ of single flipped bytes over the whole file.
 Each is tried as quoterd would meet it:
 - `quoterd --test` and a start on it: exit status 1 with the path and a
   reason, never death by a signal;
-- renamed over the served file under load: refused with a reason in the
-  log, zero failed calls, the same master and workers throughout (none
-  died), and every reply a stored quote of the sample.
+- renamed over the served file under load (inotify, and SIGHUP with
+  watch_database = no): refused with a reason in the log, zero failed
+  calls, the same master and workers throughout (none died), and every
+  reply a stored quote of the sample (GetQuote with and without an
+  author, ListAuthors).
 A flipped byte that changes nothing a reader sees (slack inside a page,
-say) may be accepted: then it swaps, and replies are still the sample's.
+say) may be accepted: then it swaps, and replies are still the sample's;
+a few flipped files of each verdict are also started on.
+
+Then what is no database file at all (a FIFO, a directory, a device, a
+socket), the sample with a sparse tail of 15 TB, the served file written
+in place, and a checker that stops or is killed.
 """
 
 import os
@@ -249,12 +256,32 @@ def flips(sample):
         yield at, bytes(data)
 
 
+AT_START = 3   # flipped files of each verdict also started on
+
+
 def test_flipped_bytes_refused_or_harmless(quoterd, pb, sample, tmp_path):
+    tested = {0: [], 1: []}
     for i, (at, data) in enumerate(flips(sample)):
         path = write(tmp_path / f"flip{i}.mdb", data)
         r = run_quoterd(["--test", "--db", str(path)])
         assert r.returncode in (0, 1), (at, r.returncode, r.stderr)
         assert "signal" not in r.stderr, (at, r.stderr)
+        tested[r.returncode].append((at, path))
+    # The seed gives both kinds. A start on a refused file exits 1 with
+    # the reason; one on an accepted file serves only stored quotes.
+    assert len(tested[0]) >= AT_START and len(tested[1]) >= AT_START, tested
+    for at, path in tested[1][:AT_START]:
+        d = quoterd(db=path)
+        log = d.expect_exit(1)
+        assert str(path) in log and "signal" not in log, (at, log)
+    for at, path in tested[0][:AT_START]:
+        d = quoterd(db=path)
+        d.wait_ready(pb)
+        load = Load(pb, d.addr, sample.pairs, threads=1, mixed=True)
+        load.wait_for(30, f"calls on the file flipped at byte {at}")
+        load.finish()
+        assert load.bad == [] and load.refused == [], (at, load.bad[:5])
+        d.stop_cleanly()
 
     served, d, workers, load = serve_under_load(quoterd, pb, sample, tmp_path)
     try:
