@@ -3,6 +3,7 @@ cleans up its temporary files. The run itself is a miniature one, with
 a stand-in for gnuplot; it needs h2load (nghttp2-client)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,11 +26,48 @@ def test_results_go_to_build_unless_update():
     assert "--out bench/RESULTS.md" in dry_run("UPDATE=1")
 
 
+def deps_list(*args):
+    r = subprocess.run(["sh", str(SRC / "scripts/deps.sh"), "--list"]
+                       + list(args), capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
 def test_bench_deps_are_what_it_runs():
-    deps = (SRC / "scripts/deps.sh").read_text()
-    line = next(l for l in deps.splitlines() if '= bench ]' in l)
-    assert "fortunes" not in line
-    assert "nghttp2-client" in line and "gnuplot" in line
+    """`make bench` installs what building the programs and bench/run.py
+    need, and nothing of the test suite's (`deps.sh --list` prints a set
+    without installing it)."""
+    bench = deps_list("bench")
+    everything = deps_list()
+    assert len(set(bench)) == len(bench)
+    # What bench/run.py runs, each from a package of the bench set.
+    run = (SRC / "bench/run.py").read_text()
+    tools = {"h2load": "nghttp2-client", "gnuplot": "gnuplot-nox",
+             "valgrind": "valgrind"}
+    for prog, pkg in tools.items():
+        assert f"['{prog}'" in run, f"bench/run.py no longer runs {prog}"
+        assert pkg in bench, pkg
+    assert "python3" in bench
+    # The build's packages: everything the Debian package's build needs
+    # but debhelper and the unit tests' cmocka.
+    control = (SRC / "debian/control").read_text()
+    block = re.search(r"^Build-Depends:((?:.*\n)(?:[ \t].*\n)*)", control,
+                      re.M).group(1)
+    build = {re.sub(r"\(.*?\)|<.*?>", "", d).strip()
+             for d in block.replace("\n", " ").split(",") if d.strip()}
+    build -= {"debhelper-compat", "libcmocka-dev"}
+    assert build <= set(bench), build - set(bench)
+    # Nothing else: no test, packaging, cluster or fuzzing tool.
+    extra = set(bench) - build - set(tools.values()) - {
+        "python3", "build-essential"}
+    assert not extra, f"deps.sh bench installs what bench does not use: {extra}"
+    for pkg in ("nginx", "prometheus", "lintian", "debhelper", "clang",
+                "libcmocka-dev", "python3-grpcio", "strace", "mandoc"):
+        assert pkg not in bench, pkg
+        assert pkg in everything, pkg
+    assert "fortunes" not in bench
+    assert set(bench) <= set(everything) | set(tools.values())
 
 
 @pytest.mark.skipif(shutil.which("h2load") is None, reason="no h2load")
