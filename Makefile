@@ -202,8 +202,31 @@ FUZZ_SRC_utf8 = src/common/utf8.c
 FUZZ_SRC_store = $(STORE) src/common/utf8.c src/common/rng.c \
 	src/common/words.c $(GEN)
 FUZZ_SRC_import = tools/import_parse.c src/common/utf8.c
-FUZZ_SRC_request = src/worker/wire.c src/worker/reflection.c src/common/utf8.c \
-	$(GEN) $(HEALTH_GEN) $(REFLECTION_GEN_C)
+# fuzz_request drives every method's handler over a small database of
+# its own, imported from tests/fuzz/request-db/ and embedded as a C array.
+FUZZ_SRC_request = src/worker/wire.c src/worker/reflection.c \
+	src/worker/service.c src/worker/page.c src/worker/db.c \
+	src/worker/arena.c $(STORE) src/common/utf8.c src/common/words.c \
+	src/common/rng.c $(GEN) $(HEALTH_GEN) $(REFLECTION_GEN_C) \
+	$(FUZZ_BUILD)/request_db.c
+FUZZ_REQUEST_DB = tests/fuzz/request-db/wisdom.txt tests/fuzz/request-db/wit.txt
+$(FUZZ_BUILD)/request.mdb: $(FUZZ_REQUEST_DB) $(BUILD)/quotes-import
+	@mkdir -p $(@D)
+	$(Q)$(BUILD)/quotes-import -q -o $@ --tag wisdom \
+		tests/fuzz/request-db/wisdom.txt --tag wit \
+		tests/fuzz/request-db/wit.txt
+$(FUZZ_BUILD)/request_db.c: $(FUZZ_BUILD)/request.mdb
+	@echo "  GEN     $@"
+	$(Q){ echo '/* Generated from $(notdir $<) by the Makefile. */'; \
+	echo '#include <stddef.h>'; \
+	echo 'extern const unsigned char fuzz_request_db[];'; \
+	echo 'extern const size_t fuzz_request_db_len;'; \
+	echo 'const unsigned char fuzz_request_db[] = {'; \
+	od -An -v -tx1 $< | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	echo '};'; \
+	echo 'const size_t fuzz_request_db_len = sizeof(fuzz_request_db);'; \
+	} >$@.tmp
+	$(Q)mv $@.tmp $@
 FUZZ_TARGETS = $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_BINS = $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
 
