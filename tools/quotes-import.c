@@ -999,6 +999,8 @@ main(int argc, char *argv[])
 	uint64_t nauthors = 0, size = 0;
 	int ch, status = 1;
 
+	/* getopt's own messages start with argv[0]: PROG, as ours. */
+	argv[0] = (char *)PROG;
 	clock_gettime(CLOCK_MONOTONIC, &im.start);
 	im.progress = isatty(STDERR_FILENO);
 	/* "-": inputs come in order among the options, since a --tag

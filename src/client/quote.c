@@ -397,6 +397,75 @@ list_authors(struct client *c)
 	    &quotes__list_authors_reply__descriptor, show_authors);
 }
 
+/* A real date as YYYY-MM-DD, years 0001-9999, as the server takes it. */
+static int
+date_valid(const char *s)
+{
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30,
+	    31};
+	int y = 0, m, d;
+
+	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+		return 0;
+	for (int i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+			return 0;
+	for (int i = 0; i < 4; i++)
+		y = y * 10 + s[i] - '0';
+	m = (s[5] - '0') * 10 + s[6] - '0';
+	d = (s[8] - '0') * 10 + s[9] - '0';
+	if (y == 0 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
+		return 0;
+	return m != 2 || d < 29 ||
+	    (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0));
+}
+
+/*
+ * The options that choose what to ask for, and the ones that shape a
+ * request: each mode takes only the shaping options it sends, so that
+ * none is silently ignored (quote -a X --list-authors is a usage error).
+ */
+enum {
+	GIVEN_AUTHOR = 1 << 0, /* -a */
+	GIVEN_COUNT = 1 << 1,  /* -n */
+	GIVEN_MIN = 1 << 2,    /* --min */
+	GIVEN_MAX = 1 << 3,    /* --max */
+	GIVEN_TAG = 1 << 4,    /* --tag */
+	GIVEN_EXACT = 1 << 5   /* --exact */
+};
+
+static const char *const given_names[] = {"-a", "-n", "--min", "--max", "--tag",
+    "--exact"};
+
+enum mode { MODE_QUOTES, MODE_SEARCH, MODE_TODAY, MODE_AUTHORS, MODE_TAGS };
+
+static const struct {
+	const char *name;
+	unsigned takes; /* the GIVEN_ options it takes */
+} modes[] = {
+    [MODE_QUOTES] = {NULL,
+	GIVEN_AUTHOR | GIVEN_COUNT | GIVEN_MIN | GIVEN_MAX | GIVEN_TAG |
+	    GIVEN_EXACT},
+    [MODE_SEARCH] = {"--search",
+	GIVEN_AUTHOR | GIVEN_MIN | GIVEN_MAX | GIVEN_TAG},
+    [MODE_TODAY] = {"--today", GIVEN_AUTHOR | GIVEN_TAG},
+    [MODE_AUTHORS] = {"--list-authors", 0},
+    [MODE_TAGS] = {"--list-tags", 0},
+};
+
+/* The first option given that mode does not take, or NULL. */
+static const char *
+conflict(enum mode mode, unsigned given)
+{
+	unsigned extra = given & ~modes[mode].takes;
+
+	for (size_t i = 0; i < sizeof(given_names) / sizeof(given_names[0]);
+	     i++)
+		if (extra & 1u << i)
+			return given_names[i];
+	return NULL;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -434,9 +503,14 @@ main(int argc, char *argv[])
 	grpc_ssl_pem_key_cert_pair pair;
 	grpc_channel_credentials *creds;
 	char *end, *pems[3] = {NULL, NULL, NULL};
+	const char *bad;
 	long count = 3;
 	int opt, list = 0, list_tag = 0, today = 0, status;
+	enum mode mode;
+	unsigned given = 0;
 
+	/* getopt's own messages start with argv[0]: "quote:", as ours. */
+	argv[0] = (char *)"quote";
 	while ((opt = getopt_long(argc, argv, "s:a:n:t:h", longopts, NULL)) !=
 	    -1) {
 		switch (opt) {
@@ -445,12 +519,15 @@ main(int argc, char *argv[])
 			break;
 		case 'a':
 			f.author = optarg;
+			given |= GIVEN_AUTHOR;
 			break;
 		case OPT_MIN:
 			f.min = parse_length("--min", optarg);
+			given |= GIVEN_MIN;
 			break;
 		case OPT_MAX:
 			f.max = parse_length("--max", optarg);
+			given |= GIVEN_MAX;
 			break;
 		case OPT_SEARCH:
 			f.search = optarg;
@@ -462,16 +539,27 @@ main(int argc, char *argv[])
 				return 2;
 			}
 			f.tags[f.ntags++] = optarg;
+			given |= GIVEN_TAG;
 			break;
 		case OPT_EXACT:
 			f.exact = 1;
+			given |= GIVEN_EXACT;
 			break;
 		case OPT_TODAY:
 			today = 1;
-			/* "--today DATE" as well as "--today=DATE". */
+			/* "--today DATE" as well as "--today=DATE": quote
+			 * takes no operands, so a word after --today that
+			 * is not an option can only be meant as its date. */
 			if (optarg == NULL && optind < argc &&
-			    argv[optind][0] >= '0' && argv[optind][0] <= '9')
+			    argv[optind][0] != '-')
 				optarg = argv[optind++];
+			if (optarg != NULL && !date_valid(optarg)) {
+				fprintf(stderr,
+				    "quote: --today: '%s' is not a date "
+				    "as YYYY-MM-DD\n",
+				    optarg);
+				return 2;
+			}
 			date = optarg;
 			break;
 		case OPT_LIST_TAGS:
@@ -488,6 +576,7 @@ main(int argc, char *argv[])
 				    optarg);
 				return 2;
 			}
+			given |= GIVEN_COUNT;
 			break;
 		case 't':
 			errno = 0;
@@ -536,6 +625,22 @@ main(int argc, char *argv[])
 		fprintf(stderr,
 		    "quote: --search, --today, --list-authors and "
 		    "--list-tags go one at a time\n");
+		usage(stderr);
+		return 2;
+	}
+	mode = list            ? MODE_AUTHORS
+	    : list_tag         ? MODE_TAGS
+	    : today            ? MODE_TODAY
+	    : f.search != NULL ? MODE_SEARCH
+			       : MODE_QUOTES;
+	if ((bad = conflict(mode, given)) != NULL) {
+		fprintf(stderr, "quote: %s does not go with %s\n", bad,
+		    modes[mode].name);
+		usage(stderr);
+		return 2;
+	}
+	if (f.exact && f.author == NULL) {
+		fprintf(stderr, "quote: --exact needs -a\n");
 		usage(stderr);
 		return 2;
 	}

@@ -86,3 +86,61 @@ def test_bad_flags_exit_2(binaries, flags):
     r = run_quote(["-s", f"127.0.0.1:{free_port()}"] + flags)
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert r.stderr.strip()
+
+
+# The usage errors below need no server: a free port nothing listens on
+# turns any call the client wrongly makes into exit status 1, not 2.
+
+@pytest.mark.parametrize("flags", [["--bogus"], ["-z"], ["-n"], ["--list"],
+                                   ["--exact=1"], ["--tag"]], ids=" ".join)
+def test_getopt_errors_say_quote(binaries, flags):
+    """getopt's own messages are prefixed like the client's: `quote:`,
+    not the path it was run by."""
+    r = run_quote(["-s", f"127.0.0.1:{free_port()}"] + flags)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert r.stderr.splitlines()[0].startswith("quote: "), r.stderr
+
+
+@pytest.mark.parametrize("flags", [["--today", "notadate"],
+                                   ["--today=2020-1-1"],
+                                   ["--today", "2026-02-30"],
+                                   ["--today=0000-01-01"],
+                                   ["--today", "2026-11-29x"]],
+                         ids=" ".join)
+def test_today_date_checked(binaries, flags):
+    r = run_quote(["-s", f"127.0.0.1:{free_port()}"] + flags)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    date = flags[-1].split("=")[-1]
+    assert r.stderr.splitlines()[0] == \
+        f"quote: --today: '{date}' is not a date as YYYY-MM-DD", r.stderr
+
+
+@pytest.mark.parametrize("flags,reason", [
+    (["-a", "X", "--list-authors"], "-a does not go with --list-authors"),
+    (["--list-tags", "--tag", "t"], "--tag does not go with --list-tags"),
+    (["--list-authors", "-n", "2"], "-n does not go with --list-authors"),
+    (["--search", "w", "-n", "2"], "-n does not go with --search"),
+    (["--search", "w", "-a", "X", "--exact"],
+     "--exact does not go with --search"),
+    (["--today", "--min", "3"], "--min does not go with --today"),
+    (["--today", "2026-11-29", "--max", "3"], "--max does not go with --today"),
+    (["--exact"], "--exact needs -a"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_conflicting_options(binaries, flags, reason):
+    """An option the chosen request does not send is a usage error with
+    the reason, never silently ignored."""
+    r = run_quote(["-s", f"127.0.0.1:{free_port()}"] + flags)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert r.stderr.splitlines()[0] == f"quote: {reason}", r.stderr
+    assert "usage: quote" in r.stderr
+
+
+def test_options_each_mode_takes(served):
+    """What each mode does take still works against a server."""
+    for flags in (["-a", "Mark Twain", "--exact", "-n", "2", "--min", "1",
+                   "--max", "100000"],
+                  ["--today", "2026-11-29", "-a", "Mark Twain"],
+                  ["--today=2024-02-29"], ["--today"],
+                  ["--list-authors"], ["--list-tags"]):
+        r = run_quote(["-s", served.addr] + flags)
+        assert r.returncode == 0, (flags, r.stderr)
