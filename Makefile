@@ -275,7 +275,10 @@ bench:
 # Installation, by GNU and Debian conventions: `make install PREFIX=/usr
 # DESTDIR=/tmp/root` stages a tree for a package. An existing
 # quoterd.conf is never overwritten, and uninstall keeps one that was
-# changed, and the state directory if anything is in it.
+# changed. Uninstall removes the directories only quoterd uses
+# (SYSCONFDIR/quoterd, STATEDIR) once empty, whoever emptied them, and
+# keeps them with anything in them; shared ones (bin, man1, the unit
+# directory) stay, since it cannot know whether it made them.
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
@@ -318,11 +321,11 @@ uninstall:
 		$(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5))) \
 		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
 	@if cmp -s etc/quoterd.conf $(CONF); then echo "rm -f $(CONF)"; \
-		rm -f $(CONF); rmdir $(DESTDIR)$(SYSCONFDIR)/quoterd 2>/dev/null || :; \
+		rm -f $(CONF); \
 	elif [ -e $(CONF) ]; then echo "keeping the changed $(CONF)"; fi
-	@rmdir $(DESTDIR)$(STATEDIR) 2>/dev/null || \
-		[ ! -e $(DESTDIR)$(STATEDIR) ] || \
-		echo "keeping $(DESTDIR)$(STATEDIR): it is not empty"
+	@for d in $(DESTDIR)$(SYSCONFDIR)/quoterd $(DESTDIR)$(STATEDIR); do \
+		[ ! -d "$$d" ] || rmdir --ignore-fail-on-non-empty "$$d"; \
+		[ ! -e "$$d" ] || echo "keeping $$d: it is not empty"; done
 
 # The Debian package, built from a copy of the tracked files under
 # $(DEB_DIR) (dpkg-buildpackage writes beside the source tree, so this

@@ -105,6 +105,30 @@ def test_install_and_uninstall(tmp_path, binaries):
     assert not (tmp_path / "again/etc/quoterd").exists()
 
 
+def test_uninstall_removes_its_empty_directories(tmp_path, binaries):
+    """SYSCONFDIR/quoterd and STATEDIR go once empty, however they were
+    emptied (the administrator removed the configuration; the database
+    was deleted after an uninstall that kept it); with anything in them
+    they stay, and uninstall says so. Shared directories stay."""
+    root = tmp_path / "root"
+    make("install", f"DESTDIR={root}", "PREFIX=/usr")
+    (root / "etc/quoterd/quoterd.conf").unlink()
+    db = root / "var/lib/quoterd/quotes.mdb"
+    db.write_bytes(b"x")
+    out = make("uninstall", f"DESTDIR={root}", "PREFIX=/usr")
+    assert not (root / "etc/quoterd").exists(), tree(root)
+    assert f"keeping {root}/var/lib/quoterd: it is not empty" in out
+    assert db.exists()
+    db.unlink()
+    make("uninstall", f"DESTDIR={root}", "PREFIX=/usr")
+    assert not (root / "var/lib/quoterd").exists(), tree(root)
+    # Nothing of quoterd's is left, and the shared directories are.
+    assert not [p for p in tree(root) if "quote" in p], tree(root)
+    for d in ("usr/bin/", "usr/sbin/", "usr/share/man/man1/",
+              "usr/lib/systemd/system/", "etc/", "var/lib/"):
+        assert d in tree(root), d
+
+
 def test_install_default_prefix(tmp_path, binaries):
     """/usr/local: configuration under it, the unit naming its paths."""
     root = tmp_path / "root"
