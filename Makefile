@@ -24,7 +24,8 @@ Q =
 else
 Q = @
 endif
-PKGS = grpc libprotobuf-c lmdb libxxhash libcrypto libmicrohttpd libutf8proc
+PKGS = grpc libprotobuf-c lmdb libxxhash libcrypto libmicrohttpd libutf8proc \
+	zlib
 # Expanded on first use, so pkg-config runs only once `make deps` has run,
 # and then only once: `pkg-config grpc` takes most of a second, and
 # plain recursive variables ran it again for every file compiled.
