@@ -194,6 +194,15 @@ test_refuses_malformed(void **state)
 	bad.type = CHAN_CONN;
 	send_raw(&bad, header, -1, 0);
 	assert_int_equal(channel_recv(fds[1], &m, &fd), CHANNEL_EBADMSG);
+	/* A TLS checker's "good" needs both its verdict and its file. */
+	bad.type = CHAN_CERTS;
+	bad.len = 1;
+	send_raw(&bad, header + 1, -1, 0);
+	assert_int_equal(channel_recv(fds[1], &m, &fd), CHANNEL_EBADMSG);
+	bad.len = 0;
+	send_raw(&bad, header, dev, 1);
+	assert_int_equal(channel_recv(fds[1], &m, &fd), CHANNEL_EBADMSG);
+	assert_int_equal(fd, -1);
 	bad.type = CHAN_SWAP;
 	assert_int_equal(open_fds(), before);
 	/* And the channel still works after all that. */

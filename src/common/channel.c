@@ -17,13 +17,14 @@
 static int
 wants_fd(uint32_t type)
 {
-	return type == CHAN_SWAP || type == CHAN_CONN || type == CHAN_TLS;
+	return type == CHAN_SWAP || type == CHAN_CONN || type == CHAN_TLS ||
+	    type == CHAN_CERTS;
 }
 
 static int
 wants_body(uint32_t type)
 {
-	return type == CHAN_VERDICT;
+	return type == CHAN_VERDICT || type == CHAN_CERTS;
 }
 
 int

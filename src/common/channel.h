@@ -23,6 +23,7 @@ enum channel_type {
 	CHAN_REOPEN,      /* master: open the log file again */
 	CHAN_TLS,         /* master: new TLS files, a memory file (fd) */
 	CHAN_TLS_DONE,    /* worker: new handshakes use them */
+	CHAN_CERTS,       /* checker: TLS files good (body), their memfd */
 	CHAN_NTYPES
 };
 

@@ -14,8 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tls.h"
-
 static int parse_listen(const char *v, struct listen_addr *a);
 
 void
@@ -426,34 +424,8 @@ config_absolute_paths(struct config *c, char *err, size_t errlen)
 	return 0;
 }
 
-/* A PEM file's contents, NUL-terminated, as gRPC wants them. */
-static char *
-read_pem(const char *key, const char *path, char *err, size_t errlen)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f;
-
-	if ((f = fopen(path, "r")) == NULL) {
-		snprintf(err, errlen, "%s: %s: %s", key, path, strerror(errno));
-		return NULL;
-	}
-	if (getdelim(&buf, &len, '\0', f) < 0 || ferror(f)) {
-		snprintf(err, errlen, "%s: %s: %s", key, path,
-		    ferror(f) ? strerror(errno) : "empty file");
-		free(buf);
-		buf = NULL;
-	} else if (strstr(buf, "-----BEGIN ") == NULL) {
-		snprintf(err, errlen, "%s: %s: not a PEM file", key, path);
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	return buf;
-}
-
 int
-config_load_tls(struct config *c, char *err, size_t errlen)
+config_check_tls(const struct config *c, char *err, size_t errlen)
 {
 	const struct tls_config *t = &c->tls;
 
@@ -468,40 +440,7 @@ config_load_tls(struct config *c, char *err, size_t errlen)
 		    c->listen);
 		return -1;
 	}
-	return config_read_tls(&c->tls, err, errlen);
-}
-
-int
-config_read_tls(struct tls_config *t, char *err, size_t errlen)
-{
-	int rc;
-
-	if ((t->cert_pem = read_pem("tls_cert", t->cert, err, errlen)) ==
-		NULL ||
-	    (t->key_pem = read_pem("tls_key", t->key, err, errlen)) == NULL ||
-	    (t->client_ca[0] != '\0' &&
-		(t->client_ca_pem = read_pem("tls_client_ca", t->client_ca, err,
-		     errlen)) == NULL)) {
-		config_free_tls(t);
-		return -1;
-	}
-	/* gRPC would only find a mismatch in each worker. */
-	if ((rc = tls_check_pair(t->cert_pem, t->key_pem)) != 0) {
-		snprintf(err, errlen, "%s (%s, %s)", tls_strerror(rc), t->cert,
-		    t->key);
-		config_free_tls(t);
-		return -1;
-	}
 	return 0;
-}
-
-void
-config_free_tls(struct tls_config *t)
-{
-	free(t->cert_pem);
-	free(t->key_pem);
-	free(t->client_ca_pem);
-	t->cert_pem = t->key_pem = t->client_ca_pem = NULL;
 }
 
 static int

@@ -33,10 +33,8 @@ struct tls_config {
 	char cert[CONFIG_PATH_MAX];
 	char key[CONFIG_PATH_MAX];
 	char client_ca[CONFIG_PATH_MAX];
-	/* Their contents, read by config_read_tls(); NULL when unset. */
-	char *cert_pem, *key_pem, *client_ca_pem;
-	/* The master's memory file of checked PEMs that workers read
-	 * (tls.h); -1 without TLS. */
+	/* The master's memory file of the checked PEMs that workers read
+	 * (tls.h), written by a checker child (check.h); -1 without TLS. */
 	int fd;
 };
 
@@ -99,16 +97,10 @@ int config_absolute_log(struct config *c, char *err, size_t errlen);
  */
 int config_absolute_paths(struct config *c, char *err, size_t errlen);
 /*
- * Checks the TLS settings and reads their files, so that a missing or
- * unreadable one fails before anything is forked; -1 with the reason.
+ * Checks the TLS settings (both files, a TCP listener); -1 with the
+ * reason. The files themselves are read by a checker child (check.h).
  */
-int config_load_tls(struct config *c, char *err, size_t errlen);
-/*
- * Reads t's PEM files and checks that the key matches the certificate;
- * -1 with the reason. SIGHUP reads them again with it.
- */
-int config_read_tls(struct tls_config *t, char *err, size_t errlen);
-void config_free_tls(struct tls_config *t);
+int config_check_tls(const struct config *c, char *err, size_t errlen);
 /* Number of workers to start: the setting, or the online CPU count. */
 int config_workers(const struct config *c);
 /*

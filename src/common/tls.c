@@ -1,7 +1,8 @@
 /*
- * TLS certificates and their reload (see tls.h). The master is the only
- * process that reads the certificate files; workers read what it
- * checked, so a half-written or mismatched pair never reaches gRPC.
+ * TLS certificates and their reload (see tls.h). Only a checker child
+ * (check.c) reads the certificate files, and the master only passes on
+ * the memory file it wrote; workers read what it checked, so a
+ * half-written or mismatched pair never reaches gRPC.
  */
 #include "tls.h"
 
@@ -29,6 +30,94 @@ no_passphrase(char *buf, int size, int rwflag, void *arg)
 	(void)rwflag;
 	(void)arg;
 	return -1;
+}
+
+/*
+ * One PEM file, NUL-terminated as gRPC wants it: at most TLS_FILE_MAX
+ * bytes, none of them NUL (which would cut the text short unseen).
+ */
+static char *
+read_pem(const char *key, const char *path, char *err, size_t errlen)
+{
+	char *buf;
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "%s: %s: %s", key, path, strerror(errno));
+		return NULL;
+	}
+	if ((buf = malloc(TLS_FILE_MAX + 2)) == NULL) {
+		snprintf(err, errlen, "%s: %s: %s", key, path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	/* One byte past the bound tells a file that is too long. */
+	while (len <= TLS_FILE_MAX &&
+	    (n = read(fd, buf + len, TLS_FILE_MAX + 1 - len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, errlen, "%s: %s: %s", key, path,
+			    strerror(errno));
+			goto fail;
+		}
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	if (len > TLS_FILE_MAX)
+		snprintf(err, errlen, "%s: %s: larger than %d bytes", key, path,
+		    TLS_FILE_MAX);
+	else if (len == 0)
+		snprintf(err, errlen, "%s: %s: empty file", key, path);
+	else if (strlen(buf) != len)
+		snprintf(err, errlen, "%s: %s: a NUL byte at offset %zu", key,
+		    path, strlen(buf));
+	else if (strstr(buf, "-----BEGIN ") == NULL)
+		snprintf(err, errlen, "%s: %s: not a PEM file", key, path);
+	else {
+		close(fd);
+		return buf;
+	}
+fail:
+	close(fd);
+	free(buf);
+	return NULL;
+}
+
+int
+tls_read_pair(const struct tls_config *t, struct tls_pems *p, char *err,
+    size_t errlen)
+{
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	if ((p->cert = read_pem("tls_cert", t->cert, err, errlen)) == NULL ||
+	    (p->key = read_pem("tls_key", t->key, err, errlen)) == NULL ||
+	    (t->client_ca[0] != '\0' &&
+		(p->ca = read_pem("tls_client_ca", t->client_ca, err,
+		     errlen)) == NULL)) {
+		tls_free_pems(p);
+		return -1;
+	}
+	/* gRPC would only find a mismatch in each worker. */
+	if ((rc = tls_check_pair(p->cert, p->key)) != 0) {
+		snprintf(err, errlen, "%s (%s, %s)", tls_strerror(rc), t->cert,
+		    t->key);
+		tls_free_pems(p);
+		return -1;
+	}
+	return 0;
+}
+
+void
+tls_free_pems(struct tls_pems *p)
+{
+	free(p->cert);
+	free(p->key);
+	free(p->ca);
+	p->cert = p->key = p->ca = NULL;
 }
 
 int
@@ -93,15 +182,15 @@ write_all(int fd, const char *s, size_t len)
 }
 
 int
-tls_publish(const struct tls_config *t, int *fd)
+tls_publish(const struct tls_pems *p, int *fd)
 {
-	const char *ca = t->client_ca_pem != NULL ? t->client_ca_pem : "";
+	const char *ca = p->ca != NULL ? p->ca : "";
 	int mfd, rc;
 
 	/* Three NUL-terminated strings: certificate, key, client CAs. */
 	if ((mfd = memfd_create("quoterd-tls", MFD_CLOEXEC)) < 0 ||
-	    write_all(mfd, t->cert_pem, strlen(t->cert_pem) + 1) != 0 ||
-	    write_all(mfd, t->key_pem, strlen(t->key_pem) + 1) != 0 ||
+	    write_all(mfd, p->cert, strlen(p->cert) + 1) != 0 ||
+	    write_all(mfd, p->key, strlen(p->key) + 1) != 0 ||
 	    write_all(mfd, ca, strlen(ca) + 1) != 0 ||
 	    (*fd >= 0 && dup3(mfd, *fd, O_CLOEXEC) < 0)) {
 		rc = errno;
@@ -207,7 +296,7 @@ tls_server_credentials(const struct config *c)
 	/* Whether clients must present a certificate is fixed at start;
 	 * a reload changes the certificate, key and CAs. */
 	opts = grpc_ssl_server_credentials_create_options_using_config_fetcher(
-	    c->tls.client_ca_pem != NULL
+	    c->tls.client_ca[0] != '\0'
 		? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
 		: GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
 	    fetch, NULL);

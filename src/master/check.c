@@ -1,13 +1,17 @@
 /*
- * The checker child (see check.h): forked from the master with the
- * candidate file's descriptor, it runs store_verify() and sends one
- * verdict over its channel (channel.h) before it leaves with _exit(). The
- * master believes a verdict only if it is whole, of the verdict's size,
- * and the child then exited 0.
+ * The checker children (see check.h): forked from the master with the
+ * candidate database's descriptor, or the TLS files' names, a checker
+ * runs store_verify(), or reads the TLS files and matches key to
+ * certificate, and sends one verdict over its channel (channel.h) before
+ * it leaves with _exit(): a TLS checker's "good" carries the memory file
+ * it wrote the files into. The master believes a verdict only if it is
+ * whole, of the verdict's size, of the checker's kind, and the child then
+ * exited 0.
  */
 #include "check.h"
 
 #include "channel.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +29,7 @@
 #include <unistd.h>
 
 struct check {
+	int tls; /* a checker of TLS files, not of a database */
 	pid_t pid;
 	int ch;     /* the master's end of the checker's channel */
 	int reaped; /* the master's reap collected the child */
@@ -48,24 +53,32 @@ verdict_fail(struct check_verdict *v, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void checker_main(int fd, int ch) __attribute__((noreturn));
-
+/* A checker's start: what it is to ps, and what its death leaves. */
 static void
-checker_main(int fd, int ch)
+checker_init(const char *name)
 {
-	struct check_verdict v;
 	struct rlimit no_core = {0, 0};
 	sigset_t none;
-	int rc;
 
 	/* A crafted file that crashes us leaves no core behind, and we do
 	 * not outlive a master that has stopped waiting. */
 	setrlimit(RLIMIT_CORE, &no_core);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	/* Not a worker, to ps and to the tests. */
-	prctl(PR_SET_NAME, "quoterd-check");
+	prctl(PR_SET_NAME, name);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static void checker_main(int fd, int ch) __attribute__((noreturn));
+
+static void
+checker_main(int fd, int ch)
+{
+	struct check_verdict v;
+	int rc;
+
+	checker_init("quoterd-check");
 	memset(&v, 0, sizeof(v));
 	if ((rc = store_verify(fd, &v.info, v.why, sizeof(v.why))) == 0)
 		v.ok = 1;
@@ -76,8 +89,35 @@ checker_main(int fd, int ch)
 	_exit(0);
 }
 
-int
-check_start(int fd, struct check **out)
+static void
+tls_checker_main(const struct tls_config *t, int ch) __attribute__((noreturn));
+
+static void
+tls_checker_main(const struct tls_config *t, int ch)
+{
+	struct check_verdict v;
+	struct tls_pems pems;
+	int fd = -1, rc;
+
+	checker_init("quoterd-certs");
+	memset(&v, 0, sizeof(v));
+	if (tls_read_pair(t, &pems, v.why, sizeof(v.why)) == 0) {
+		if ((rc = tls_publish(&pems, &fd)) == 0)
+			v.ok = 1;
+		else
+			snprintf(v.why, sizeof(v.why), "TLS memory file: %s",
+			    tls_strerror(rc));
+		tls_free_pems(&pems);
+	}
+	if (channel_send(ch, v.ok ? CHAN_CERTS : CHAN_VERDICT, 0, &v, sizeof(v),
+		fd) != 0)
+		_exit(1);
+	_exit(0);
+}
+
+/* Forks a checker of fd (a database) or t (TLS files). */
+static int
+start(int fd, const struct tls_config *t, struct check **out)
 {
 	struct check *c;
 	int p[2], rc;
@@ -99,12 +139,27 @@ check_start(int fd, struct check **out)
 	}
 	if (c->pid == 0) {
 		close(p[0]);
+		if (t != NULL)
+			tls_checker_main(t, p[1]);
 		checker_main(fd, p[1]);
 	}
 	close(p[1]);
+	c->tls = t != NULL;
 	c->ch = p[0];
 	*out = c;
 	return 0;
+}
+
+int
+check_start(int fd, struct check **out)
+{
+	return start(fd, NULL, out);
+}
+
+int
+check_start_tls(const struct tls_config *t, struct check **out)
+{
+	return start(-1, t, out);
 }
 
 int
@@ -140,24 +195,36 @@ collect(struct check *c)
 }
 
 void
-check_finish(struct check *c, struct check_verdict *v)
+check_finish(struct check *c, struct check_verdict *v, int *out)
 {
 	struct channel_msg m;
 	int fd, rc;
 
+	if (out != NULL)
+		*out = -1;
 	rc = channel_recv(c->ch, &m, &fd);
 	close(c->ch);
 	collect(c);
 	if (c->reaped && WIFSIGNALED(c->status))
 		verdict_fail(v, "the checker died of signal %d (%s)",
 		    WTERMSIG(c->status), strsignal(WTERMSIG(c->status)));
-	else if (rc != 0 || m.type != CHAN_VERDICT || m.len != sizeof(*v) ||
-	    !c->reaped || !WIFEXITED(c->status) || WEXITSTATUS(c->status) != 0)
+	else if (rc != 0 || m.len != sizeof(*v) || !c->reaped ||
+	    !WIFEXITED(c->status) || WEXITSTATUS(c->status) != 0 ||
+	    !(m.type == CHAN_VERDICT || (c->tls && m.type == CHAN_CERTS)))
 		verdict_fail(v, "the checker failed without a verdict");
 	else {
 		memcpy(v, m.body, sizeof(*v));
 		v->why[sizeof(v->why) - 1] = '\0';
+		/* "Good" is a TLS checker's memory file, and only that. */
+		if (c->tls && (m.type == CHAN_CERTS) != (v->ok != 0))
+			verdict_fail(v, "the checker failed without a verdict");
+		else if (fd >= 0 && out != NULL && v->ok) {
+			*out = fd;
+			fd = -1;
+		}
 	}
+	if (rc == 0 && fd >= 0)
+		close(fd);
 	free(c);
 }
 
@@ -173,18 +240,15 @@ check_abort(struct check *c, struct check_verdict *v)
 }
 
 void
-check_run(int fd, int timeout_ms, struct check_verdict *v)
+check_wait(struct check *c, int timeout_ms, struct check_verdict *v, int *fd)
 {
 	struct pollfd pfd;
 	struct timespec start, now;
-	struct check *c;
 	long left;
 	int rc;
 
-	if ((rc = check_start(fd, &c)) != 0) {
-		verdict_fail(v, "cannot start the checker: %s", strerror(rc));
-		return;
-	}
+	if (fd != NULL)
+		*fd = -1;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	pfd.fd = c->ch;
 	pfd.events = POLLIN;
@@ -205,7 +269,7 @@ check_run(int fd, int timeout_ms, struct check_verdict *v)
 			return;
 		}
 	}
-	check_finish(c, v);
+	check_finish(c, v, fd);
 }
 
 /* What a file that is not a regular one is, for the refusal. */

@@ -2,7 +2,7 @@
  * quoterd's entry point. Whatever can refuse a start is tried here,
  * before anything is forked, so that the reason reaches the terminal that
  * ran us rather than a worker's log: the flags and the config file, the
- * database (read through by a checker child), the TLS files, the listen
+ * database and the TLS files (each read by a checker child), the listen
  * addresses. --test stops after them; --signal talks to a running master
  * instead.
  */
@@ -21,7 +21,6 @@
 #include "log.h"
 #include "master.h"
 #include "store.h"
-#include "tls.h"
 #include "version.h"
 
 static void
@@ -105,12 +104,19 @@ open_database(const struct config *c, int test, int *fd,
 {
 	struct check_verdict v;
 	struct stat st;
+	struct check *ck;
+	int rc;
 
 	if ((*fd = check_open(c->database, &st, v.why, sizeof(v.why))) < 0) {
 		fprintf(stderr, "quoterd: %s: %s\n", c->database, v.why);
 		return -1;
 	}
-	check_run(*fd, c->check_timeout * 1000, &v);
+	if ((rc = check_start(*fd, &ck)) != 0) {
+		v.ok = 0;
+		snprintf(v.why, sizeof(v.why), "cannot start the checker: %s",
+		    strerror(rc));
+	} else
+		check_wait(ck, c->check_timeout * 1000, &v, NULL);
 	if (!v.ok) {
 		fprintf(stderr, "quoterd: %s: %s\n", c->database, v.why);
 		close(*fd);
@@ -123,6 +129,33 @@ open_database(const struct config *c, int test, int *fd,
 		    c->database, (unsigned long long)v.info.nquotes,
 		    (unsigned long long)v.info.nauthors);
 	*info = v.info;
+	return 0;
+}
+
+/*
+ * Has a checker child read the TLS files and match key to certificate
+ * (check.h): 0 with the memory file it wrote them into at c->tls.fd, or
+ * -1 after saying why not.
+ */
+static int
+open_tls(struct config *c)
+{
+	struct check_verdict v;
+	struct check *ck;
+	int rc;
+
+	if (c->tls.cert[0] == '\0')
+		return 0;
+	if ((rc = check_start_tls(&c->tls, &ck)) != 0) {
+		fprintf(stderr, "quoterd: TLS: cannot start the checker: %s\n",
+		    strerror(rc));
+		return -1;
+	}
+	check_wait(ck, c->check_timeout * 1000, &v, &c->tls.fd);
+	if (!v.ok) {
+		fprintf(stderr, "quoterd: %s\n", v.why);
+		return -1;
+	}
 	return 0;
 }
 
@@ -302,18 +335,17 @@ main(int argc, char *argv[])
 		return 1;
 	}
 
-	if (config_load_tls(&c, err, sizeof(err)) != 0) {
+	if (config_check_tls(&c, err, sizeof(err)) != 0) {
 		fprintf(stderr, "quoterd: %s\n", err);
 		return 1;
 	}
-	/* Refuse a bad database now rather than in every worker; the
-	 * workers map the very file checked. */
-	if (open_database(&c, test, &start.db_fd, &start.db) != 0) {
-		config_free_tls(&c.tls);
+	/* Refuse bad TLS files or a bad database now rather than in every
+	 * worker; the workers read the very files checked. */
+	if (open_tls(&c) != 0)
 		return 1;
-	}
+	if (open_database(&c, test, &start.db_fd, &start.db) != 0)
+		return 1;
 	if (test) {
-		config_free_tls(&c.tls);
 		close(start.db_fd);
 		return 0;
 	}
@@ -322,7 +354,6 @@ main(int argc, char *argv[])
 	if (c.listen_addr.kind == LISTEN_TCP &&
 	    (rc = listen_probe(&c.listen_addr)) != 0) {
 		cannot_listen(c.listen, "", &c.listen_addr, rc);
-		config_free_tls(&c.tls);
 		return 1;
 	}
 	/* The metrics process serves on this socket, made here so that a
@@ -331,22 +362,11 @@ main(int argc, char *argv[])
 	    (rc = listen_tcp(&c.metrics_addr, 64, &start.metrics_fd)) != 0) {
 		cannot_listen(c.metrics_listen, " (metrics)", &c.metrics_addr,
 		    rc);
-		config_free_tls(&c.tls);
 		return 1;
 	}
 	if (daemonize && config_absolute_paths(&c, err, sizeof(err)) != 0) {
 		fprintf(stderr, "quoterd: %s\n", err);
-		config_free_tls(&c.tls);
 		return 1;
 	}
-	if (c.tls.cert_pem != NULL &&
-	    (rc = tls_publish(&c.tls, &c.tls.fd)) != 0) {
-		fprintf(stderr, "quoterd: TLS memory file: %s\n",
-		    tls_strerror(rc));
-		config_free_tls(&c.tls);
-		return 1;
-	}
-	rc = master_run(&c, daemonize, &start);
-	config_free_tls(&c.tls);
-	return rc;
+	return master_run(&c, daemonize, &start);
 }

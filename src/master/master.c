@@ -1,10 +1,11 @@
 /*
  * The master's loop, after nginx's ngx_process_cycle.c: it waits on a
  * signalfd, each worker's channel, an inotify watch of the database's
- * directory, a Unix listener and a checker's verdict, and
- * hands each to the file that decides what it means (proc.c, swap.c,
- * accept.c, daemon.c), until told to stop. Signals stay blocked in the
- * master; nothing runs in a handler, so nothing races the loop.
+ * directory, a Unix listener and the checkers' verdicts (database, TLS
+ * files), and hands each to the file that decides what it means
+ * (proc.c, swap.c, certs.c, accept.c, daemon.c), until told to stop. Signals
+ * stay blocked in the master; nothing runs in a handler, so nothing races the
+ * loop.
  */
 #include "master_impl.h"
 
@@ -19,6 +20,10 @@
 
 #include "log.h"
 #include "notify.h"
+
+/* The loop's own descriptors: signals, inotify, a Unix listener, the
+ * database checker, the TLS checker. */
+#define NFIXED 5
 
 static void
 handle_signal(struct master *m, int sig)
@@ -85,7 +90,7 @@ master_run(const struct config *c, int detach, const struct master_start *start)
 {
 	struct master m;
 	struct pollfd *pfd;
-	int *owner; /* pfd[4 + k] is worker owner[k]'s channel */
+	int *owner; /* pfd[NFIXED + k] is worker owner[k]'s channel */
 	nfds_t nfds;
 	long now, timeout;
 
@@ -109,10 +114,10 @@ master_run(const struct config *c, int detach, const struct master_start *start)
 	if (listener_open(&m) != 0)
 		return 1;
 	proc_init(&m);
-	/* The loop's descriptors: four of its own, then the channel of each
-	 * running worker (only those: poll() refuses more entries than the
-	 * descriptor limit, and there are more slots than workers). */
-	pfd = calloc((size_t)m.nprocs + 4, sizeof(*pfd));
+	/* The loop's descriptors: NFIXED of its own, then the channel of
+	 * each running worker (only those: poll() refuses more entries than
+	 * the descriptor limit, and there are more slots than workers). */
+	pfd = calloc((size_t)m.nprocs + NFIXED, sizeof(*pfd));
 	owner = calloc((size_t)m.nprocs, sizeof(*owner));
 	if (pfd == NULL || owner == NULL)
 		fatal("calloc");
@@ -135,10 +140,11 @@ master_run(const struct config *c, int detach, const struct master_start *start)
 		pfd[1] = (struct pollfd){m.inotify_fd, POLLIN, 0};
 		pfd[2] = (struct pollfd){m.listen_fd, POLLIN, 0};
 		pfd[3] = (struct pollfd){-1, POLLIN, 0};
-		nfds = 4;
+		pfd[4] = (struct pollfd){-1, POLLIN, 0};
+		nfds = NFIXED;
 		for (int i = 0; i < m.nprocs; i++)
 			if (m.procs[i].chan >= 0) {
-				owner[nfds - 4] = i;
+				owner[nfds - NFIXED] = i;
 				pfd[nfds++] =
 				    (struct pollfd){m.procs[i].chan, POLLIN, 0};
 			}
@@ -150,6 +156,8 @@ master_run(const struct config *c, int detach, const struct master_start *start)
 		timeout = sooner(timeout, certs_due(&m, now));
 		if (m.check != NULL)
 			pfd[3].fd = check_fd(m.check);
+		if (m.certs.check != NULL)
+			pfd[4].fd = check_fd(m.certs.check);
 		if (m.stopping == RUNNING) {
 			timeout = sooner(timeout, proc_replace_sick(&m));
 			if (c->worker_timeout > 0)
@@ -165,15 +173,17 @@ master_run(const struct config *c, int detach, const struct master_start *start)
 				continue;
 			fatal("poll");
 		}
-		for (nfds_t k = 4; k < nfds; k++)
+		for (nfds_t k = NFIXED; k < nfds; k++)
 			if (pfd[k].revents != 0)
-				proc_read_channel(&m, owner[k - 4]);
+				proc_read_channel(&m, owner[k - NFIXED]);
 		if (pfd[1].revents & POLLIN)
 			swap_read_inotify(&m);
 		if ((pfd[2].revents & POLLIN) && m.listen_fd >= 0)
 			listener_accept(&m);
 		if (pfd[3].revents != 0 && m.check != NULL)
 			swap_finish_check(&m, 0);
+		if (pfd[4].revents != 0 && m.certs.check != NULL)
+			certs_finish_check(&m, 0);
 		while (read(m.sigfd, &si, sizeof(si)) == sizeof(si))
 			handle_signal(&m, (int)si.ssi_signo);
 	}
@@ -183,6 +193,7 @@ master_run(const struct config *c, int detach, const struct master_start *start)
 	pidfile_close(&m);
 	listener_close(&m);
 	swap_end(&m);
+	certs_end(&m);
 	proc_end(&m);
 	log_info("stopped");
 	return m.status;

@@ -1,8 +1,9 @@
 /*
  * The master's insides, shared by the files of src/master/ that run its
  * loop: master.c (the loop), proc.c (workers), swap.c (database
- * generations), accept.c (a Unix listener) and daemon.c (pidfile,
- * --daemon). One struct master, passed to each, is all of the state.
+ * generations), certs.c (TLS reloads), accept.c (a Unix listener) and
+ * daemon.c (pidfile, --daemon). One struct master, passed to each, is
+ * all of the state.
  */
 #ifndef QUOTERD_MASTER_IMPL_H
 #define QUOTERD_MASTER_IMPL_H
@@ -58,12 +59,15 @@ struct swap {
 	unsigned long long quotes, authors;
 };
 
-/* A TLS reload waiting for the workers to confirm (certs.c). */
+/* A TLS reload: its checker, then the workers' confirmations (certs.c). */
 struct certs {
 	unsigned generation;
 	long started; /* ms; 0: none waiting */
 	int expected; /* workers sent the new files */
 	int done;
+	struct check *check; /* the TLS files being checked, or NULL */
+	long check_deadline; /* ms: refused if no verdict by then */
+	int check_again;     /* SIGHUP during the check: read them again */
 };
 
 struct master {
@@ -145,16 +149,19 @@ void swap_database(struct master *m, const char *why, int force);
 void swap_read_inotify(struct master *m);
 void swap_finish_check(struct master *m, int timed_out);
 void swap_abort_check(struct master *m);
+void swap_reload_done(struct master *m);
 void swap_worker_reported(struct master *m, int index, int swapped,
     unsigned generation);
-void swap_reload_done(struct master *m);
 long swap_due(struct master *m, long now);
 void swap_end(struct master *m);
 
 /* certs.c: TLS certificate reloads. */
 void certs_reload(struct master *m);
+void certs_finish_check(struct master *m, int timed_out);
 void certs_worker_reported(struct master *m, unsigned generation);
 long certs_due(struct master *m, long now);
+int certs_busy(const struct master *m);
+void certs_end(struct master *m);
 
 /* accept.c: how connections reach the workers. */
 int listener_open(struct master *m);

@@ -98,6 +98,8 @@ close_master_fds(struct master *m)
 		close(check_fd(m->check));
 		close(m->check_fd);
 	}
+	if (m->certs.check != NULL)
+		close(check_fd(m->certs.check));
 }
 
 /*
@@ -300,6 +302,9 @@ proc_reap(struct master *m)
 		if (p == NULL) {
 			if (m->check != NULL && pid == check_pid(m->check))
 				check_reaped(m->check, status);
+			if (m->certs.check != NULL &&
+			    pid == check_pid(m->certs.check))
+				check_reaped(m->certs.check, status);
 			if (pid == m->metrics_pid) {
 				m->metrics_pid = 0;
 				describe_exit(status, how, sizeof(how));

@@ -29,12 +29,14 @@
 
 /*
  * After SIGHUP, systemd is told READY=1 once the reload is over: the
- * file refused, or every worker switched (or the report's deadline).
+ * file refused, or every worker switched (or the report's deadline), and
+ * the TLS files likewise (certs.c).
  */
 void
 swap_reload_done(struct master *m)
 {
-	if (!m->reloading || m->check != NULL || m->swap.started != 0)
+	if (!m->reloading || m->check != NULL || m->swap.started != 0 ||
+	    certs_busy(m))
 		return;
 	m->reloading = 0;
 	notify("READY=1");
@@ -154,7 +156,7 @@ swap_finish_check(struct master *m, int timed_out)
 	if (timed_out)
 		check_abort(m->check, &v);
 	else
-		check_finish(m->check, &v);
+		check_finish(m->check, &v, NULL);
 	m->check = NULL;
 	if (!v.ok && m->check_id.dev == m->db_id.dev &&
 	    m->check_id.ino == m->db_id.ino)

@@ -17,7 +17,7 @@
 static grpc_server_credentials *
 server_credentials(const struct config *c)
 {
-	if (c->tls.cert_pem == NULL)
+	if (c->tls.fd < 0)
 		return grpc_insecure_server_credentials_create();
 	/* Reloaded on SIGHUP: see tls.c. */
 	return tls_server_credentials(c);
@@ -98,7 +98,7 @@ worker_setup_server(struct worker *w)
 		grpc_server_credentials_release(creds);
 		if (port == 0) {
 			log_errorx("cannot listen on %s%s", c->listen,
-			    c->tls.cert_pem != NULL
+			    c->tls.fd >= 0
 				? " (or the TLS certificate and key are "
 				  "unusable)"
 				: "");

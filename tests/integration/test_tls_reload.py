@@ -1,7 +1,11 @@
-"""SIGHUP reloads the TLS certificate: the master reads and checks the
-files, and every worker's next handshake uses them. Two CAs, each with a
-server certificate for localhost and 127.0.0.1; clients trust only one."""
+"""SIGHUP reloads the TLS certificate: a checker child reads and checks
+the files (the master never parses them), and every worker's next
+handshake uses them; connections already open keep going. Files that are
+too large, hold a NUL byte, or hang the checker are refused with the old
+pair kept. Two CAs, each with a server certificate for localhost and
+127.0.0.1; clients trust only one."""
 
+import os
 import shutil
 import signal
 import subprocess
@@ -11,6 +15,9 @@ import grpc
 import pytest
 
 from conftest import CHANNEL_OPTIONS, run_quoterd, wait_until
+
+# One byte more than the checker reads of a TLS file (TLS_FILE_MAX).
+TOO_LARGE = 1024 * 1024 + 1
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +81,10 @@ def live(tmp_path, cas):
     return live
 
 
-def start(quoterd, corpus, pb, live, ca):
+def start(quoterd, corpus, pb, live, ca, extra=(), config=None):
     d = quoterd(db=corpus.db, extra=["--tls-cert", str(live.cert),
-                                     "--tls-key", str(live.key)])
+                                     "--tls-key", str(live.key), *extra],
+                config=config)
     d.wait_serving(lambda: tls_quote(pb, d.addr, ca))
     return d
 
@@ -133,3 +141,78 @@ def test_check_refuses_mismatched_pair(corpus, cas):
     r = run_quoterd(["--db", str(corpus.db), "--tls-cert", str(cas.a.cert),
                      "--tls-key", str(cas.a.key), "--test"])
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("bad", ["too large", "NUL byte"])
+def test_crafted_file_refused(quoterd, corpus, pb, cas, live, bad):
+    """b's own pair, but its certificate file made one OpenSSL would still
+    read the first certificate of: longer than the checker reads, or with
+    a NUL byte after it (where reading it as a C string stops unseen).
+    Refused, with the reason, and a's pair keeps serving."""
+    d = start(quoterd, corpus, pb, live, cas.a.ca)
+    pem = cas.b.cert.read_bytes()
+    if bad == "too large":
+        line = b"x" * 63 + b"\n"
+        pem += line * (TOO_LARGE // len(line) + 1)
+        why = "larger than"
+    else:
+        pem += b"\0" + cas.a.cert.read_bytes()
+        why = f"a NUL byte at offset {len(cas.b.cert.read_bytes())}"
+    live.cert.write_bytes(pem)
+    shutil.copyfile(cas.b.key, live.key)
+    d.send(signal.SIGHUP)
+    wait_until(lambda: "new TLS certificate refused" in d.log(), 10,
+               lambda: f"no refusal logged:\n{d.log()}")
+    assert why in d.log(), d.log()
+    for _ in range(4):
+        tls_quote(pb, d.addr, cas.a.ca)
+        assert refused(pb, d.addr, cas.b.ca)
+    # The same pair without the extra bytes is taken.
+    install(cas.b, live)
+    d.send(signal.SIGHUP)
+    wait_until(lambda: "TLS certificate reloaded" in d.log(), 10,
+               lambda: f"no reload logged:\n{d.log()}")
+    tls_quote(pb, d.addr, cas.b.ca)
+    d.stop_cleanly()
+
+
+def test_hung_checker_refused(quoterd, corpus, pb, cas, live):
+    """A certificate path that blocks its reader (a FIFO no one writes)
+    hangs only the checker, which check_timeout ends: refused, the old
+    pair kept, and the master goes on."""
+    d = start(quoterd, corpus, pb, live, cas.a.ca,
+              config="check_timeout = 1\n")
+    os.unlink(live.cert)
+    os.mkfifo(live.cert)
+    d.send(signal.SIGHUP)
+    wait_until(lambda: "new TLS certificate refused" in d.log(), 15,
+               lambda: f"no refusal logged:\n{d.log()}")
+    assert "the check took too long" in d.log(), d.log()
+    tls_quote(pb, d.addr, cas.a.ca)
+    os.unlink(live.cert)
+    install(cas.b, live)
+    d.send(signal.SIGHUP)
+    wait_until(lambda: "TLS certificate reloaded" in d.log(), 10,
+               lambda: f"no reload logged:\n{d.log()}")
+    tls_quote(pb, d.addr, cas.b.ca)
+    d.stop_cleanly()
+
+
+def test_open_connection_survives_reload(quoterd, corpus, pb, cas, live):
+    """A connection made with the old certificate keeps serving calls
+    after the reload: a new one to it would fail, trusting only the old
+    CA."""
+    pb2, pb2_grpc = pb
+    d = start(quoterd, corpus, pb, live, cas.a.ca)
+    creds = grpc.ssl_channel_credentials(cas.a.ca.read_bytes())
+    with grpc.secure_channel(d.addr, creds, options=CHANNEL_OPTIONS) as ch:
+        stub = pb2_grpc.QuoterStub(ch)
+        stub.GetQuote(pb2.QuoteRequest(), timeout=5)
+        install(cas.b, live)
+        d.send(signal.SIGHUP)
+        wait_until(lambda: "TLS certificate reloaded" in d.log(), 10,
+                   lambda: f"no reload logged:\n{d.log()}")
+        assert refused(pb, d.addr, cas.a.ca)
+        for _ in range(4):
+            stub.GetQuote(pb2.QuoteRequest(), timeout=5)
+    d.stop_cleanly()
