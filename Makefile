@@ -62,7 +62,7 @@ STORE = src/store/store.c src/store/filter.c src/store/verify.c \
 	src/store/verify_pages.c src/store/checksum.c src/store/postings.c
 MASTER = src/master/main.c src/master/master.c src/master/proc.c \
 	src/master/swap.c src/master/certs.c src/master/accept.c \
-	src/master/daemon.c src/master/check.c \
+	src/master/daemon.c src/master/check.c src/master/reload.c \
 	src/master/listen.c src/master/notify.c
 WORKER = src/worker/worker.c src/worker/arena.c src/worker/call.c src/worker/conn.c \
 	src/worker/db.c src/worker/page.c src/worker/server.c \

@@ -25,22 +25,35 @@ static void
 certs_report(struct master *m)
 {
 	struct certs *t = &m->certs;
+	char line[CONFIG_PATH_MAX + 128];
+	int all = t->done >= t->expected;
 
-	if (t->done >= t->expected)
-		log_info("TLS certificate reloaded from %s",
+	if (all)
+		snprintf(line, sizeof(line), "TLS certificate reloaded from %s",
 		    m->config->tls.cert);
 	else
-		log_warnx("TLS certificate reloaded from %s, but only %d of "
-			  "%d workers confirmed within %d s",
+		snprintf(line, sizeof(line),
+		    "TLS certificate reloaded from %s, but only %d of %d "
+		    "workers confirmed within %d s",
 		    m->config->tls.cert, t->done, t->expected,
 		    CERTS_REPORT_MS / 1000);
+	if (all)
+		log_info("%s", line);
+	else
+		log_warnx("%s", line);
+	reload_verdict(m, RELOAD_TLS, all, line);
 	t->started = 0;
 }
 
 static void
-refused(const char *why)
+refused(struct master *m, const char *why)
 {
-	log_warnx("new TLS certificate refused, keeping the old one: %s", why);
+	char line[512];
+
+	snprintf(line, sizeof(line),
+	    "new TLS certificate refused, keeping the old one: %s", why);
+	log_warnx("%s", line);
+	reload_verdict(m, RELOAD_TLS, 0, line);
 }
 
 /* Has a checker read the files again; its verdict comes to the loop. */
@@ -62,7 +75,7 @@ certs_reload(struct master *m)
 	if ((rc = check_start_tls(&c->tls, &t->check)) != 0) {
 		snprintf(why, sizeof(why), "cannot start the checker: %s",
 		    strerror(rc));
-		refused(why);
+		refused(m, why);
 		return;
 	}
 	t->check_deadline = now_ms() + (long)c->check_timeout * 1000;
@@ -85,11 +98,11 @@ certs_finish_check(struct master *m, int timed_out)
 		check_finish(t->check, &v, &fd);
 	t->check = NULL;
 	if (!v.ok) {
-		refused(v.why);
+		refused(m, v.why);
 	} else if (dup3(fd, c->tls.fd, O_CLOEXEC) < 0) {
 		/* Same descriptor number, new file: a worker started from
 		 * now on inherits it. */
-		refused("the master cannot keep the TLS memory file");
+		refused(m, "the master cannot keep the TLS memory file");
 	} else {
 		if (t->started != 0)
 			certs_report(m); /* the one before, still waiting */
@@ -118,7 +131,7 @@ certs_finish_check(struct master *m, int timed_out)
 		t->check_again = 0;
 		certs_reload(m);
 	}
-	swap_reload_done(m);
+	reload_done(m);
 }
 
 void
@@ -130,7 +143,7 @@ certs_worker_reported(struct master *m, unsigned generation)
 		return;
 	if (++t->done >= t->expected) {
 		certs_report(m);
-		swap_reload_done(m);
+		reload_done(m);
 	}
 }
 
@@ -143,7 +156,7 @@ certs_due(struct master *m, long now)
 
 	if (t->started != 0 && t->started + CERTS_REPORT_MS <= now) {
 		certs_report(m);
-		swap_reload_done(m);
+		reload_done(m);
 	}
 	if (t->check != NULL && t->check_deadline <= now)
 		certs_finish_check(m, 1);

@@ -198,13 +198,13 @@ pidfile_close(struct master *m)
 	m->pidfile_fd = -1;
 }
 
-/* --signal: sends sig to the master whose pid is in the pidfile at path. */
+/* --signal: the pid of the master that holds the pidfile at path. */
 int
-pidfile_signal(const char *path, int sig)
+pidfile_read(const char *path, pid_t *pid)
 {
 	char buf[32];
 	ssize_t n;
-	long pid;
+	long v;
 	int fd;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -220,13 +220,26 @@ pidfile_signal(const char *path, int sig)
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	buf[n > 0 ? n : 0] = '\0';
-	pid = strtol(buf, NULL, 10);
-	if (pid <= 1) {
+	v = strtol(buf, NULL, 10);
+	if (v <= 1) {
 		fprintf(stderr, "quoterd: %s: no pid in file\n", path);
 		return -1;
 	}
-	if (kill((pid_t)pid, sig) != 0) {
-		fprintf(stderr, "quoterd: pid %ld: %s\n", pid, strerror(errno));
+	*pid = (pid_t)v;
+	return 0;
+}
+
+/* --signal: sends sig to the master whose pid is in the pidfile at path. */
+int
+pidfile_signal(const char *path, int sig)
+{
+	pid_t pid;
+
+	if (pidfile_read(path, &pid) != 0)
+		return -1;
+	if (kill(pid, sig) != 0) {
+		fprintf(stderr, "quoterd: pid %ld: %s\n", (long)pid,
+		    strerror(errno));
 		return -1;
 	}
 	return 0;

@@ -23,6 +23,13 @@
 #include "store.h"
 #include "version.h"
 
+/*
+ * How much longer than check_timeout --signal reload waits for the
+ * master's answer: the workers' reports on the new database and TLS
+ * files (5 s each at most), and slack.
+ */
+#define RELOAD_SLACK_S 15
+
 static void
 usage(FILE *f)
 {
@@ -65,6 +72,8 @@ usage(FILE *f)
 	    "exit\n"
 	    "  -s, --signal SIG     send reload, stop or quit to the running "
 	    "master\n"
+	    "                       (reload: wait for it to end; 1 if "
+	    "refused)\n"
 	    "  -v, --verbose        log debug messages\n"
 	    "  -q, --quiet          log warnings and errors only\n"
 	    "      --version        print the version and exit\n"
@@ -323,6 +332,11 @@ main(int argc, char *argv[])
 			    "(--pidfile or the config file)\n");
 			return 1;
 		}
+		/* A reload is answered once it is over, so that the command
+		 * (systemd's ExecReload) ends with it. */
+		if (sig == SIGHUP)
+			return reload_request(c.pidfile,
+			    c.check_timeout + RELOAD_SLACK_S);
 		return pidfile_signal(c.pidfile, sig) == 0 ? 0 : 1;
 	}
 	if (config_absolute_log(&c, err, sizeof(err)) != 0) {

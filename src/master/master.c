@@ -3,9 +3,9 @@
  * signalfd, each worker's channel, an inotify watch of the database's
  * directory, a Unix listener and the checkers' verdicts (database, TLS
  * files), and hands each to the file that decides what it means
- * (proc.c, swap.c, certs.c, accept.c, daemon.c), until told to stop. Signals
- * stay blocked in the master; nothing runs in a handler, so nothing races the
- * loop.
+ * (proc.c, swap.c, certs.c, reload.c, accept.c, daemon.c), until told to
+ * stop. Signals stay blocked in the master; nothing runs in a handler,
+ * so nothing races the loop.
  */
 #include "master_impl.h"
 
@@ -19,16 +19,15 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "notify.h"
 
 /* The loop's own descriptors: signals, inotify, a Unix listener, the
  * database checker, the TLS checker. */
 #define NFIXED 5
 
 static void
-handle_signal(struct master *m, int sig)
+handle_signal(struct master *m, const struct signalfd_siginfo *si)
 {
-	switch (sig) {
+	switch ((int)si->ssi_signo) {
 	case SIGCHLD:
 		proc_reap(m);
 		break;
@@ -40,11 +39,7 @@ handle_signal(struct master *m, int sig)
 		proc_stop(m, STOP_NOW, 0);
 		break;
 	case SIGHUP:
-		notify("RELOADING=1");
-		certs_reload(m);
-		m->reloading = 1;
-		swap_database(m, "SIGHUP", 1);
-		swap_reload_done(m);
+		reload_start(m, si);
 		break;
 	case SIGTTIN:
 		proc_scale(m, 1);
@@ -185,7 +180,7 @@ master_run(const struct config *c, int detach, const struct master_start *start)
 		if (pfd[4].revents != 0 && m.certs.check != NULL)
 			certs_finish_check(&m, 0);
 		while (read(m.sigfd, &si, sizeof(si)) == sizeof(si))
-			handle_signal(&m, (int)si.ssi_signo);
+			handle_signal(&m, &si);
 	}
 
 	free(pfd);
@@ -194,6 +189,7 @@ master_run(const struct config *c, int detach, const struct master_start *start)
 	listener_close(&m);
 	swap_end(&m);
 	certs_end(&m);
+	reload_end(&m);
 	proc_end(&m);
 	log_info("stopped");
 	return m.status;

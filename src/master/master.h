@@ -5,6 +5,8 @@
 #ifndef QUOTERD_MASTER_H
 #define QUOTERD_MASTER_H
 
+#include <sys/types.h>
+
 #include "config.h"
 #include "store.h"
 
@@ -23,5 +25,14 @@ int master_run(const struct config *c, int daemonize,
  * -1 after saying why not on stderr.
  */
 int pidfile_signal(const char *path, int sig);
+/* The running master's pid from the pidfile at path; -1 after saying why
+ * not on stderr. */
+int pidfile_read(const char *path, pid_t *pid);
+/*
+ * --signal reload: asks the master in the pidfile at path for a reload
+ * and waits at most timeout_s for its answer (reload.c). The exit status:
+ * 0 done, 1 refused (with the master's reason) or no answer.
+ */
+int reload_request(const char *path, int timeout_s);
 
 #endif

@@ -1,14 +1,15 @@
 /*
  * The master's insides, shared by the files of src/master/ that run its
  * loop: master.c (the loop), proc.c (workers), swap.c (database
- * generations), certs.c (TLS reloads), accept.c (a Unix listener) and
- * daemon.c (pidfile, --daemon). One struct master, passed to each, is
- * all of the state.
+ * generations), certs.c (TLS reloads), reload.c (SIGHUP's answer),
+ * accept.c (a Unix listener) and daemon.c (pidfile, --daemon). One
+ * struct master, passed to each, is all of the state.
  */
 #ifndef QUOTERD_MASTER_IMPL_H
 #define QUOTERD_MASTER_IMPL_H
 
 #include <limits.h>
+#include <sys/signalfd.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -70,6 +71,21 @@ struct certs {
 	int check_again;     /* SIGHUP during the check: read them again */
 };
 
+/* What a reload is made of, each with its own verdict. */
+enum reload_part { RELOAD_DB, RELOAD_TLS, RELOAD_NPARTS };
+
+#define RELOAD_WAITERS_MAX 16
+#define RELOAD_WHY_MAX     512
+
+/* SIGHUP's reload until it is over (reload.c). */
+struct reload {
+	int active;                        /* systemd waits for READY=1 */
+	pid_t waiters[RELOAD_WAITERS_MAX]; /* --signal reload commands */
+	int nwaiters;
+	int ok[RELOAD_NPARTS]; /* each part's last verdict in this reload */
+	char why[RELOAD_NPARTS][RELOAD_WHY_MAX]; /* and its log line */
+};
+
 struct master {
 	const struct config *config;
 	struct proc *procs;
@@ -95,7 +111,7 @@ struct master {
 	long check_deadline;     /* ms: refused if no verdict by then */
 	int check_again;         /* asked to swap again during the check: */
 	int check_force;         /* and whether by SIGHUP */
-	int reloading;           /* systemd waits for READY=1 after SIGHUP */
+	struct reload reload;
 	int pidfile_fd;
 	int listen_fd; /* Unix listener, which the master accepts on; or -1 */
 	int next;      /* the worker the next connection goes to */
@@ -149,7 +165,6 @@ void swap_database(struct master *m, const char *why, int force);
 void swap_read_inotify(struct master *m);
 void swap_finish_check(struct master *m, int timed_out);
 void swap_abort_check(struct master *m);
-void swap_reload_done(struct master *m);
 void swap_worker_reported(struct master *m, int index, int swapped,
     unsigned generation);
 long swap_due(struct master *m, long now);
@@ -162,6 +177,13 @@ void certs_worker_reported(struct master *m, unsigned generation);
 long certs_due(struct master *m, long now);
 int certs_busy(const struct master *m);
 void certs_end(struct master *m);
+
+/* reload.c: SIGHUP's reload as one job, and its answer. */
+void reload_start(struct master *m, const struct signalfd_siginfo *si);
+void reload_verdict(struct master *m, enum reload_part part, int ok,
+    const char *why);
+void reload_done(struct master *m);
+void reload_end(struct master *m);
 
 /* accept.c: how connections reach the workers. */
 int listener_open(struct master *m);

@@ -14,6 +14,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/inotify.h>
@@ -22,40 +23,51 @@
 
 #include "channel.h"
 #include "log.h"
-#include "notify.h"
 
 /* How long workers get to report a swap before the master logs it. */
 #define SWAP_REPORT_MS 5000
-
-/*
- * After SIGHUP, systemd is told READY=1 once the reload is over: the
- * file refused, or every worker switched (or the report's deadline), and
- * the TLS files likewise (certs.c).
- */
-void
-swap_reload_done(struct master *m)
-{
-	if (!m->reloading || m->check != NULL || m->swap.started != 0 ||
-	    certs_busy(m))
-		return;
-	m->reloading = 0;
-	notify("READY=1");
-}
 
 static void
 swap_report(struct master *m)
 {
 	struct swap *sw = &m->swap;
+	char line[CONFIG_PATH_MAX + 256];
 
 	if (sw->started == 0)
 		return;
-	log_info("database generation %u: %s: %llu quotes, %llu authors; "
-		 "%d of %d workers switched in %ld ms%s",
+	snprintf(line, sizeof(line),
+	    "database generation %u: %s: %llu quotes, %llu authors; %d of %d "
+	    "workers switched in %ld ms%s",
 	    sw->generation, m->config->database, sw->quotes, sw->authors,
 	    sw->switched, sw->expected, now_ms() - sw->started,
 	    sw->failed ? " (the others kept the previous database)" : "");
+	log_info("%s", line);
+	/* A reload is done only once every worker serves the new file. */
+	reload_verdict(m, RELOAD_DB,
+	    sw->failed == 0 && sw->switched >= sw->expected, line);
 	sw->started = 0;
-	swap_reload_done(m);
+}
+
+/* A candidate refused: the reason logged, and the reload's verdict. */
+static void refused(struct master *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+refused(struct master *m, const char *fmt, ...)
+{
+	char line[CONFIG_PATH_MAX + 256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof(line))
+		snprintf(line + n, sizeof(line) - (size_t)n,
+		    "; new database refused; still serving generation %u",
+		    m->swap.generation);
+	log_warnx("%s", line);
+	reload_verdict(m, RELOAD_DB, 0, line);
 }
 
 static void
@@ -116,9 +128,7 @@ swap_database(struct master *m, const char *why, int force)
 		return;
 	}
 	if ((fd = check_open(path, &st, reason, sizeof(reason))) < 0) {
-		log_warnx("%s: %s: %s; new database refused; still serving "
-			  "generation %u",
-		    why, path, reason, m->swap.generation);
+		refused(m, "%s: %s: %s", why, path, reason);
 		return;
 	}
 	file_id(&st, &m->check_id);
@@ -128,9 +138,8 @@ swap_database(struct master *m, const char *why, int force)
 	}
 	m->seen_id = m->check_id; /* checked once is enough for this file */
 	if ((rc = check_start(fd, &m->check)) != 0) {
-		log_warnx("%s: %s: cannot start the checker: %s; still serving "
-			  "generation %u",
-		    why, path, strerror(rc), m->swap.generation);
+		refused(m, "%s: %s: cannot start the checker: %s", why, path,
+		    strerror(rc));
 		close(fd);
 		return;
 	}
@@ -159,21 +168,25 @@ swap_finish_check(struct master *m, int timed_out)
 		check_finish(m->check, &v, NULL);
 	m->check = NULL;
 	if (!v.ok && m->check_id.dev == m->db_id.dev &&
-	    m->check_id.ino == m->db_id.ino)
+	    m->check_id.ino == m->db_id.ino) {
 		/* Not a new file: the one served, rewritten where it lies
 		 * (truncate, cp over it). Workers map it, so nothing here
 		 * keeps it from them: say so rather than claim that the old
 		 * data is still served. */
-		log_errorx("%s: %s: %s; the served file (generation %u) was "
-			   "changed in place, and workers map it: they may "
-			   "fail or crash on it. Rename a good database onto "
-			   "the path (as quotes-import does), or restart "
-			   "quoterd on one; never write the served file",
+		char line[CONFIG_PATH_MAX + 768];
+
+		snprintf(line, sizeof(line),
+		    "%s: %s: %s; the served file (generation %u) was changed "
+		    "in place, and workers map it: they may fail or crash on "
+		    "it. Rename a good database onto the path (as "
+		    "quotes-import does), or restart quoterd on one; never "
+		    "write the served file",
 		    m->check_why, m->config->database, v.why, sw->generation);
-	else if (!v.ok)
-		log_warnx("%s: %s: %s; new database refused; still serving "
-			  "generation %u",
-		    m->check_why, m->config->database, v.why, sw->generation);
+		log_errorx("%s", line);
+		reload_verdict(m, RELOAD_DB, 0, line);
+	} else if (!v.ok)
+		refused(m, "%s: %s: %s", m->check_why, m->config->database,
+		    v.why);
 	if (!v.ok) {
 		close(m->check_fd);
 		if (m->metrics != NULL)
@@ -219,7 +232,7 @@ swap_finish_check(struct master *m, int timed_out)
 		m->check_again = m->check_force = 0;
 		swap_database(m, "database file replaced", force);
 	}
-	swap_reload_done(m);
+	reload_done(m);
 }
 
 /* Watches the database's directory: quotes-import renames onto the path. */
@@ -300,8 +313,10 @@ swap_worker_reported(struct master *m, int index, int swapped,
 		sw->switched++;
 	else
 		sw->failed++;
-	if (sw->switched + sw->failed >= sw->expected)
+	if (sw->switched + sw->failed >= sw->expected) {
 		swap_report(m);
+		reload_done(m);
+	}
 }
 
 /* A stop drops the candidate being checked, if any. */
@@ -328,8 +343,10 @@ swap_due(struct master *m, long now)
 {
 	long timeout = -1;
 
-	if (m->swap.started != 0 && m->swap.started + SWAP_REPORT_MS <= now)
+	if (m->swap.started != 0 && m->swap.started + SWAP_REPORT_MS <= now) {
 		swap_report(m);
+		reload_done(m);
+	}
 	if (m->check != NULL && m->check_deadline <= now)
 		swap_finish_check(m, 1);
 	if (m->swap.started != 0)

@@ -7,6 +7,10 @@ renamed onto its path (as quotes-import does), or on SIGHUP.
   `database generation G: ... 2 of 2 workers switched`, new calls get the
   new set only. The swap latency (rename -> log line) is printed.
 - SIGHUP and `quoterd --signal reload` swap a changed file.
+- `quoterd --signal reload` returns once the reload is over, as systemd's
+  ExecReload needs: 0 once every worker serves the new file (logged by
+  then), 1 with the master's reason for a refused file or a worker that
+  did not switch.
 - A corrupt or truncated replacement is refused and the old data keeps
   being served, also by workers respawned after it, and after the file
   is deleted.
@@ -358,6 +362,74 @@ def test_reload_by_signal_swaps_changed_file(quoterd, dbs, pb, tmp_path, reload)
         wait_generation(d, gen, t, dbs.corpus(name))
         assert_all_from(dbs, name, fresh_calls(pb, d.addr, 10), d)
     assert d.workers() == workers
+
+
+def reload_command(pidfile):
+    return run_quoterd(["--pidfile", str(pidfile), "--signal", "reload"],
+                       timeout=60)
+
+
+def test_signal_reload_returns_when_swapped(quoterd, dbs, pb, tmp_path):
+    """The command's answer comes once every worker serves the new file:
+    the generation line is in the log by the time it returns (a command
+    that only sent SIGHUP returns before the master has logged it)."""
+    served = Served(tmp_path / "served", dbs.a.db)
+    pidfile = tmp_path / "quoterd.pid"
+    d = start(quoterd, pb, served, config=sighup_config(),
+              extra=["--pidfile", str(pidfile)])
+    for gen, name in ((1, "B"), (2, "A")):
+        served.install(dbs.corpus(name).db)
+        r = reload_command(pidfile)
+        gens = generations(d)  # read as the command returns, no waiting
+        assert r.returncode == 0, r.stderr + d.log()
+        assert gen in gens, f"returned before the swap:\n{d.log()}"
+        assert gens[gen].group(5) == gens[gen].group(6) == "2", d.log()
+        assert f"database generation {gen}: " in r.stdout, r.stdout
+        assert_all_from(dbs, name, fresh_calls(pb, d.addr, 10), d)
+    d.stop_cleanly()
+
+
+def test_signal_reload_waits_for_every_worker(quoterd, dbs, pb, tmp_path):
+    """A worker that cannot switch (stopped here) holds the answer until
+    the master's report deadline, and makes it a failure that says how
+    many switched."""
+    served = Served(tmp_path / "served", dbs.a.db)
+    pidfile = tmp_path / "quoterd.pid"
+    d = start(quoterd, pb, served, config=sighup_config(),
+              extra=["--pidfile", str(pidfile)])
+    stopped = d.workers()[0]
+    served.install(dbs.b.db)
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        r = reload_command(pidfile)
+        log = d.log()
+    finally:
+        os.kill(stopped, signal.SIGCONT)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "1 of 2 workers switched" in r.stderr, r.stderr
+    assert generations(d)[1].group(5) == "1", log
+    d.stop_cleanly()
+
+
+def test_signal_reload_refused_says_why(quoterd, dbs, pb, tmp_path):
+    served = Served(tmp_path / "served", dbs.a.db)
+    pidfile = tmp_path / "quoterd.pid"
+    d = start(quoterd, pb, served, config=sighup_config(),
+              extra=["--pidfile", str(pidfile)])
+    served.install_bytes(random.Random(7).randbytes(65536))
+    r = reload_command(pidfile)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "reload refused" in r.stderr, r.stderr
+    assert f"{served.path}: " in r.stderr and f"{REFUSED} 0" in r.stderr, \
+        r.stderr
+    assert refusals(d) == 1, d.log()
+    assert_all_from(dbs, "A", fresh_calls(pb, d.addr, 10), d)
+    # A plain SIGHUP still reloads, unanswered, once the file is good.
+    served.install(dbs.b.db)
+    t = time.monotonic()
+    d.send(signal.SIGHUP)
+    wait_generation(d, 1, t, dbs.b)
+    d.stop_cleanly()
 
 
 def test_sighup_reloads_unchanged_file(quoterd, dbs, pb, tmp_path):

@@ -89,6 +89,12 @@ def start(quoterd, corpus, pb, live, ca, extra=(), config=None):
     return d
 
 
+def reload_command(pidfile):
+    """quoterd --signal reload: returns once the reload is over."""
+    return run_quoterd(["--pidfile", str(pidfile), "--signal", "reload"],
+                       timeout=60)
+
+
 def test_reload_new_certificate(quoterd, corpus, pb, cas, live):
     d = start(quoterd, corpus, pb, live, cas.a.ca)
     install(cas.b, live)
@@ -144,12 +150,14 @@ def test_check_refuses_mismatched_pair(corpus, cas):
 
 
 @pytest.mark.parametrize("bad", ["too large", "NUL byte"])
-def test_crafted_file_refused(quoterd, corpus, pb, cas, live, bad):
+def test_crafted_file_refused(quoterd, corpus, pb, cas, live, tmp_path, bad):
     """b's own pair, but its certificate file made one OpenSSL would still
     read the first certificate of: longer than the checker reads, or with
     a NUL byte after it (where reading it as a C string stops unseen).
     Refused, with the reason, and a's pair keeps serving."""
-    d = start(quoterd, corpus, pb, live, cas.a.ca)
+    pidfile = tmp_path / "quoterd.pid"
+    d = start(quoterd, corpus, pb, live, cas.a.ca,
+              extra=["--pidfile", str(pidfile)])
     pem = cas.b.cert.read_bytes()
     if bad == "too large":
         line = b"x" * 63 + b"\n"
@@ -160,18 +168,21 @@ def test_crafted_file_refused(quoterd, corpus, pb, cas, live, bad):
         why = f"a NUL byte at offset {len(cas.b.cert.read_bytes())}"
     live.cert.write_bytes(pem)
     shutil.copyfile(cas.b.key, live.key)
-    d.send(signal.SIGHUP)
-    wait_until(lambda: "new TLS certificate refused" in d.log(), 10,
-               lambda: f"no refusal logged:\n{d.log()}")
-    assert why in d.log(), d.log()
+    r = reload_command(pidfile)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert why in r.stderr and "new TLS certificate refused" in r.stderr, \
+        r.stderr
+    assert "new TLS certificate refused" in d.log()
     for _ in range(4):
         tls_quote(pb, d.addr, cas.a.ca)
         assert refused(pb, d.addr, cas.b.ca)
-    # The same pair without the extra bytes is taken.
+    # The same pair without the extra bytes is taken, and the command
+    # returns once every worker has it.
     install(cas.b, live)
-    d.send(signal.SIGHUP)
-    wait_until(lambda: "TLS certificate reloaded" in d.log(), 10,
-               lambda: f"no reload logged:\n{d.log()}")
+    r = reload_command(pidfile)
+    assert r.returncode == 0, r.stderr
+    assert "TLS certificate reloaded" in r.stdout
+    assert "TLS certificate reloaded" in d.log()
     tls_quote(pb, d.addr, cas.b.ca)
     d.stop_cleanly()
 
