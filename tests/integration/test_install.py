@@ -78,7 +78,8 @@ def test_install_and_uninstall(tmp_path, binaries):
     for p in ("usr/sbin/quoterd", "usr/bin/quote", "usr/bin/quotes-import"):
         assert (root / p).stat().st_mode & 0o777 == 0o755
     unit = (root / "usr/lib/systemd/system/quoterd.service").read_text()
-    assert "ExecStart=/usr/sbin/quoterd -c /etc/quoterd/quoterd.conf\n" in unit
+    assert ("ExecStart=/usr/sbin/quoterd -c /etc/quoterd/quoterd.conf "
+            "--pidfile /run/quoterd/quoterd.pid\n") in unit
     assert not re.search(r"@[A-Z]+@", unit), "a placeholder left"
     conf = root / "etc/quoterd/quoterd.conf"
     assert conf.read_text() == (SRC / "etc/quoterd.conf").read_text()
@@ -137,4 +138,5 @@ def test_install_default_prefix(tmp_path, binaries):
     assert (root / "usr/local/etc/quoterd/quoterd.conf").exists()
     unit = (root / "usr/local/lib/systemd/system/quoterd.service").read_text()
     assert ("ExecStart=/usr/local/sbin/quoterd -c "
-            "/usr/local/etc/quoterd/quoterd.conf\n") in unit
+            "/usr/local/etc/quoterd/quoterd.conf "
+            "--pidfile /run/quoterd/quoterd.pid\n") in unit

@@ -1,6 +1,7 @@
 """systemd integration: the installed unit verifies and keeps its
 hardening; quoterd speaks the notification protocol of a Type=notify
-service to a NOTIFY_SOCKET this test binds."""
+service to a NOTIFY_SOCKET this test binds; ExecReload's command ends
+with the reload, as systemd 252 (no Type=notify-reload) needs."""
 
 import os
 import re
@@ -11,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import SRC
+from conftest import SRC, run_quoterd
 from test_install import make
 
 UNIT = "/usr/lib/systemd/system/quoterd.service"
@@ -21,7 +22,7 @@ UNIT = "/usr/lib/systemd/system/quoterd.service"
 def root(tmp_path, binaries):
     """make install PREFIX=/usr into a DESTDIR, plus what systemd-analyze
     --root needs there: the system's own units (the targets ours is
-    ordered against) and /bin/kill (ExecReload=)."""
+    ordered against)."""
     root = tmp_path / "root"
     make("install", f"DESTDIR={root}", "PREFIX=/usr")
     units = root / "usr/lib/systemd/system"
@@ -31,8 +32,6 @@ def root(tmp_path, binaries):
                        if os.path.isdir(p)}):
         shutil.copytree(src, units, symlinks=True, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("quoterd.service"))
-    (root / "bin").mkdir(exist_ok=True)
-    shutil.copy2("/bin/kill", root / "bin/kill")
     return root
 
 
@@ -73,6 +72,17 @@ def test_timeout_stop_covers_default_stop(root):
     assert re.search(r"^Type=notify$", unit, re.M)
 
 
+def test_exec_reload_waits_for_the_reload(root):
+    """ExecReload is quoterd's own --signal reload, which returns when the
+    reload is over, on the master ExecStart started: the same config file
+    and pidfile."""
+    unit = (root / UNIT.lstrip("/")).read_text()
+    start = re.search(r"^ExecStart=(.*)$", unit, re.M).group(1)
+    reload = re.search(r"^ExecReload=(.*)$", unit, re.M).group(1)
+    assert "--pidfile " in start
+    assert reload == start + " --signal reload"
+
+
 class Manager:
     """The service manager's end of NOTIFY_SOCKET."""
 
@@ -96,7 +106,9 @@ def test_notify(quoterd, corpus, pb, tmp_path, monkeypatch, abstract):
         name = str(tmp_path / "notify")
         mgr = Manager(name)
     monkeypatch.setenv("NOTIFY_SOCKET", name)
-    d = quoterd(db=corpus.db, extra=["--workers", "2"],
+    pidfile = tmp_path / "quoterd.pid"
+    d = quoterd(db=corpus.db, extra=["--workers", "2", "--pidfile",
+                                     str(pidfile)],
                 config="drain_time = 1\nshutdown_timeout = 3\n")
     msg = mgr.next()
     assert msg["READY"] == "1"
@@ -108,6 +120,16 @@ def test_notify(quoterd, corpus, pb, tmp_path, monkeypatch, abstract):
     d.send(signal.SIGHUP)
     assert mgr.next() == {"RELOADING": "1"}
     assert mgr.next() == {"READY": "1"}
+
+    # What ExecReload runs: by the time it exits, READY=1 has been sent,
+    # so systemd's reload job ends with the reload.
+    r = run_quoterd(["--pidfile", str(pidfile), "--signal", "reload"],
+                    timeout=60)
+    assert r.returncode == 0, r.stderr
+    mgr.sock.setblocking(False)
+    assert mgr.next() == {"RELOADING": "1"}
+    assert mgr.next() == {"READY": "1"}
+    mgr.sock.setblocking(True)
 
     d.send(signal.SIGTERM)
     msg = mgr.next()
