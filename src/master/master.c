@@ -129,6 +129,8 @@ master_run(const struct config *c, int detach, const struct master_start *start)
 	for (;;) {
 		struct signalfd_siginfo si;
 
+		if (m.stopping != RUNNING && m.reload.active)
+			reload_end(&m);
 		if (m.stopping != RUNNING && proc_running(&m) == 0)
 			break;
 		pfd[0] = (struct pollfd){m.sigfd, POLLIN, 0};

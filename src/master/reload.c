@@ -162,12 +162,13 @@ reload_done(struct master *m)
 	answer(m, ok, text);
 }
 
-/* A stop ends any reload unanswered so far. */
+/* A stop ends the reload: its waiters are told now, not once the
+ * drain is over. */
 void
 reload_end(struct master *m)
 {
-	if (m->reload.nwaiters > 0)
-		answer(m, 0, "\nquoterd stopped before the reload ended");
+	m->reload.active = 0;
+	answer(m, 0, "\nquoterd is stopping: the reload did not end");
 }
 
 /* The command's side: --signal reload. */

@@ -411,6 +411,27 @@ def test_signal_reload_waits_for_every_worker(quoterd, dbs, pb, tmp_path):
     d.stop_cleanly()
 
 
+def test_signal_reload_answered_when_stopping(quoterd, dbs, pb, tmp_path):
+    """A reload asked of a master that is stopping is answered at once,
+    not after the drain: a stopped worker keeps this master in its stop
+    meanwhile. Whichever signal the master reads first, the answer says
+    it is stopping."""
+    served = Served(tmp_path / "served", dbs.a.db)
+    pidfile = tmp_path / "quoterd.pid"
+    d = start(quoterd, pb, served, config=sighup_config(),
+              extra=["--pidfile", str(pidfile)])
+    stopped = d.workers()[0]
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        d.send(signal.SIGTERM)
+        r = reload_command(pidfile)
+    finally:
+        os.kill(stopped, signal.SIGCONT)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "quoterd is stopping" in r.stderr, r.stderr
+    d.wait_exit()
+
+
 def test_signal_reload_refused_says_why(quoterd, dbs, pb, tmp_path):
     served = Served(tmp_path / "served", dbs.a.db)
     pidfile = tmp_path / "quoterd.pid"
