@@ -227,3 +227,13 @@ def test_open_connection_survives_reload(quoterd, corpus, pb, cas, live):
         for _ in range(4):
             stub.GetQuote(pb2.QuoteRequest(), timeout=5)
     d.stop_cleanly()
+
+
+def test_check_refuses_crafted_file(corpus, cas, tmp_path):
+    """The start and --test use the same checker: a NUL byte refuses."""
+    cert = tmp_path / "nul.pem"
+    cert.write_bytes(cas.a.cert.read_bytes() + b"\0junk\n")
+    r = run_quoterd(["--db", str(corpus.db), "--tls-cert", str(cert),
+                     "--tls-key", str(cas.a.key), "--test"])
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"tls_cert: {cert}: a NUL byte at offset" in r.stderr, r.stderr
