@@ -33,19 +33,33 @@ no_passphrase(char *buf, int size, int rwflag, void *arg)
 }
 
 /*
- * One PEM file, NUL-terminated as gRPC wants it: at most TLS_FILE_MAX
- * bytes, none of them NUL (which would cut the text short unseen).
+ * One PEM file, NUL-terminated as gRPC wants it: a regular file of at
+ * most TLS_FILE_MAX bytes, none of them NUL (which would cut the text
+ * short unseen).
  */
 static char *
 read_pem(const char *key, const char *path, char *err, size_t errlen)
 {
+	struct stat st;
 	char *buf;
 	size_t len = 0;
 	ssize_t n;
 	int fd;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+	/* O_NONBLOCK: a FIFO at the path cannot hold the open; only a
+	 * regular file is read. */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0) {
 		snprintf(err, errlen, "%s: %s: %s", key, path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: %s: %s", key, path,
+		    S_ISDIR(st.st_mode) ? strerror(EISDIR)
+					: "not a regular file");
+		close(fd);
 		return NULL;
 	}
 	if ((buf = malloc(TLS_FILE_MAX + 2)) == NULL) {

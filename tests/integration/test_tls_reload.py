@@ -1,9 +1,9 @@
 """SIGHUP reloads the TLS certificate: a checker child reads and checks
 the files (the master never parses them), and every worker's next
 handshake uses them; connections already open keep going. Files that are
-too large, hold a NUL byte, or hang the checker are refused with the old
-pair kept. Two CAs, each with a server certificate for localhost and
-127.0.0.1; clients trust only one."""
+too large, hold a NUL byte or are no regular file, and checkers that hang
+or die, are refused with the old pair kept. Two CAs, each with a server
+certificate for localhost and 127.0.0.1; clients trust only one."""
 
 import os
 import shutil
@@ -187,21 +187,47 @@ def test_crafted_file_refused(quoterd, corpus, pb, cas, live, tmp_path, bad):
     d.stop_cleanly()
 
 
-def test_hung_checker_refused(quoterd, corpus, pb, cas, live):
-    """A certificate path that blocks its reader (a FIFO no one writes)
-    hangs only the checker, which check_timeout ends: refused, the old
-    pair kept, and the master goes on."""
-    d = start(quoterd, corpus, pb, live, cas.a.ca,
-              config="check_timeout = 1\n")
+def test_not_a_regular_file_refused(quoterd, corpus, pb, cas, live):
+    """A FIFO at the certificate's path (which would hold a reader until
+    a writer came) is refused unread, the old pair kept."""
+    d = start(quoterd, corpus, pb, live, cas.a.ca)
     os.unlink(live.cert)
     os.mkfifo(live.cert)
     d.send(signal.SIGHUP)
-    wait_until(lambda: "new TLS certificate refused" in d.log(), 15,
+    wait_until(lambda: "new TLS certificate refused" in d.log(), 10,
                lambda: f"no refusal logged:\n{d.log()}")
-    assert "the check took too long" in d.log(), d.log()
+    assert f"tls_cert: {live.cert}: not a regular file" in d.log(), d.log()
     tls_quote(pb, d.addr, cas.a.ca)
-    os.unlink(live.cert)
+    d.stop_cleanly()
+
+
+@pytest.mark.parametrize("how,why", [
+    ("signal=SIGSTOP", "the check took too long"),
+    ("signal=SIGKILL", "the checker died of signal 9"),
+], ids=["past_check_timeout", "killed"])
+def test_checker_that_hangs_or_dies_refuses(quoterd, corpus, pb, cas, live,
+                                            how, why):
+    """A TLS checker stopped (and killed at check_timeout) or killed by a
+    signal is a refusal: the old pair serves, and the next good pair is
+    taken. strace stops or kills each checker at its first system call,
+    as in test_hostile_db."""
+    from test_hostile_db import Injected
+    d = start(quoterd, corpus, pb, live, cas.a.ca,
+              config="check_timeout = 1\n")
     install(cas.b, live)
+    strace = Injected(d.pid, how)
+    try:
+        d.send(signal.SIGHUP)
+        wait_until(lambda: "new TLS certificate refused" in d.log(), 15,
+                   lambda: f"no refusal logged:\n{d.log()}")
+    finally:
+        strace.detach()
+    line = next(x for x in d.log().splitlines()
+                if "new TLS certificate refused" in x)
+    assert f"keeping the old one: {why}" in line, line
+    for _ in range(4):
+        tls_quote(pb, d.addr, cas.a.ca)
+        assert refused(pb, d.addr, cas.b.ca)
     d.send(signal.SIGHUP)
     wait_until(lambda: "TLS certificate reloaded" in d.log(), 10,
                lambda: f"no reload logged:\n{d.log()}")
