@@ -413,6 +413,9 @@ config_absolute_paths(struct config *c, char *err, size_t errlen)
 
 	if (absolute(c->database, sizeof(c->database)) != 0 ||
 	    absolute(c->pidfile, sizeof(c->pidfile)) != 0 ||
+	    absolute(c->tls.cert, sizeof(c->tls.cert)) != 0 ||
+	    absolute(c->tls.key, sizeof(c->tls.key)) != 0 ||
+	    absolute(c->tls.client_ca, sizeof(c->tls.client_ca)) != 0 ||
 	    (a->kind == LISTEN_UNIX &&
 		absolute(a->path, sizeof(a->path)) != 0)) {
 		snprintf(err, errlen, "a path is too long once made absolute");

@@ -263,3 +263,36 @@ def test_check_refuses_crafted_file(corpus, cas, tmp_path):
                      "--tls-key", str(cas.a.key), "--test"])
     assert r.returncode == 1, r.stdout + r.stderr
     assert f"tls_cert: {cert}: a NUL byte at offset" in r.stderr, r.stderr
+
+
+def test_daemon_reloads_relative_paths(corpus, pb, cas, tmp_path):
+    """--daemon moves to /, so TLS paths given relative to where it was
+    started must be made absolute first, or every later reload would
+    look for them under /."""
+    import uuid
+    from conftest import QUOTERD, child_env, free_port, kill_tagged
+    live = SimpleNamespace(cert=tmp_path / "server.pem",
+                           key=tmp_path / "server.key")
+    install(cas.a, live)
+    pidfile, log = tmp_path / "quoterd.pid", tmp_path / "quoterd.log"
+    addr = f"127.0.0.1:{free_port()}"
+    tag = f"QUOTERD_TEST_TAG={uuid.uuid4().hex}"
+    env = child_env(**dict([tag.split("=", 1)]))
+    try:
+        r = subprocess.run(
+            [str(QUOTERD), "--db", str(corpus.db), "--listen", addr,
+             "--workers", "2", "--daemon", "--pidfile", str(pidfile),
+             "--log", str(log), "--tls-cert", "server.pem",
+             "--tls-key", "server.key"],
+            cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=60, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, r.stderr
+        tls_quote(pb, addr, cas.a.ca)
+        install(cas.b, live)
+        r = reload_command(pidfile)
+        assert r.returncode == 0, f"{r.stderr}\n{log.read_text()}"
+        tls_quote(pb, addr, cas.b.ca)
+        assert run_quoterd(["--pidfile", str(pidfile), "--signal",
+                            "stop"]).returncode == 0
+    finally:
+        kill_tagged(tag)
