@@ -6,13 +6,16 @@
  * addresses. --test stops after them; --signal talks to a running master
  * instead.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -168,6 +171,34 @@ open_tls(struct config *c)
 	return 0;
 }
 
+/*
+ * close_range() without the system call (before Linux 5.9, or filtered):
+ * every descriptor /proc lists, whatever the limit; without /proc, every
+ * number below the limit (the launcher may have left one up there).
+ */
+static void
+close_from_3(void)
+{
+	struct rlimit rl;
+	struct dirent *e;
+	DIR *d;
+
+	if ((d = opendir("/proc/self/fd")) != NULL) {
+		while ((e = readdir(d)) != NULL) {
+			int fd = atoi(e->d_name);
+
+			if (fd > 2 && fd != dirfd(d))
+				close(fd);
+		}
+		closedir(d);
+		return;
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur > INT_MAX)
+		rl.rlim_cur = 1024 * 1024;
+	for (rlim_t fd = 3; fd < rl.rlim_cur; fd++)
+		close((int)fd);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -218,8 +249,7 @@ main(int argc, char *argv[])
 
 	/* Whatever the launcher left open would reach every worker. */
 	if (close_range(3, ~0U, 0) != 0)
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
+		close_from_3();
 	log_init("master", LOG_LEVEL_INFO);
 	while (
 	    (ch = getopt_long(argc, argv, "c:ts:vqh", longopts, NULL)) != -1) {

@@ -16,8 +16,9 @@ import time
 import grpc
 import pytest
 
-from conftest import (H2, QUOTERD, Load, channel, child_env, free_port,
-                      get_quote, process_alive, raw_call, wait_until)
+from conftest import (H2, QUOTERD, Load, channel, child_env, comm, free_port,
+                      get_quote, pids_with_env, process_alive, raw_call,
+                      wait_until)
 
 GET = "/quotes.Quoter/GetQuote"
 LIST = "/quotes.Quoter/ListAuthors"
@@ -376,6 +377,39 @@ def test_inherited_descriptors_do_not_reach_workers(quoterd, corpus, pb,
                    if os.path.exists(f"/proc/{pid}/fd/{fd}")]
         assert str(secret) not in targets, (pid, targets)
     d.stop_cleanly()
+
+
+# A launcher that leaves argv[1] open as descriptor 1500, then runs the
+# rest of its arguments.
+LEAVE_1500 = """
+import os, resource, sys
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if soft < 4096:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+os.dup2(os.open(sys.argv[1], os.O_RDONLY), 1500)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def test_inherited_descriptors_closed_without_close_range(quoterd, corpus, pb,
+                                                         tmp_path):
+    # close_range() refused (a kernel before 5.9, or a seccomp filter):
+    # the fallback must close a descriptor above 1024 too.
+    secret = tmp_path / "secret"
+    secret.write_text("the launcher's\n")
+    d = quoterd(db=corpus.db, wrapper=[
+        "strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=close_range",
+        "-e", "inject=close_range:error=ENOSYS", "--",
+        "/usr/bin/python3", "-c", LEAVE_1500, str(secret)])
+    d.wait_ready(pb)
+    # Under strace, the master is strace's child: take every quoterd.
+    pids = [p for p in pids_with_env(d.tag) if comm(p) == "quoterd"]
+    assert len(pids) >= 3, pids  # the master and two workers
+    for pid in pids:
+        targets = [os.readlink(f"/proc/{pid}/fd/{fd}")
+                   for fd in os.listdir(f"/proc/{pid}/fd")
+                   if os.path.exists(f"/proc/{pid}/fd/{fd}")]
+        assert str(secret) not in targets, (pid, targets)
 
 
 # strace's fault injection, on a system call only workers make: gRPC's
