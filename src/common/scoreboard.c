@@ -70,6 +70,12 @@ scoreboard_reset(struct scoreboard_slot *s, pid_t pid)
 	atomic_store(&s->pid, (int)pid);
 }
 
+void
+scoreboard_done(struct scoreboard_slot *s)
+{
+	atomic_store(&s->heartbeat, -1);
+}
+
 long
 scoreboard_beat(struct scoreboard_slot *s)
 {
@@ -88,5 +94,5 @@ scoreboard_age(const struct scoreboard_slot *s)
 {
 	long beat = atomic_load_explicit(&s->heartbeat, memory_order_relaxed);
 
-	return beat == 0 ? -1 : scoreboard_now() - beat;
+	return beat <= 0 ? -1 : scoreboard_now() - beat;
 }

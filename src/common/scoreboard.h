@@ -17,8 +17,10 @@
 #define SCOREBOARD_SLOT_SIZE 256 /* four cache lines */
 
 struct scoreboard_slot {
-	_Alignas(64) atomic_long heartbeat; /* ms, CLOCK_MONOTONIC; 0: none */
-	atomic_int pid;                     /* the worker in the slot */
+	/* ms, CLOCK_MONOTONIC; 0: none yet; -1: no more (its call threads
+	 * have ended) */
+	_Alignas(64) atomic_long heartbeat;
+	atomic_int pid; /* the worker in the slot */
 	/* Later: counters, each written by one worker only. */
 	char room[SCOREBOARD_SLOT_SIZE - sizeof(atomic_long) -
 	    sizeof(atomic_int)];
@@ -39,7 +41,10 @@ struct scoreboard_slot *scoreboard_slot(struct scoreboard *sb, int index);
 void scoreboard_reset(struct scoreboard_slot *s, pid_t pid);
 /* A worker: it is alive now; returns now (scoreboard_now()). */
 long scoreboard_beat(struct scoreboard_slot *s);
-/* How long ago the last heartbeat was, in ms; -1 if none yet. */
+/* A worker whose call threads have ended: it beats no more. */
+void scoreboard_done(struct scoreboard_slot *s);
+/* How long ago the last heartbeat was, in ms; -1 if none yet, or no
+ * more. */
 long scoreboard_age(const struct scoreboard_slot *s);
 
 /* The clock heartbeats use: ms, CLOCK_MONOTONIC (one for all processes). */

@@ -64,8 +64,7 @@ hand_off(struct master *m, int fd, int fresh)
 		if (p->state != PROC_ACTIVE || p->pid == 0 || !p->ready ||
 		    p->chan < 0)
 			continue;
-		age =
-		    scoreboard_age(scoreboard_slot(m->sb, (int)(p - m->procs)));
+		age = scoreboard_age(proc_slot(m, p));
 		if (fresh && (age < 0 || age > HANDOFF_STALE_MS))
 			continue;
 		if (channel_send(p->chan, CHAN_CONN, 0, NULL, 0, fd) == 0)

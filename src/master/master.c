@@ -151,6 +151,7 @@ master_run(const struct config *c, int detach, const struct master_start *start)
 		timeout = sooner(timeout, daemon_start_due(&m, now));
 		timeout = sooner(timeout, swap_due(&m, now));
 		timeout = sooner(timeout, certs_due(&m, now));
+		timeout = sooner(timeout, proc_retire_due(&m, now));
 		if (m.check != NULL)
 			pfd[3].fd = check_fd(m.check);
 		if (m.certs.check != NULL)

@@ -24,7 +24,7 @@
 enum proc_state {
 	PROC_FREE,    /* no worker */
 	PROC_ACTIVE,  /* serving, or to be restarted */
-	PROC_RETIRING /* told to finish its calls and exit (SIGTTOU) */
+	PROC_RETIRING /* told to finish its calls and exit (SIGTTOU, sick) */
 };
 
 struct proc {
@@ -39,6 +39,8 @@ struct proc {
 	int hung;         /* killed for a stale heartbeat */
 	int sick;         /* asked to be replaced (see proc_replace_sick()) */
 	int counters;     /* its metrics record while it runs, or -1 */
+	int score;        /* its scoreboard slot while it runs */
+	long retire_by;   /* ms: retiring, killed if still alive then; 0 */
 };
 
 enum stop_mode { RUNNING, STOP_GRACEFUL, STOP_NOW };
@@ -89,7 +91,7 @@ struct reload {
 struct master {
 	const struct config *config;
 	struct proc *procs;
-	struct scoreboard *sb; /* one slot per proc */
+	struct scoreboard *sb; /* a slot per proc, each owned by one worker */
 	int nprocs;            /* slots: MAX_WORKERS */
 	int nworkers;          /* active workers: the count asked for */
 	int sigfd;
@@ -134,6 +136,17 @@ now_ms(void)
 	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * A worker's scoreboard slot: its own from its fork to its reaping,
+ * wherever it retires, so that no other worker's heartbeat is read as
+ * its own (proc_spawn()).
+ */
+static inline struct scoreboard_slot *
+proc_slot(struct master *m, const struct proc *p)
+{
+	return scoreboard_slot(m->sb, p->score);
+}
+
 /* The sooner of two waits in ms, where -1 is none. */
 static inline long
 sooner(long a, long b)
@@ -153,6 +166,7 @@ long proc_respawn(struct master *m, long now);
 void proc_read_channel(struct master *m, int index);
 long proc_check_heartbeats(struct master *m);
 long proc_replace_sick(struct master *m);
+long proc_retire_due(struct master *m, long now);
 void proc_scale(struct master *m, int delta);
 void proc_stop(struct master *m, enum stop_mode mode, int status);
 long proc_stop_due(struct master *m, long now);

@@ -122,6 +122,26 @@ free_counters(const struct master *m)
 	return -1;
 }
 
+/*
+ * A scoreboard slot for a new worker: one no running worker owns. Not
+ * the index's own: a sick worker goes on beating in its slot while it
+ * retires from another index, and its replacement, if it shared the
+ * slot, would look alive to the master while it hung.
+ */
+static int
+free_score(const struct master *m)
+{
+	for (int r = 0; r < m->nprocs; r++) {
+		int used = 0;
+
+		for (int i = 0; i < m->nprocs && !used; i++)
+			used = m->procs[i].pid != 0 && m->procs[i].score == r;
+		if (!used)
+			return r;
+	}
+	return -1;
+}
+
 /* The metrics process (httpd.h); restarted if it dies. */
 void
 proc_spawn_metrics(struct master *m)
@@ -156,8 +176,12 @@ proc_spawn(struct master *m, int index)
 	p->ready = 0;
 	p->hung = p->sick = 0;
 	p->counters = m->metrics != NULL ? free_counters(m) : -1;
+	/* Never -1: there are as many slots as indexes, and each running
+	 * worker owns one. */
+	p->score = free_score(m);
+	p->retire_by = 0;
 	/* The worker beats once it serves; until then it is not judged. */
-	scoreboard_reset(scoreboard_slot(m->sb, index), 0);
+	scoreboard_reset(proc_slot(m, p), 0);
 	if ((rc = channel_open(chan)) != 0 || (pid = fork()) < 0) {
 		if (rc == 0)
 			rc = errno;
@@ -177,7 +201,7 @@ proc_spawn(struct master *m, int index)
 		/* The worker maps the checked file from its copy of db_fd,
 		 * then closes it, so that it pins no file after a swap. */
 		worker_main(m->config, index, chan[1], m->db_fd,
-		    scoreboard_slot(m->sb, index),
+		    proc_slot(m, p),
 		    metrics_thread(m->metrics, p->counters, 0));
 	}
 	close(chan[1]);
@@ -186,6 +210,9 @@ proc_spawn(struct master *m, int index)
 		log_warn("worker %d: channel", index);
 	p->chan = chan[0];
 	p->pid = pid;
+	/* The slot is the child's now (it says so itself too): only the
+	 * pid, since the child may have beaten and counted already. */
+	atomic_store(&proc_slot(m, p)->pid, (int)pid);
 	p->started = now_ms();
 	count_workers(m);
 	log_info("worker %d started, pid %ld", index, (long)pid);
@@ -201,6 +228,21 @@ ask_stop(struct proc *p)
 {
 	if (channel_send(p->chan, CHAN_STOP, 0, NULL, 0, -1) != 0)
 		kill(p->pid, SIGTERM);
+}
+
+/*
+ * Retires a worker: it finishes its calls and exits, and is killed if it
+ * has not within the time a stop may take.
+ */
+static void
+retire(struct master *m, struct proc *p)
+{
+	const struct config *c = m->config;
+
+	p->state = PROC_RETIRING;
+	p->retire_by = now_ms() +
+	    (long)(c->drain_time + c->shutdown_timeout) * 1000 + STOP_GRACE_MS;
+	ask_stop(p);
 }
 
 /*
@@ -381,10 +423,12 @@ proc_check_heartbeats(struct master *m)
 	for (int i = 0; i < m->nprocs; i++) {
 		struct proc *p = &m->procs[i];
 
-		if (p->state != PROC_ACTIVE || p->pid == 0 || !p->ready ||
+		/* A retiring worker too: while its calls finish it beats, and
+		 * one that hangs would hold them for ever. */
+		if (p->state == PROC_FREE || p->pid == 0 || !p->ready ||
 		    p->hung)
 			continue;
-		age = scoreboard_age(scoreboard_slot(m->sb, i));
+		age = scoreboard_age(proc_slot(m, p));
 		if (age <= limit)
 			continue;
 		log_warnx("worker %d (pid %ld) has not answered for %ld ms: "
@@ -432,13 +476,45 @@ proc_replace_sick(struct master *m)
 		log_info("worker %d (pid %ld) retires in slot %d; a new worker "
 			 "%d starts",
 		    i, (long)p->pid, spare, i);
+		/* Its slot goes with it: its replacement gets another. */
 		m->procs[spare] = *p;
-		m->procs[spare].state = PROC_RETIRING;
-		ask_stop(p);
+		retire(m, &m->procs[spare]);
 		p->chan = -1;
 		p->pid = 0;
 		p->backoff_ms = 0;
 		proc_spawn(m, i);
+	}
+	return next;
+}
+
+/*
+ * Kills (SIGKILL) each retiring worker still alive past the time a stop
+ * may take (drain_time, shutdown_timeout and a grace), whatever its
+ * heartbeat says: it holds connections that no longer get new calls.
+ * Returns ms until the next such deadline, or -1.
+ */
+long
+proc_retire_due(struct master *m, long now)
+{
+	long next = -1;
+
+	for (int i = 0; i < m->nprocs; i++) {
+		struct proc *p = &m->procs[i];
+
+		if (p->state != PROC_RETIRING || p->pid == 0 ||
+		    p->retire_by == 0)
+			continue;
+		if (now < p->retire_by) {
+			next = sooner(next, p->retire_by - now);
+			continue;
+		}
+		log_warnx("worker %d (pid %ld) is still retiring %d s after "
+			  "it was told to: killing it",
+		    i, (long)p->pid,
+		    m->config->drain_time + m->config->shutdown_timeout +
+			STOP_GRACE_MS / 1000);
+		kill(p->pid, SIGKILL);
+		p->retire_by = 0;
 	}
 	return next;
 }
@@ -558,8 +634,7 @@ proc_scale(struct master *m, int delta)
 	    m->nworkers, i);
 	m->procs[i].respawn_at = 0;
 	if (m->procs[i].pid != 0) {
-		m->procs[i].state = PROC_RETIRING;
-		ask_stop(&m->procs[i]);
+		retire(m, &m->procs[i]);
 	} else {
 		m->procs[i].state = PROC_FREE;
 	}

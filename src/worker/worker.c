@@ -489,6 +489,9 @@ worker_main(const struct config *c, int index, int chan, int db_fd,
 	call_thread(&w.loops[0]);
 	for (int i = 1; i < w.nloops; i++)
 		pthread_join(w.loops[i].thread, NULL);
+	/* No heartbeat from now on: the master's stop deadline covers
+	 * what is left. */
+	scoreboard_done(w.score);
 
 	/* Every call has finished. */
 	pthread_mutex_lock(&w.lock);

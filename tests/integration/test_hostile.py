@@ -233,6 +233,51 @@ def test_out_of_descriptors_recovers(quoterd, corpus, pb):
     d.stop_cleanly()
 
 
+def test_sick_workers_replacement_is_judged_by_its_own_heartbeat(
+        quoterd, corpus, pb):
+    # A worker out of descriptors is replaced beside itself and drains for
+    # drain_time; its replacement, stopped, must be killed after
+    # worker_timeout, while the sick one still drains. Before, the sick
+    # one went on beating in the scoreboard slot its replacement was
+    # given, and the replacement lived until the sick one had left.
+    d = quoterd(db=corpus.db, workers=1, threads=1, extra=["-v"],
+                config="worker_timeout = 2\ndrain_time = 15\n",
+                wrapper=["prlimit", "--nofile=64:64", "--"])
+    d.wait_ready(pb)
+    sick = d.wait_workers(1)[0]
+    socks = flood_connections(d.addr, 120)
+    try:
+        wait_until(lambda: "retires in slot" in d.log(), 20,
+                   lambda: f"the sick worker replaced; log:\n{d.log()}")
+    finally:
+        for s in socks:
+            s.close()
+    # The replacement serves, and so is judged by its heartbeat.
+    wait_until(lambda: d.log().count("master: worker 0 ready") == 2, 20,
+               lambda: f"the replacement ready; log:\n{d.log()}")
+    new = [p for p in d.wait_workers(2) if p != sick][0]
+    os.kill(new, signal.SIGSTOP)
+    try:
+        wait_until(lambda: not process_alive(new), 30,
+                   lambda: f"worker {new} killed; log:\n{d.log()}")
+        assert process_alive(sick), d.log()
+        assert f"(pid {new}) has not answered for" in d.log()
+        # A retiring worker is judged by its heartbeat too (it used not
+        # to be judged at all): stopped while it drains, it is killed for
+        # its silence, not at the deadline of a whole stop.
+        os.kill(sick, signal.SIGSTOP)
+        wait_until(lambda: not process_alive(sick), 60,
+                   lambda: f"worker {sick} killed; log:\n{d.log()}")
+        assert f"(pid {sick}) has not answered for" in d.log()
+    finally:
+        for pid in (new, sick):
+            if process_alive(pid):
+                os.kill(pid, signal.SIGCONT)
+    # Not SIGTERM: the replacement's replacement would drain for 15 s.
+    assert d.stop(signal.SIGQUIT) == 0, d.log()[-3000:]
+    assert d.leftovers() == []
+
+
 def test_soft_descriptor_limit_raised_to_hard(quoterd, corpus, pb):
     d = quoterd(db=corpus.db, workers=1,
                 wrapper=["prlimit", "--nofile=256:4096", "--"])
