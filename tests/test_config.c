@@ -240,6 +240,34 @@ test_threads_auto(void **state)
 	assert_int_equal(config_threads(&c), 3);
 }
 
+/* max_connections is fitted under the descriptor limit, or refused. */
+static void
+test_fit_connections(void **state)
+{
+	struct config c;
+
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(c.max_connections, 0);
+	assert_int_equal(config_fit_connections(&c, 1024, err, sizeof(err)), 0);
+	assert_int_equal(c.conn_cap, 1024 - CONFIG_FD_RESERVE);
+	/* Nothing left under a tiny limit: no cap, only the EMFILE path. */
+	assert_int_equal(config_fit_connections(&c, 40, err, sizeof(err)), 0);
+	assert_int_equal(c.conn_cap, 0);
+	assert_int_equal(config_set(&c, "max_connections", "960", err,
+			     sizeof(err)),
+	    0);
+	assert_int_equal(config_fit_connections(&c, 1024, err, sizeof(err)), 0);
+	assert_int_equal(c.conn_cap, 960);
+	assert_int_equal(config_fit_connections(&c, 1023, err, sizeof(err)),
+	    -1);
+	assert_non_null(strstr(err, "max_connections: 960 does not fit"));
+	assert_non_null(strstr(err, "at most 959"));
+	assert_int_equal(config_set(&c, "max_connections", "-1", err,
+			     sizeof(err)),
+	    -1);
+}
+
 int
 main(void)
 {
@@ -250,6 +278,7 @@ main(void)
 	    cmocka_unit_test(test_missing_file),
 	    cmocka_unit_test(test_values_validated),
 	    cmocka_unit_test(test_threads_auto),
+	    cmocka_unit_test(test_fit_connections),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

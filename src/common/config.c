@@ -152,6 +152,8 @@ static const struct int_key {
 	"seconds"},
     {"worker_timeout", offsetof(struct config, worker_timeout), 0, 3600,
 	"seconds"},
+    {"max_connections", offsetof(struct config, max_connections), 0,
+	INT32_MAX - CONFIG_FD_RESERVE, "connections"},
     {"start_timeout", offsetof(struct config, start_timeout), 1, 3600,
 	"seconds"},
     {"reflection_idle_timeout",
@@ -443,6 +445,31 @@ config_check_tls(const struct config *c, char *err, size_t errlen)
 		    c->listen);
 		return -1;
 	}
+	return 0;
+}
+
+int
+config_fit_connections(struct config *c, unsigned long long nofile, char *err,
+    size_t errlen)
+{
+	unsigned long long room =
+	    nofile > CONFIG_FD_RESERVE ? nofile - CONFIG_FD_RESERVE : 0;
+
+	if (room > INT32_MAX)
+		room = INT32_MAX;
+	if (c->max_connections == 0) {
+		c->conn_cap = (int)room;
+		return 0;
+	}
+	if ((unsigned long long)c->max_connections > room) {
+		snprintf(err, errlen,
+		    "max_connections: %d does not fit under the descriptor "
+		    "limit of %llu with the %d each worker keeps for itself "
+		    "(at most %llu; raise the limit or lower the setting)",
+		    c->max_connections, nofile, CONFIG_FD_RESERVE, room);
+		return -1;
+	}
+	c->conn_cap = c->max_connections;
 	return 0;
 }
 

@@ -62,7 +62,12 @@ struct config {
 	int unix_mode;
 	long unix_gid;
 	int worker_timeout; /* seconds without a heartbeat; 0: never */
-	int start_timeout;  /* --daemon: seconds for workers to start */
+	/* Connections a worker holds before it is full; 0: derived from
+	 * the descriptor limit (config_fit_connections()). */
+	int max_connections;
+	/* The cap in effect, once fitted; 0: none (a limit too small). */
+	int conn_cap;
+	int start_timeout; /* --daemon: seconds for workers to start */
 	int reflection_idle_timeout; /* seconds; 0: never */
 	bool accept_compressed; /* gzip/deflate requests, bounded inflation */
 	/* gRPC server limits, in seconds unless named otherwise; 0 leaves
@@ -101,6 +106,21 @@ int config_absolute_paths(struct config *c, char *err, size_t errlen);
  * reason. The files themselves are read by a checker child (check.h).
  */
 int config_check_tls(const struct config *c, char *err, size_t errlen);
+/*
+ * Descriptors each worker keeps for itself beyond max_connections: gRPC's
+ * own, the database's, the log's, its channel, a swap's or a TLS
+ * reload's, and the connections that arrive before a full worker's
+ * replacement takes over.
+ */
+#define CONFIG_FD_RESERVE 64
+/*
+ * Fits max_connections under nofile, the descriptor limit each process
+ * will have: sets conn_cap to max_connections, or when that is 0 to
+ * nofile - CONFIG_FD_RESERVE (0, no cap, if nothing is left). -1 with the
+ * reason if an explicit max_connections leaves less than the reserve.
+ */
+int config_fit_connections(struct config *c, unsigned long long nofile,
+    char *err, size_t errlen);
 /* Number of workers to start: the setting, or the online CPU count. */
 int config_workers(const struct config *c);
 /*

@@ -68,6 +68,8 @@ scoreboard_reset(struct scoreboard_slot *s, pid_t pid)
 {
 	atomic_store(&s->heartbeat, 0);
 	atomic_store(&s->pid, (int)pid);
+	atomic_store(&s->conns, 0);
+	atomic_store(&s->received, 0);
 }
 
 void

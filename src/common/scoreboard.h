@@ -21,9 +21,16 @@ struct scoreboard_slot {
 	 * have ended) */
 	_Alignas(64) atomic_long heartbeat;
 	atomic_int pid; /* the worker in the slot */
+	/*
+	 * Connections the worker holds, counted once a second by its control
+	 * thread, and how many the master had handed it (CHAN_CONN) by then:
+	 * the master adds those it handed since, to know a full worker.
+	 */
+	atomic_int conns;
+	atomic_uint received;
 	/* Later: counters, each written by one worker only. */
 	char room[SCOREBOARD_SLOT_SIZE - sizeof(atomic_long) -
-	    sizeof(atomic_int)];
+	    3 * sizeof(atomic_int)];
 };
 
 _Static_assert(sizeof(struct scoreboard_slot) == SCOREBOARD_SLOT_SIZE,

@@ -245,6 +245,35 @@ pidfile_signal(const char *path, int sig)
 	return 0;
 }
 
+/* What an unlimited hard limit comes to: fs.nr_open caps it. */
+static rlim_t
+hard_nofile(rlim_t max, rlim_t cur)
+{
+	FILE *f;
+	unsigned long long nr = 0;
+
+	if (max != RLIM_INFINITY)
+		return max;
+	if ((f = fopen("/proc/sys/fs/nr_open", "re")) != NULL) {
+		if (fscanf(f, "%llu", &nr) != 1)
+			nr = 0;
+		fclose(f);
+	}
+	return nr > cur ? (rlim_t)nr : cur;
+}
+
+unsigned long long
+daemon_nofile_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 1024;
+	if (rl.rlim_cur >= rl.rlim_max)
+		return rl.rlim_cur;
+	return hard_nofile(rl.rlim_max, rl.rlim_cur);
+}
+
 /*
  * Each connection is a descriptor in some worker, and the usual soft
  * limit (1024) is a few hundred clients a worker away: take what the
@@ -266,19 +295,7 @@ daemon_raise_nofile(void)
 		return;
 	}
 	was = rl.rlim_cur;
-	rl.rlim_cur = rl.rlim_max;
-	/* An unlimited hard limit is still capped by fs.nr_open. */
-	if (rl.rlim_cur == RLIM_INFINITY) {
-		FILE *f = fopen("/proc/sys/fs/nr_open", "re");
-		unsigned long long nr = 0;
-
-		if (f != NULL) {
-			if (fscanf(f, "%llu", &nr) != 1)
-				nr = 0;
-			fclose(f);
-		}
-		rl.rlim_cur = nr > was ? (rlim_t)nr : was;
-	}
+	rl.rlim_cur = hard_nofile(rl.rlim_max, was);
 	if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
 		log_warn("descriptors: cannot raise %llu to %llu",
 		    (unsigned long long)was, (unsigned long long)rl.rlim_max);

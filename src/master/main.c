@@ -379,6 +379,13 @@ main(int argc, char *argv[])
 		return 1;
 	}
 
+	/* Under the limit the master will raise itself to, as its workers
+	 * will have it. */
+	if (config_fit_connections(&c, daemon_nofile_limit(), err,
+		sizeof(err)) != 0) {
+		fprintf(stderr, "quoterd: %s\n", err);
+		return 1;
+	}
 	if (config_check_tls(&c, err, sizeof(err)) != 0) {
 		fprintf(stderr, "quoterd: %s\n", err);
 		return 1;

@@ -21,6 +21,11 @@ struct master_start {
 int master_run(const struct config *c, int daemonize,
     const struct master_start *start);
 /*
+ * The descriptor limit the master and its workers will have: the soft
+ * limit, raised to the hard one (capped by fs.nr_open if unlimited).
+ */
+unsigned long long daemon_nofile_limit(void);
+/*
  * --signal: sends sig to the master whose pid is in the pidfile at path;
  * -1 after saying why not on stderr.
  */

@@ -40,6 +40,7 @@ struct proc {
 	int sick;         /* asked to be replaced (see proc_replace_sick()) */
 	int counters;     /* its metrics record while it runs, or -1 */
 	int score;        /* its scoreboard slot while it runs */
+	unsigned handed;  /* connections handed to it (CHAN_CONN) */
 	long retire_by;   /* ms: retiring, killed if still alive then; 0 */
 };
 

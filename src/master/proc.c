@@ -48,6 +48,12 @@ proc_init(struct master *m)
 		fatal("scoreboard");
 	for (int i = 0; i < m->nprocs; i++)
 		m->procs[i].chan = m->procs[i].counters = -1;
+	if (c->conn_cap > 0)
+		log_info("max_connections: %d a worker", c->conn_cap);
+	else
+		log_info("max_connections: none (the descriptor limit leaves "
+			 "no room for connections beyond the reserve of %d)",
+		    CONFIG_FD_RESERVE);
 	if (m->metrics_fd >= 0) {
 		int rc =
 		    metrics_create(m->nprocs, config_threads(c), &m->metrics);
@@ -179,6 +185,7 @@ proc_spawn(struct master *m, int index)
 	/* Never -1: there are as many slots as indexes, and each running
 	 * worker owns one. */
 	p->score = free_score(m);
+	p->handed = 0;
 	p->retire_by = 0;
 	/* The worker beats once it serves; until then it is not judged. */
 	scoreboard_reset(proc_slot(m, p), 0);
@@ -569,8 +576,10 @@ proc_read_channel(struct master *m, int index)
 		case CHAN_SICK:
 			if (p->state == PROC_ACTIVE && !p->sick) {
 				p->sick = 1;
-				log_warnx("worker %d (pid %ld) cannot accept "
-					  "connections any more: replacing it",
+				/* It has said why (accept4() failed, or it
+				 * is full). */
+				log_warnx("worker %d (pid %ld) asks to be "
+					  "replaced: replacing it",
 				    index, (long)p->pid);
 			}
 			break;

@@ -1,13 +1,25 @@
 /*
- * Connections for a Unix-socket listener. The kernel spreads TCP
- * connections over the workers (SO_REUSEPORT), but it cannot do that for
- * Unix sockets, so the master accepts them and hands each to a worker
- * over its channel (CHAN_CONN); the control thread (worker.c) gives each
- * to gRPC here.
+ * The connections a worker holds. The kernel spreads TCP connections over
+ * the workers (SO_REUSEPORT), but it cannot do that for Unix sockets, so
+ * the master accepts them and hands each to a worker over its channel
+ * (CHAN_CONN); the control thread (worker.c) gives each to gRPC here.
+ *
+ * gRPC 1.51 has no cap on connections, so they are counted here, once a
+ * second, as the descriptors open beyond those the worker had before any
+ * connection, and published in the worker's scoreboard slot. A Unix
+ * listener's master skips a full worker; on TCP, where gRPC accepts by
+ * itself, a full worker asks to be replaced (as one whose accept4()
+ * failed does) and retires once its replacement serves. Its descriptor
+ * limit is max_connections plus a reserve, so that the connections
+ * accepted before it stops taking any never run it out.
  */
 #include "worker_impl.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <grpc/grpc_posix.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -22,6 +34,7 @@ conn_init(struct worker *w)
 void
 conn_add(struct worker *w, int fd)
 {
+	w->received++;
 	/* A stopping server takes no new connection: its client tries
 	 * again, and the master's next one goes to a worker that serves. */
 	if (w->conn_creds == NULL || atomic_load(&w->shutting_down)) {
@@ -37,4 +50,63 @@ conn_end(struct worker *w)
 	if (w->conn_creds != NULL)
 		grpc_server_credentials_release(w->conn_creds);
 	w->conn_creds = NULL;
+}
+
+void
+conn_limit(struct worker *w)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)w->config->conn_cap + CONFIG_FD_RESERVE;
+
+	if (w->config->conn_cap == 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0 ||
+	    rl.rlim_cur <= want)
+		return;
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		log_warn("descriptors: cannot lower the limit to %llu",
+		    (unsigned long long)want);
+}
+
+/* Descriptors open, or -1 if they cannot be counted (none is free to
+ * list them with, say). */
+static int
+count_fds(void)
+{
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the listing's own */
+}
+
+void
+conn_base(struct worker *w)
+{
+	w->fd_base = count_fds();
+}
+
+void
+conn_tick(struct worker *w)
+{
+	const struct config *c = w->config;
+	int n = count_fds();
+	char why[128];
+
+	if (n < 0 || w->fd_base < 0)
+		return;
+	n = n > w->fd_base ? n - w->fd_base : 0;
+	atomic_store(&w->score->received, w->received);
+	atomic_store(&w->score->conns, n);
+	/* A Unix listener's master hands a full worker nothing more. */
+	if (c->conn_cap == 0 || n < c->conn_cap ||
+	    c->listen_addr.kind != LISTEN_TCP)
+		return;
+	snprintf(why, sizeof(why), "%d connections, max_connections is %d", n,
+	    c->conn_cap);
+	worker_ask_replacement(w, why);
 }

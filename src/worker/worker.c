@@ -51,6 +51,8 @@
 /* In a stop, how long gRPC may hold streams that are not our calls once
  * ours have all ended (see finish_stop()). */
 #define STRAGGLER_MS 250
+/* How often the control thread counts the connections held. */
+#define COUNT_MS 1000
 
 /*
  * The one way out of a worker. Never exit(): its handlers and gRPC's
@@ -106,11 +108,13 @@ grpc_log_to_ours(gpr_log_func_args *args)
 	 * new process brings the listener back, so ask the master for one.
 	 */
 	if (strncmp(args->message, "Failed accept4", 14) == 0 &&
-	    the_worker != NULL && atomic_exchange(&sick_told, 1) == 0) {
-		log_warnx("grpc: %s: this worker accepts no more connections; "
-			  "asking to be replaced",
+	    the_worker != NULL && atomic_load(&sick_told) == 0) {
+		char why[192];
+
+		snprintf(why, sizeof(why),
+		    "grpc: %s: this worker accepts no more connections",
 		    args->message);
-		tell_master(the_worker, CHAN_SICK, 0);
+		worker_ask_replacement(the_worker, why);
 		return;
 	}
 	/* Anyone who can connect can fail a TLS handshake: not a warning. */
@@ -120,6 +124,15 @@ grpc_log_to_ours(gpr_log_func_args *args)
 	else
 		log_limited(&grpc_messages, LOG_LEVEL_WARN, "grpc: %s",
 		    args->message);
+}
+
+void
+worker_ask_replacement(struct worker *w, const char *why)
+{
+	if (atomic_exchange(&sick_told, 1) != 0)
+		return;
+	log_warnx("%s; asking to be replaced", why);
+	tell_master(w, CHAN_SICK, 0);
 }
 
 /*
@@ -252,10 +265,17 @@ control_wait(struct worker *w, int sigfd, long ms)
 		struct pollfd pfd[2] = {{sigfd, POLLIN, 0},
 		    {w->master_gone ? -1 : w->chan, POLLIN, 0}};
 		struct signalfd_siginfo si;
-		long left = ms < 0 ? -1 : until - monotonic_ms();
+		long now = monotonic_ms(), left = ms < 0 ? -1 : until - now;
 
 		if (ms >= 0 && left <= 0)
 			return 0;
+		/* Connections are counted once a second (conn.c). */
+		if (now >= w->next_count) {
+			conn_tick(w);
+			w->next_count = now + COUNT_MS;
+		}
+		if (left < 0 || left > w->next_count - now)
+			left = w->next_count - now;
 		if (poll(pfd, 2, (int)left) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -373,16 +393,8 @@ static void *
 control_thread(void *arg)
 {
 	struct worker *w = arg;
-	sigset_t set;
-	int sigfd;
+	int sigfd = w->sigfd;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGUSR1);
-	if ((sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
-		fatal("signalfd");
 	control_wait(w, sigfd, -1);
 
 	atomic_store(&w->draining, 1);
@@ -409,6 +421,7 @@ worker_main(const struct config *c, int index, int chan, int db_fd,
 	struct worker w;
 	pthread_t control;
 	pthread_condattr_t condattr;
+	sigset_t set;
 	int rc;
 
 	log_setrole("worker %d", index);
@@ -424,6 +437,7 @@ worker_main(const struct config *c, int index, int chan, int db_fd,
 	w.score = score;
 	the_worker = &w;
 	atomic_store(&score->pid, (int)getpid());
+	conn_limit(&w);
 	w.nloops = config_threads(c);
 	if ((w.loops = calloc((size_t)w.nloops, sizeof(*w.loops))) == NULL)
 		fatal("calloc");
@@ -471,6 +485,17 @@ worker_main(const struct config *c, int index, int chan, int db_fd,
 		worker_exit(EXIT_FATAL);
 	}
 	call_request_all(&w);
+	/* The control thread's signals: the last descriptor that is not a
+	 * connection, made here so that it is in the count below. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	if ((w.sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0)
+		fatal("signalfd");
+	/* No call thread polls yet, so gRPC has accepted nothing. */
+	conn_base(&w);
 	if ((rc = pthread_create(&control, NULL, control_thread, &w)) != 0) {
 		errno = rc;
 		fatal("pthread_create");

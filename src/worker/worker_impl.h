@@ -113,6 +113,10 @@ struct worker {
 	grpc_channel *wake_channel;
 	grpc_server_credentials *conn_creds; /* Unix listener: conn.c */
 
+	int sigfd;           /* the control thread's signals */
+	int fd_base;         /* descriptors open before any connection */
+	unsigned received;   /* CHAN_CONN messages read: control thread */
+	long next_count;     /* ms: when conn_tick() is next due; control */
 	int master_gone;     /* the channel closed: control thread */
 	atomic_int draining; /* set by the control thread */
 	atomic_int shutting_down;
@@ -129,6 +133,9 @@ struct worker {
 void worker_post(struct worker *w, struct tag *tag);
 /* Health: SERVING until a stop begins, so that balancers drain first. */
 int worker_serving(struct worker *w);
+/* Asks the master, once, for a worker to take this one's place (see
+ * proc_replace_sick()); why says what for, in the log. */
+void worker_ask_replacement(struct worker *w, const char *why);
 /*
  * Housekeeping, once a second on one call thread, busy or idle: reports
  * of dropped log lines, and the end of reflection streams idle for longer
@@ -199,10 +206,21 @@ void stream_end_idle(struct worker *w, long now);
 /* Frees what stream slots are left, once gRPC is shut down. */
 void stream_free_all(struct worker *w);
 
-/* conn.c: with a Unix-socket listener, the connections the master
- * accepted and handed over (CHAN_CONN), given to gRPC. */
+/*
+ * conn.c: the connections a worker holds. With a Unix-socket listener,
+ * those the master accepted and handed over (CHAN_CONN), given to gRPC;
+ * with any, their count against max_connections.
+ */
 void conn_init(struct worker *w);
 void conn_add(struct worker *w, int fd);
 void conn_end(struct worker *w);
+/* Before the worker serves: its descriptor limit fitted to
+ * max_connections. */
+void conn_limit(struct worker *w);
+/* Once the server runs, before any connection: what is not one. */
+void conn_base(struct worker *w);
+/* Once a second, on the control thread: counts the connections held,
+ * publishes the count, and asks for a replacement when full. */
+void conn_tick(struct worker *w);
 
 #endif

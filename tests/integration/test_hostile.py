@@ -7,6 +7,7 @@ Loads here are bounded (counts, not durations) and every process a test
 starts is killed by the quoterd fixture."""
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -228,7 +229,8 @@ def test_out_of_descriptors_recovers(quoterd, corpus, pb):
     # Once they are closed, new connections are served again.
     wait_until(lambda: fresh_calls_succeed(pb, d.addr, 10), 30,
                lambda: f"calls served again; log:\n{d.log()}")
-    assert "cannot accept connections any more: replacing it" in d.log()
+    assert "accepts no more connections; asking to be replaced" in d.log()
+    assert "asks to be replaced: replacing it" in d.log()
     assert d.wait_workers(1) != first
     d.stop_cleanly()
 
@@ -276,6 +278,120 @@ def test_sick_workers_replacement_is_judged_by_its_own_heartbeat(
     # Not SIGTERM: the replacement's replacement would drain for 15 s.
     assert d.stop(signal.SIGQUIT) == 0, d.log()[-3000:]
     assert d.leftovers() == []
+
+
+def soft_nofile(pid):
+    limits = open(f"/proc/{pid}/limits").read()
+    return int([ln for ln in limits.splitlines()
+                if ln.startswith("Max open files")][0].split()[3])
+
+
+def test_full_worker_is_replaced_before_accept_fails(quoterd, corpus, pb):
+    # 128 descriptors a process: without max_connections, the worker would
+    # hold the 40 connections below and never be replaced. With 10, its
+    # control thread counts them, it asks to be replaced, and the new
+    # worker serves while they are still held; its own limit is 10 + 64,
+    # so accept4() never fails on the way.
+    d = quoterd(db=corpus.db, workers=1, threads=1,
+                config="max_connections = 10\n",
+                wrapper=["prlimit", "--nofile=128:128", "--"])
+    d.wait_ready(pb)
+    first = d.wait_workers(1)
+    assert soft_nofile(first[0]) == 10 + 64
+    socks = flood_connections(d.addr, 40)
+    try:
+        assert len(socks) == 40
+        wait_until(lambda: "asks to be replaced: replacing it" in d.log(),
+                   20, lambda: f"a replacement; log:\n{d.log()}")
+        assert "max_connections is 10; asking to be replaced" in d.log()
+        wait_until(lambda: fresh_calls_succeed(pb, d.addr, 10), 30,
+                   lambda: f"calls served; log:\n{d.log()}")
+    finally:
+        for s in socks:
+            s.close()
+    assert d.wait_workers(1) != first
+    assert "Failed accept4" not in d.log()
+    d.stop_cleanly()
+
+
+def unix_connections(path, n):
+    """n connections to the Unix socket at path, held by the caller."""
+    socks = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        s.connect(str(path))
+        socks.append(s)
+    return socks
+
+
+def served_and_refused(socks):
+    """Waits until each socket has heard from the server: gRPC's first
+    SETTINGS frame (served) or the end of the connection (refused)."""
+    told = {}
+
+    def all_told():
+        ready, _, _ = select.select(
+            [s for s in socks if s not in told], [], [], 0)
+        for s in ready:
+            try:
+                told[s] = s.recv(64) != b""
+            except ConnectionResetError:
+                told[s] = False
+        return len(told) == len(socks)
+    wait_until(all_told, 30, lambda: f"{len(socks) - len(told)} sockets "
+               "to hear from the server")
+    served = sum(told.values())
+    return served, len(socks) - served
+
+
+def test_unix_listener_refuses_past_max_connections(quoterd, corpus, pb,
+                                                    tmp_path):
+    path = tmp_path / "q.sock"
+    d = quoterd(args=["--listen", f"unix:{path}", "--workers", "2",
+                      "--threads", "1", "--db", str(corpus.db)],
+                config="max_connections = 5\n")
+    d.addr = f"unix:{path}"
+    d.wait_ready(pb)
+    wait_until(lambda: "with 2 workers" in d.log(), 20, "both workers")
+    socks = unix_connections(path, 30)
+    try:
+        # At most five each, counted by the master as it hands them over
+        # (fewer if a worker's last count still holds the connection
+        # wait_ready made); the rest are closed at once.
+        served, refused = served_and_refused(socks)
+        assert 5 <= served <= 10 and refused == 30 - served, served
+        assert "every worker holds max_connections (5): connection " \
+            "refused" in d.log()
+    finally:
+        for s in socks:
+            s.close()
+    # The workers count what they hold once a second: room again.
+    wait_until(lambda: fresh_calls_succeed(pb, d.addr, 10), 30,
+               lambda: f"calls served again; log:\n{d.log()}")
+    d.stop_cleanly()
+
+
+@pytest.mark.parametrize("test", [True, False])
+def test_max_connections_must_fit_under_the_limit(corpus, tmp_path,
+                                                  binaries, test):
+    def run(value):
+        conf = tmp_path / "quoterd.conf"
+        conf.write_text(f"max_connections = {value}\n")
+        return subprocess.run(
+            ["prlimit", "--nofile=1024:1024", "--", str(QUOTERD), "-c",
+             str(conf), "--db", str(corpus.db), "--listen",
+             f"127.0.0.1:{free_port()}"] + (["--test"] if test else []),
+            capture_output=True, text=True, timeout=30, env=child_env(),
+            stdin=subprocess.DEVNULL)
+    r = run(961)
+    assert r.returncode == 1, r
+    assert "max_connections: 961 does not fit under the descriptor limit " \
+        "of 1024 with the 64 each worker keeps for itself (at most 960" \
+        in r.stderr, r.stderr
+    if test:
+        r = run(960)
+        assert r.returncode == 0 and "configuration ok" in r.stdout, r
 
 
 def test_soft_descriptor_limit_raised_to_hard(quoterd, corpus, pb):
