@@ -142,17 +142,25 @@ channel_recv(int ch, struct channel_msg *m, int *fd)
 		return errno == ECONNRESET ? CHANNEL_CLOSED : errno;
 	}
 	nfds = take_fds(&msg, fd);
-	if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
-	    (size_t)n < HEADER_SIZE || m->len > sizeof(m->body) ||
-	    (size_t)n != HEADER_SIZE + m->len || m->type == 0 ||
-	    m->type >= CHAN_NTYPES || nfds != (wants_fd(m->type) ? 1 : 0) ||
-	    (m->len > 0) != wants_body(m->type)) {
-		if (*fd >= 0)
-			close(*fd);
-		*fd = -1;
-		return CHANNEL_EBADMSG;
-	}
+	if ((msg.msg_flags & MSG_TRUNC) != 0 || (size_t)n < HEADER_SIZE ||
+	    m->len > sizeof(m->body) || (size_t)n != HEADER_SIZE + m->len ||
+	    m->type == 0 || m->type >= CHAN_NTYPES ||
+	    (m->len > 0) != wants_body(m->type))
+		goto bad;
+	/* The kernel sets MSG_CTRUNC with no descriptor at all when it
+	 * could not install the one sent (EMFILE): a message that lost its
+	 * descriptor, not a malformed one. */
+	if ((msg.msg_flags & MSG_CTRUNC) != 0 && nfds == 0 && wants_fd(m->type))
+		return CHANNEL_ENOFD;
+	if ((msg.msg_flags & MSG_CTRUNC) != 0 ||
+	    nfds != (wants_fd(m->type) ? 1 : 0))
+		goto bad;
 	return 0;
+bad:
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+	return CHANNEL_EBADMSG;
 }
 
 const char *
@@ -167,6 +175,9 @@ channel_strerror(int rc)
 		return "no message waiting";
 	case CHANNEL_EBADMSG:
 		return "a malformed message";
+	case CHANNEL_ENOFD:
+		return "a message whose descriptor could not be received: out "
+		       "of descriptors";
 	default:
 		return strerror(rc);
 	}

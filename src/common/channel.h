@@ -42,7 +42,9 @@ enum {
 	CHANNEL_OK = 0,
 	CHANNEL_CLOSED = -30900, /* the other end is gone */
 	CHANNEL_EMPTY,           /* nothing to read now (nonblocking) */
-	CHANNEL_EBADMSG          /* a message of a wrong size, type or fd */
+	CHANNEL_EBADMSG,         /* a message of a wrong size, type or fd */
+	CHANNEL_ENOFD            /* whole, but its descriptor could not be
+				  * received: none free (EMFILE) */
 };
 
 /* A channel: fds[0] for the master, fds[1] for the child. 0 or errno. */
@@ -60,7 +62,8 @@ int channel_send(int ch, enum channel_type type, uint32_t generation,
  * A message whose size, type or descriptor is not what its type says is
  * refused whole (CHANNEL_EBADMSG, any descriptor closed). Returns 0,
  * CHANNEL_CLOSED, CHANNEL_EMPTY (a nonblocking channel with nothing to
- * read), CHANNEL_EBADMSG or an errno code.
+ * read), CHANNEL_EBADMSG, CHANNEL_ENOFD (m is the message, valid in all
+ * but its missing descriptor) or an errno code.
  */
 int channel_recv(int ch, struct channel_msg *m, int *fd);
 const char *channel_strerror(int rc);

@@ -23,8 +23,10 @@
  * fresher than this, while any is. */
 #define HANDOFF_STALE_MS 3000
 
-/* Connections refused, which any client can cause at will: one line
- * each would flood the log. */
+/* Connections the master cannot place, which any client can cause at
+ * will: one line each would flood the log. */
+static struct log_limit no_worker =
+    LOG_LIMIT_INIT("connections no worker took");
 static struct log_limit all_full =
     LOG_LIMIT_INIT("connections refused: every worker full");
 
@@ -56,6 +58,7 @@ flush_logs(int now)
 	if (!now && now_ms() - last < 1000)
 		return;
 	last = now_ms();
+	log_limit_flush(&no_worker);
 	log_limit_flush(&all_full);
 }
 
@@ -142,13 +145,15 @@ listener_accept(struct master *m)
 			    "connection refused",
 			    m->config->conn_cap);
 		else if (rc != 0)
-			log_warnx("no worker to take a connection");
+			log_limited(&no_worker, LOG_LEVEL_WARN,
+			    "no worker to take a connection");
 		close(fd);
 	}
 	if (errno == EMFILE || errno == ENFILE) {
 		/* The connection stays queued and the listener readable:
 		 * pause rather than spin until descriptors free up. */
-		log_warn("accept");
+		log_limited(&no_worker, LOG_LEVEL_WARN, "accept: %s",
+		    strerror(errno));
 		m->accept_paused_until = now_ms() + 100;
 	} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 		log_warn("accept");

@@ -558,7 +558,7 @@ proc_read_channel(struct master *m, int index)
 	while (p->chan >= 0 && p->pid != 0) {
 		if ((rc = channel_recv(p->chan, &msg, &fd)) == CHANNEL_EMPTY)
 			return;
-		if (rc != 0 && rc != CHANNEL_EBADMSG) {
+		if (rc != 0 && rc != CHANNEL_EBADMSG && rc != CHANNEL_ENOFD) {
 			/* Gone, or failing: polling it again would spin. */
 			if (rc != CHANNEL_CLOSED)
 				log_warnx("worker %d (pid %ld): %s", index,

@@ -24,6 +24,10 @@
 
 #include "log.h"
 
+/* A worker out of descriptors loses every connection handed to it: one
+ * line a connection would flood the log. */
+static struct log_limit lost_conns = LOG_LIMIT_INIT("connections not received");
+
 void
 conn_init(struct worker *w)
 {
@@ -35,6 +39,14 @@ void
 conn_add(struct worker *w, int fd)
 {
 	w->received++;
+	if (fd < 0) {
+		/* The kernel could not give us the descriptor (MSG_CTRUNC):
+		 * the connection is closed, and its client tries again. */
+		log_limited(&lost_conns, LOG_LEVEL_WARN,
+		    "a connection from the master could not be received: out "
+		    "of descriptors");
+		return;
+	}
 	/* A stopping server takes no new connection: its client tries
 	 * again, and the master's next one goes to a worker that serves. */
 	if (w->conn_creds == NULL || atomic_load(&w->shutting_down)) {
@@ -47,6 +59,7 @@ conn_add(struct worker *w, int fd)
 void
 conn_end(struct worker *w)
 {
+	log_limit_flush(&lost_conns);
 	if (w->conn_creds != NULL)
 		grpc_server_credentials_release(w->conn_creds);
 	w->conn_creds = NULL;
@@ -97,6 +110,7 @@ conn_tick(struct worker *w)
 	int n = count_fds();
 	char why[128];
 
+	log_limit_flush(&lost_conns);
 	if (n < 0 || w->fd_base < 0)
 		return;
 	n = n > w->fd_base ? n - w->fd_base : 0;

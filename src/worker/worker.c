@@ -204,6 +204,16 @@ from_master(struct worker *w)
 	rc = channel_recv(w->chan, &m, &fd);
 	if (rc == CHANNEL_EMPTY)
 		return 0;
+	if (rc == CHANNEL_ENOFD) {
+		/* Whole but for its descriptor: we have none free. */
+		if (m.type == CHAN_CONN)
+			conn_add(w, -1);
+		else if (m.type == CHAN_SWAP)
+			tell_master(w, CHAN_SWAP_FAILED, m.generation);
+		if (m.type != CHAN_CONN)
+			log_warnx("from the master: %s", channel_strerror(rc));
+		return 0;
+	}
 	if (rc == CHANNEL_EBADMSG) {
 		log_warnx("from the master: %s", channel_strerror(rc));
 		return 0;

@@ -212,6 +212,8 @@ void stream_free_all(struct worker *w);
  * with any, their count against max_connections.
  */
 void conn_init(struct worker *w);
+/* A connection from the master: fd, or -1 if it could not be received
+ * (no descriptor was free). */
 void conn_add(struct worker *w, int fd);
 void conn_end(struct worker *w);
 /* Before the worker serves: its descriptor limit fitted to

@@ -372,6 +372,63 @@ def test_unix_listener_refuses_past_max_connections(quoterd, corpus, pb,
     d.stop_cleanly()
 
 
+def test_unix_flood_out_of_descriptors_logs_a_bounded_number_of_lines(
+        quoterd, corpus, pb, tmp_path):
+    # 64 descriptors a process leave no room for max_connections: the
+    # worker runs out, and each connection handed to it then arrives
+    # without its descriptor (MSG_CTRUNC). That used to be logged, one
+    # line each and unthrottled, as "a malformed message".
+    path = tmp_path / "q.sock"
+    d = quoterd(args=["--listen", f"unix:{path}", "--workers", "1",
+                      "--threads", "1", "--db", str(corpus.db)],
+                wrapper=["prlimit", "--nofile=64:64", "--"])
+    d.addr = f"unix:{path}"
+    d.wait_ready(pb)
+    assert "max_connections: none" in d.log()
+    socks = unix_connections(path, 400)
+    try:
+        wait_until(lambda: "(connections not received)" in d.log(), 30,
+                   lambda: f"a count of suppressed lines; log:\n{d.log()}")
+    finally:
+        for s in socks:
+            s.close()
+    log = d.log()
+    lines = log.count("a connection from the master could not be "
+                      "received: out of descriptors")
+    assert 0 < lines < 100, log[-3000:]
+    assert "malformed" not in log
+    wait_until(lambda: fresh_calls_succeed(pb, d.addr, 10), 30,
+               lambda: f"calls served again; log:\n{d.log()}")
+    d.stop_cleanly()
+
+
+def test_unix_connections_no_worker_takes_log_a_bounded_number_of_lines(
+        quoterd, corpus, pb, tmp_path):
+    # The only worker stopped (and never killed): the master hands it
+    # connections until its channel is full, then has nowhere to put
+    # them. One line each used to flood the log.
+    path = tmp_path / "q.sock"
+    d = quoterd(args=["--listen", f"unix:{path}", "--workers", "1",
+                      "--threads", "1", "--db", str(corpus.db),
+                      "--worker-timeout", "0"])
+    d.addr = f"unix:{path}"
+    d.wait_ready(pb)
+    worker = d.wait_workers(1)[0]
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        for _ in range(3):
+            for s in unix_connections(path, 500):
+                s.close()
+        wait_until(lambda: "no worker to take a connection" in d.log(), 30,
+                   "connections no worker took")
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    d.stop_cleanly()
+    log = d.log()
+    assert log.count("no worker to take a connection") < 100, log[-3000:]
+    assert "(connections no worker took)" in log, log[-3000:]
+
+
 @pytest.mark.parametrize("test", [True, False])
 def test_max_connections_must_fit_under_the_limit(corpus, tmp_path,
                                                   binaries, test):
