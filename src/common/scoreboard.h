@@ -1,12 +1,13 @@
 /*
- * The scoreboard: memory the master maps shared before it forks, with one
- * slot per worker slot, where each worker says how it is doing without
- * a message or a system call. Today a slot holds a heartbeat, which the
+ * The scoreboard: memory the master maps shared before it forks, with as
+ * many slots as worker indexes, where each worker says how it is doing
+ * without a message or a system call. A slot is one worker's from its
+ * fork to its reaping (the master allocates them; a worker retiring
+ * beside its replacement keeps its own). It holds a heartbeat, which the
  * worker's call threads renew at least once a second even when idle, so
- * the master can tell a hung or stopped worker from a quiet one. Each slot
- * has cache lines of its own, so workers writing their slots never share
- * one; per-worker counters (calls, errors) belong here too when metrics
- * come, in the room left in the slot.
+ * the master can tell a hung or stopped worker from a quiet one, and the
+ * connections the worker holds. Each slot has cache lines of its own, so
+ * workers writing their slots never share one.
  */
 #ifndef QUOTERD_SCOREBOARD_H
 #define QUOTERD_SCOREBOARD_H
