@@ -42,6 +42,7 @@ struct proc {
 	int score;        /* its scoreboard slot while it runs */
 	unsigned handed;  /* connections handed to it (CHAN_CONN) */
 	long retire_by;   /* ms: retiring, killed if still alive then; 0 */
+	int waits_for;    /* retiring once worker waits_for serves; -1 */
 };
 
 enum stop_mode { RUNNING, STOP_GRACEFUL, STOP_NOW };

@@ -31,6 +31,9 @@
 #define STOP_GRACE_MS 5000
 /* A sick worker's replacement starts no sooner than this after it. */
 #define SICK_MIN_MS 1000
+/* A sick worker is told to stop once its replacement serves, or after
+ * this if it does not. */
+#define SICK_WAIT_MS 10000
 /* Worker slots; a slot's index is the worker's number. */
 #define MAX_WORKERS 1024
 
@@ -47,7 +50,8 @@ proc_init(struct master *m)
 	if ((m->sb = scoreboard_create(m->nprocs)) == NULL)
 		fatal("scoreboard");
 	for (int i = 0; i < m->nprocs; i++)
-		m->procs[i].chan = m->procs[i].counters = -1;
+		m->procs[i].chan = m->procs[i].counters =
+		    m->procs[i].waits_for = -1;
 	if (c->conn_cap > 0)
 		log_info("max_connections: %d a worker", c->conn_cap);
 	else
@@ -247,6 +251,7 @@ retire(struct master *m, struct proc *p)
 	const struct config *c = m->config;
 
 	p->state = PROC_RETIRING;
+	p->waits_for = -1;
 	p->retire_by = now_ms() +
 	    (long)(c->drain_time + c->shutdown_timeout) * 1000 + STOP_GRACE_MS;
 	ask_stop(p);
@@ -290,8 +295,10 @@ proc_stop(struct master *m, enum stop_mode mode, int status)
 			proc_signal_all(m, SIGKILL);
 		} else {
 			for (int i = 0; i < m->nprocs; i++)
-				if (m->procs[i].pid != 0)
+				if (m->procs[i].pid != 0) {
+					m->procs[i].waits_for = -1;
 					ask_stop(&m->procs[i]);
+				}
 			if (m->metrics_pid != 0)
 				kill(m->metrics_pid, SIGTERM);
 		}
@@ -449,11 +456,11 @@ proc_check_heartbeats(struct master *m)
 
 /*
  * Replaces each worker that reported itself sick: the worker moves to a
- * free slot to retire there (finishing its calls, as after SIGTTOU) and
- * a new one starts in its slot at once. Not sooner than SICK_MIN_MS
- * after the sick one started, so that a cause that lasts (a flood of
- * connections holding every descriptor) cannot make it spin. Returns ms
- * until one is due, or -1.
+ * free slot to retire there (finishing its calls, as after SIGTTOU, once
+ * its replacement serves) and a new one starts in its slot at once. Not
+ * sooner than SICK_MIN_MS after the sick one started, so that a cause
+ * that lasts (a flood of connections holding every descriptor) cannot
+ * make it spin. Returns ms until one is due, or -1.
  */
 long
 proc_replace_sick(struct master *m)
@@ -483,13 +490,24 @@ proc_replace_sick(struct master *m)
 		log_info("worker %d (pid %ld) retires in slot %d; a new worker "
 			 "%d starts",
 		    i, (long)p->pid, spare, i);
-		/* Its slot goes with it: its replacement gets another. */
+		/*
+		 * Its slot goes with it: its replacement gets another. It is
+		 * told to stop once the replacement serves: until then it
+		 * keeps what it can do (its connections, and on TCP its
+		 * listener, which it gives up at once when told), so that no
+		 * client finds no one listening in between.
+		 */
 		m->procs[spare] = *p;
-		retire(m, &m->procs[spare]);
+		m->procs[spare].state = PROC_RETIRING;
+		m->procs[spare].waits_for = i;
+		m->procs[spare].retire_by = now + SICK_WAIT_MS;
 		p->chan = -1;
 		p->pid = 0;
 		p->backoff_ms = 0;
 		proc_spawn(m, i);
+		/* At once: the loop polls the new worker's channel from its
+		 * next turn, and its READY is what the sick one waits for. */
+		next = 0;
 	}
 	return next;
 }
@@ -512,6 +530,15 @@ proc_retire_due(struct master *m, long now)
 		    p->retire_by == 0)
 			continue;
 		if (now < p->retire_by) {
+			next = sooner(next, p->retire_by - now);
+			continue;
+		}
+		if (p->waits_for >= 0) {
+			log_warnx("worker %d (pid %ld): its replacement does "
+				  "not "
+				  "serve yet; retiring it anyway",
+			    i, (long)p->pid);
+			retire(m, p);
 			next = sooner(next, p->retire_by - now);
 			continue;
 		}
@@ -586,6 +613,12 @@ proc_read_channel(struct master *m, int index)
 		case CHAN_READY:
 			p->ready = 1;
 			log_debug("worker %d ready", index);
+			/* A sick worker it replaces can stop now. */
+			for (int j = 0; j < m->nprocs; j++)
+				if (m->procs[j].state == PROC_RETIRING &&
+				    m->procs[j].pid != 0 &&
+				    m->procs[j].waits_for == index)
+					retire(m, &m->procs[j]);
 			announce(m);
 			break;
 		case CHAN_TLS_DONE:

@@ -19,7 +19,9 @@
 #include <errno.h>
 #include <grpc/grpc_posix.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -100,7 +102,45 @@ count_fds(void)
 void
 conn_base(struct worker *w)
 {
+	struct dirent *e;
+	DIR *d;
+
 	w->fd_base = count_fds();
+	w->nlisteners = 0;
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return;
+	while ((e = readdir(d)) != NULL &&
+	    w->nlisteners <
+		(int)(sizeof(w->listeners) / sizeof(w->listeners[0]))) {
+		int fd = atoi(e->d_name), on = 0;
+		socklen_t len = sizeof(on);
+
+		if (e->d_name[0] != '.' && fd != dirfd(d) &&
+		    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) == 0 &&
+		    on)
+			w->listeners[w->nlisteners++] = fd;
+	}
+	closedir(d);
+}
+
+int
+conn_stop_listening(struct worker *w)
+{
+	int shut = 0;
+
+	for (int i = 0; i < w->nlisteners; i++) {
+		int on = 0;
+		socklen_t len = sizeof(on);
+
+		/* Still a listener (gRPC keeps it open until its shutdown):
+		 * shutdown() makes the kernel close its queue and leave the
+		 * group; gRPC's accept4() then fails with EINVAL. */
+		if (getsockopt(w->listeners[i], SOL_SOCKET, SO_ACCEPTCONN, &on,
+			&len) == 0 &&
+		    on && shutdown(w->listeners[i], SHUT_RD) == 0)
+			shut++;
+	}
+	return shut > 0;
 }
 
 void

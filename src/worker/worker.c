@@ -85,6 +85,9 @@ static struct log_limit grpc_messages = LOG_LIMIT_INIT("gRPC messages");
 /* For gRPC's log hook, which has no argument of ours. */
 static struct worker *the_worker;
 static atomic_int sick_told;
+/* We shut our own listeners (conn_stop_listening()): gRPC's complaint
+ * that accept4() failed is then expected. */
+static atomic_int listeners_shut;
 
 /* One message to the master; from any thread, as each is one datagram. */
 static void
@@ -107,6 +110,11 @@ grpc_log_to_ours(gpr_log_func_args *args)
 	 * kernel still queues our share of new connections there. Only a
 	 * new process brings the listener back, so ask the master for one.
 	 */
+	if (strncmp(args->message, "Failed accept4", 14) == 0 &&
+	    atomic_load(&listeners_shut)) {
+		log_debug("grpc: %s (the listener was shut)", args->message);
+		return;
+	}
 	if (strncmp(args->message, "Failed accept4", 14) == 0 &&
 	    the_worker != NULL && atomic_load(&sick_told) == 0) {
 		char why[192];
@@ -407,6 +415,13 @@ control_thread(void *arg)
 
 	control_wait(w, sigfd, -1);
 
+	/* Replaced: the replacement serves, so new connections go to it
+	 * rather than to us while we drain. */
+	if (atomic_load(&sick_told)) {
+		atomic_store(&listeners_shut, 1);
+		if (conn_stop_listening(w))
+			log_info("replaced: no longer listening");
+	}
 	atomic_store(&w->draining, 1);
 	worker_post(w, &wake_tag);
 	if (w->config->drain_time > 0) {

@@ -113,8 +113,10 @@ struct worker {
 	grpc_channel *wake_channel;
 	grpc_server_credentials *conn_creds; /* Unix listener: conn.c */
 
-	int sigfd;           /* the control thread's signals */
-	int fd_base;         /* descriptors open before any connection */
+	int sigfd;        /* the control thread's signals */
+	int fd_base;      /* descriptors open before any connection */
+	int listeners[8]; /* gRPC's listening sockets (TCP); conn.c */
+	int nlisteners;
 	unsigned received;   /* CHAN_CONN messages read: control thread */
 	long next_count;     /* ms: when conn_tick() is next due; control */
 	int master_gone;     /* the channel closed: control thread */
@@ -219,8 +221,17 @@ void conn_end(struct worker *w);
 /* Before the worker serves: its descriptor limit fitted to
  * max_connections. */
 void conn_limit(struct worker *w);
-/* Once the server runs, before any connection: what is not one. */
+/* Once the server runs, before any connection: what is not one, and
+ * which are gRPC's listening sockets. */
 void conn_base(struct worker *w);
+/*
+ * A worker replaced beside itself, told to stop: takes its listeners out
+ * of the SO_REUSEPORT group at once, so that the kernel gives new
+ * connections to the others (and moves those queued, with
+ * tcp_migrate_req) rather than to a worker that is full or no longer
+ * accepts, while it drains. 1 if it shut any.
+ */
+int conn_stop_listening(struct worker *w);
 /* Once a second, on the control thread: counts the connections held,
  * publishes the count, and asks for a replacement when full. */
 void conn_tick(struct worker *w);

@@ -280,6 +280,32 @@ def test_sick_workers_replacement_is_judged_by_its_own_heartbeat(
     assert d.leftovers() == []
 
 
+def test_replaced_worker_stops_listening_while_it_drains(quoterd, corpus,
+                                                         pb):
+    # A worker out of descriptors no longer accepts, but its listener
+    # stayed in the SO_REUSEPORT group while it drained: the kernel went
+    # on queueing about half the new connections there, and their calls
+    # waited for the end of drain_time. Once its replacement serves, it
+    # now leaves the group, and every new connection is served.
+    d = quoterd(db=corpus.db, workers=1, threads=1,
+                config="drain_time = 15\n",
+                wrapper=["prlimit", "--nofile=64:64", "--"])
+    d.wait_ready(pb)
+    sick = d.wait_workers(1)[0]
+    socks = flood_connections(d.addr, 120)
+    try:
+        wait_until(lambda: "replaced: no longer listening" in d.log(), 20,
+                   lambda: f"the sick worker replaced; log:\n{d.log()}")
+    finally:
+        for s in socks:
+            s.close()
+    assert fresh_calls_succeed(pb, d.addr, 20, timeout=5), d.log()[-3000:]
+    assert process_alive(sick)  # still draining
+    assert "Failed accept4: Invalid argument" not in d.log()
+    # Not SIGTERM: the replacement would drain for 15 s.
+    assert d.stop(signal.SIGQUIT) == 0, d.log()[-3000:]
+
+
 def soft_nofile(pid):
     limits = open(f"/proc/{pid}/limits").read()
     return int([ln for ln in limits.splitlines()
