@@ -1,7 +1,8 @@
 /*
  * Tests for src/common/metrics.c and src/metrics/exposition.c: bucket
  * bounds, per-thread records that add up, slots that keep their counts,
- * and text that follows the exposition format.
+ * a dead worker's calls that leave the in-flight gauge, and text that follows
+ * the exposition format.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -152,6 +153,49 @@ test_render_sums_threads_and_slots(void **state)
 	metrics_close(m);
 }
 
+/* A reaped worker's unfinished calls leave the gauge; its counts stay. */
+static void
+test_worker_gone_ends_its_calls(void **state)
+{
+	struct metrics *m = create(2, 2);
+	struct metrics_thread *t = metrics_thread(m, 1, 0);
+	char *text;
+	size_t len;
+
+	(void)state;
+	for (int i = 0; i < 5; i++)
+		metrics_add(&t->started, 1);
+	for (int i = 0; i < 3; i++)
+		metrics_call(t, METRICS_GET_QUOTE, 0, 20000);
+	/* In flight elsewhere: a live worker's call stays. */
+	metrics_add(&metrics_thread(m, 0, 1)->started, 1);
+	metrics_worker_gone(m, 1);
+	metrics_worker_gone(m, 2); /* past the block: nothing */
+	metrics_worker_gone(NULL, 0);
+	text = exposition_render(m, getpid(), &len);
+	assert_non_null(text);
+	assert_true(sample(text, "quoterd_calls_in_flight") == 1);
+	free(text);
+	/* Its replacement takes the record: one call ends, one stays. */
+	metrics_add(&t->started, 1);
+	metrics_add(&t->started, 1);
+	metrics_call(t, METRICS_GET_QUOTE, 0, 20000);
+	text = exposition_render(m, getpid(), &len);
+	assert_non_null(text);
+	assert_true(sample(text, "quoterd_calls_in_flight") == 2);
+	assert_true(sample(text,
+			"quoterd_calls_total{method=\"/quotes."
+			"Quoter/GetQuote\",code=\"OK\"}") == 4);
+	free(text);
+	/* And it dies too: earlier workers' calls are not written off twice. */
+	metrics_worker_gone(m, 1);
+	text = exposition_render(m, getpid(), &len);
+	assert_non_null(text);
+	assert_true(sample(text, "quoterd_calls_in_flight") == 1);
+	free(text);
+	metrics_close(m);
+}
+
 int
 main(void)
 {
@@ -159,6 +203,7 @@ main(void)
 	    cmocka_unit_test(test_shape),
 	    cmocka_unit_test(test_buckets),
 	    cmocka_unit_test(test_render_sums_threads_and_slots),
+	    cmocka_unit_test(test_worker_gone_ends_its_calls),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -113,6 +113,23 @@ metrics_thread(struct metrics *m, int slot, int thread)
 	return &m->threads[(size_t)slot * (size_t)m->nthreads + (size_t)thread];
 }
 
+void
+metrics_worker_gone(struct metrics *m, int slot)
+{
+	for (int j = 0; metrics_thread(m, slot, j) != NULL; j++) {
+		struct metrics_thread *t = metrics_thread(m, slot, j);
+		uint64_t ended = 0, started = metrics_get(&t->started);
+
+		for (int k = 0; k < METRICS_METHODS; k++)
+			for (int c = 0; c < METRICS_CODES; c++)
+				ended += metrics_get(&t->calls[k][c]);
+		/* Cumulative, like started: those of earlier workers of the
+		 * record are in it already. */
+		metrics_set(&t->abandoned,
+		    started > ended ? started - ended : 0);
+	}
+}
+
 const char *
 metrics_method_name(enum metrics_method method)
 {

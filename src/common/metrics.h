@@ -7,7 +7,9 @@
  * write on the call path); the master owns the instance-wide gauges. A
  * scrape sums the records. A slot's record outlives its worker, so a
  * worker that retires or dies keeps the calls it counted, and its
- * replacement adds to them.
+ * replacement adds to them; the calls it started and never finished are
+ * written off once it is reaped (metrics_worker_gone()), so that they do
+ * not stay in flight.
  */
 #ifndef QUOTERD_METRICS_H
 #define QUOTERD_METRICS_H
@@ -43,6 +45,9 @@ struct metrics_thread {
 	metrics_counter buckets[METRICS_METHODS][METRICS_BUCKETS];
 	metrics_counter duration_ns[METRICS_METHODS];
 	metrics_counter started; /* calls given to the thread */
+	/* Of those, calls its workers died in: written by the master only,
+	 * once no worker writes the record. */
+	metrics_counter abandoned;
 } __attribute__((aligned(64)));
 
 /* Written by the master only. */
@@ -67,6 +72,13 @@ int metrics_nthreads(const struct metrics *m);
 struct metrics_master *metrics_master(struct metrics *m);
 /* Worker slot's call thread's record; NULL past the block's shape. */
 struct metrics_thread *metrics_thread(struct metrics *m, int slot, int thread);
+/*
+ * By the master, once the worker that wrote record slot is reaped and
+ * before another is given it: its calls started and never finished are
+ * no longer in flight. Its finished calls keep counting. Not on the
+ * call path; m NULL or slot out of range: nothing.
+ */
+void metrics_worker_gone(struct metrics *m, int slot);
 const char *metrics_method_name(enum metrics_method method);
 const char *metrics_code_name(int code);
 /* Bucket upper bounds, in seconds, as the exposition spells them. */

@@ -378,6 +378,8 @@ proc_reap(struct master *m)
 		proc_read_channel(m, index);
 		p->pid = 0;
 		count_workers(m);
+		/* Calls it had started and not finished never will be. */
+		metrics_worker_gone(m->metrics, p->counters);
 		if (p->chan >= 0) {
 			close(p->chan);
 			p->chan = -1;

@@ -19,7 +19,7 @@ struct sums {
 	uint64_t calls[METRICS_METHODS][METRICS_CODES];
 	uint64_t buckets[METRICS_METHODS][METRICS_BUCKETS];
 	uint64_t duration_ns[METRICS_METHODS];
-	uint64_t started;
+	uint64_t started, abandoned;
 };
 
 static void
@@ -41,6 +41,7 @@ sum(struct metrics *m, struct sums *s)
 				    metrics_get(&t->duration_ns[k]);
 			}
 			s->started += metrics_get(&t->started);
+			s->abandoned += metrics_get(&t->abandoned);
 		}
 }
 
@@ -53,7 +54,8 @@ header(FILE *f, const char *name, const char *type, const char *help)
 static void
 calls(FILE *f, const struct sums *s)
 {
-	uint64_t ended = 0;
+	/* Calls a dead worker started were never finished, nor will be. */
+	uint64_t ended = s->abandoned;
 
 	header(f, "quoterd_calls_total", "counter",
 	    "Calls finished, by method and gRPC status code.");

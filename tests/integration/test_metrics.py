@@ -27,12 +27,13 @@ import urllib.request
 import grpc
 import pytest
 
-from conftest import (QUOTERD, SRC, Load, child_env, free_port,
+from conftest import (QUOTERD, SRC, H2, Load, child_env, free_port,
                       get_quote, make_corpus, kill_tagged, raw_call,
                       run_quoterd, wait_until)
 
 GET_QUOTE = "/quotes.Quoter/GetQuote"
 CHECK = "/grpc.health.v1.Health/Check"
+WATCH = "/grpc.health.v1.Health/Watch"
 SERIES = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
 
 
@@ -181,6 +182,41 @@ def test_counts_survive_retired_and_killed_workers(metered, pb):
     assert calls(s, GET_QUOTE, "OK") == base + 125
     assert value(s, "quoterd_worker_restarts_total") == 1
     assert value(s, "quoterd_workers") == 2
+
+
+def test_in_flight_of_a_killed_worker_ends(metered, pb):
+    """A worker SIGKILLed in the middle of a call never finishes it: once
+    it is reaped its call is no longer in flight, and what it counted
+    stays."""
+    d, maddr = metered(workers=1)
+    base = parse(scrape(maddr))
+    make_calls(pb, d.addr, ok=20)
+    victim = d.workers()[0]
+    watch = H2(d.addr)
+    try:
+        watch.watch()
+        watch.reply_headers()   # the worker has the call
+        wait_until(lambda: value(parse(scrape(maddr)),
+                                 "quoterd_calls_in_flight") == 1,
+                   10, "the Watch to be in flight")
+        os.kill(victim, signal.SIGKILL)
+        d.wait_workers(1, exclude=[victim])
+        d.wait_ready(pb)
+    finally:
+        watch.close()
+    s = parse(scrape(maddr))
+    assert value(s, "quoterd_worker_restarts_total") == 1
+    assert value(s, "quoterd_calls_in_flight") == 0
+    make_calls(pb, d.addr, ok=30)
+    s = parse(scrape(maddr))
+    assert value(s, "quoterd_calls_in_flight") == 0
+    # The killed worker's calls are kept, the Watch it never ended is not
+    # counted, and wait_ready()'s probe calls are the only others.
+    probes = calls(s, GET_QUOTE, "OK") - calls(base, GET_QUOTE, "OK") - 50
+    assert probes >= 1
+    assert method_total(s, GET_QUOTE) - method_total(base, GET_QUOTE) == \
+        50 + probes
+    assert method_total(s, WATCH) == 0
 
 
 def test_database_gauges_and_swaps(metered, pb, tmp_path):
