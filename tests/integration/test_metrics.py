@@ -6,11 +6,14 @@
   metrics` accepts the scrape.
 - Counts survive a worker retired by SIGTTOU and one killed by SIGKILL
   (up to its last finished call); restarts and the workers gauge follow.
-- The database gauges and swap counters after a good and a refused swap.
+  A call the killed worker never finished leaves quoterd_calls_in_flight.
+- The database gauges and swap counters after a good and a refused swap;
+  calls before, during and after a swap counted exactly.
 - The endpoint: 404 for other paths, 405 for other methods, and a slow or
   malformed HTTP client neither blocks a scrape nor takes it down; a busy
   metrics address fails the start.
-- log = FILE is reopened by every process on SIGUSR1; --daemon logs to
+- log = FILE is reopened by every process on SIGUSR1, quoterd-metrics
+  included (which then still serves); --daemon logs to
   syslog, never to the terminal it was started from.
 """
 
@@ -20,6 +23,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import urllib.error
 import urllib.request
@@ -27,9 +31,9 @@ import urllib.request
 import grpc
 import pytest
 
-from conftest import (QUOTERD, SRC, H2, Load, child_env, free_port,
-                      get_quote, make_corpus, kill_tagged, raw_call,
-                      run_quoterd, wait_until)
+from conftest import (QUOTERD, SRC, H2, Load, child_env, children_of,
+                      comm, free_port, get_quote, make_corpus, kill_tagged,
+                      raw_call, run_quoterd, wait_until)
 
 GET_QUOTE = "/quotes.Quoter/GetQuote"
 CHECK = "/grpc.health.v1.Health/Check"
@@ -256,6 +260,41 @@ def test_database_gauges_and_swaps(metered, pb, tmp_path):
     assert value(s, "quoterd_database_quotes") == 4
 
 
+def test_exact_counts_across_a_swap(metered, pb, tmp_path):
+    """Calls before, during and after a database swap: OK grows by
+    exactly the calls made, none lost or counted twice as workers switch
+    files."""
+    served = tmp_path / "served"
+    served.mkdir()
+    a = make_corpus(tmp_path / "a", {"Ada Lovelace": 2, "Alan Turing": 3})
+    b = make_corpus(tmp_path / "b", {"Grace Hopper": 4})
+    path = served / "quotes.mdb"
+    shutil.copyfile(a.db, path)
+    d, maddr = metered(db=path)
+    base = parse(scrape(maddr))
+    make_calls(pb, d.addr, ok=70)
+    load = Load(pb, d.addr, a.pairs | b.pairs, threads=2, calls=100000)
+    try:
+        load.wait_for(20, "calls before the swap")
+        shutil.copyfile(b.db, served / "tmp")
+        os.rename(served / "tmp", path)
+        wait_until(lambda: value(parse(scrape(maddr)),
+                                 "quoterd_database_generation") == 1,
+                   10, "generation 1")
+        load.wait_for(20, "calls after the swap")
+    finally:
+        load.finish()
+    assert load.bad == [] and load.refused == []
+    make_calls(pb, d.addr, ok=50)
+    assert get_quote(pb, d.addr) in b.pairs   # the new file is served
+    s = parse(scrape(maddr))
+    n = 70 + load.ok + 50 + 1
+    assert calls(s, GET_QUOTE, "OK") - calls(base, GET_QUOTE, "OK") == n
+    assert method_total(s, GET_QUOTE) - method_total(base, GET_QUOTE) == n
+    assert value(s, "quoterd_calls_in_flight") == 0
+    assert value(s, "quoterd_database_swaps_total", '{result="ok"}') == 1
+
+
 def http_status(maddr, method, path):
     req = urllib.request.Request(f"http://{maddr}{path}", method=method)
     try:
@@ -315,17 +354,48 @@ def test_bad_metrics_setting(corpus):
     assert r.returncode == 2 and "metrics_listen" in r.stderr
 
 
+def metrics_pid(d):
+    pids = [p for p in children_of(d.pid) if comm(p) == "quoterd-metrics"]
+    assert len(pids) == 1, pids
+    return pids[0]
+
+
+def open_inodes(pid):
+    """Inodes of the regular files pid holds open."""
+    out = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            st = os.stat(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            out.add(st.st_ino)
+    return out
+
+
 def test_log_file_reopened_on_sigusr1(quoterd, corpus, pb, tmp_path):
     log = tmp_path / "quoterd.log"
-    d = quoterd(db=corpus.db, extra=["--log", str(log)])
+    maddr = f"127.0.0.1:{free_port()}"
+    d = quoterd(db=corpus.db, extra=["--log", str(log), "--metrics", maddr])
     d.wait_ready(pb)
     workers = d.workers()
     wait_until(lambda: log.exists() and "serving" in log.read_text(), 10,
                "the master's line in the log file")
     assert "serving" not in d.log()   # the file, not stderr
+    mpid = metrics_pid(d)
+    old = os.stat(log).st_ino
+    assert old in open_inodes(mpid)
     os.rename(log, tmp_path / "quoterd.log.1")
     d.send(signal.SIGUSR1)
     wait_until(log.exists, 10, "the log file to be opened again")
+    # The metrics process writes nothing but on trouble: its descriptor
+    # tells that it has let go of the old file for the new one.
+    new = os.stat(log).st_ino
+    wait_until(lambda: open_inodes(mpid) & {old, new} == {new}, 10,
+               lambda: f"quoterd-metrics ({mpid}) to reopen the log: holds "
+               f"{open_inodes(mpid)}, old {old}, new {new}")
+    assert metrics_pid(d) == mpid   # the same process, still serving
+    promtool_ok(scrape(maddr))
     d.stop_cleanly()
     text = log.read_text()
     # Every process wrote to the new file after the reopen.
