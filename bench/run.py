@@ -19,6 +19,10 @@ database of --filter-quotes (default --big) quotes, tagged: a common one-word qu
 length range, a tag, each as a serialized QuoteRequest in a gRPC frame,
 with server CPU a call under h2load and instructions a call under
 callgrind. --filters-only measures just those.
+
+Metrics on against off (issue #13): server CPU a call of two servers side
+by side, rounds alternating between them, and (unless --no-callgrind)
+instructions a call under callgrind. --metrics-only measures just those.
 """
 import argparse
 import os
@@ -149,6 +153,26 @@ def cpu_ticks(pids):
     return total
 
 
+def cpu_ns(pids):
+    """(ns on a CPU, thread ids) of every thread of pids, from schedstat:
+    exact where /proc/PID/stat counts 10 ms ticks, but blind to threads
+    that end (so only to be believed when the threads stayed the same)."""
+    total, tids = 0, set()
+    for p in pids:
+        try:
+            tasks = os.listdir(f'/proc/{p}/task')
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f'/proc/{p}/task/{t}/schedstat') as f:
+                    total += int(f.read().split()[0])
+                tids.add(int(t))
+            except (OSError, ValueError, IndexError):
+                pass
+    return total, tids
+
+
 def memory_kib(pids):
     rss = pss = 0
     for p in pids:
@@ -259,27 +283,67 @@ def callgrind_instructions(db, req, log, tmp, calls, metrics):
     return total
 
 
-def metrics_overhead(db, req, log, tmp, rounds, requests, conns, streams, measure_cpu):
-    """Metrics on against off: instructions a call (callgrind: the slope
-    between two loads, so start-up costs cancel) and CPU a call."""
-    lines = ['', 'Metrics on (`metrics_listen` set) against off, one worker, one call thread: '
-             'instructions a call from callgrind (the difference between 2,000 and 6,000 calls), '
-             'and CPU a call under h2load as above.', '',
-             '| metrics | instructions a call | server CPU us/call |', '| --- | --- | --- |']
-    per = {}
-    for on in (False, True):
-        lo = callgrind_instructions(db, req, log, tmp, 2000, on)
-        hi = callgrind_instructions(db, req, log, tmp, 6000, on)
-        per[on] = (hi - lo) / 4000
-        extra = ['--metrics', f'127.0.0.1:{free_port()}'] if on else []
-        s = Server(db, 1, 1, extra=extra)
-        try:
-            med, _ = measure_cpu(s)
-        finally:
+def metrics_cpu(db, req, log, rounds, requests, conns, streams):
+    """Server CPU a call, metrics off against on, side by side: both
+    servers (one worker, one call thread each) up at once, the same h2load
+    load on each in turn, rounds alternating off/on then on/off, so that
+    whatever else the machine does falls on both alike. Returns
+    ({on: [us a call, a round]}, calls failed)."""
+    servers, per, failed = {}, {False: [], True: []}, 0
+    try:
+        for on in (False, True):
+            extra = ['--metrics', f'127.0.0.1:{free_port()}'] if on else []
+            servers[on] = Server(db, 1, 1, extra=extra)
+        for on in (False, True):  # warm-up, not counted
+            h2load(servers[on].port, max(requests // 10, 1000), conns, streams, req, log)
+        for r in range(rounds):
+            for on in ((False, True) if r % 2 == 0 else (True, False)):
+                pids = tree(servers[on].proc.pid)
+                c0, (n0, t0) = cpu_ticks(pids), cpu_ns(pids)
+                _, ok, _, _ = h2load(servers[on].port, requests, conns, streams, req, log)
+                c1, (n1, t1) = cpu_ticks(pids), cpu_ns(pids)
+                us = (n1 - n0) / 1e3 if t0 == t1 else (c1 - c0) / TICK * 1e6
+                per[on].append(us / max(ok, 1))
+                failed += requests - ok
+    finally:
+        for s in servers.values():
             s.stop()
-        lines.append(f'| {"on" if on else "off"} | {per[on]:,.0f} | {med[3]:.1f} |')
+    return per, failed
+
+
+def metrics_overhead(a, db, req, log, tmp):
+    """Metrics on against off: server CPU a call (metrics_cpu()), and with
+    callgrind instructions a call (the slope between two loads, so start-up
+    costs cancel), the exact figure."""
+    per, failed = metrics_cpu(db, req, log, a.rounds, a.requests, a.conns, a.streams)
+    lines = ['', f'Metrics on (`metrics_listen` set) against off, one worker and one call thread '
+             f'each, both servers running: server CPU a call (all quoterd processes; each '
+             f'thread\'s schedstat, /proc ticks in a round where threads came or went) '
+             f'under the load above, {a.rounds} rounds of {a.requests:,} calls each, alternating '
+             f'off/on and on/off; median and spread of the rounds, and the ratio of the medians '
+             f'(spread: of each round\'s on against its neighbouring off).'
+             + (' Instructions a call from callgrind (the difference between 2,000 and 6,000 '
+                'calls): the same for the same binary and load, whatever else the machine does.'
+                if a.callgrind else ''), '',
+             '| metrics | server CPU us/call, median | min - max | instructions a call |',
+             '| --- | --- | --- | --- |']
+    ins = {}
+    for on in (False, True):
+        if a.callgrind:
+            lo = callgrind_instructions(db, req, log, tmp, 2000, on)
+            hi = callgrind_instructions(db, req, log, tmp, 6000, on)
+            ins[on] = (hi - lo) / 4000
+        cpu = per[on]
+        lines.append(f'| {"on" if on else "off"} | {statistics.median(cpu):.2f} | '
+                     f'{min(cpu):.2f} - {max(cpu):.2f} | '
+                     + (f'{ins[on]:,.0f} |' if a.callgrind else '|'))
         print(lines[-1], flush=True)
-    lines.append(f'| on/off | {per[True] / per[False]:.3f} | |')
+    pairs = [on / off for on, off in zip(per[True], per[False])]
+    lines.append(f'| on/off | {statistics.median(per[True]) / statistics.median(per[False]):.3f} | '
+                 f'{min(pairs):.3f} - {max(pairs):.3f} | '
+                 + (f'{ins[True] / ins[False]:.4f} |' if a.callgrind else '|'))
+    if failed:
+        lines.append(f'| | {failed} calls failed | | |')
     print(lines[-1], flush=True)
     return lines
 
@@ -296,9 +360,11 @@ def main():
     ap.add_argument('--streams', type=int, default=32)
     ap.add_argument('--out', default=os.path.join(BUILD, 'bench', 'RESULTS.md'))
     ap.add_argument('--no-callgrind', dest='callgrind', action='store_false',
-                    help='count no instructions: skip metrics on/off and the '
-                    'filters\' instruction counts (callgrind takes minutes, and '
-                    'cannot run a sanitizer build)')
+                    help='count no instructions: skip those of metrics on/off (their '
+                    'CPU a call is still measured) and the filters\' (callgrind takes '
+                    'minutes, and cannot run a sanitizer build)')
+    ap.add_argument('--metrics-only', action='store_true',
+                    help='measure only metrics on against off')
     ap.add_argument('--filter-quotes', type=int, default=None,
                     help='quotes in the database of the filtered calls (default: --big)')
     ap.add_argument('--filters-only', action='store_true',
@@ -347,8 +413,11 @@ def run(a, tmp):
         med = [statistics.median(r[i] for r in rows) for i in range(4)]
         return med, sum(a.requests - r[4] for r in rows)
 
-    if a.filters_only:
-        lines = lines[:2] + filter_cost(a, tmp, log, measure)
+    if a.filters_only or a.metrics_only:
+        # Metrics on/off refers to the load the line after the title
+        # describes.
+        lines = (lines[:2] + filter_cost(a, tmp, log, measure) if a.filters_only
+                 else lines[:3] + metrics_overhead(a, db, req, log, tmp))
         with open(a.out, 'w') as f:
             f.write('\n'.join(lines) + '\n')
         print(f'wrote {a.out}')
@@ -372,9 +441,7 @@ def run(a, tmp):
         plot.setdefault(t, []).append((w, med[0]))
         print(lines[-1], flush=True)
 
-    if a.callgrind:
-        lines += metrics_overhead(db, req, log, tmp, a.rounds, a.requests, a.conns, a.streams,
-                                  measure)
+    lines += metrics_overhead(a, db, req, log, tmp)
 
     lines += filter_cost(a, tmp, log, measure)
 

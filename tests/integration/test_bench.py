@@ -1,6 +1,7 @@
 """make bench leaves the committed results alone unless UPDATE=1, and
 cleans up its temporary files. The run itself is a miniature one, with
-a stand-in for gnuplot; it needs h2load (nghttp2-client)."""
+a stand-in for gnuplot; it needs h2load (nghttp2-client). Its CPU a call
+of metrics on against off is there without callgrind too."""
 
 import os
 import re
@@ -98,7 +99,10 @@ def test_miniature_run(tmp_path, binaries):
                         "--no-callgrind", "--out", str(out)], capture_output=True, text=True,
                        timeout=300, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "| 1 | 1 |" in out.read_text()
+    text = out.read_text()
+    assert "| 1 | 1 |" in text
+    # Metrics on against off in CPU a call, even without callgrind.
+    assert re.search(r"^\| on/off \| \d+\.\d{3} \| ", text, re.M), text
     assert list(tmp.iterdir()) == [], "temporary files left behind"
     after = subprocess.run(["git", "-C", str(SRC), "status", "--porcelain",
                             "bench"], capture_output=True, text=True).stdout
