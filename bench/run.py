@@ -20,11 +20,13 @@ length range, a tag, each as a serialized QuoteRequest in a gRPC frame,
 with server CPU a call under h2load and instructions a call under
 callgrind. --filters-only measures just those.
 
-Metrics on against off (issue #13): server CPU a call of two servers side
-by side, rounds alternating between them, and (unless --no-callgrind)
-instructions a call under callgrind. --metrics-only measures just those.
+Metrics on against off (issue #13): server CPU a call of servers side by
+side, metrics off, on, and off again (a control: the noise), in rounds
+taken in turn, and (unless --no-callgrind) instructions a call under
+callgrind. --metrics-only measures just those.
 """
 import argparse
+import itertools
 import os
 import re
 import shutil
@@ -283,30 +285,37 @@ def callgrind_instructions(db, req, log, tmp, calls, metrics):
     return total
 
 
+# Metrics off, on, and off again: a second server like the first, whose
+# difference from it is what noise alone makes.
+CPU_SERVERS = (('off', False), ('on', True), ('off (control)', False))
+
+
 def metrics_cpu(db, req, log, rounds, requests, conns, streams):
-    """Server CPU a call, metrics off against on, side by side: both
-    servers (one worker, one call thread each) up at once, the same h2load
-    load on each in turn, rounds alternating off/on then on/off, so that
-    whatever else the machine does falls on both alike. Returns
-    ({on: [us a call, a round]}, calls failed)."""
-    servers, per, failed = {}, {False: [], True: []}, 0
+    """Server CPU a call with metrics off, on, and off on a second server,
+    side by side: all three servers (one worker, one call thread each) up
+    at once, the same h2load load on each in turn, in an order that goes
+    through every permutation, so that whatever else the machine does
+    falls on all alike. Returns ([[us a call, a round] a server], calls
+    failed)."""
+    servers, per, failed = [], [[] for _ in CPU_SERVERS], 0
+    orders = list(itertools.permutations(range(len(CPU_SERVERS))))
     try:
-        for on in (False, True):
+        for _, on in CPU_SERVERS:
             extra = ['--metrics', f'127.0.0.1:{free_port()}'] if on else []
-            servers[on] = Server(db, 1, 1, extra=extra)
-        for on in (False, True):  # warm-up, not counted
-            h2load(servers[on].port, max(requests // 10, 1000), conns, streams, req, log)
+            servers.append(Server(db, 1, 1, extra=extra))
+        for s in servers:  # warm-up, not counted
+            h2load(s.port, max(requests // 10, 1000), conns, streams, req, log)
         for r in range(rounds):
-            for on in ((False, True) if r % 2 == 0 else (True, False)):
-                pids = tree(servers[on].proc.pid)
+            for i in orders[r % len(orders)]:
+                pids = tree(servers[i].proc.pid)
                 c0, (n0, t0) = cpu_ticks(pids), cpu_ns(pids)
-                _, ok, _, _ = h2load(servers[on].port, requests, conns, streams, req, log)
+                _, ok, _, _ = h2load(servers[i].port, requests, conns, streams, req, log)
                 c1, (n1, t1) = cpu_ticks(pids), cpu_ns(pids)
                 us = (n1 - n0) / 1e3 if t0 == t1 else (c1 - c0) / TICK * 1e6
-                per[on].append(us / max(ok, 1))
+                per[i].append(us / max(ok, 1))
                 failed += requests - ok
     finally:
-        for s in servers.values():
+        for s in servers:
             s.stop()
     return per, failed
 
@@ -317,34 +326,36 @@ def metrics_overhead(a, db, req, log, tmp):
     costs cancel), the exact figure."""
     per, failed = metrics_cpu(db, req, log, a.rounds, a.requests, a.conns, a.streams)
     lines = ['', f'Metrics on (`metrics_listen` set) against off, one worker and one call thread '
-             f'each, both servers running: server CPU a call (all quoterd processes; each '
-             f'thread\'s schedstat, /proc ticks in a round where threads came or went) '
-             f'under the load above, {a.rounds} rounds of {a.requests:,} calls each, alternating '
-             f'off/on and on/off; median and spread of the rounds, and the ratio of the medians '
-             f'(spread: of each round\'s on against its neighbouring off).'
+             f'each, three servers running at once (off, on, and off again as a control: what '
+             f'noise alone makes of two like servers): server CPU a call (all quoterd processes; '
+             f'each thread\'s schedstat, /proc ticks in a round where threads came or went) '
+             f'under the load above, {a.rounds} rounds of {a.requests:,} calls on each, the '
+             f'servers\' order going through every permutation; median and spread of the rounds, '
+             f'and the ratio of the medians (spread: of each round\'s figure against the same '
+             f'round\'s off).'
              + (' Instructions a call from callgrind (the difference between 2,000 and 6,000 '
                 'calls): the same for the same binary and load, whatever else the machine does.'
                 if a.callgrind else ''), '',
              '| metrics | server CPU us/call, median | min - max | instructions a call |',
              '| --- | --- | --- | --- |']
     ins = {}
-    for on in (False, True):
-        if a.callgrind:
+    for i, (name, on) in enumerate(CPU_SERVERS):
+        if a.callgrind and name in ('off', 'on'):
             lo = callgrind_instructions(db, req, log, tmp, 2000, on)
             hi = callgrind_instructions(db, req, log, tmp, 6000, on)
-            ins[on] = (hi - lo) / 4000
-        cpu = per[on]
-        lines.append(f'| {"on" if on else "off"} | {statistics.median(cpu):.2f} | '
-                     f'{min(cpu):.2f} - {max(cpu):.2f} | '
-                     + (f'{ins[on]:,.0f} |' if a.callgrind else '|'))
+            ins[name] = (hi - lo) / 4000
+        cpu = per[i]
+        lines.append(f'| {name} | {statistics.median(cpu):.2f} | {min(cpu):.2f} - {max(cpu):.2f} | '
+                     + (f'{ins[name]:,.0f} |' if name in ins else '|'))
         print(lines[-1], flush=True)
-    pairs = [on / off for on, off in zip(per[True], per[False])]
-    lines.append(f'| on/off | {statistics.median(per[True]) / statistics.median(per[False]):.3f} | '
-                 f'{min(pairs):.3f} - {max(pairs):.3f} | '
-                 + (f'{ins[True] / ins[False]:.4f} |' if a.callgrind else '|'))
+    for i, name in ((1, 'on/off'), (2, 'control/off')):
+        pairs = [x / off for x, off in zip(per[i], per[0])]
+        lines.append(f'| {name} | {statistics.median(per[i]) / statistics.median(per[0]):.3f} | '
+                     f'{min(pairs):.3f} - {max(pairs):.3f} | '
+                     + (f'{ins["on"] / ins["off"]:.4f} |' if i == 1 and ins else '|'))
+        print(lines[-1], flush=True)
     if failed:
         lines.append(f'| | {failed} calls failed | | |')
-    print(lines[-1], flush=True)
     return lines
 
 
