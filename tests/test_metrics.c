@@ -193,6 +193,18 @@ test_worker_gone_ends_its_calls(void **state)
 	assert_non_null(text);
 	assert_true(sample(text, "quoterd_calls_in_flight") == 1);
 	free(text);
+	/* Calls that started on one thread and ended on another were all
+	 * finished: nothing of them is written off, so the live worker's
+	 * call is still in flight. */
+	for (int i = 0; i < 4; i++) {
+		metrics_add(&metrics_thread(m, 1, 0)->started, 1);
+		metrics_call(metrics_thread(m, 1, 1), METRICS_GET_QUOTE, 0, 1);
+	}
+	metrics_worker_gone(m, 1);
+	text = exposition_render(m, getpid(), &len);
+	assert_non_null(text);
+	assert_true(sample(text, "quoterd_calls_in_flight") == 1);
+	free(text);
 	metrics_close(m);
 }
 

@@ -116,18 +116,22 @@ metrics_thread(struct metrics *m, int slot, int thread)
 void
 metrics_worker_gone(struct metrics *m, int slot)
 {
-	for (int j = 0; metrics_thread(m, slot, j) != NULL; j++) {
-		struct metrics_thread *t = metrics_thread(m, slot, j);
-		uint64_t ended = 0, started = metrics_get(&t->started);
+	struct metrics_thread *t, *first = metrics_thread(m, slot, 0);
+	uint64_t started = 0, ended = 0;
 
+	if (first == NULL)
+		return;
+	/* Summed over the slot's threads: a call is counted as started by
+	 * the thread it arrived on and as ended by the one that ends it. */
+	for (int j = 0; (t = metrics_thread(m, slot, j)) != NULL; j++) {
+		started += metrics_get(&t->started);
 		for (int k = 0; k < METRICS_METHODS; k++)
 			for (int c = 0; c < METRICS_CODES; c++)
 				ended += metrics_get(&t->calls[k][c]);
-		/* Cumulative, like started: those of earlier workers of the
-		 * record are in it already. */
-		metrics_set(&t->abandoned,
-		    started > ended ? started - ended : 0);
 	}
+	/* Cumulative, like started: those of earlier workers of the slot
+	 * are in it already. */
+	metrics_set(&first->abandoned, started > ended ? started - ended : 0);
 }
 
 const char *

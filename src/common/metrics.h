@@ -45,8 +45,9 @@ struct metrics_thread {
 	metrics_counter buckets[METRICS_METHODS][METRICS_BUCKETS];
 	metrics_counter duration_ns[METRICS_METHODS];
 	metrics_counter started; /* calls given to the thread */
-	/* Of those, calls its workers died in: written by the master only,
-	 * once no worker writes the record. */
+	/* Calls the slot's workers died in, in its first thread's record
+	 * (a call may end on another thread than the one it started on):
+	 * written by the master only, once no worker writes the slot. */
 	metrics_counter abandoned;
 } __attribute__((aligned(64)));
 
@@ -73,10 +74,10 @@ struct metrics_master *metrics_master(struct metrics *m);
 /* Worker slot's call thread's record; NULL past the block's shape. */
 struct metrics_thread *metrics_thread(struct metrics *m, int slot, int thread);
 /*
- * By the master, once the worker that wrote record slot is reaped and
- * before another is given it: its calls started and never finished are
- * no longer in flight. Its finished calls keep counting. Not on the
- * call path; m NULL or slot out of range: nothing.
+ * By the master, once the worker that wrote the records of slot is
+ * reaped and before another is given them: its calls started and never
+ * finished are no longer in flight. Its finished calls keep counting. Not on
+ * the call path; m NULL or slot out of range: nothing.
  */
 void metrics_worker_gone(struct metrics *m, int slot);
 const char *metrics_method_name(enum metrics_method method);
