@@ -111,6 +111,18 @@ test_render_sums_threads_and_slots(void **state)
 	metrics_add(&metrics_thread(m, 2, 1)->started, 1);
 	metrics_set(&mm->workers, 3);
 	metrics_add(&mm->swaps_refused, 2);
+	/* Only slots the master handed out are summed. */
+	metrics_slot_taken(m, 1);
+	metrics_slot_taken(m, 0);
+	metrics_slot_taken(m, 3); /* past the block: nothing */
+	metrics_slot_taken(NULL, 0);
+	text = exposition_render(m, getpid(), &len);
+	assert_non_null(text);
+	assert_true(sample(text,
+			"quoterd_calls_total{method=\"/quotes."
+			"Quoter/GetQuote\",code=\"OK\"}") == 10 + 11 + 20 + 21);
+	free(text);
+	metrics_slot_taken(m, 2);
 	text = exposition_render(m, getpid(), &len);
 	assert_non_null(text);
 	assert_int_equal(strlen(text), len);
@@ -163,6 +175,8 @@ test_worker_gone_ends_its_calls(void **state)
 	size_t len;
 
 	(void)state;
+	metrics_slot_taken(m, 0);
+	metrics_slot_taken(m, 1);
 	for (int i = 0; i < 5; i++)
 		metrics_add(&t->started, 1);
 	for (int i = 0; i < 3; i++)

@@ -166,3 +166,20 @@ metrics_call(struct metrics_thread *t, enum metrics_method method, int code,
 	metrics_add(&t->buckets[method][b], 1);
 	metrics_add(&t->duration_ns[method], ns);
 }
+
+void
+metrics_slot_taken(struct metrics *m, int slot)
+{
+	if (m == NULL || slot < 0 || slot >= m->nslots)
+		return;
+	if (metrics_get(&m->master->slots_taken) < (uint64_t)slot + 1)
+		metrics_set(&m->master->slots_taken, (uint64_t)slot + 1);
+}
+
+int
+metrics_nslots_taken(struct metrics *m)
+{
+	uint64_t n = metrics_get(&m->master->slots_taken);
+
+	return n < (uint64_t)m->nslots ? (int)n : m->nslots;
+}

@@ -61,6 +61,10 @@ struct metrics_master {
 	metrics_counter swaps_ok;
 	metrics_counter swaps_refused;
 	metrics_counter loaded_at; /* Unix time, s */
+	/* One past the highest worker slot ever handed out: a scrape sums
+	 * only these, not the whole block, which is sized for the most
+	 * workers there could ever be. */
+	metrics_counter slots_taken;
 } __attribute__((aligned(64)));
 
 struct metrics;
@@ -80,6 +84,10 @@ struct metrics_thread *metrics_thread(struct metrics *m, int slot, int thread);
  * the call path; m NULL or slot out of range: nothing.
  */
 void metrics_worker_gone(struct metrics *m, int slot);
+/* The master gives slot to a worker (before it forks it). */
+void metrics_slot_taken(struct metrics *m, int slot);
+/* Slots a scrape must sum: 0 to this, exclusive. */
+int metrics_nslots_taken(struct metrics *m);
 const char *metrics_method_name(enum metrics_method method);
 const char *metrics_code_name(int code);
 /* Bucket upper bounds, in seconds, as the exposition spells them. */

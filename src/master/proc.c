@@ -186,6 +186,7 @@ proc_spawn(struct master *m, int index)
 	p->ready = 0;
 	p->hung = p->sick = 0;
 	p->counters = m->metrics != NULL ? free_counters(m) : -1;
+	metrics_slot_taken(m->metrics, p->counters);
 	/* Never -1: there are as many slots as indexes, and each running
 	 * worker owns one. */
 	p->score = free_score(m);

@@ -26,7 +26,7 @@ static void
 sum(struct metrics *m, struct sums *s)
 {
 	memset(s, 0, sizeof(*s));
-	for (int i = 0; i < metrics_nslots(m); i++)
+	for (int i = 0; i < metrics_nslots_taken(m); i++)
 		for (int j = 0; j < metrics_nthreads(m); j++) {
 			struct metrics_thread *t = metrics_thread(m, i, j);
 
