@@ -297,7 +297,11 @@ proc_stop(struct master *m, enum stop_mode mode, int status)
 		} else {
 			for (int i = 0; i < m->nprocs; i++)
 				if (m->procs[i].pid != 0) {
+					/* The stop's deadline is now every
+					 * worker's: a sick one waiting for its
+					 * replacement had a shorter one. */
 					m->procs[i].waits_for = -1;
+					m->procs[i].retire_by = 0;
 					ask_stop(&m->procs[i]);
 				}
 			if (m->metrics_pid != 0)
