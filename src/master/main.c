@@ -27,9 +27,10 @@
 #include "version.h"
 
 /*
- * How much longer than check_timeout --signal reload waits for the
- * master's answer: the workers' reports on the new database and TLS
- * files (5 s each at most), and slack.
+ * How much longer than two check_timeouts --signal reload waits for the
+ * master's answer (a SIGHUP during a check waits for it, then checks
+ * again): the workers' reports on the new database and TLS files (5 s
+ * each at most), and slack.
  */
 #define RELOAD_SLACK_S 15
 
@@ -366,7 +367,7 @@ main(int argc, char *argv[])
 		 * (systemd's ExecReload) ends with it. */
 		if (sig == SIGHUP)
 			return reload_request(c.pidfile,
-			    c.check_timeout + RELOAD_SLACK_S);
+			    2 * c.check_timeout + RELOAD_SLACK_S);
 		return pidfile_signal(c.pidfile, sig) == 0 ? 0 : 1;
 	}
 	if (config_absolute_log(&c, err, sizeof(err)) != 0) {

@@ -81,10 +81,16 @@ enum reload_part { RELOAD_DB, RELOAD_TLS, RELOAD_NPARTS };
 #define RELOAD_WAITERS_MAX 16
 #define RELOAD_WHY_MAX     512
 
+/* A --signal reload command waiting for the answer. */
+struct reload_waiter {
+	pid_t pid;
+	unsigned name; /* its socket's autobound abstract name, as a number */
+};
+
 /* SIGHUP's reload until it is over (reload.c). */
 struct reload {
-	int active;                        /* systemd waits for READY=1 */
-	pid_t waiters[RELOAD_WAITERS_MAX]; /* --signal reload commands */
+	int active; /* systemd waits for READY=1 */
+	struct reload_waiter waiters[RELOAD_WAITERS_MAX];
 	int nwaiters;
 	int ok[RELOAD_NPARTS]; /* each part's last verdict in this reload */
 	char why[RELOAD_NPARTS][RELOAD_WHY_MAX]; /* and its log line */

@@ -682,3 +682,36 @@ def test_back_to_back_swaps_reported_only_when_switched(quoterd, dbs, pb,
         f"switched before every worker had opened the new file; first:\n"
         + "\n".join(early[:2]))
     d.stop_cleanly()
+
+
+def test_signal_reload_unacknowledged_does_not_wait(tmp_path):
+    """A master that does not acknowledge the marked SIGHUP (one older
+    than the protocol, or a SIGHUP already pending that swallowed this
+    one) gets the signal, and the command says it cannot wait instead of
+    failing after a long wait: an upgrade's new ExecReload= meets the old
+    master that way."""
+    import subprocess
+    import sys
+    pidfile = tmp_path / "old.pid"
+    # It holds its pidfile's lock, as a running master does.
+    old = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, signal, sys\n"
+         "f = open(sys.argv[1], 'w')\n"
+         "fcntl.flock(f, fcntl.LOCK_EX)\n"
+         "f.write(f'{os.getpid()}\\n'); f.flush()\n"
+         "seen = []\n"
+         "signal.signal(signal.SIGHUP, lambda *a: seen.append(1))\n"
+         "print('ready', flush=True)\n"
+         "while not seen: signal.pause()\n"
+         "print('got SIGHUP', flush=True)\n", str(pidfile)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert old.stdout.readline() == "ready\n"
+        r = reload_command(pidfile)
+        assert r.returncode == 0, r.stderr
+        assert "did not acknowledge" in r.stderr, r.stderr
+        assert old.stdout.readline() == "got SIGHUP\n"
+    finally:
+        old.kill()
+        old.wait()
