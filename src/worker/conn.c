@@ -9,9 +9,12 @@
  * connection, and published in the worker's scoreboard slot. A Unix
  * listener's master skips a full worker; on TCP, where gRPC accepts by
  * itself, a full worker asks to be replaced (as one whose accept4()
- * failed does) and retires once its replacement serves. Its descriptor
- * limit is max_connections plus a reserve, so that the connections
- * accepted before it stops taking any never run it out.
+ * failed does) and retires once its replacement serves, its connections
+ * draining. max_connections is that trigger, not a hard limit: the
+ * worker keeps the master's descriptor limit (raised to the hard one),
+ * since a lower one let a burst faster than the count run it out, and
+ * gRPC then stops accepting on that listener for good. Running out
+ * anyway is the backstop: its accept4() fails and it asks the same.
  */
 #include "worker_impl.h"
 
@@ -20,7 +23,6 @@
 #include <grpc/grpc_posix.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -65,21 +67,6 @@ conn_end(struct worker *w)
 	if (w->conn_creds != NULL)
 		grpc_server_credentials_release(w->conn_creds);
 	w->conn_creds = NULL;
-}
-
-void
-conn_limit(struct worker *w)
-{
-	struct rlimit rl;
-	rlim_t want = (rlim_t)w->config->conn_cap + CONFIG_FD_RESERVE;
-
-	if (w->config->conn_cap == 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0 ||
-	    rl.rlim_cur <= want)
-		return;
-	rl.rlim_cur = want;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-		log_warn("descriptors: cannot lower the limit to %llu",
-		    (unsigned long long)want);
 }
 
 /* Descriptors open, or -1 if they cannot be counted (none is free to

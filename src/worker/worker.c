@@ -462,7 +462,6 @@ worker_main(const struct config *c, int index, int chan, int db_fd,
 	w.score = score;
 	the_worker = &w;
 	atomic_store(&score->pid, (int)getpid());
-	conn_limit(&w);
 	w.nloops = config_threads(c);
 	if ((w.loops = calloc((size_t)w.nloops, sizeof(*w.loops))) == NULL)
 		fatal("calloc");

@@ -218,9 +218,6 @@ void conn_init(struct worker *w);
  * (no descriptor was free). */
 void conn_add(struct worker *w, int fd);
 void conn_end(struct worker *w);
-/* Before the worker serves: its descriptor limit fitted to
- * max_connections. */
-void conn_limit(struct worker *w);
 /* Once the server runs, before any connection: what is not one, and
  * which are gRPC's listening sockets. */
 void conn_base(struct worker *w);
