@@ -247,12 +247,13 @@ def test_out_of_descriptors_recovers(quoterd, corpus, pb):
 def test_sick_workers_replacement_is_judged_by_its_own_heartbeat(
         quoterd, corpus, pb):
     # A worker out of descriptors is replaced beside itself and drains for
-    # drain_time; its replacement, stopped, must be killed after
+    # drain_time (300 s: longer than anything below may take, so the sick
+    # one is still there); its replacement, stopped, must be killed after
     # worker_timeout, while the sick one still drains. Before, the sick
     # one went on beating in the scoreboard slot its replacement was
     # given, and the replacement lived until the sick one had left.
     d = quoterd(db=corpus.db, workers=1, threads=1, extra=["-v"],
-                config="worker_timeout = 2\ndrain_time = 15\n",
+                config="worker_timeout = 2\ndrain_time = 300\n",
                 wrapper=["prlimit", "--nofile=64:64", "--"])
     d.wait_ready(pb)
     sick = d.wait_workers(1)[0]
@@ -264,7 +265,7 @@ def test_sick_workers_replacement_is_judged_by_its_own_heartbeat(
         for s in socks:
             s.close()
     # The replacement serves, and so is judged by its heartbeat.
-    wait_until(lambda: d.log().count("master: worker 0 ready") == 2, 20,
+    wait_until(lambda: d.log().count("master: worker 0 ready") >= 2, 20,
                lambda: f"the replacement ready; log:\n{d.log()}")
     new = [p for p in d.wait_workers(2) if p != sick][0]
     os.kill(new, signal.SIGSTOP)
@@ -284,7 +285,7 @@ def test_sick_workers_replacement_is_judged_by_its_own_heartbeat(
         for pid in (new, sick):
             if process_alive(pid):
                 os.kill(pid, signal.SIGCONT)
-    # Not SIGTERM: the replacement's replacement would drain for 15 s.
+    # Not SIGTERM: the replacement's replacement would drain for 300 s.
     assert d.stop(signal.SIGQUIT) == 0, d.log()[-3000:]
     assert d.leftovers() == []
 
@@ -297,7 +298,7 @@ def test_replaced_worker_stops_listening_while_it_drains(quoterd, corpus,
     # waited for the end of drain_time. Once its replacement serves, it
     # now leaves the group, and every new connection is served.
     d = quoterd(db=corpus.db, workers=1, threads=1,
-                config="drain_time = 15\n",
+                config="drain_time = 300\n",
                 wrapper=["prlimit", "--nofile=64:64", "--"])
     d.wait_ready(pb)
     sick = d.wait_workers(1)[0]
@@ -308,10 +309,10 @@ def test_replaced_worker_stops_listening_while_it_drains(quoterd, corpus,
     finally:
         for s in socks:
             s.close()
-    assert fresh_calls_succeed(pb, d.addr, 20, timeout=5), d.log()[-3000:]
-    assert process_alive(sick)  # still draining
+    assert fresh_calls_succeed(pb, d.addr, 20, timeout=30), d.log()[-3000:]
+    assert process_alive(sick)  # still draining: drain_time is 300 s
     assert "Failed accept4: Invalid argument" not in d.log()
-    # Not SIGTERM: the replacement would drain for 15 s.
+    # Not SIGTERM: the replacement would drain for 300 s.
     assert d.stop(signal.SIGQUIT) == 0, d.log()[-3000:]
 
 
