@@ -395,8 +395,10 @@ def test_signal_reload_waits_for_every_worker(quoterd, dbs, pb, tmp_path):
     many switched."""
     served = Served(tmp_path / "served", dbs.a.db)
     pidfile = tmp_path / "quoterd.pid"
+    # --worker-timeout 0: the stopped worker must not be killed (after
+    # the default 10 s) and replaced while the reload waits for it.
     d = start(quoterd, pb, served, config=sighup_config(),
-              extra=["--pidfile", str(pidfile)])
+              extra=["--pidfile", str(pidfile), "--worker-timeout", "0"])
     stopped = d.workers()[0]
     served.install(dbs.b.db)
     os.kill(stopped, signal.SIGSTOP)
