@@ -15,6 +15,7 @@ import grpc
 import pytest
 
 from conftest import CHANNEL_OPTIONS, run_quoterd, wait_until
+from test_hostile_db import CHECKER_FAULTS, Injected
 
 # One byte more than the checker reads of a TLS file (TLS_FILE_MAX).
 TOO_LARGE = 1024 * 1024 + 1
@@ -201,19 +202,15 @@ def test_not_a_regular_file_refused(quoterd, corpus, pb, cas, live):
     d.stop_cleanly()
 
 
-@pytest.mark.parametrize("how,why", [
-    ("signal=SIGSTOP", "the check took too long"),
-    ("signal=SIGKILL", "the checker died of signal 9"),
-], ids=["past_check_timeout", "killed"])
+@CHECKER_FAULTS
 def test_checker_that_hangs_or_dies_refuses(quoterd, corpus, pb, cas, live,
-                                            how, why):
+                                            how, why, timeout):
     """A TLS checker stopped (and killed at check_timeout) or killed by a
     signal is a refusal: the old pair serves, and the next good pair is
     taken. strace stops or kills each checker at its first system call,
     as in test_hostile_db."""
-    from test_hostile_db import Injected
     d = start(quoterd, corpus, pb, live, cas.a.ca,
-              config="check_timeout = 1\n")
+              config=f"check_timeout = {timeout}\n" if timeout else None)
     install(cas.b, live)
     strace = Injected(d.pid, how)
     try:
