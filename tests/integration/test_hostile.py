@@ -13,13 +13,14 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 
 import grpc
 import pytest
 
 from conftest import (H2, QUOTERD, Load, channel, child_env, comm, free_port,
-                      get_quote, pids_with_env, process_alive, raw_call,
-                      wait_until)
+                      get_quote, kill_tagged, pids_with_env, process_alive,
+                      raw_call, wait_until)
 
 GET = "/quotes.Quoter/GetQuote"
 LIST = "/quotes.Quoter/ListAuthors"
@@ -470,6 +471,10 @@ def test_unix_connections_no_worker_takes_log_a_bounded_number_of_lines(
 @pytest.mark.parametrize("test", [True, False])
 def test_max_connections_must_fit_under_the_limit(corpus, tmp_path,
                                                   binaries, test):
+    # Tagged like the quoterd fixture's daemons: should a regression let
+    # the start (test False) serve, what it started is found and killed.
+    tag = f"QUOTERD_TEST_TAG={uuid.uuid4().hex}"
+
     def run(value):
         conf = tmp_path / "quoterd.conf"
         conf.write_text(f"max_connections = {value}\n")
@@ -477,16 +482,20 @@ def test_max_connections_must_fit_under_the_limit(corpus, tmp_path,
             ["prlimit", "--nofile=1024:1024", "--", str(QUOTERD), "-c",
              str(conf), "--db", str(corpus.db), "--listen",
              f"127.0.0.1:{free_port()}"] + (["--test"] if test else []),
-            capture_output=True, text=True, timeout=30, env=child_env(),
+            capture_output=True, text=True, timeout=30,
+            env=child_env(**dict([tag.split("=", 1)])),
             stdin=subprocess.DEVNULL)
-    r = run(961)
-    assert r.returncode == 1, r
-    assert "max_connections: 961 does not fit under the descriptor limit " \
-        "of 1024 with the 64 each worker keeps for itself (at most 960" \
-        in r.stderr, r.stderr
-    if test:
-        r = run(960)
-        assert r.returncode == 0 and "configuration ok" in r.stdout, r
+    try:
+        r = run(961)
+        assert r.returncode == 1, r
+        assert "max_connections: 961 does not fit under the descriptor " \
+            "limit of 1024 with the 64 each worker keeps for itself (at " \
+            "most 960" in r.stderr, r.stderr
+        if test:
+            r = run(960)
+            assert r.returncode == 0 and "configuration ok" in r.stdout, r
+    finally:
+        kill_tagged(tag)
 
 
 def test_soft_descriptor_limit_raised_to_hard(quoterd, corpus, pb):

@@ -278,8 +278,10 @@ def test_flipped_bytes_refused_or_harmless(quoterd, pb, sample, tmp_path):
         d = quoterd(db=path)
         d.wait_ready(pb)
         load = Load(pb, d.addr, sample.pairs, threads=1, mixed=True)
-        load.wait_for(30, f"calls on the file flipped at byte {at}")
-        load.finish()
+        try:
+            load.wait_for(30, f"calls on the file flipped at byte {at}")
+        finally:
+            load.finish()
         assert load.bad == [] and load.refused == [], (at, load.bad[:5])
         d.stop_cleanly()
 
@@ -382,30 +384,40 @@ def extended(sample, path):
 
 
 def test_file_past_its_last_page_refused(quoterd, pb, sample, tmp_path):
-    path = extended(sample, tmp_path / "extended.mdb")
-    r = run_quoterd(["--test", "--db", str(path)])
-    assert_refused(r, path)
-    assert PAST in r.stderr, r.stderr
-    d = quoterd(db=path)
-    log = d.expect_exit(1)
-    assert f"{path}: the file's {TAIL} bytes {PAST}" in log, log
-
-    served, d, workers, load = serve_under_load(quoterd, pb, sample, tmp_path)
+    path = tmp_path / "extended.mdb"
+    tails = [path]  # 15 TB each, if sparse: not left in pytest's tmp dirs
     try:
-        before = d.log().count(REFUSED)
-        calls = load.ok
-        tmp = extended(sample, served.dir / ".extended")
-        os.rename(tmp, served.path)
-        wait_until(lambda: outcomes(d) > before, TIMEOUT,
-                   lambda: f"a verdict on the extended file:\n{d.log()}")
-        assert d.log().count(REFUSED) == before + 1, d.log()
-        assert PAST in d.log(), d.log()
-        load.wait_for(20, "calls after the extended file")
-        assert load.ok > calls
+        extended(sample, path)
+        r = run_quoterd(["--test", "--db", str(path)])
+        assert_refused(r, path)
+        assert PAST in r.stderr, r.stderr
+        d = quoterd(db=path)
+        log = d.expect_exit(1)
+        assert f"{path}: the file's {TAIL} bytes {PAST}" in log, log
+
+        served, d, workers, load = serve_under_load(quoterd, pb, sample,
+                                                    tmp_path)
+        try:
+            before = d.log().count(REFUSED)
+            calls = load.ok
+            tmp = served.dir / ".extended"
+            # Renamed onto the served path: that is where it ends up.
+            tails += [tmp, served.path]
+            extended(sample, tmp)
+            os.rename(tmp, served.path)
+            wait_until(lambda: outcomes(d) > before, TIMEOUT,
+                       lambda: f"a verdict on the extended file:\n{d.log()}")
+            assert d.log().count(REFUSED) == before + 1, d.log()
+            assert PAST in d.log(), d.log()
+            load.wait_for(20, "calls after the extended file")
+            assert load.ok > calls
+        finally:
+            load.stop.set()
+        assert_unharmed(d, workers, load)
+        assert not GENERATION.search(d.log()), d.log()
     finally:
-        load.stop.set()
-    assert_unharmed(d, workers, load)
-    assert not GENERATION.search(d.log()), d.log()
+        for p in tails:
+            p.unlink(missing_ok=True)
 
 
 # ------------------------------------------------- the served file rewritten
