@@ -443,6 +443,19 @@ def quoterd(tmp_path, pb, binaries):
         pytest.fail("sanitizer report in quoterd stderr:\n" + "\n".join(bad))
 
 
+def unix_daemon(quoterd, db, path, workers=2, threads=None, extra=(),
+                config=None, wrapper=()):
+    """quoterd (from the quoterd fixture) listening on the Unix socket at
+    path, addr set to unix:path; started, not yet ready."""
+    args = ["--listen", f"unix:{path}", "--workers", str(workers)]
+    if threads is not None:
+        args += ["--threads", str(threads)]
+    d = quoterd(args=args + ["--db", str(db)], extra=extra, config=config,
+                wrapper=wrapper)
+    d.addr = f"unix:{path}"
+    return d
+
+
 @pytest.fixture
 def served(quoterd, corpus, pb):
     """quoterd on the shared corpus, with its defaults, ready."""

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import (H2, QUOTERD, Load, channel, child_env, comm, free_port,
                       get_quote, kill_tagged, pids_with_env, process_alive,
-                      raw_call, wait_until)
+                      raw_call, unix_daemon, wait_until)
 
 GET = "/quotes.Quoter/GetQuote"
 LIST = "/quotes.Quoter/ListAuthors"
@@ -134,11 +134,8 @@ def test_second_instance_on_the_same_address_is_refused(
         quoterd, corpus, pb, tmp_path, unix):
     first = quoterd(db=corpus.db, workers=1) if not unix else None
     if unix:
-        path = tmp_path / "q.sock"
-        addr = f"unix:{path}"
-        first = quoterd(args=["--listen", addr, "--workers", "1",
-                              "--db", str(corpus.db)])
-        first.addr = addr
+        first = unix_daemon(quoterd, corpus.db, tmp_path / "q.sock",
+                            workers=1)
     first.wait_ready(pb)
     # Another pidfile, or none: the address alone must refuse it.
     second = quoterd(args=["--listen", first.addr, "--workers", "1",
@@ -187,16 +184,14 @@ def test_stopped_worker_is_killed_and_replaced(quoterd, corpus, pb):
 
 def test_unix_listener_passes_over_a_stopped_worker(quoterd, corpus, pb,
                                                     tmp_path):
-    addr = f"unix:{tmp_path / 'q.sock'}"
     # Never killed: only the hand-off is being tested.
-    d = quoterd(args=["--listen", addr, "--workers", "2", "--db",
-                      str(corpus.db), "--worker-timeout", "0"])
-    d.addr = addr
+    d = unix_daemon(quoterd, corpus.db, tmp_path / "q.sock",
+                    extra=["--worker-timeout", "0"])
     d.wait_ready(pb)
     victim = d.wait_workers(2)[1]
     os.kill(victim, signal.SIGSTOP)
     try:
-        wait_until(lambda: fresh_calls_succeed(pb, addr, 20), 30,
+        wait_until(lambda: fresh_calls_succeed(pb, d.addr, 20), 30,
                    "20 calls in a row served with a worker stopped")
         assert process_alive(victim)
     finally:
@@ -387,10 +382,8 @@ def served_and_refused(socks):
 def test_unix_listener_refuses_past_max_connections(quoterd, corpus, pb,
                                                     tmp_path):
     path = tmp_path / "q.sock"
-    d = quoterd(args=["--listen", f"unix:{path}", "--workers", "2",
-                      "--threads", "1", "--db", str(corpus.db)],
-                config="max_connections = 5\n")
-    d.addr = f"unix:{path}"
+    d = unix_daemon(quoterd, corpus.db, path, threads=1,
+                    config="max_connections = 5\n")
     d.wait_ready(pb)
     wait_until(lambda: "with 2 workers" in d.log(), 20, "both workers")
     socks = unix_connections(path, 30)
@@ -418,10 +411,8 @@ def test_unix_flood_out_of_descriptors_logs_a_bounded_number_of_lines(
     # without its descriptor (MSG_CTRUNC). That used to be logged, one
     # line each and unthrottled, as "a malformed message".
     path = tmp_path / "q.sock"
-    d = quoterd(args=["--listen", f"unix:{path}", "--workers", "1",
-                      "--threads", "1", "--db", str(corpus.db)],
-                wrapper=["prlimit", "--nofile=64:64", "--"])
-    d.addr = f"unix:{path}"
+    d = unix_daemon(quoterd, corpus.db, path, workers=1, threads=1,
+                    wrapper=["prlimit", "--nofile=64:64", "--"])
     d.wait_ready(pb)
     assert "max_connections: none" in d.log()
     socks = unix_connections(path, 400)
@@ -447,10 +438,8 @@ def test_unix_connections_no_worker_takes_log_a_bounded_number_of_lines(
     # connections until its channel is full, then has nowhere to put
     # them. One line each used to flood the log.
     path = tmp_path / "q.sock"
-    d = quoterd(args=["--listen", f"unix:{path}", "--workers", "1",
-                      "--threads", "1", "--db", str(corpus.db),
-                      "--worker-timeout", "0"])
-    d.addr = f"unix:{path}"
+    d = unix_daemon(quoterd, corpus.db, path, workers=1, threads=1,
+                    extra=["--worker-timeout", "0"])
     d.wait_ready(pb)
     worker = d.wait_workers(1)[0]
     os.kill(worker, signal.SIGSTOP)

@@ -224,7 +224,10 @@ def test_in_flight_of_a_killed_worker_ends(metered, pb):
     assert method_total(s, WATCH) == 0
 
 
-def test_database_gauges_and_swaps(metered, pb, tmp_path):
+def metered_on_a_copy(metered, tmp_path):
+    """Corpus a (2 authors, 5 quotes) copied into a directory of its own
+    and served with metrics, and corpus b (1 author, 4 quotes) to swap
+    in: (a, b, the served path, daemon, metrics addr)."""
     served = tmp_path / "served"
     served.mkdir()
     a = make_corpus(tmp_path / "a", {"Ada Lovelace": 2, "Alan Turing": 3})
@@ -232,6 +235,22 @@ def test_database_gauges_and_swaps(metered, pb, tmp_path):
     path = served / "quotes.mdb"
     shutil.copyfile(a.db, path)
     d, maddr = metered(db=path)
+    return a, b, path, d, maddr
+
+
+def rename_onto(path, what):
+    """what (a file's path, or bytes) written beside path, then renamed
+    onto it: the way a new database is put in place."""
+    tmp = path.with_name("tmp")
+    if isinstance(what, bytes):
+        tmp.write_bytes(what)
+    else:
+        shutil.copyfile(what, tmp)
+    os.rename(tmp, path)
+
+
+def test_database_gauges_and_swaps(metered, pb, tmp_path):
+    a, b, path, d, maddr = metered_on_a_copy(metered, tmp_path)
     s = parse(scrape(maddr))
     assert value(s, "quoterd_database_generation") == 0
     assert (value(s, "quoterd_database_quotes"),
@@ -239,8 +258,7 @@ def test_database_gauges_and_swaps(metered, pb, tmp_path):
     loaded = value(s, "quoterd_database_loaded_timestamp_seconds")
     assert loaded > 0
 
-    shutil.copyfile(b.db, served / "tmp")
-    os.rename(served / "tmp", path)
+    rename_onto(path, b.db)
     wait_until(lambda: value(parse(scrape(maddr)),
                              "quoterd_database_generation") == 1,
                10, "generation 1")
@@ -251,8 +269,7 @@ def test_database_gauges_and_swaps(metered, pb, tmp_path):
     assert value(s, "quoterd_database_swaps_total", '{result="refused"}') == 0
     assert value(s, "quoterd_database_loaded_timestamp_seconds") >= loaded
 
-    (served / "tmp").write_bytes(b"not a database" * 100)
-    os.rename(served / "tmp", path)
+    rename_onto(path, b"not a database" * 100)
     wait_until(lambda: value(parse(scrape(maddr)), "quoterd_database_swaps_total",
                              '{result="refused"}') == 1,
                10, "the refusal to be counted")
@@ -265,20 +282,13 @@ def test_exact_counts_across_a_swap(metered, pb, tmp_path):
     """Calls before, during and after a database swap: OK grows by
     exactly the calls made, none lost or counted twice as workers switch
     files."""
-    served = tmp_path / "served"
-    served.mkdir()
-    a = make_corpus(tmp_path / "a", {"Ada Lovelace": 2, "Alan Turing": 3})
-    b = make_corpus(tmp_path / "b", {"Grace Hopper": 4})
-    path = served / "quotes.mdb"
-    shutil.copyfile(a.db, path)
-    d, maddr = metered(db=path)
+    a, b, path, d, maddr = metered_on_a_copy(metered, tmp_path)
     base = parse(scrape(maddr))
     make_calls(pb, d.addr, ok=70)
     load = Load(pb, d.addr, a.pairs | b.pairs, threads=2, calls=100000)
     try:
         load.wait_for(20, "calls before the swap")
-        shutil.copyfile(b.db, served / "tmp")
-        os.rename(served / "tmp", path)
+        rename_onto(path, b.db)
         wait_until(lambda: value(parse(scrape(maddr)),
                                  "quoterd_database_generation") == 1,
                    10, "generation 1")

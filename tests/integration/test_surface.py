@@ -31,8 +31,8 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from conftest import (AUTHORS, CHANNEL_OPTIONS, H2, channel, get_quote,
-                      make_corpus, raw_call, run_quote, wait_until,
-                      worker_calls)
+                      make_corpus, raw_call, run_quote, unix_daemon,
+                      wait_until, worker_calls)
 
 GRPC_PROTO = Path("/usr/share/grpc-proto")
 LIST = "/quotes.Quoter/ListAuthors"
@@ -196,9 +196,8 @@ def test_drain_health_not_serving_while_calls_still_served(
     not moved yet), are served for the drain; then Watch streams end with
     OK and the master exits 0. The same contract for both listeners."""
     if listen == "unix":
-        d = quoterd(args=["--listen", f"unix:{sock_path}", "--workers", "2",
-                          "--db", str(corpus.db)], config="drain_time = 3\n")
-        d.addr = f"unix:{sock_path}"
+        d = unix_daemon(quoterd, corpus.db, sock_path,
+                        config="drain_time = 3\n")
     else:
         d = quoterd(db=corpus.db, config="drain_time = 3\n")
     d.wait_ready(pb)
@@ -514,13 +513,6 @@ def test_tls_unusable_key_refused(quoterd, corpus, tls, key, why):
 
 
 # ----------------------------------------------------------- Unix sockets
-
-def unix_daemon(quoterd, db, path, workers=2, extra=()):
-    d = quoterd(args=["--listen", f"unix:{path}", "--workers", str(workers),
-                      "--db", str(db)], extra=extra)
-    d.addr = f"unix:{path}"
-    return d
-
 
 def test_unix_socket_spreads_connections(quoterd, corpus, pb, sock_path):
     d = unix_daemon(quoterd, corpus.db, sock_path)

@@ -7,19 +7,16 @@ import stat
 
 import pytest
 
-from conftest import run_quoterd
+from conftest import run_quoterd, unix_daemon
 
 
 def start_unix(quoterd, db, path, config=""):
     # The widest umask: the mode must not depend on it.
     old = os.umask(0)
     try:
-        d = quoterd(args=["--listen", f"unix:{path}", "--workers", "1",
-                          "--db", str(db)], config=config)
+        return unix_daemon(quoterd, db, path, workers=1, config=config)
     finally:
         os.umask(old)
-    d.addr = f"unix:{path}"
-    return d
 
 
 def other_group():
