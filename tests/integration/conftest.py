@@ -123,6 +123,15 @@ def comm(pid):
         return None
 
 
+def tracer(pid):
+    """The pid tracing pid (0: none), from /proc/PID/status."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1])
+    return 0
+
+
 def children_of(ppid):
     """Pids of the live (non-zombie) direct children of ppid."""
     out = []

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import (H2, QUOTERD, Load, channel, child_env, comm, free_port,
                       get_quote, kill_tagged, pids_with_env, process_alive,
-                      raw_call, unix_daemon, wait_until)
+                      raw_call, tracer, unix_daemon, wait_until)
 
 GET = "/quotes.Quoter/GetQuote"
 LIST = "/quotes.Quoter/ListAuthors"
@@ -346,6 +346,46 @@ def test_full_worker_is_replaced_before_accept_fails(quoterd, corpus, pb):
     assert set(d.wait_workers(2)) != set(first)
     assert "Failed accept4" not in d.log()
     d.stop_cleanly()
+
+
+def test_stop_lets_a_replaced_worker_drain(quoterd, corpus, pb):
+    # A full worker whose replacement never serves (stopped by strace as
+    # it starts) waits for it for 10 s at most. A graceful stop in that
+    # window must give the worker the stop's drain_time, not that wait:
+    # it used to be killed 10 s in, its calls cut short.
+    d = quoterd(db=corpus.db, workers=1, threads=1,
+                config=("max_connections = 5\ndrain_time = 14\n"
+                        "shutdown_timeout = 1\nworker_timeout = 0\n"))
+    d.wait_ready(pb)
+    old = d.wait_workers(1)[0]
+    # Only processes forked from now on: the replacement, stopped at the
+    # first epoll_create1 of its gRPC poller.
+    strace = subprocess.Popen(
+        ["strace", "-f", "-qq", "-o", "/dev/null", "-p", str(d.pid),
+         "-e", "trace=epoll_create1", "-e",
+         "inject=epoll_create1:signal=SIGSTOP"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    socks = []
+    try:
+        wait_until(lambda: tracer(d.pid) == strace.pid
+                   or strace.poll() is not None, 10, "strace to attach")
+        assert strace.poll() is None, "strace could not attach"
+        socks = flood_connections(d.addr, 20)
+        wait_until(lambda: "asks to be replaced: replacing it" in d.log(),
+                   20, lambda: f"a replacement; log:\n{d.log()}")
+        d.send(signal.SIGTERM)
+        # 1: the stopped replacement is killed at the stop's deadline.
+        d.wait_exit(timeout=60)
+    finally:
+        for s in socks:
+            s.close()
+        strace.kill()
+        strace.wait()
+    log = d.log()
+    assert "is still retiring" not in log, log
+    assert any(f"[{old}] " in line and "stopped after" in line
+               for line in log.splitlines()), log
 
 
 def unix_connections(path, n):

@@ -35,7 +35,7 @@ import subprocess
 import pytest
 
 from conftest import (SRC, IMPORT, QUOTERD, Load, child_env, children_of,
-                      comm, run_quoterd, wait_until)
+                      comm, run_quoterd, tracer, wait_until)
 from lmdbfile import P_BRANCH, LmdbFile, Page, MM_DBS, MDB_DB_SIZE, MD_ROOT
 
 REFUSED = "new database refused; still serving generation"
@@ -455,14 +455,6 @@ def test_served_file_changed_in_place_is_told(quoterd, pb, sample, tmp_path,
 
 
 # ------------------------------------------ a checker that hangs or is killed
-
-def tracer(pid):
-    """The pid tracing pid (0: none), from /proc/PID/status."""
-    for line in open(f"/proc/{pid}/status", encoding="ascii"):
-        if line.startswith("TracerPid:"):
-            return int(line.split()[1])
-    return 0
-
 
 class Injected:
     """strace attached to the running master and everything it forks from
