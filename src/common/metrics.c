@@ -87,12 +87,6 @@ metrics_close(struct metrics *m)
 }
 
 int
-metrics_nslots(const struct metrics *m)
-{
-	return m->nslots;
-}
-
-int
 metrics_nthreads(const struct metrics *m)
 {
 	return m->nthreads;

@@ -72,7 +72,6 @@ struct metrics;
 /* Maps the block for nslots workers of nthreads call threads each. */
 int metrics_create(int nslots, int nthreads, struct metrics **out);
 void metrics_close(struct metrics *m);
-int metrics_nslots(const struct metrics *m);
 int metrics_nthreads(const struct metrics *m);
 struct metrics_master *metrics_master(struct metrics *m);
 /* Worker slot's call thread's record; NULL past the block's shape. */

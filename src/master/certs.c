@@ -90,7 +90,7 @@ certs_finish_check(struct master *m, int timed_out)
 	const struct config *c = m->config;
 	struct certs *t = &m->certs;
 	struct check_verdict v;
-	int fd = -1, rc;
+	int fd = -1;
 
 	if (timed_out)
 		check_abort(t->check, &v);
@@ -107,20 +107,9 @@ certs_finish_check(struct master *m, int timed_out)
 		if (t->started != 0)
 			certs_report(m); /* the one before, still waiting */
 		t->generation++;
-		t->expected = t->done = 0;
-		for (int i = 0; i < m->nprocs; i++) {
-			struct proc *p = &m->procs[i];
-
-			if (p->pid == 0 || p->state != PROC_ACTIVE)
-				continue;
-			if ((rc = channel_send(p->chan, CHAN_TLS, t->generation,
-				 NULL, 0, c->tls.fd)) == 0)
-				t->expected++;
-			else
-				log_warnx("worker %d: cannot send it the TLS "
-					  "certificate: %s",
-				    i, channel_strerror(rc));
-		}
+		t->done = 0;
+		t->expected = proc_send_active(m, CHAN_TLS, t->generation,
+		    c->tls.fd, "the TLS certificate");
 		t->started = now_ms();
 		if (t->expected == 0)
 			certs_report(m);

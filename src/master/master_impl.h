@@ -17,6 +17,7 @@
 #include "config.h"
 #include "master.h"
 #include "metrics.h"
+#include "channel.h"
 #include "scoreboard.h"
 #include "store.h"
 #include "worker.h"
@@ -135,13 +136,11 @@ struct master {
 	int announced;            /* "serving" logged */
 };
 
+/* The monotonic clock in ms, as the scoreboard's heartbeats read it. */
 static inline long
 now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return scoreboard_now();
 }
 
 /*
@@ -169,6 +168,10 @@ void proc_spawn_metrics(struct master *m);
 int proc_running(const struct master *m);
 void proc_signal_all(struct master *m, int sig);
 void proc_reopen_logs(struct master *m);
+/* Sends fd, as message type of generation gen, to every active worker;
+ * returns how many it reached, a warning naming what for the others. */
+int proc_send_active(struct master *m, enum channel_type type, uint32_t gen,
+    int fd, const char *what);
 void proc_reap(struct master *m);
 long proc_respawn(struct master *m, long now);
 void proc_read_channel(struct master *m, int index);

@@ -258,6 +258,27 @@ retire(struct master *m, struct proc *p)
 	ask_stop(p);
 }
 
+int
+proc_send_active(struct master *m, enum channel_type type, uint32_t gen, int fd,
+    const char *what)
+{
+	int sent = 0, rc;
+
+	/* Retiring workers are stopping: they take nothing new. */
+	for (int i = 0; i < m->nprocs; i++) {
+		struct proc *p = &m->procs[i];
+
+		if (p->pid == 0 || p->state != PROC_ACTIVE)
+			continue;
+		if ((rc = channel_send(p->chan, type, gen, NULL, 0, fd)) == 0)
+			sent++;
+		else
+			log_warnx("worker %d: cannot send it %s: %s", i, what,
+			    channel_strerror(rc));
+	}
+	return sent;
+}
+
 /*
  * Every process opens its log file again: workers by a message, so that
  * it comes before any stop sent after it (a signal and a message could be

@@ -32,7 +32,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -209,32 +208,21 @@ reload_end(struct master *m)
 	answer(m, 0, "\nquoterd is stopping: the reload did not end");
 }
 
-/* Milliseconds since start. */
-static long
-elapsed_ms(const struct timespec *start)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - start->tv_sec) * 1000 +
-	    (now.tv_nsec - start->tv_nsec) / 1000000;
-}
-
 /*
  * The next datagram the master sends, NUL-terminated in buf: its length,
- * or 0 once deadline_ms have passed since start. Anyone may send to an
- * abstract name: what the kernel does not say came from the master is
+ * or 0 once deadline_ms have passed since start (now_ms()). Anyone may send to
+ * an abstract name: what the kernel does not say came from the master is
  * dropped.
  */
 static size_t
-master_says(int fd, pid_t master, char *buf, size_t size,
-    const struct timespec *start, long deadline_ms)
+master_says(int fd, pid_t master, char *buf, size_t size, long start,
+    long deadline_ms)
 {
 	char cbuf[CMSG_SPACE(sizeof(struct ucred))];
 	struct pollfd pfd = {fd, POLLIN, 0};
 	long left;
 
-	while ((left = deadline_ms - elapsed_ms(start)) > 0) {
+	while ((left = deadline_ms - (now_ms() - start)) > 0) {
 		struct iovec iov = {buf, size - 1};
 		struct msghdr msg = {0};
 		struct cmsghdr *cm;
@@ -304,7 +292,7 @@ reload_request(const char *path, int timeout_s)
 {
 	union sigval mark;
 	char buf[4096];
-	struct timespec start;
+	long start;
 	unsigned name;
 	pid_t pid;
 	int fd;
@@ -324,9 +312,8 @@ reload_request(const char *path, int timeout_s)
 		close(fd);
 		return 1;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	if (master_says(fd, pid, buf, sizeof(buf), &start, RELOAD_ACK_MS) ==
-		0 ||
+	start = now_ms();
+	if (master_says(fd, pid, buf, sizeof(buf), start, RELOAD_ACK_MS) == 0 ||
 	    buf[0] != '+') {
 		close(fd);
 		fprintf(stderr,
@@ -337,7 +324,7 @@ reload_request(const char *path, int timeout_s)
 		    (long)pid);
 		return 0;
 	}
-	while (master_says(fd, pid, buf, sizeof(buf), &start,
+	while (master_says(fd, pid, buf, sizeof(buf), start,
 		   (long)timeout_s * 1000) != 0) {
 		if (buf[0] != '0' && buf[0] != '1')
 			continue;

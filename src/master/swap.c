@@ -160,7 +160,6 @@ swap_finish_check(struct master *m, int timed_out)
 {
 	struct swap *sw = &m->swap;
 	struct check_verdict v;
-	int rc;
 
 	if (timed_out)
 		check_abort(m->check, &v);
@@ -207,21 +206,8 @@ swap_finish_check(struct master *m, int timed_out)
 		swap_publish(m, &v.info, 1);
 		sw->started = now_ms();
 		sw->switched = sw->failed = 0;
-		/* Retiring workers are stopping: they take no new database. */
-		sw->expected = 0;
-		for (int i = 0; i < m->nprocs; i++) {
-			struct proc *p = &m->procs[i];
-
-			if (p->state != PROC_ACTIVE || p->pid == 0)
-				continue;
-			if ((rc = channel_send(p->chan, CHAN_SWAP,
-				 sw->generation, NULL, 0, m->db_fd)) == 0)
-				sw->expected++;
-			else
-				log_warnx("worker %d: cannot send it the "
-					  "database: %s",
-				    i, channel_strerror(rc));
-		}
+		sw->expected = proc_send_active(m, CHAN_SWAP, sw->generation,
+		    m->db_fd, "the database");
 		if (sw->expected == 0)
 			swap_report(m);
 	}

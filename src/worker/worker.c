@@ -193,15 +193,6 @@ worker_tick(struct worker *w, long now)
 	stream_end_idle(w, now);
 }
 
-static long
-monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* One message from the master; 1 if it asks us to stop. */
 static int
 from_master(struct worker *w)
@@ -277,13 +268,13 @@ from_master(struct worker *w)
 static int
 control_wait(struct worker *w, int sigfd, long ms)
 {
-	long until = monotonic_ms() + ms;
+	long until = scoreboard_now() + ms;
 
 	for (;;) {
 		struct pollfd pfd[2] = {{sigfd, POLLIN, 0},
 		    {w->master_gone ? -1 : w->chan, POLLIN, 0}};
 		struct signalfd_siginfo si;
-		long now = monotonic_ms(), left = ms < 0 ? -1 : until - now;
+		long now = scoreboard_now(), left = ms < 0 ? -1 : until - now;
 
 		if (ms >= 0 && left <= 0)
 			return 0;
@@ -457,7 +448,6 @@ worker_main(const struct config *c, int index, int chan, int db_fd,
 
 	memset(&w, 0, sizeof(w));
 	w.config = c;
-	w.index = index;
 	w.chan = chan;
 	w.score = score;
 	the_worker = &w;

@@ -93,7 +93,6 @@ struct loop {
 
 struct worker {
 	const struct config *config;
-	int index;
 	grpc_server *server;
 	grpc_completion_queue *cq;
 	void *registered[SLOT_KINDS];
