@@ -146,7 +146,7 @@ service_search_quotes(const struct request_ctx *ctx, grpc_byte_buffer *request,
 	Quotes__SearchQuotesRequest *req;
 	struct search_page page;
 	struct store_filter f;
-	struct filter_buf *buf;
+	struct filter_buf buf;
 	grpc_status_code status;
 	uint64_t total = 0;
 	uint32_t from, next = UINT32_MAX;
@@ -160,16 +160,10 @@ service_search_quotes(const struct request_ctx *ctx, grpc_byte_buffer *request,
 	    &quotes__search_quotes_request__descriptor, &status, why);
 	if (req == NULL)
 		return status;
-	if ((buf = malloc(sizeof(*buf))) == NULL) {
-		quotes__search_quotes_request__free_unpacked(req,
-		    ctx->allocator);
-		*why = "out of memory";
-		return GRPC_STATUS_RESOURCE_EXHAUSTED;
-	}
 	grpc_slice_buffer_init(&page.out);
 	page.n = 0;
 	status = service_make_filter(ctx, req->author, 0, req->query,
-	    req->min_length, req->max_length, req->tags, req->n_tags, &f, buf,
+	    req->min_length, req->max_length, req->tags, req->n_tags, &f, &buf,
 	    &unknown, why);
 	if (status != GRPC_STATUS_OK)
 		goto done;
@@ -208,7 +202,6 @@ service_search_quotes(const struct request_ctx *ctx, grpc_byte_buffer *request,
 	*reply = grpc_raw_byte_buffer_create(page.out.slices, page.out.count);
 done:
 	grpc_slice_buffer_destroy(&page.out);
-	free(buf);
 	quotes__search_quotes_request__free_unpacked(req, ctx->allocator);
 	return status;
 }

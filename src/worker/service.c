@@ -196,12 +196,14 @@ service_make_filter(const struct request_ctx *ctx, const char *author,
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
 	for (size_t i = 0; i < ntags; i++) {
-		if (!words_tag_valid(tags[i], strlen(tags[i]))) {
+		size_t tlen = strlen(tags[i]);
+
+		if (!words_tag_valid(tags[i], tlen)) {
 			*why = "a tag is not 1 to 32 bytes of a-z, 0-9 and '-'";
 			return GRPC_STATUS_INVALID_ARGUMENT;
 		}
 		f->tags[i].p = tags[i];
-		f->tags[i].len = strlen(tags[i]);
+		f->tags[i].len = tlen;
 	}
 	f->ntags = ntags;
 	if (*author == '\0')

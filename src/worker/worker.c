@@ -292,7 +292,8 @@ control_wait(struct worker *w, int sigfd, long ms)
 		}
 		if (pfd[1].revents != 0 && from_master(w))
 			return 1;
-		if (read(sigfd, &si, sizeof(si)) != sizeof(si))
+		if (!(pfd[0].revents & POLLIN) ||
+		    read(sigfd, &si, sizeof(si)) != sizeof(si))
 			continue;
 		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
 			return 1;
