@@ -38,14 +38,6 @@ int run_importer(const char *const *args, const char *stdin_data,
     size_t stdin_len, const char *outp, const char *errp);
 
 /*
- * Reads the quotes of every author in q[0..n) back through the store:
- * each author is picked by name picks_per_quote times per quote it has,
- * every reply must decode to one of that author's quotes in q, byte for
- * byte, and every quote in q must come up. With the seed fixed this is
- * repeatable; with e.g. 60 picks a quote, a fair pick misses a quote
- * with odds of about e^-60.
- */
-/*
  * Opens the LMDB file at path for writing, as a foreign writer would
  * (MDB_NOLOCK: the file is the test's alone), and begins a write
  * transaction; lmdb_write_end() commits it and closes the file.
@@ -53,6 +45,14 @@ int run_importer(const char *const *args, const char *stdin_data,
 MDB_txn *lmdb_write_begin(const char *path);
 void lmdb_write_end(MDB_txn *txn);
 
+/*
+ * Reads the quotes of every author in q[0..n) back through the store:
+ * each author is picked by name picks_per_quote times per quote it has,
+ * every reply must decode to one of that author's quotes in q, byte for
+ * byte, and every quote in q must come up. With the seed fixed this is
+ * repeatable; with e.g. 60 picks a quote, a fair pick misses a quote
+ * with odds of about e^-60.
+ */
 void expect_author_quotes(const struct store *s, struct rng *r,
     const struct quote *q, size_t n, size_t picks_per_quote);
 

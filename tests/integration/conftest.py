@@ -486,6 +486,13 @@ def run_quoterd(args, timeout=15):
                           stdin=subprocess.DEVNULL)
 
 
+def reload_command(pidfile):
+    """quoterd --signal reload, ExecReload's command: returns once the
+    reload is over."""
+    return run_quoterd(["--pidfile", str(pidfile), "--signal", "reload"],
+                       timeout=60)
+
+
 # -------------------------------------------------------------------- load
 
 class Load:

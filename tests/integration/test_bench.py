@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from conftest import BUILD, SRC, child_env
+from test_deb import control_build_depends
 
 
 def dry_run(*args):
@@ -52,12 +53,7 @@ def test_bench_deps_are_what_it_runs():
     assert "python3" in bench
     # The build's packages: everything the Debian package's build needs
     # but debhelper and the unit tests' cmocka.
-    control = (SRC / "debian/control").read_text()
-    block = re.search(r"^Build-Depends:((?:.*\n)(?:[ \t].*\n)*)", control,
-                      re.M).group(1)
-    build = {re.sub(r"\(.*?\)|<.*?>", "", d).strip()
-             for d in block.replace("\n", " ").split(",") if d.strip()}
-    build -= {"debhelper-compat", "libcmocka-dev"}
+    build = control_build_depends() - {"debhelper-compat", "libcmocka-dev"}
     assert build <= set(bench), build - set(bench)
     # Nothing else: no test, packaging, cluster or fuzzing tool.
     extra = set(bench) - build - set(tools.values()) - {

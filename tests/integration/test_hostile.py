@@ -20,7 +20,8 @@ import pytest
 
 from conftest import (H2, QUOTERD, Load, channel, child_env, comm, free_port,
                       get_quote, kill_tagged, pids_with_env, process_alive,
-                      raw_call, tracer, unix_daemon, wait_until)
+                      raw_call, unix_daemon, wait_until)
+from test_hostile_db import Injected
 
 GET = "/quotes.Quoter/GetQuote"
 LIST = "/quotes.Quoter/ListAuthors"
@@ -360,17 +361,9 @@ def test_stop_lets_a_replaced_worker_drain(quoterd, corpus, pb):
     old = d.wait_workers(1)[0]
     # Only processes forked from now on: the replacement, stopped at the
     # first epoll_create1 of its gRPC poller.
-    strace = subprocess.Popen(
-        ["strace", "-f", "-qq", "-o", "/dev/null", "-p", str(d.pid),
-         "-e", "trace=epoll_create1", "-e",
-         "inject=epoll_create1:signal=SIGSTOP"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+    strace = Injected(d.pid, "signal=SIGSTOP", syscall="epoll_create1")
     socks = []
     try:
-        wait_until(lambda: tracer(d.pid) == strace.pid
-                   or strace.poll() is not None, 10, "strace to attach")
-        assert strace.poll() is None, "strace could not attach"
         socks = flood_connections(d.addr, 20)
         wait_until(lambda: "asks to be replaced: replacing it" in d.log(),
                    20, lambda: f"a replacement; log:\n{d.log()}")
@@ -380,8 +373,7 @@ def test_stop_lets_a_replaced_worker_drain(quoterd, corpus, pb):
     finally:
         for s in socks:
             s.close()
-        strace.kill()
-        strace.wait()
+        strace.detach()
     log = d.log()
     assert "is still retiring" not in log, log
     assert any(f"[{old}] " in line and "stopped after" in line
@@ -691,9 +683,7 @@ def test_inherited_descriptors_closed_without_close_range(quoterd, corpus, pb,
     # the fallback must close a descriptor above 1024 too.
     secret = tmp_path / "secret"
     secret.write_text("the launcher's\n")
-    d = quoterd(db=corpus.db, wrapper=[
-        "strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=close_range",
-        "-e", "inject=close_range:error=ENOSYS", "--",
+    d = quoterd(db=corpus.db, wrapper=inject("close_range", "error=ENOSYS") + [
         "/usr/bin/python3", "-c", LEAVE_1500, str(secret)])
     d.wait_ready(pb)
     # Under strace, the master is strace's child: take every quoterd.

@@ -34,7 +34,7 @@ import subprocess
 
 import pytest
 
-from conftest import (SRC, IMPORT, QUOTERD, Load, child_env, children_of,
+from conftest import (SRC, IMPORT, Load, children_of,
                       comm, run_quoterd, tracer, wait_until)
 from lmdbfile import P_BRANCH, LmdbFile, Page, MM_DBS, MDB_DB_SIZE, MD_ROOT
 
@@ -329,9 +329,7 @@ def test_not_a_file_refused_by_test_and_at_start(quoterd, tmp_path, make):
     make(path)
     want = f"{path}: not a regular file but {NOT_FILES[make]}"
     try:
-        r = subprocess.run([str(QUOTERD), "--test", "--db", str(path)],
-                           capture_output=True, text=True, timeout=BOUND,
-                           env=child_env(), stdin=subprocess.DEVNULL)
+        r = run_quoterd(["--test", "--db", str(path)], timeout=BOUND)
     except subprocess.TimeoutExpired:
         pytest.fail(f"quoterd --test on {make.__name__} still running "
                     f"after {BOUND} s")
@@ -458,7 +456,8 @@ def test_served_file_changed_in_place_is_told(quoterd, pb, sample, tmp_path,
 
 class Injected:
     """strace attached to the running master and everything it forks from
-    then on, with a fault injected into prlimit64: the checker's first
+    then on, with a fault injected into syscall, by default prlimit64:
+    the checker's first
     system call after the fork (setrlimit(RLIMIT_CORE)). The master makes
     it only at start, but it is not the checker's alone: glibc's getrlimit
     is prlimit64 too, which a worker or the metrics process forked while
@@ -466,10 +465,10 @@ class Injected:
     attach only around the one check it is meant for, and detach as soon
     as that check is refused."""
 
-    def __init__(self, pid, how):
+    def __init__(self, pid, how, syscall="prlimit64"):
         self.proc = subprocess.Popen(
             ["strace", "-f", "-qq", "-o", "/dev/null", "-p", str(pid),
-             "-e", "trace=prlimit64", "-e", f"inject=prlimit64:{how}"],
+             "-e", f"trace={syscall}", "-e", f"inject={syscall}:{how}"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
         wait_until(lambda: tracer(pid) == self.proc.pid

@@ -41,7 +41,7 @@ import grpc
 import pytest
 
 from conftest import (AUTHORS, channel, get_quote, make_corpus, parse_lines,
-                      run_quote, run_quoterd, wait_until)
+                      reload_command, run_quote, run_quoterd, wait_until)
 
 # Generation lines, as the master logs them once every worker reported.
 GEN_LINE = re.compile(
@@ -362,11 +362,6 @@ def test_reload_by_signal_swaps_changed_file(quoterd, dbs, pb, tmp_path, reload)
         wait_generation(d, gen, t, dbs.corpus(name))
         assert_all_from(dbs, name, fresh_calls(pb, d.addr, 10), d)
     assert d.workers() == workers
-
-
-def reload_command(pidfile):
-    return run_quoterd(["--pidfile", str(pidfile), "--signal", "reload"],
-                       timeout=60)
 
 
 def test_signal_reload_returns_when_swapped(quoterd, dbs, pb, tmp_path):

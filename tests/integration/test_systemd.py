@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import SRC, run_quoterd
+from conftest import SRC, reload_command
 from test_install import make
 
 UNIT = "/usr/lib/systemd/system/quoterd.service"
@@ -123,8 +123,7 @@ def test_notify(quoterd, corpus, pb, tmp_path, monkeypatch, abstract):
 
     # What ExecReload runs: by the time it exits, READY=1 has been sent,
     # so systemd's reload job ends with the reload.
-    r = run_quoterd(["--pidfile", str(pidfile), "--signal", "reload"],
-                    timeout=60)
+    r = reload_command(pidfile)
     assert r.returncode == 0, r.stderr
     mgr.sock.setblocking(False)
     assert mgr.next() == {"RELOADING": "1"}

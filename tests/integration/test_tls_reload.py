@@ -14,7 +14,8 @@ from types import SimpleNamespace
 import grpc
 import pytest
 
-from conftest import CHANNEL_OPTIONS, run_quoterd, wait_until
+from conftest import (CHANNEL_OPTIONS, reload_command, run_quoterd,
+                      wait_until)
 from test_hostile_db import CHECKER_FAULTS, Injected
 
 # One byte more than the checker reads of a TLS file (TLS_FILE_MAX).
@@ -88,12 +89,6 @@ def start(quoterd, corpus, pb, live, ca, extra=(), config=None):
                 config=config)
     d.wait_serving(lambda: tls_quote(pb, d.addr, ca))
     return d
-
-
-def reload_command(pidfile):
-    """quoterd --signal reload: returns once the reload is over."""
-    return run_quoterd(["--pidfile", str(pidfile), "--signal", "reload"],
-                       timeout=60)
 
 
 def test_reload_new_certificate(quoterd, corpus, pb, cas, live):
