@@ -69,6 +69,19 @@ WORKER = src/worker/worker.c src/worker/arena.c src/worker/call.c src/worker/con
 	src/worker/service.c src/worker/stream.c
 METRICS = src/metrics/httpd.c src/metrics/exposition.c
 
+# $(call c_array,NAME,WHO): the recipe that writes $@ as the C array NAME
+# (and NAME_len) of $<'s bytes. No xxd: od is in coreutils. The extern
+# lines declare what they define, for -Wmissing-variable-declarations.
+c_array = { echo '/* Generated from $(notdir $<) by $(2). */'; \
+	echo '\#include <stddef.h>'; \
+	echo 'extern const unsigned char $(1)[];'; \
+	echo 'extern const size_t $(1)_len;'; \
+	echo 'const unsigned char $(1)[] = {'; \
+	od -An -v -tx1 $< | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
+	echo '};'; \
+	echo 'const size_t $(1)_len = sizeof($(1));'; } >$@.tmp && \
+	mv $@.tmp $@
+
 include src/worker/reflection.mk
 
 IMPORT_OBJS = $(call obj,tools/quotes-import.c tools/import_parse.c \
@@ -218,16 +231,7 @@ $(FUZZ_BUILD)/request.mdb: $(FUZZ_REQUEST_DB) $(BUILD)/quotes-import
 		tests/fuzz/request-db/wit.txt
 $(FUZZ_BUILD)/request_db.c: $(FUZZ_BUILD)/request.mdb
 	@echo "  GEN     $@"
-	$(Q){ echo '/* Generated from $(notdir $<) by the Makefile. */'; \
-	echo '#include <stddef.h>'; \
-	echo 'extern const unsigned char fuzz_request_db[];'; \
-	echo 'extern const size_t fuzz_request_db_len;'; \
-	echo 'const unsigned char fuzz_request_db[] = {'; \
-	od -An -v -tx1 $< | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
-	echo '};'; \
-	echo 'const size_t fuzz_request_db_len = sizeof(fuzz_request_db);'; \
-	} >$@.tmp
-	$(Q)mv $@.tmp $@
+	$(Q)$(call c_array,fuzz_request_db,the Makefile)
 FUZZ_TARGETS = $(sort $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)))
 FUZZ_BINS = $(addprefix $(FUZZ_BUILD)/fuzz_,$(FUZZ_TARGETS))
 

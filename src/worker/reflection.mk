@@ -34,21 +34,11 @@ $(REFLECTION_SET): $(REFLECTION_PROTOS)
 	$(Q)protoc --include_imports --descriptor_set_out=$@ -Iproto \
 		-I$(REFLECTION_GRPC_PROTO) $(REFLECTION_PROTOS)
 
-# No xxd: od is in coreutils. The extern lines declare what they define,
-# for -Wmissing-variable-declarations.
+# c_array is the Makefile's.
 $(REFLECTION_SET_C): $(REFLECTION_SET)
 	@mkdir -p $(@D)
 	@echo "  GEN     $@"
-	$(Q){ echo '/* Generated from $(notdir $<) by reflection.mk. */'; \
-	echo '#include <stddef.h>'; \
-	echo 'extern const unsigned char reflection_descriptors[];'; \
-	echo 'extern const size_t reflection_descriptors_len;'; \
-	echo 'const unsigned char reflection_descriptors[] = {'; \
-	od -An -v -tx1 $< | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
-	echo '};'; \
-	echo 'const size_t reflection_descriptors_len ='; \
-	echo '    sizeof(reflection_descriptors);'; } > $@.tmp
-	$(Q)mv $@.tmp $@
+	$(Q)$(call c_array,reflection_descriptors,reflection.mk)
 
 $(REFLECTION_DESC_C): $(REFLECTION_PROTOBUF_INCLUDE)/google/protobuf/descriptor.proto
 	@mkdir -p $(BUILD)/gen
